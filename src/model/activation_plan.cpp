@@ -1,0 +1,122 @@
+#include "model/activation_plan.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace dn {
+
+ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape, Intermediates intermediates,
+                                Pass pass) {
+    validate(cfg);
+    if (shape.batch <= 0) throw std::invalid_argument("batch size must be positive");
+    const int64_t smallest = min_input_size(cfg);
+    if (std::min(shape.height, shape.width) < smallest)
+        throw std::invalid_argument("input " + std::to_string(shape.height) + "x" + std::to_string(shape.width) +
+                                    " is too small for " + cfg.arch + ": it needs at least " +
+                                    std::to_string(smallest) + "x" + std::to_string(smallest));
+
+    const bool training = pass == Pass::training;
+    const bool keep = training && intermediates == Intermediates::keep;
+    const int64_t N = shape.batch, k = cfg.growth_rate, bottleneck = cfg.bottleneck_channels();
+    ActivationPlan plan;
+    plan.shape = shape;
+    plan.intermediates = intermediates;
+    MemoryPlan& m = plan.memory;
+
+    // First the sizes of everything that is shared, as the largest of its users.
+    int64_t wide = 0, mid = 0, narrow = 0;
+    plan.stem_h = cfg.stem == Stem::imagenet ? (shape.height - 1) / 2 + 1 : shape.height;
+    plan.stem_w = cfg.stem == Stem::imagenet ? (shape.width - 1) / 2 + 1 : shape.width;
+    const int64_t stem_pixels = N * plan.stem_h * plan.stem_w;
+    if (cfg.stem == Stem::imagenet) wide = stem_pixels * cfg.num_init_features;  // relu0 and its gradient
+
+    int64_t channels = cfg.num_init_features;
+    int64_t h = cfg.stem == Stem::imagenet ? (plan.stem_h - 1) / 2 + 1 : plan.stem_h;
+    int64_t w = cfg.stem == Stem::imagenet ? (plan.stem_w - 1) / 2 + 1 : plan.stem_w;
+    narrow = N * h * w * channels;  // the stem's dense output
+    for (size_t b = 0; b < cfg.block_config.size(); ++b) {
+        BlockPlan block;
+        block.h = h, block.w = w;
+        block.first_channels = channels;
+        channels += cfg.block_config[b] * k;
+        block.channels = channels;
+        const int64_t P = N * h * w;
+        wide = std::max(wide, P * channels);
+        mid = std::max(mid, P * bottleneck);
+        narrow = std::max(narrow, P * k);
+        plan.blocks.push_back(block);
+        if (b + 1 < cfg.block_config.size()) {
+            const int64_t out = transition_channels(cfg, channels);
+            mid = std::max(mid, P * out);
+            h /= 2, w /= 2;
+            narrow = std::max(narrow, N * h * w * out);
+            channels = out;
+        }
+    }
+
+    // Then the regions, in the order a step first touches them.
+    plan.input = m.reserve_floats("input", N * shape.height * shape.width * cfg.in_channels);
+    plan.conv0_out = m.reserve_floats("stem.conv0_out", stem_pixels * cfg.num_init_features);
+    if (cfg.stem == Stem::imagenet) {
+        plan.stem_mean = m.reserve_floats("stem.mean", cfg.num_init_features);
+        plan.stem_var = m.reserve_floats("stem.var", cfg.num_init_features);
+        // oneDNN's max-pool workspace holds at most one 32-bit index per output element.
+        plan.pool0_workspace_bytes = size_t(N * plan.blocks[0].h * plan.blocks[0].w * cfg.num_init_features) * 4;
+        if (training) plan.pool0_workspace = m.reserve("stem.pool0_workspace", plan.pool0_workspace_bytes);
+    }
+    const size_t shared_wide = m.reserve_floats("shared.activated", wide);
+    plan.relu0_out = shared_wide;
+    plan.head_activated = shared_wide;
+    const size_t shared_bottleneck = m.reserve_floats("shared.bottleneck", mid);
+    const size_t shared_activated_bottleneck = m.reserve_floats("shared.activated_bottleneck", mid);
+    const size_t shared_narrow = m.reserve_floats("shared.narrow", narrow);
+    plan.pool0_out = shared_narrow;
+    plan.fresh_features = shared_narrow;
+
+    for (size_t b = 0; b < plan.blocks.size(); ++b) {
+        BlockPlan& block = plan.blocks[b];
+        const std::string name = "block" + std::to_string(b + 1);
+        const int64_t P = N * block.h * block.w;
+        block.features = m.reserve_floats(name + ".features", P * block.channels);
+        if (training) block.grad = m.reserve_floats(name + ".grad", P * block.channels);
+        block.mean = m.reserve_floats(name + ".mean", block.channels);
+        block.var = m.reserve_floats(name + ".var", block.channels);
+        for (int64_t i = 0; i < cfg.block_config[b]; ++i) {
+            const std::string layer = name + ".layer" + std::to_string(i + 1);
+            const int64_t in = block.first_channels + i * k;
+            LayerPlan l;
+            l.activated_input = keep ? m.reserve_floats(layer + ".activated_input", P * in) : shared_wide;
+            l.bottleneck = keep ? m.reserve_floats(layer + ".bottleneck", P * bottleneck) : shared_bottleneck;
+            l.activated_bottleneck =
+                keep ? m.reserve_floats(layer + ".activated_bottleneck", P * bottleneck) : shared_activated_bottleneck;
+            l.bottleneck_mean = m.reserve_floats(layer + ".bottleneck_mean", bottleneck);
+            l.bottleneck_var = m.reserve_floats(layer + ".bottleneck_var", bottleneck);
+            block.layers.push_back(l);
+        }
+        if (b + 1 < plan.blocks.size()) {
+            TransitionPlan t;
+            t.activated = keep ? m.reserve_floats("transition" + std::to_string(b + 1) + ".activated", P * block.channels)
+                               : shared_wide;
+            t.conv_out = shared_bottleneck;
+            t.pooled = shared_narrow;
+            plan.transitions.push_back(t);
+        }
+    }
+
+    const int64_t last = plan.blocks.back().channels;
+    plan.pooled = m.reserve_floats("head.pooled", N * last);
+    plan.logits = m.reserve_floats("head.logits", N * cfg.num_classes);
+    plan.log_probs = m.reserve_floats("head.log_probs", N * cfg.num_classes);
+    if (training) {
+        plan.d_wide = m.reserve_floats("grad.activated", wide);
+        plan.d_bottleneck = m.reserve_floats("grad.bottleneck", mid);
+        plan.d_activated_bottleneck = m.reserve_floats("grad.activated_bottleneck", mid);
+        plan.d_narrow = m.reserve_floats("grad.narrow", narrow);
+        plan.d_pooled = m.reserve_floats("grad.pooled", N * last);
+        plan.d_logits = m.reserve_floats("grad.logits", N * cfg.num_classes);
+    }
+    return plan;
+}
+
+}  // namespace dn

@@ -1,0 +1,77 @@
+// defines: Intermediates, ActivationPlan (every activation buffer of a DenseNet step, as offsets into
+//          one arena), plan_activations
+#pragma once
+#include "model/config.h"
+#include "ops/dnnl_context.h"
+#include "tensor/arena.h"
+
+#include <vector>
+
+namespace dn {
+
+// What happens to the BN-ReLU and bottleneck outputs inside each dense layer (and the BN-ReLU
+// output of each transition) between forward and backward:
+// keep: each has its own buffer; recompute: they share one scratch set and backward recomputes
+// them (the memory-efficient DenseNet of Pleiss et al., 2017). Both give bit-identical results.
+enum class Intermediates { keep, recompute };
+
+struct RunShape {
+    int64_t batch = 0, height = 0, width = 0;
+};
+
+// Byte offsets into the arena. Shapes are NHWC; P_b is N*H_b*W_b, block b's pixel count.
+struct LayerPlan {
+    size_t activated_input = 0;  // (P_b, in)      norm1+relu1 output, conv1's input
+    size_t bottleneck = 0;       // (P_b, bn*k)    conv1 output
+    size_t activated_bottleneck = 0;  // (P_b, bn*k) norm2+relu2 output, conv2's input
+    size_t bottleneck_mean = 0, bottleneck_var = 0;  // (bn*k) batch statistics of conv1's output
+};
+
+struct BlockPlan {
+    int64_t h = 0, w = 0;
+    int64_t first_channels = 0;  // channels that enter the block
+    int64_t channels = 0;        // channels that leave it
+    size_t features = 0;             // (P_b, channels) every feature map of the block, written once
+    size_t grad = 0;                 // (P_b, channels) their gradient, accumulated in place
+    size_t mean = 0, var = 0;            // (channels) batch statistics, computed when a channel is produced
+    std::vector<LayerPlan> layers;
+};
+
+struct TransitionPlan {
+    size_t activated = 0;  // (P_b, C_b)       norm+relu output, the 1x1 convolution's input
+    size_t conv_out = 0;   // (P_b, C_b / 2)
+    size_t pooled = 0;     // (P_b+1, C_b / 2) dense output of the average pool
+};
+
+struct ActivationPlan {
+    MemoryPlan memory;
+    RunShape shape;
+    Intermediates intermediates = Intermediates::recompute;
+
+    size_t input = 0;                  // (N,H,W,C_in)
+    int64_t stem_h = 0, stem_w = 0;  // conv0's output size
+    size_t conv0_out = 0;              // (N,stem_h,stem_w,F0)
+    size_t stem_mean = 0, stem_var = 0;    // (F0) statistics of conv0's output (imagenet stem)
+    size_t relu0_out = 0;              // (N,stem_h,stem_w,F0) imagenet stem
+    size_t pool0_out = 0;              // (P_0, F0) dense output of the stem
+    size_t pool0_workspace = 0;
+    size_t pool0_workspace_bytes = 0;
+    size_t fresh_features = 0;         // (P_b, k) conv2's dense output, before it is put into its block
+    std::vector<BlockPlan> blocks;
+    std::vector<TransitionPlan> transitions;
+    size_t head_activated = 0;         // (P_last, C_last) norm5+relu output
+    size_t pooled = 0, logits = 0, log_probs = 0;  // (N,C_last), (N,K), (N,K)
+
+    // Gradients of transient activations. Each is sized for its largest user and reused by all.
+    size_t d_wide = 0;        // da1, dta, da5, drelu0
+    size_t d_bottleneck = 0;  // conv1's output gradient; also a transition's conv output gradient
+    size_t d_activated_bottleneck = 0;  // conv2's input gradient
+    size_t d_narrow = 0;      // conv2's output gradient, a pool's output gradient
+    size_t d_pooled = 0, d_logits = 0;
+};
+
+// Throws std::invalid_argument if the input is too small for the architecture.
+ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape, Intermediates intermediates,
+                                Pass pass);
+
+}  // namespace dn

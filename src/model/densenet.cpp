@@ -1,0 +1,337 @@
+#include "model/densenet.h"
+
+#include "ops/batch_norm_relu.h"
+#include "ops/channel_copy.h"
+#include "ops/loss.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace dn {
+
+namespace {
+struct Stats {
+    const float* mean;
+    const float* var;
+};
+
+// Training normalises with the batch's statistics and folds them into the running ones;
+// evaluation normalises with the running statistics.
+Stats normalisation_stats(Mode mode, const float* batch_mean, const float* batch_var, const BatchNormParams& bn,
+                          int64_t pixels) {
+    if (mode == Mode::eval) return {bn.running_mean, bn.running_var};
+    update_running_stats(bn.running_mean, bn.running_var, batch_mean, batch_var, bn.channels, pixels);
+    *bn.num_batches_tracked += 1;
+    return {batch_mean, batch_var};
+}
+
+ConvShape conv_shape(const ConvParams& c, int64_t batch, int64_t h, int64_t w, int64_t stride, int64_t pad) {
+    return {batch, c.in_channels, h, w, c.out_channels, c.kernel, stride, pad};
+}
+}  // namespace
+
+DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, Pass pass,
+                   Intermediates intermediates)
+    : ctx_(ctx), params_(params), cfg_(params.config()),
+      plan_(plan_activations(params.config(), shape, intermediates, pass)), arena_(plan_.memory.total_bytes()),
+      pass_(pass) {
+    const int64_t N = shape.batch;
+    const auto& eng = ctx.engine();
+    user_images_ = dnnl::memory({{N, cfg_.in_channels, shape.height, shape.width}, dt::f32, tag::nchw}, eng, nullptr);
+    images_ = dnnl::memory(nhwc_desc(N, cfg_.in_channels, shape.height, shape.width), eng, at(plan_.input));
+    to_nhwc_ = dnnl::reorder(user_images_, images_);
+
+    if (cfg_.stem == Stem::imagenet) {
+        conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 2, 3), pass, "conv0");
+        pool0_ = std::make_unique<Pool2d>(ctx, PoolShape{N, cfg_.num_init_features, plan_.stem_h, plan_.stem_w, 3, 2, 1},
+                                          PoolKind::max, pass, "pool0");
+        if (pool0_->workspace_bytes() > plan_.pool0_workspace_bytes)
+            throw std::logic_error("pool0 needs a larger workspace than planned");
+    } else {
+        conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 1, 1), pass, "conv0");
+    }
+
+    for (size_t b = 0; b < plan_.blocks.size(); ++b) {
+        const BlockPlan& block = plan_.blocks[b];
+        std::vector<LayerOps> ops;
+        for (size_t i = 0; i < block.layers.size(); ++i) {
+            const DenseLayerParams& l = params.blocks[b][i];
+            const std::string name = "block" + std::to_string(b + 1) + ".layer" + std::to_string(i + 1);
+            LayerOps o;
+            o.conv1 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv1, N, block.h, block.w, 1, 0), pass,
+                                               (name + ".conv1").c_str());
+            o.conv2 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv2, N, block.h, block.w, 1, 1), pass,
+                                               (name + ".conv2").c_str());
+            ops.push_back(std::move(o));
+        }
+        layers_.push_back(std::move(ops));
+        if (b + 1 < plan_.blocks.size()) {
+            const ConvParams& c = params.transitions[b].conv;
+            const std::string name = "transition" + std::to_string(b + 1);
+            TransitionOps t;
+            t.conv = std::make_unique<Conv2d>(ctx, conv_shape(c, N, block.h, block.w, 1, 0), pass, (name + ".conv").c_str());
+            t.pool = std::make_unique<Pool2d>(ctx, PoolShape{N, c.out_channels, block.h, block.w, 2, 2, 0},
+                                              PoolKind::average, pass, (name + ".pool").c_str());
+            transitions_.push_back(std::move(t));
+        }
+    }
+    classifier_ = std::make_unique<Linear>(ctx, N, params.classifier.in_features, params.classifier.out_features,
+                                           "classifier");
+    load_weights();
+}
+
+void DenseNet::load_weights() {
+    conv0_->load_weights(params_.conv0.weight);
+    for (size_t b = 0; b < layers_.size(); ++b)
+        for (size_t i = 0; i < layers_[b].size(); ++i) {
+            layers_[b][i].conv1->load_weights(params_.blocks[b][i].conv1.weight);
+            layers_[b][i].conv2->load_weights(params_.blocks[b][i].conv2.weight);
+        }
+    for (size_t t = 0; t < transitions_.size(); ++t) transitions_[t].conv->load_weights(params_.transitions[t].conv.weight);
+}
+
+FeatureMap DenseNet::block_features(size_t b) const {
+    const BlockPlan& block = plan_.blocks[b];
+    return dense_map(at(block.features), plan_.shape.batch, block.h, block.w, block.channels);
+}
+
+FeatureMap DenseNet::block_grad(size_t b) const {
+    const BlockPlan& block = plan_.blocks[b];
+    return dense_map(at(block.grad), plan_.shape.batch, block.h, block.w, block.channels);
+}
+
+const float* DenseNet::logits() const { return at(plan_.logits); }
+const float* DenseNet::log_probs() const { return at(plan_.log_probs); }
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+
+float DenseNet::forward(const float* images_nchw, const int32_t* labels, Mode mode) {
+    if (mode == Mode::train && pass_ != Pass::training)
+        throw std::logic_error("this DenseNet was built for inference only");
+    user_images_.set_data_handle(const_cast<float*>(images_nchw));
+    to_nhwc_.execute(ctx_.stream(), user_images_, images_);
+
+    stem_forward(mode);
+    for (size_t b = 0; b < plan_.blocks.size(); ++b) {
+        for (size_t i = 0; i < plan_.blocks[b].layers.size(); ++i) dense_layer_forward(b, i, mode);
+        if (b + 1 < plan_.blocks.size()) transition_forward(b, mode);
+    }
+    has_forward_for_backward_ = mode == Mode::train;
+    labels_ = labels;
+    return head_forward(labels, mode);
+}
+
+void DenseNet::stem_forward(Mode mode) {
+    const int64_t N = plan_.shape.batch, F0 = cfg_.num_init_features;
+    const BlockPlan& first = plan_.blocks[0];
+    FeatureMap conv0_out = dense_map(at(plan_.conv0_out), N, plan_.stem_h, plan_.stem_w, F0);
+    conv0_->forward(at(plan_.input), conv0_out.data);
+
+    FeatureMap stem_out = conv0_out;
+    if (cfg_.stem == Stem::imagenet) {
+        const BatchNormParams& bn = *params_.norm0;
+        if (mode == Mode::train) batch_stats(at(plan_.stem_mean), at(plan_.stem_var), conv0_out);
+        Stats s = normalisation_stats(mode, at(plan_.stem_mean), at(plan_.stem_var), bn, conv0_out.pixels());
+        FeatureMap relu0 = dense_map(at(plan_.relu0_out), N, plan_.stem_h, plan_.stem_w, F0);
+        bn_relu_forward(relu0, conv0_out, s.mean, s.var, bn.weight, bn.bias);
+        stem_out = dense_map(at(plan_.pool0_out), N, first.h, first.w, F0);
+        // A training-pass pool records its arg-max even in evaluation; the workspace is always there.
+        pool0_->forward(relu0.data, stem_out.data, pass_ == Pass::training ? arena_.base() + plan_.pool0_workspace : nullptr);
+    }
+    FeatureMap slot = block_features(0).channels(0, F0);
+    copy_channels(slot, stem_out);
+    if (mode == Mode::train) batch_stats(at(first.mean), at(first.var), slot);
+}
+
+void DenseNet::activate_layer_input(size_t b, size_t i, Mode mode) {
+    const BlockPlan& block = plan_.blocks[b];
+    const DenseLayerParams& l = params_.blocks[b][i];
+    const int64_t in = l.norm1.channels;
+    FeatureMap x = block_features(b).channels(0, in);
+    FeatureMap y = dense_map(at(block.layers[i].activated_input), x.n, x.h, x.w, in);
+    const float* mean = mode == Mode::train ? at(block.mean) : l.norm1.running_mean;
+    const float* var = mode == Mode::train ? at(block.var) : l.norm1.running_var;
+    bn_relu_forward(y, x, mean, var, l.norm1.weight, l.norm1.bias);
+}
+
+void DenseNet::activate_bottleneck(size_t b, size_t i, Mode mode) {
+    const BlockPlan& block = plan_.blocks[b];
+    const LayerPlan& lp = block.layers[i];
+    const DenseLayerParams& l = params_.blocks[b][i];
+    const int64_t N = plan_.shape.batch, C = l.norm2.channels;
+    FeatureMap x = dense_map(at(lp.bottleneck), N, block.h, block.w, C);
+    FeatureMap y = dense_map(at(lp.activated_bottleneck), N, block.h, block.w, C);
+    const float* mean = mode == Mode::train ? at(lp.bottleneck_mean) : l.norm2.running_mean;
+    const float* var = mode == Mode::train ? at(lp.bottleneck_var) : l.norm2.running_var;
+    bn_relu_forward(y, x, mean, var, l.norm2.weight, l.norm2.bias);
+}
+
+void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
+    const BlockPlan& block = plan_.blocks[b];
+    const LayerPlan& lp = block.layers[i];
+    const DenseLayerParams& l = params_.blocks[b][i];
+    const int64_t N = plan_.shape.batch, in = l.norm1.channels, k = cfg_.growth_rate;
+    const int64_t P = N * block.h * block.w;
+
+    // norm1 reuses the block's statistics of these channels; only its gamma and beta are its own.
+    if (mode == Mode::train) normalisation_stats(mode, at(block.mean), at(block.var), l.norm1, P);
+    activate_layer_input(b, i, mode);
+    layers_[b][i].conv1->forward(at(lp.activated_input), at(lp.bottleneck));
+
+    FeatureMap bottleneck = dense_map(at(lp.bottleneck), N, block.h, block.w, l.norm2.channels);
+    if (mode == Mode::train) {
+        batch_stats(at(lp.bottleneck_mean), at(lp.bottleneck_var), bottleneck);
+        normalisation_stats(mode, at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2, P);
+    }
+    activate_bottleneck(b, i, mode);
+
+    // conv2 writes dense; its k channels are then put into the block buffer, once.
+    float* fresh = at(plan_.fresh_features);
+    layers_[b][i].conv2->forward(at(lp.activated_bottleneck), fresh);
+    FeatureMap slot = block_features(b).channels(in, k);
+    copy_channels(slot, dense_map(fresh, N, block.h, block.w, k));
+    if (mode == Mode::train) batch_stats(at(block.mean) + in, at(block.var) + in, slot);
+}
+
+void DenseNet::activate_transition_input(size_t b, Mode mode) {
+    const BlockPlan& block = plan_.blocks[b];
+    const BatchNormParams& bn = params_.transitions[b].norm;
+    FeatureMap x = block_features(b);
+    FeatureMap y = dense_map(at(plan_.transitions[b].activated), x.n, x.h, x.w, x.c);
+    const float* mean = mode == Mode::train ? at(block.mean) : bn.running_mean;
+    const float* var = mode == Mode::train ? at(block.var) : bn.running_var;
+    bn_relu_forward(y, x, mean, var, bn.weight, bn.bias);
+}
+
+void DenseNet::transition_forward(size_t b, Mode mode) {
+    const BlockPlan& block = plan_.blocks[b];
+    const BlockPlan& next = plan_.blocks[b + 1];
+    const TransitionPlan& tp = plan_.transitions[b];
+    const int64_t N = plan_.shape.batch;
+    if (mode == Mode::train)
+        normalisation_stats(mode, at(block.mean), at(block.var), params_.transitions[b].norm, N * block.h * block.w);
+    activate_transition_input(b, mode);
+    transitions_[b].conv->forward(at(tp.activated), at(tp.conv_out));
+    transitions_[b].pool->forward(at(tp.conv_out), at(tp.pooled), nullptr);
+    FeatureMap slot = block_features(b + 1).channels(0, next.first_channels);
+    copy_channels(slot, dense_map(at(tp.pooled), N, next.h, next.w, next.first_channels));
+    if (mode == Mode::train) batch_stats(at(next.mean), at(next.var), slot);
+}
+
+float DenseNet::head_forward(const int32_t* labels, Mode mode) {
+    const size_t last = plan_.blocks.size() - 1;
+    const BlockPlan& block = plan_.blocks[last];
+    const BatchNormParams& bn = params_.norm5;
+    FeatureMap x = block_features(last);
+    Stats s = normalisation_stats(mode, at(block.mean), at(block.var), bn, x.pixels());
+    FeatureMap activated = dense_map(at(plan_.head_activated), x.n, x.h, x.w, x.c);
+    bn_relu_forward(activated, x, s.mean, s.var, bn.weight, bn.bias);
+    global_avg_pool_forward(at(plan_.pooled), activated);
+    const LinearParams& fc = params_.classifier;
+    classifier_->forward(at(plan_.logits), at(plan_.pooled), fc.weight, fc.bias);
+    return log_softmax_nll_forward(at(plan_.log_probs), at(plan_.logits), labels, x.n, fc.out_features);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward, in reverse order of forward. Parameter gradients are assigned (each parameter is used
+// once per step). A block's feature gradient is assigned by what reads the whole block (the
+// transition or the head) and then accumulated by every layer's norm1, from the last layer back.
+
+void DenseNet::backward() {
+    if (!has_forward_for_backward_) throw std::logic_error("backward() needs a forward(..., Mode::train) first");
+    head_backward();
+    for (size_t b = plan_.blocks.size(); b-- > 0;) {
+        for (size_t i = plan_.blocks[b].layers.size(); i-- > 0;) dense_layer_backward(b, i);
+        if (b > 0) transition_backward(b - 1);
+    }
+    stem_backward();
+    has_forward_for_backward_ = false;
+}
+
+void DenseNet::head_backward() {
+    const size_t last = plan_.blocks.size() - 1;
+    const BlockPlan& block = plan_.blocks[last];
+    const BatchNormParams& bn = params_.norm5;
+    const LinearParams& fc = params_.classifier;
+    const int64_t N = plan_.shape.batch;
+    log_softmax_nll_backward(at(plan_.d_logits), at(plan_.log_probs), labels_, N, fc.out_features);
+    classifier_->backward(at(plan_.d_pooled), fc.dweight, fc.dbias, at(plan_.d_logits), at(plan_.pooled), fc.weight);
+    FeatureMap x = block_features(last);
+    FeatureMap d_activated = dense_map(at(plan_.d_wide), x.n, x.h, x.w, x.c);
+    global_avg_pool_backward(d_activated, at(plan_.d_pooled));
+    bn_relu_backward(block_grad(last), Accumulate::assign, bn.dweight, bn.dbias, d_activated, x, at(block.mean),
+                     at(block.var), bn.weight, bn.bias);
+}
+
+void DenseNet::dense_layer_backward(size_t b, size_t i) {
+    const BlockPlan& block = plan_.blocks[b];
+    const LayerPlan& lp = block.layers[i];
+    const DenseLayerParams& l = params_.blocks[b][i];
+    LayerOps& ops = layers_[b][i];
+    const int64_t N = plan_.shape.batch, in = l.norm1.channels, k = cfg_.growth_rate, C = l.norm2.channels;
+
+    if (plan_.intermediates == Intermediates::recompute) {
+        activate_layer_input(b, i, Mode::train);
+        ops.conv1->forward(at(lp.activated_input), at(lp.bottleneck));
+        activate_bottleneck(b, i, Mode::train);
+    }
+
+    FeatureMap d_fresh = dense_map(at(plan_.d_narrow), N, block.h, block.w, k);
+    copy_channels(d_fresh, block_grad(b).channels(in, k));
+    ops.conv2->backward_weights(at(lp.activated_bottleneck), d_fresh.data, l.conv2.dweight);
+    ops.conv2->backward_data(d_fresh.data, at(plan_.d_activated_bottleneck));
+
+    FeatureMap bottleneck = dense_map(at(lp.bottleneck), N, block.h, block.w, C);
+    FeatureMap d_bottleneck = dense_map(at(plan_.d_bottleneck), N, block.h, block.w, C);
+    bn_relu_backward(d_bottleneck, Accumulate::assign, l.norm2.dweight, l.norm2.dbias,
+                     dense_map(at(plan_.d_activated_bottleneck), N, block.h, block.w, C), bottleneck,
+                     at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2.weight, l.norm2.bias);
+    ops.conv1->backward_weights(at(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
+    ops.conv1->backward_data(d_bottleneck.data, at(plan_.d_wide));
+
+    bn_relu_backward(block_grad(b).channels(0, in), Accumulate::add, l.norm1.dweight, l.norm1.dbias,
+                     dense_map(at(plan_.d_wide), N, block.h, block.w, in), block_features(b).channels(0, in),
+                     at(block.mean), at(block.var), l.norm1.weight, l.norm1.bias);
+}
+
+void DenseNet::transition_backward(size_t b) {
+    const BlockPlan& block = plan_.blocks[b];
+    const BlockPlan& next = plan_.blocks[b + 1];
+    const TransitionPlan& tp = plan_.transitions[b];
+    const TransitionParams& t = params_.transitions[b];
+    const int64_t N = plan_.shape.batch;
+
+    FeatureMap d_pooled = dense_map(at(plan_.d_narrow), N, next.h, next.w, next.first_channels);
+    copy_channels(d_pooled, block_grad(b + 1).channels(0, next.first_channels));
+    transitions_[b].pool->backward(d_pooled.data, at(plan_.d_bottleneck), nullptr);
+    if (plan_.intermediates == Intermediates::recompute) activate_transition_input(b, Mode::train);
+    transitions_[b].conv->backward_weights(at(tp.activated), at(plan_.d_bottleneck), t.conv.dweight);
+    transitions_[b].conv->backward_data(at(plan_.d_bottleneck), at(plan_.d_wide));
+    FeatureMap x = block_features(b);
+    bn_relu_backward(block_grad(b), Accumulate::assign, t.norm.dweight, t.norm.dbias,
+                     dense_map(at(plan_.d_wide), x.n, x.h, x.w, x.c), x, at(block.mean), at(block.var), t.norm.weight,
+                     t.norm.bias);
+}
+
+void DenseNet::stem_backward() {
+    const int64_t N = plan_.shape.batch, F0 = cfg_.num_init_features;
+    const BlockPlan& first = plan_.blocks[0];
+    FeatureMap d_stem = dense_map(at(plan_.d_narrow), N, first.h, first.w, F0);
+    copy_channels(d_stem, block_grad(0).channels(0, F0));
+    if (cfg_.stem == Stem::small_inputs) {
+        conv0_->backward_weights(at(plan_.input), d_stem.data, params_.conv0.dweight);
+        return;
+    }
+    const BatchNormParams& bn = *params_.norm0;
+    FeatureMap d_relu0 = dense_map(at(plan_.d_wide), N, plan_.stem_h, plan_.stem_w, F0);
+    pool0_->backward(d_stem.data, d_relu0.data, arena_.base() + plan_.pool0_workspace);
+    // relu0's output is dead by now, so its region takes conv0's output gradient.
+    FeatureMap d_conv0 = dense_map(at(plan_.relu0_out), N, plan_.stem_h, plan_.stem_w, F0);
+    bn_relu_backward(d_conv0, Accumulate::assign, bn.dweight, bn.dbias, d_relu0,
+                     dense_map(at(plan_.conv0_out), N, plan_.stem_h, plan_.stem_w, F0), at(plan_.stem_mean),
+                     at(plan_.stem_var), bn.weight, bn.bias);
+    conv0_->backward_weights(at(plan_.input), d_conv0.data, params_.conv0.dweight);
+}
+
+}  // namespace dn

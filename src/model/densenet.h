@@ -1,0 +1,80 @@
+// defines: DenseNet (a model bound to a batch and input size: its primitives, its arena, and
+//          forward and backward over them), Mode
+#pragma once
+#include "model/activation_plan.h"
+#include "model/parameters.h"
+#include "ops/conv.h"
+#include "ops/linear.h"
+#include "ops/pool.h"
+
+#include <memory>
+#include <vector>
+
+namespace dn {
+
+// train: batch statistics (and running-statistics updates); eval: running statistics.
+enum class Mode { train, eval };
+
+class DenseNet {
+public:
+    // Builds every primitive and plans and allocates the activation arena, once.
+    DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, Pass pass, Intermediates intermediates);
+
+    // Reorders the convolution weights into oneDNN's layouts: after every change to params.
+    void load_weights();
+
+    // images (N,C,H,W) in PyTorch's layout, labels (N). Returns the mean NLL loss of log_softmax.
+    float forward(const float* images_nchw, const int32_t* labels, Mode mode);
+    // After forward(..., Mode::train): assigns every parameter gradient in params.
+    void backward();
+
+    const float* logits() const;     // (N,K)
+    const float* log_probs() const;  // (N,K)
+    const ActivationPlan& plan() const { return plan_; }
+    const RunShape& shape() const { return plan_.shape; }
+
+private:
+    struct LayerOps {
+        std::unique_ptr<Conv2d> conv1, conv2;
+    };
+    struct TransitionOps {
+        std::unique_ptr<Conv2d> conv;
+        std::unique_ptr<Pool2d> pool;
+    };
+
+    float* at(size_t offset) const { return arena_.floats_at(offset); }
+    FeatureMap block_features(size_t b) const;
+    FeatureMap block_grad(size_t b) const;
+
+    void stem_forward(Mode mode);
+    void dense_layer_forward(size_t b, size_t i, Mode mode);
+    void transition_forward(size_t b, Mode mode);
+    float head_forward(const int32_t* labels, Mode mode);
+    void activate_layer_input(size_t b, size_t i, Mode mode);
+    void activate_bottleneck(size_t b, size_t i, Mode mode);
+    void activate_transition_input(size_t b, Mode mode);
+
+    void head_backward();
+    void dense_layer_backward(size_t b, size_t i);
+    void transition_backward(size_t b);
+    void stem_backward();
+
+    DnnlContext& ctx_;
+    Parameters& params_;
+    const DenseNetConfig& cfg_;
+    ActivationPlan plan_;
+    Arena arena_;
+    Pass pass_;
+
+    dnnl::memory user_images_, images_;
+    dnnl::reorder to_nhwc_;
+    std::unique_ptr<Conv2d> conv0_;
+    std::unique_ptr<Pool2d> pool0_;
+    std::vector<std::vector<LayerOps>> layers_;
+    std::vector<TransitionOps> transitions_;
+    std::unique_ptr<Linear> classifier_;
+    const int32_t* labels_ = nullptr;
+    bool has_forward_for_backward_ = false;
+};
+
+}  // namespace dn

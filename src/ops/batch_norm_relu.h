@@ -1,0 +1,37 @@
+// defines: batch_stats, update_running_stats, bn_relu_forward, bn_relu_backward
+//
+// BatchNorm2d followed by ReLU, as one pass over memory, on the engine's own kernels.
+// These read strided channel views (a dense layer's input prefix inside its block buffer),
+// which oneDNN's batch norm would only run on its reference kernel. The statistics are separate
+// from the normalisation because in a dense block every later layer normalises a channel with the
+// same batch mean and variance: they are computed once, when the channel is produced.
+//
+// Shapes: x, y, dx, dy are (N,H,W,C) views; mean, var, gamma, beta, dgamma, dbeta are (C).
+#pragma once
+#include "tensor/feature_map.h"
+
+namespace dn {
+
+inline constexpr float kBnEps = 1e-5f;
+inline constexpr float kBnMomentum = 0.1f;
+
+// Biased batch mean and variance of every channel, over all N*H*W pixels.
+void batch_stats(float* mean, float* var, const FeatureMap& x);
+
+// running = (1 - momentum) * running + momentum * batch, with the unbiased variance, as PyTorch.
+void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,
+                          int64_t channels, int64_t count);
+
+// y = max(0, (x - mean) / sqrt(var + eps) * gamma + beta). mean/var are the batch statistics
+// in training and the running ones in evaluation.
+void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                     const float* gamma, const float* beta);
+
+enum class Accumulate { assign, add };
+
+// Backward through the ReLU and a batch-statistics normalisation. dgamma and dbeta are assigned;
+// dx is assigned or added to, since in a dense block many layers send gradient to one channel.
+void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
+                      const FeatureMap& x, const float* mean, const float* var, const float* gamma, const float* beta);
+
+}  // namespace dn

@@ -1,0 +1,16 @@
+#include "ops/channel_copy.h"
+
+#include <cassert>
+#include <cstring>
+
+namespace dn {
+
+void copy_channels(const FeatureMap& dst, const FeatureMap& src) {
+    assert(dst.pixels() == src.pixels() && dst.c == src.c);
+    const int64_t P = src.pixels();
+    const size_t bytes = size_t(src.c) * sizeof(float);
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < P; ++p) std::memcpy(dst.pixel(p), src.pixel(p), bytes);
+}
+
+}  // namespace dn

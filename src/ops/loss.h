@@ -1,0 +1,15 @@
+// defines: log_softmax_nll_forward, log_softmax_nll_backward
+#pragma once
+#include <cstdint>
+
+namespace dn {
+
+// NLLLoss(log_softmax(logits)), the mean over the batch: logits (N,K), labels (N) in [0,K).
+// Writes log_probs (N,K) and returns the loss.
+float log_softmax_nll_forward(float* log_probs, const float* logits, const int32_t* labels, int64_t batch,
+                              int64_t classes);
+// dlogits (N,K) = (softmax - onehot(label)) / N.
+void log_softmax_nll_backward(float* dlogits, const float* log_probs, const int32_t* labels, int64_t batch,
+                              int64_t classes);
+
+}  // namespace dn

@@ -1,0 +1,44 @@
+// defines: PoolShape, Pool2d (oneDNN max / average pooling), global_avg_pool_forward/_backward
+#pragma once
+#include "ops/conv.h"
+#include "tensor/feature_map.h"
+
+namespace dn {
+
+struct PoolShape {
+    int64_t batch = 0, channels = 0, in_h = 0, in_w = 0;
+    int64_t kernel = 2, stride = 2, pad = 0;
+
+    int64_t out_h() const { return (in_h + 2 * pad - kernel) / stride + 1; }
+    int64_t out_w() const { return (in_w + 2 * pad - kernel) / stride + 1; }
+};
+
+enum class PoolKind { max, average };
+
+// Dense NHWC in and out. Max pooling keeps the arg-max in a workspace that the caller owns
+// (it lives in the activation arena), for backward.
+class Pool2d {
+public:
+    Pool2d(DnnlContext& ctx, const PoolShape& shape, PoolKind kind, Pass pass, const char* name);
+
+    const PoolShape& shape() const { return shape_; }
+    size_t workspace_bytes() const { return workspace_bytes_; }
+
+    void forward(const float* src, float* dst, void* workspace);
+    void backward(const float* ddst, float* dsrc, const void* workspace);  // assigns dsrc
+
+private:
+    DnnlContext& ctx_;
+    PoolShape shape_;
+    dnnl::memory src_, dst_, workspace_;
+    dnnl::pooling_forward fwd_;
+    dnnl::pooling_backward bwd_;
+    size_t workspace_bytes_ = 0;
+    bool has_backward_ = false;
+};
+
+// Adaptive average pooling to 1x1: y (N,C) = mean over H,W of x (N,H,W,C).
+void global_avg_pool_forward(float* y, const FeatureMap& x);
+void global_avg_pool_backward(const FeatureMap& dx, const float* dy);  // assigns dx
+
+}  // namespace dn
