@@ -1,0 +1,139 @@
+#include "train/optimizer.h"
+
+#include "io/safetensors.h"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace dn {
+
+namespace {
+struct NamedState {
+    const char* suffix;
+    std::vector<float>* values;
+};
+
+void save_state(const Parameters& params, const std::string& path, const std::vector<NamedState>& states,
+                const std::map<std::string, std::string>& metadata) {
+    std::vector<SafeTensor> tensors;
+    for (const auto& e : params.entries()) {
+        if (e.role != TensorRole::parameter) continue;
+        for (const auto& s : states)
+            tensors.push_back({e.name + "." + s.suffix, "F32", e.shape, s.values->data() + e.offset,
+                               size_t(e.numel()) * sizeof(float)});
+    }
+    write_safetensors(path, tensors, metadata);
+}
+
+SafetensorsFile load_state(const Parameters& params, const std::string& path, const std::vector<NamedState>& states,
+                           const std::string& optimizer) {
+    SafetensorsFile file(path);
+    auto fail = [&](const std::string& why) { throw std::runtime_error("optimizer state '" + path + "': " + why); };
+    auto kind = file.metadata().find("optimizer");
+    if (kind == file.metadata().end() || kind->second != optimizer)
+        fail("was not written by " + optimizer);
+    for (const auto& e : params.entries()) {
+        if (e.role != TensorRole::parameter) continue;
+        for (const auto& s : states) {
+            auto it = file.tensors().find(e.name + "." + s.suffix);
+            if (it == file.tensors().end()) fail("missing '" + e.name + "." + s.suffix + "'");
+            if (it->second.dtype != "F32" || it->second.shape != e.shape) fail("'" + e.name + "." + s.suffix + "' has the wrong shape or dtype");
+            std::memcpy(s.values->data() + e.offset, it->second.data, it->second.bytes);
+        }
+    }
+    return file;
+}
+}  // namespace
+
+Adam::Adam(int64_t count, const AdamOptions& options)
+    : options_(options), exp_avg_(size_t(count), 0.0f), exp_avg_sq_(size_t(count), 0.0f),
+      max_exp_avg_sq_(options.amsgrad ? size_t(count) : 0, 0.0f) {}
+
+void Adam::step(float* values, const float* grads) {
+    ++steps_;
+    const AdamOptions& o = options_;
+    // As torch.optim.Adam (1.13, single-tensor): scalars computed in double, applied in float.
+    const double correction1 = 1.0 - std::pow(o.beta1, double(steps_));
+    const float correction2_sqrt = float(std::sqrt(1.0 - std::pow(o.beta2, double(steps_))));
+    const float step_size = float(o.lr / correction1);
+    const float beta1 = float(o.beta1), one_minus_beta1 = float(1.0 - o.beta1);
+    const float beta2 = float(o.beta2), one_minus_beta2 = float(1.0 - o.beta2);
+    const float eps = float(o.eps), weight_decay = float(o.weight_decay);
+    const bool amsgrad = o.amsgrad;
+    const int64_t n = int64_t(exp_avg_.size());
+    float* m = exp_avg_.data();
+    float* v = exp_avg_sq_.data();
+    float* vmax = max_exp_avg_sq_.data();
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+        float g = grads[i];
+        if (weight_decay != 0.0f) g += weight_decay * values[i];
+        m[i] = m[i] * beta1 + one_minus_beta1 * g;
+        v[i] = v[i] * beta2 + one_minus_beta2 * g * g;
+        float second = v[i];
+        if (amsgrad) {
+            vmax[i] = std::max(vmax[i], v[i]);
+            second = vmax[i];
+        }
+        float denom = std::sqrt(second) / correction2_sqrt + eps;
+        values[i] += -step_size * (m[i] / denom);
+    }
+}
+
+void Adam::save(const Parameters& params, const std::string& path) const {
+    auto* self = const_cast<Adam*>(this);
+    std::vector<NamedState> states{{"exp_avg", &self->exp_avg_}, {"exp_avg_sq", &self->exp_avg_sq_}};
+    if (options_.amsgrad) states.push_back({"max_exp_avg_sq", &self->max_exp_avg_sq_});
+    save_state(params, path, states,
+               {{"optimizer", "adam"}, {"step", std::to_string(steps_)}, {"lr", std::to_string(options_.lr)}});
+}
+
+void Adam::load(const Parameters& params, const std::string& path) {
+    std::vector<NamedState> states{{"exp_avg", &exp_avg_}, {"exp_avg_sq", &exp_avg_sq_}};
+    if (options_.amsgrad) states.push_back({"max_exp_avg_sq", &max_exp_avg_sq_});
+    SafetensorsFile file = load_state(params, path, states, "adam");
+    steps_ = std::stoll(file.metadata().at("step"));
+}
+
+Sgd::Sgd(int64_t count, const SgdOptions& options)
+    : options_(options), count_(count), momentum_buffer_(options.momentum != 0.0 ? size_t(count) : 0, 0.0f) {
+    if (options.nesterov && (options.momentum <= 0.0 || options.dampening != 0.0))
+        throw std::invalid_argument("Nesterov momentum requires a momentum and zero dampening");
+}
+
+void Sgd::step(float* values, const float* grads) {
+    const bool first = steps_ == 0;
+    ++steps_;
+    const float lr = float(options_.lr), momentum = float(options_.momentum);
+    const float one_minus_dampening = float(1.0 - options_.dampening), weight_decay = float(options_.weight_decay);
+    const bool use_momentum = options_.momentum != 0.0, nesterov = options_.nesterov;
+    float* buf = momentum_buffer_.data();
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < count_; ++i) {
+        float d = grads[i];
+        if (weight_decay != 0.0f) d += weight_decay * values[i];
+        if (use_momentum) {
+            // PyTorch starts the buffer as a copy of the first gradient, without dampening.
+            buf[i] = first ? d : buf[i] * momentum + one_minus_dampening * d;
+            d = nesterov ? d + momentum * buf[i] : buf[i];
+        }
+        values[i] += -lr * d;
+    }
+}
+
+void Sgd::save(const Parameters& params, const std::string& path) const {
+    auto* self = const_cast<Sgd*>(this);
+    std::vector<NamedState> states;
+    if (options_.momentum != 0.0) states.push_back({"momentum_buffer", &self->momentum_buffer_});
+    save_state(params, path, states, {{"optimizer", "sgd"}, {"step", std::to_string(steps_)}});
+}
+
+void Sgd::load(const Parameters& params, const std::string& path) {
+    std::vector<NamedState> states;
+    if (options_.momentum != 0.0) states.push_back({"momentum_buffer", &momentum_buffer_});
+    SafetensorsFile file = load_state(params, path, states, "sgd");
+    steps_ = std::stoll(file.metadata().at("step"));
+}
+
+}  // namespace dn

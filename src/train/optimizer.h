@@ -1,0 +1,63 @@
+// defines: AdamOptions, Adam, SgdOptions, Sgd: PyTorch's torch.optim.Adam and SGD, step for step
+#pragma once
+#include "model/parameters.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dn {
+
+// Hyper-parameters are doubles, as Python's floats: PyTorch derives its float32 scalars from them.
+struct AdamOptions {
+    double lr = 1e-3;
+    double beta1 = 0.9, beta2 = 0.999;
+    double eps = 1e-8;
+    double weight_decay = 0.0;  // L2, added to the gradient (Adam, not AdamW)
+    bool amsgrad = false;
+};
+
+struct SgdOptions {
+    double lr = 1e-2;
+    double momentum = 0.0;
+    double dampening = 0.0;
+    double weight_decay = 0.0;
+    bool nesterov = false;
+};
+
+// Both walk the flat parameter and gradient arrays of Parameters; their state has the same layout,
+// so a parameter's state is found at its own offset. state_tensors() names it after the parameter
+// ("features.conv0.weight.exp_avg") for saving beside the checkpoint.
+class Adam {
+public:
+    Adam(int64_t count, const AdamOptions& options);
+    void step(float* values, const float* grads);
+
+    int64_t steps() const { return steps_; }
+    AdamOptions& options() { return options_; }
+    void save(const Parameters& params, const std::string& path) const;
+    void load(const Parameters& params, const std::string& path);
+
+private:
+    AdamOptions options_;
+    int64_t steps_ = 0;
+    std::vector<float> exp_avg_, exp_avg_sq_, max_exp_avg_sq_;
+};
+
+class Sgd {
+public:
+    Sgd(int64_t count, const SgdOptions& options);
+    void step(float* values, const float* grads);
+
+    int64_t steps() const { return steps_; }
+    void save(const Parameters& params, const std::string& path) const;
+    void load(const Parameters& params, const std::string& path);
+
+private:
+    SgdOptions options_;
+    int64_t count_;
+    int64_t steps_ = 0;
+    std::vector<float> momentum_buffer_;
+};
+
+}  // namespace dn
