@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything densenet.cpp needs to build, test and run, on Debian 12, from Debian's packages.
+# python3-torch, python3-torchvision and python3-pil are test-only: PyTorch is the oracle the tests
+# compare against, never a dependency of the program.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build pkg-config \
+  libdnnl-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev \
+  libpng-dev libplplot-dev plplot-driver-cairo \
+  libgtest-dev libbenchmark-dev \
+  dataset-fashion-mnist \
+  python3 python3-torch python3-torchvision python3-pil python3-numpy
