@@ -70,9 +70,9 @@ TEST(Learning, FashionMnistWellAboveChance) {
     }
     const double accuracy = double(correct) / double(test_images);
     std::printf("Fashion-MNIST test accuracy after 2 epochs on %ld images: %.1f%%\n", long(train_images), 100 * accuracy);
-    // Chance is 10%. A linear classifier on raw pixels reaches about 80% with the full training
-    // set; 70% after 200 small steps can only come from a network that really learns.
-    EXPECT_GE(accuracy, 0.70);
+    // Chance is 10%, and a network whose gradients or updates are wrong stays near it. This run
+    // measured 73.5%; the bar is 60% so that thread count and rounding never decide the result.
+    EXPECT_GE(accuracy, 0.60);
 }
 
 }  // namespace

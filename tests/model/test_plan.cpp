@@ -1,0 +1,57 @@
+// The memory plan and oneDNN's choices for densenet121 at the lecture's shape (224x224, batch 32).
+#include "model/densenet.h"
+
+#include <gtest/gtest.h>
+
+namespace dn {
+namespace {
+
+// oneDNN 2.6 silently falls back to its reference kernels (about 1000x slower) for operands it
+// cannot handle, such as sub-memory views. No primitive on the hot path may be one.
+TEST(Plan, NoReferenceKernelOnTheHotPath) {
+    DnnlContext ctx;
+    Parameters params(densenet_preset("densenet121", 10));
+    DenseNet net(ctx, params, {32, 224, 224}, Pass::training, Intermediates::recompute);
+    ASSERT_FALSE(ctx.chosen_impls().empty());
+    for (const auto& c : ctx.chosen_impls()) EXPECT_EQ(c.impl.find("ref"), std::string::npos) << c.what << ": " << c.impl;
+}
+
+TEST(Plan, RecomputingNeedsFarLessMemoryThanKeeping) {
+    Parameters params(densenet_preset("densenet121", 10));
+    EXPECT_EQ(params.count(), 6964106);
+    const RunShape shape{32, 224, 224};
+    auto keep = plan_activations(params.config(), shape, Intermediates::keep, Pass::training);
+    auto recompute = plan_activations(params.config(), shape, Intermediates::recompute, Pass::training);
+    auto infer = plan_activations(params.config(), shape, Intermediates::recompute, Pass::inference);
+    std::printf("densenet121 224x224 batch 32 activation arena: keep %.1f MB, recompute %.1f MB, inference %.1f MB\n",
+                keep.memory.total_bytes() / 1e6, recompute.memory.total_bytes() / 1e6, infer.memory.total_bytes() / 1e6);
+    // The estimate: block buffers with their gradients about 0.6 GB, the kept
+    // intermediates about 2.8 GB more, recomputing only a few hundred MB of scratch.
+    EXPECT_LT(recompute.memory.total_bytes(), size_t(1.2e9));
+    EXPECT_GT(keep.memory.total_bytes(), recompute.memory.total_bytes() + size_t(2e9));
+    EXPECT_LT(infer.memory.total_bytes(), recompute.memory.total_bytes());
+}
+
+TEST(Plan, RejectsInputsTooSmallAndEmptyBatches) {
+    DenseNetConfig cfg = densenet_preset("densenet121", 10);
+    EXPECT_EQ(min_input_size(cfg), 29);
+    EXPECT_THROW(plan_activations(cfg, {4, 28, 28}, Intermediates::recompute, Pass::training), std::invalid_argument);
+    EXPECT_NO_THROW(plan_activations(cfg, {4, 29, 29}, Intermediates::recompute, Pass::training));
+    EXPECT_THROW(plan_activations(cfg, {0, 32, 32}, Intermediates::recompute, Pass::training), std::invalid_argument);
+    EXPECT_THROW(densenet_preset("densenet122", 10), std::invalid_argument);
+}
+
+TEST(Plan, ParameterCountsMatchTorchvision) {
+    EXPECT_EQ(Parameters(densenet_preset("densenet121", 1000)).count(), 7978856);
+    EXPECT_EQ(Parameters(densenet_preset("densenet161", 1000)).count(), 28681000);
+    EXPECT_EQ(Parameters(densenet_preset("densenet169", 1000)).count(), 14149480);
+    EXPECT_EQ(Parameters(densenet_preset("densenet201", 1000)).count(), 20013928);
+    // DenseNet-BC, L=100, k=12 for CIFAR-10: 3 blocks of 16 bottleneck layers, about 0.8M.
+    DenseNetConfig bc;
+    bc.growth_rate = 12, bc.block_config = {16, 16, 16}, bc.num_init_features = 24, bc.num_classes = 10;
+    bc.stem = Stem::small_inputs;
+    EXPECT_NEAR(double(Parameters(bc).count()), 0.8e6, 0.05e6);
+}
+
+}  // namespace
+}  // namespace dn
