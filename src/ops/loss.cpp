@@ -2,11 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace dn {
 
 float log_softmax_nll_forward(float* log_probs, const float* logits, const int32_t* labels, int64_t batch,
                               int64_t classes) {
+    for (int64_t n = 0; n < batch; ++n)
+        if (labels[n] < 0 || labels[n] >= classes)
+            throw std::out_of_range("label " + std::to_string(labels[n]) + " is outside [0, " + std::to_string(classes) + ")");
     double total = 0.0;
     for (int64_t n = 0; n < batch; ++n) {
         const float* z = logits + n * classes;

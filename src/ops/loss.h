@@ -5,7 +5,7 @@
 namespace dn {
 
 // NLLLoss(log_softmax(logits)), the mean over the batch: logits (N,K), labels (N) in [0,K).
-// Writes log_probs (N,K) and returns the loss.
+// Writes log_probs (N,K) and returns the loss; a label outside [0,K) is a std::out_of_range.
 float log_softmax_nll_forward(float* log_probs, const float* logits, const int32_t* labels, int64_t batch,
                               int64_t classes);
 // dlogits (N,K) = (softmax - onehot(label)) / N.
