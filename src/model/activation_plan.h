@@ -40,7 +40,7 @@ struct BlockPlan {
 struct TransitionPlan {
     size_t activated = 0;  // (P_b, C_b)       norm+relu output, the 1x1 convolution's input
     size_t conv_out = 0;   // (P_b, C_b / 2)
-    size_t pooled = 0;     // (P_b+1, C_b / 2) dense output of the average pool
+    size_t pooled = 0;     // (P_{b+1}, C_b / 2) dense output of the average pool
 };
 
 struct ActivationPlan {
