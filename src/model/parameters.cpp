@@ -1,7 +1,5 @@
 #include "model/parameters.h"
 
-#include <functional>
-
 namespace dn {
 
 int64_t TensorEntry::numel() const {
