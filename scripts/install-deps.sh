@@ -10,7 +10,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
   libdnnl-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev \
-  libpng-dev libplplot-dev plplot-driver-cairo \
+  libssl-dev libpng-dev libstb-dev libplplot-dev plplot-driver-cairo \
   libgtest-dev libbenchmark-dev \
   dataset-fashion-mnist \
   python3 python3-torch python3-torchvision python3-pil python3-numpy

@@ -1,30 +1,20 @@
-// defines: the subcommands of the densenet program and their options
+// defines: Command, and one add_*_command per subcommand of the densenet program
 #pragma once
-#include <cstdint>
-#include <string>
+#include <CLI/CLI.hpp>
+
+#include <functional>
 
 namespace dn {
 
-struct SummaryOptions {
-    std::string arch = "densenet121";
-    int64_t num_classes = 1000;
+// A subcommand: its parser, and what runs when the user picks it (returns the exit code).
+// Each add_*_command lives in app/<name>.cpp with its options, and throws std::exception with a
+// one-line message on bad input; main() prints it and exits non-zero.
+struct Command {
+    CLI::App* parser = nullptr;
+    std::function<int()> run;
 };
-int run_summary(const SummaryOptions& options);
 
-struct TrainOptions {
-    std::string arch = "densenet121";
-    std::string dataset = "fashion-mnist";
-    std::string data_dir = "/usr/share/datasets/fashion-mnist";
-    std::string out = "runs/latest";
-    int64_t input_size = 32;
-    int64_t batch_size = 32;
-    int64_t epochs = 10;
-    double lr = 1e-4;
-    int64_t limit_train = 0;  // 0: the whole set
-    int64_t limit_test = 0;
-    uint64_t seed = 0;
-    std::string memory = "recompute";
-};
-int run_train(const TrainOptions& options);
+Command add_summary_command(CLI::App& app);
+Command add_train_command(CLI::App& app);
 
 }  // namespace dn

@@ -4,7 +4,16 @@
 
 #include <cstdio>
 
+#include <memory>
+#include <string>
+
 namespace dn {
+
+namespace {
+struct SummaryOptions {
+    std::string arch = "densenet121";
+    int64_t num_classes = 1000;
+};
 
 int run_summary(const SummaryOptions& o) {
     Parameters params(densenet_preset(o.arch, o.num_classes));
@@ -17,6 +26,15 @@ int run_summary(const SummaryOptions& o) {
     }
     std::printf("Total number of parameters: %ld\n", long(params.count()));
     return 0;
+}
+}  // namespace
+
+Command add_summary_command(CLI::App& app) {
+    auto o = std::make_shared<SummaryOptions>();
+    auto* cmd = app.add_subcommand("summary", "print a model's parameters, with torchvision's names, and their count");
+    cmd->add_option("--arch", o->arch, "densenet121, densenet161, densenet169 or densenet201")->capture_default_str();
+    cmd->add_option("--num-classes", o->num_classes, "classifier outputs")->capture_default_str()->check(CLI::PositiveNumber);
+    return {cmd, [o] { return run_summary(*o); }};
 }
 
 }  // namespace dn

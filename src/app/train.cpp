@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -19,6 +20,21 @@
 namespace dn {
 
 namespace {
+struct TrainOptions {
+    std::string arch = "densenet121";
+    std::string dataset = "fashion-mnist";
+    std::string data_dir = "/usr/share/datasets/fashion-mnist";
+    std::string out = "runs/latest";
+    int64_t input_size = 32;
+    int64_t batch_size = 32;
+    int64_t epochs = 10;
+    double lr = 1e-4;
+    int64_t limit_train = 0;  // 0: the whole set
+    int64_t limit_test = 0;
+    uint64_t seed = 0;
+    std::string memory = "recompute";
+};
+
 using Clock = std::chrono::steady_clock;
 
 // Fashion-MNIST's 28x28 grey images, zero-padded to the centre of an input_size square and
@@ -40,8 +56,6 @@ std::string duration_text(double seconds) {
     const long s = long(seconds);
     return std::to_string(s / 60) + "m " + std::to_string(s % 60) + "s";
 }
-}  // namespace
-
 int run_train(const TrainOptions& o) {
     namespace fs = std::filesystem;
     if (o.dataset != "fashion-mnist" && o.dataset != "mnist")
@@ -150,6 +164,27 @@ int run_train(const TrainOptions& o) {
     }
     std::printf("wrote %s/{init,last}.safetensors, last.optim.safetensors and metrics.csv\n", o.out.c_str());
     return 0;
+}
+}  // namespace
+
+Command add_train_command(CLI::App& app) {
+    auto o = std::make_shared<TrainOptions>();
+    auto* t = app.add_subcommand("train", "train on Fashion-MNIST or MNIST (IDX files) with Adam and NLL(log_softmax)");
+    t->add_option("--arch", o->arch, "model architecture")->capture_default_str();
+    t->add_option("--dataset", o->dataset, "fashion-mnist or mnist")->capture_default_str();
+    t->add_option("--data-dir", o->data_dir, "folder with the IDX files")->capture_default_str();
+    t->add_option("--out", o->out, "run folder for checkpoints and metrics")->capture_default_str();
+    t->add_option("--input-size", o->input_size, "images are padded to this size")->capture_default_str();
+    t->add_option("--batch-size", o->batch_size, "images per step")->capture_default_str();
+    t->add_option("--epochs", o->epochs, "passes over the training images")->capture_default_str();
+    t->add_option("--lr", o->lr, "Adam learning rate")->capture_default_str();
+    t->add_option("--limit-train", o->limit_train, "use only the first N training images (0: all)")->capture_default_str();
+    t->add_option("--limit-test", o->limit_test, "use only the first N test images (0: all)")->capture_default_str();
+    t->add_option("--seed", o->seed, "initialisation and shuffling seed")->capture_default_str();
+    t->add_option("--memory", o->memory, "recompute (memory-efficient) or keep the BN-ReLU and bottleneck outputs")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"recompute", "keep"}));
+    return {t, [o] { return run_train(*o); }};
 }
 
 }  // namespace dn

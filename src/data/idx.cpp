@@ -50,10 +50,4 @@ ImageSet load_idx(const std::string& images_path, const std::string& labels_path
     return set;
 }
 
-void ImageSet::to_tensor(float* out, int64_t first, int64_t n) const {
-    const size_t size = size_t(n * channels * height * width);
-    const uint8_t* src = pixels.data() + size_t(first * channels * height * width);
-    for (size_t i = 0; i < size; ++i) out[i] = float(src[i]) / 255.0f;
-}
-
 }  // namespace dn
