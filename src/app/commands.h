@@ -15,6 +15,7 @@ struct Command {
 };
 
 Command add_summary_command(CLI::App& app);
+Command add_complexity_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
 
 }  // namespace dn

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     const std::vector<dn::Command> commands{
         dn::add_summary_command(app),
+        dn::add_complexity_command(app),
         dn::add_train_command(app),
     };
     try {

@@ -1,0 +1,130 @@
+#include "app/commands.h"
+
+#include "app/layer_table.h"
+#include "model/complexity.h"
+
+#include <cstdio>
+
+#include <memory>
+#include <string>
+
+namespace dn {
+
+namespace {
+struct ComplexityCommandOptions {
+    std::string arch = "densenet121";
+    int64_t num_classes = 1000;
+    ComplexityOptions report;
+    bool no_scratchpad = false;
+    bool json = false;
+};
+
+std::string duration_text(double seconds) {
+    char text[64];
+    if (seconds < 1.0) std::snprintf(text, sizeof text, "%.2f ms", seconds * 1e3);
+    else if (seconds < 120.0) std::snprintf(text, sizeof text, "%.2f s", seconds);
+    else std::snprintf(text, sizeof text, "%.1f min", seconds / 60.0);
+    return text;
+}
+
+void print_memory_row(const char* what, const std::string& inference, const std::string& training) {
+    std::printf("  %-44s %-30s %s\n", what, inference.c_str(), training.c_str());
+}
+
+void print_report(const Complexity& c) {
+    const ComplexityOptions& o = c.options;
+    const std::string N = std::to_string(o.batch);
+    std::printf("%s, %ld classes, %ldx%ldx%ld input, batch %ld\n\n", c.cfg.arch.c_str(), long(c.cfg.num_classes),
+                long(c.cfg.in_channels), long(o.input_size), long(o.input_size), long(o.batch));
+
+    std::printf("Model size (state_dict: parameters and buffers)\n");
+    std::printf("  %-30s %s\n", "parameters", group_digits(c.model.parameters).c_str());
+    std::printf("  %-30s %s running statistics (float), %s num_batches_tracked (int64)\n", "buffers",
+                group_digits(c.model.running_stats).c_str(), group_digits(c.model.batch_counts).c_str());
+    std::printf("  %-30s %s\n", "fp32", bytes_text(c.model.fp32()).c_str());
+    std::printf("  %-30s %s  (as model.to(torch.bfloat16): floats in bf16, counters int64)\n\n", "bf16",
+                bytes_text(c.model.bf16()).c_str());
+
+    std::printf("Compute (MACs: every convolution and the classifier; BN, ReLU, pooling and the bias are not\n"
+                "counted; 1 MAC = 2 FLOPs)\n");
+    std::printf("  %-30s %22s MACs %24s FLOPs\n", "forward, per image", group_digits(c.macs).c_str(),
+                group_digits(2 * c.macs).c_str());
+    std::printf("  %-30s %22s MACs %24s FLOPs\n", ("forward, per batch of " + N).c_str(),
+                group_digits(c.macs * o.batch).c_str(), group_digits(2 * c.macs * o.batch).c_str());
+    std::printf("  %-30s %22s MACs %24s FLOPs\n", "training step (3 x forward)", group_digits(3 * c.macs * o.batch).c_str(),
+                group_digits(6 * c.macs * o.batch).c_str());
+    std::printf("  this engine's training step per image, in MACs: %s recomputing, %s keeping\n"
+                "  (forward, backward-weights, backward-data but conv0's, and each recomputed conv1)\n\n",
+                group_digits(c.engine_training_macs_recompute).c_str(), group_digits(c.engine_training_macs_keep).c_str());
+
+    std::printf("Activation memory, batch %ld at %ldx%ld\n", long(o.batch), long(o.input_size), long(o.input_size));
+    print_memory_row("", "inference", "training");
+    print_memory_row("naive: every forward tensor kept", bytes_text(c.naive_bytes), bytes_text(c.naive_bytes));
+    print_memory_row("PyTorch: what autograd saves for backward", "-", bytes_text(c.autograd_saved));
+    print_memory_row("this engine's arena, recomputing", bytes_text(int64_t(c.inference.activations)),
+                     bytes_text(int64_t(c.training_recompute.activations)));
+    print_memory_row("this engine's arena, keeping", "(same)", bytes_text(int64_t(c.training_keep.activations)));
+    print_memory_row("+ parameters, gradients, buffers (+ Adam)", bytes_text(int64_t(c.inference.state)),
+                     bytes_text(int64_t(c.training_recompute.state)));
+    print_memory_row(o.with_scratchpad ? "+ oneDNN scratchpad" : "+ oneDNN scratchpad (not measured)",
+                     bytes_text(int64_t(c.inference.scratchpad)), bytes_text(int64_t(c.training_recompute.scratchpad)));
+    print_memory_row("= this engine in all, recomputing", bytes_text(int64_t(c.inference.total())),
+                     bytes_text(int64_t(c.training_recompute.total())));
+    print_memory_row("= this engine in all, keeping", "", bytes_text(int64_t(c.training_keep.total())));
+    std::printf("  (naive: the input, every module, torch.cat and head output, and the max-pool's indices;\n"
+                "  PyTorch: torchvision's DenseNet, memory_efficient=False; oneDNN's weight copies not counted)\n\n");
+
+    if (o.device_tflops > 0) {
+        const int64_t steps = (o.epoch_images + o.batch - 1) / o.batch;
+        std::printf("Time at %g TFLOP/s (training = 3 x forward FLOPs)\n", o.device_tflops);
+        std::printf("  %-44s %s\n", ("training step, batch " + N).c_str(), duration_text(c.seconds(o.batch, Pass::training)).c_str());
+        std::printf("  %-44s %s\n",
+                    ("training epoch, " + group_digits(o.epoch_images) + " images (" + group_digits(steps) + " steps)").c_str(),
+                    duration_text(c.seconds(o.epoch_images, Pass::training)).c_str());
+        std::printf("  %-44s %s\n", ("inference, batch " + N).c_str(), duration_text(c.seconds(o.batch, Pass::inference)).c_str());
+        std::printf("  %-44s %s\n\n", ("inference, " + group_digits(o.epoch_images) + " images").c_str(),
+                    duration_text(c.seconds(o.epoch_images, Pass::inference)).c_str());
+    } else {
+        std::printf("Time: give --device-tflops for time per step and per epoch\n\n");
+    }
+
+    std::printf("Largest batch at %ldx%ld in %s%s (this engine in all)\n", long(o.input_size), long(o.input_size),
+                bytes_text(int64_t(c.budget)).c_str(), o.memory_gib > 0 ? "" : ", this machine's memory");
+    std::printf("  %-44s %s\n", "training, recomputing (the default)", group_digits(c.max_batch_training).c_str());
+    std::printf("  %-44s %s\n", "training, keeping", group_digits(c.max_batch_training_keep).c_str());
+    std::printf("  %-44s %s\n\n", "inference", group_digits(c.max_batch_inference).c_str());
+
+    std::printf("Per layer, for one image\n");
+    print_layer_table(c.layers, true);
+}
+
+int run_complexity(const ComplexityCommandOptions& o) {
+    ComplexityOptions report = o.report;
+    report.with_scratchpad = !o.no_scratchpad;
+    const Complexity c = analyse_complexity(densenet_preset(o.arch, o.num_classes), report);
+    print_report(c);
+    if (o.json) std::printf("%s\n", complexity_json(c).dump().c_str());
+    return 0;
+}
+}  // namespace
+
+Command add_complexity_command(CLI::App& app) {
+    auto o = std::make_shared<ComplexityCommandOptions>();
+    auto* cmd = app.add_subcommand("complexity",
+                                   "model size, MACs and FLOPs, activation memory, time per step and the largest batch");
+    cmd->add_option("--arch", o->arch, "densenet121, densenet161, densenet169 or densenet201")->capture_default_str();
+    cmd->add_option("--num-classes", o->num_classes, "classifier outputs")->capture_default_str();
+    cmd->add_option("--input-size", o->report.input_size, "height and width of the input")->capture_default_str();
+    cmd->add_option("--batch-size", o->report.batch, "images per step")->capture_default_str();
+    cmd->add_option("--device-tflops", o->report.device_tflops, "the device's FLOP rate, for time per step and epoch");
+    cmd->add_option("--memory-gib", o->report.memory_gib,
+                    "memory for the largest-batch search (default: this machine's physical memory)");
+    cmd->add_option("--epoch-images", o->report.epoch_images, "images per epoch (CIFAR-10's training set)")
+        ->capture_default_str();
+    cmd->add_flag("--no-scratchpad", o->no_scratchpad,
+                  "do not build the oneDNN primitives to measure their scratchpad (faster; it is then left out)");
+    cmd->add_flag("--json", o->json, "also print every figure as one JSON object, on the last line");
+    return {cmd, [o] { return run_complexity(*o); }};
+}
+
+}  // namespace dn

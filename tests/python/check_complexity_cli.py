@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""End to end: `densenet summary` prints torchvision's print(net) line for line, `densenet complexity
+--json` ends with the figures, and bad input gets one line of error and exit code 1.
+
+usage: check_complexity_cli.py path/to/densenet
+"""
+import json
+import subprocess
+import sys
+
+import torchvision
+
+
+def run(*args):
+    return subprocess.run([sys.argv[1], *args], capture_output=True, text=True)
+
+
+def check_summary(arch, num_classes):
+    net = getattr(torchvision.models, arch)(num_classes=num_classes)
+    expected = str(net).splitlines()
+    p = run("summary", "--arch", arch, "--num-classes", str(num_classes))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    for i, (ours, theirs) in enumerate(zip(lines, expected)):
+        assert ours == theirs, f"{arch} line {i + 1}: {ours!r} != {theirs!r}"
+    assert len(lines) > len(expected), "nothing after the module tree"
+    total = sum(p.numel() for p in net.parameters())
+    assert f"Total number of parameters: {total}" in lines, "no parameter count line"
+    print(f"summary {arch}/{num_classes}: {len(expected)} lines as print(net), {total} parameters")
+
+
+def check_complexity():
+    p = run("complexity", "--arch", "densenet121", "--num-classes", "1000", "--input-size", "224", "--batch-size",
+            "32", "--memory-gib", "16", "--device-tflops", "100", "--json")
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout.splitlines()[-1])
+    assert report["macs"] == 2834161664, report["macs"]
+    assert report["flops"] == 2 * 2834161664
+    assert report["parameters"] == 7978856
+    assert report["model_bytes"]["fp32"] > 4 * 7978856
+    for key in ("naive", "pytorch_saved_for_backward", "engine_inference", "engine_training_recompute",
+                "engine_training_keep"):
+        assert report["activation_bytes"][key] > 0, key
+    for key in ("inference", "training", "training_keep"):
+        assert report["max_batch"][key] > 0, key
+    assert report["time"]["training_step_s"] > 0
+    print("complexity --json:", report["macs"], "MACs,", report["max_batch"])
+
+
+def check_rejected(args, mention):
+    p = run(*args)
+    assert p.returncode == 1, f"{args}: exit code {p.returncode}"
+    assert p.stdout == "", f"{args}: printed {p.stdout[:200]!r}"
+    err = p.stderr.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and mention in err[0], f"{args}: {p.stderr!r}"
+    print("rejected", " ".join(args), "->", err[0])
+
+
+def main():
+    check_summary("densenet121", 1000)
+    check_summary("densenet169", 10)
+    check_complexity()
+    check_rejected(["complexity", "--arch", "densenet122"], "densenet121")
+    check_rejected(["complexity", "--batch-size", "0"], "batch")
+    check_rejected(["complexity", "--input-size", "28"], "at least 29x29")
+    check_rejected(["complexity", "--num-classes", "0"], "classes")
+    check_rejected(["summary", "--input-size", "28"], "at least 29x29")
+
+
+if __name__ == "__main__":
+    main()
