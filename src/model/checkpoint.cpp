@@ -28,12 +28,19 @@ static std::string shape_text(const std::vector<int64_t>& shape) {
 
 std::map<std::string, std::string> load_checkpoint(Parameters& params, const std::string& path) {
     SafetensorsFile file(path);
+    load_checkpoint(params, file, {});
+    return file.metadata();
+}
+
+void load_checkpoint(Parameters& params, const SafetensorsFile& file, const std::set<std::string>& leave_out) {
+    const std::string& path = file.path();
     const auto& tensors = file.tensors();
     auto fail = [&](const std::string& why) {
         throw std::runtime_error("checkpoint '" + path + "' does not fit " + params.config().arch + " with " +
                                  std::to_string(params.config().num_classes) + " classes: " + why);
     };
     for (const auto& e : params.entries()) {
+        if (leave_out.count(e.name)) continue;
         auto it = tensors.find(e.name);
         if (it == tensors.end()) fail("missing key '" + e.name + "'");
         if (it->second.shape != e.shape)
@@ -42,12 +49,12 @@ std::map<std::string, std::string> load_checkpoint(Parameters& params, const std
             fail("'" + e.name + "' is " + it->second.dtype + ", expected " + dtype_of(e.role));
     }
     for (const auto& [name, t] : tensors)
-        if (!params.find(name)) fail("unexpected key '" + name + "'");
+        if (!params.find(name) && !leave_out.count(name)) fail("unexpected key '" + name + "'");
     for (const auto& e : params.entries()) {
+        if (leave_out.count(e.name)) continue;
         const auto& t = tensors.at(e.name);
         std::memcpy(params.data(e), t.data, t.bytes);
     }
-    return file.metadata();
 }
 
 }  // namespace dn

@@ -32,6 +32,7 @@ public:
     const float* log_probs() const;  // (N,K)
     const ActivationPlan& plan() const { return plan_; }
     const RunShape& shape() const { return plan_.shape; }
+    int64_t classes() const { return cfg_.num_classes; }
 
 private:
     struct LayerOps {

@@ -25,18 +25,28 @@ struct SgdOptions {
     bool nesterov = false;
 };
 
+// What the trainer needs of any optimizer.
+class Optimizer {
+public:
+    virtual ~Optimizer() = default;
+    virtual void step(float* values, const float* grads) = 0;
+    virtual int64_t steps() const = 0;
+    virtual void save(const Parameters& params, const std::string& path) const = 0;
+    virtual void load(const Parameters& params, const std::string& path) = 0;
+};
+
 // Both walk the flat parameter and gradient arrays of Parameters; their state has the same layout,
 // so a parameter's state is found at its own offset. state_tensors() names it after the parameter
 // ("features.conv0.weight.exp_avg") for saving beside the checkpoint.
-class Adam {
+class Adam : public Optimizer {
 public:
     Adam(int64_t count, const AdamOptions& options);
-    void step(float* values, const float* grads);
+    void step(float* values, const float* grads) override;
 
-    int64_t steps() const { return steps_; }
+    int64_t steps() const override { return steps_; }
     AdamOptions& options() { return options_; }
-    void save(const Parameters& params, const std::string& path) const;
-    void load(const Parameters& params, const std::string& path);
+    void save(const Parameters& params, const std::string& path) const override;
+    void load(const Parameters& params, const std::string& path) override;
 
 private:
     AdamOptions options_;
@@ -44,14 +54,14 @@ private:
     std::vector<float> exp_avg_, exp_avg_sq_, max_exp_avg_sq_;
 };
 
-class Sgd {
+class Sgd : public Optimizer {
 public:
     Sgd(int64_t count, const SgdOptions& options);
-    void step(float* values, const float* grads);
+    void step(float* values, const float* grads) override;
 
-    int64_t steps() const { return steps_; }
-    void save(const Parameters& params, const std::string& path) const;
-    void load(const Parameters& params, const std::string& path);
+    int64_t steps() const override { return steps_; }
+    void save(const Parameters& params, const std::string& path) const override;
+    void load(const Parameters& params, const std::string& path) override;
 
 private:
     SgdOptions options_;

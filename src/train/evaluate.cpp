@@ -1,0 +1,49 @@
+#include "train/evaluate.h"
+
+#include "train/progress.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace dn {
+
+double EvalResult::class_accuracy(int64_t truth) const {
+    int64_t total = 0;
+    for (int64_t p = 0; p < classes; ++p) total += count(truth, p);
+    return total ? double(count(truth, truth)) / double(total) : std::nan("");
+}
+
+EvalResult evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label) {
+    EvalResult r;
+    r.classes = net.classes();
+    r.confusion.assign(size_t(r.classes * r.classes), 0);
+    ProgressBar bar(progress_label, loader.images_per_epoch(), "img");
+    double loss_sum = 0.0;
+    int64_t correct = 0;
+    loader.start_epoch(1);
+    while (const Batch* batch = loader.next()) {
+        net.forward(batch->images.data(), batch->labels.data(), Mode::eval);
+        const float* log_probs = net.log_probs();
+        for (int64_t i = 0; i < batch->size; ++i) {
+            const float* row = log_probs + i * r.classes;
+            const int64_t truth = batch->labels[size_t(i)];
+            const int64_t predicted = std::max_element(row, row + r.classes) - row;
+            loss_sum -= double(row[truth]);
+            correct += predicted == truth;
+            ++r.confusion[size_t(truth * r.classes + predicted)];
+        }
+        r.images += batch->size;
+        if (!progress_label.empty()) {
+            char note[64];
+            std::snprintf(note, sizeof note, "acc %.2f%%", 100.0 * double(correct) / double(r.images));
+            bar.update(r.images, note);
+        }
+    }
+    if (!progress_label.empty()) bar.finish();
+    r.loss = loss_sum / double(std::max<int64_t>(r.images, 1));
+    r.accuracy = double(correct) / double(std::max<int64_t>(r.images, 1));
+    return r;
+}
+
+}  // namespace dn

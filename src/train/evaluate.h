@@ -1,0 +1,25 @@
+// defines: EvalResult, evaluate (test loss, accuracy and confusion matrix over a whole data set)
+#pragma once
+#include "data/batch_loader.h"
+#include "model/densenet.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace dn {
+
+struct EvalResult {
+    int64_t images = 0, classes = 0;
+    double loss = 0.0;      // mean NLL per image
+    double accuracy = 0.0;  // fraction correct, 0..1
+    std::vector<int64_t> confusion;  // (classes, classes): [true class][predicted class]
+
+    int64_t count(int64_t truth, int64_t predicted) const { return confusion[size_t(truth * classes + predicted)]; }
+    double class_accuracy(int64_t truth) const;  // NaN when the class has no images
+};
+
+// The model in eval mode (running statistics) over every image the loader delivers (it should
+// keep the short last batch and use the data set's order). progress_label: empty for no bar.
+EvalResult evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label);
+
+}  // namespace dn

@@ -1,0 +1,88 @@
+#include "train/run_state.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace dn {
+
+namespace {
+void write_atomically(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        if (!out) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
+        out << text;
+        out.flush();
+        if (!out) {
+            out.close();
+            std::remove(tmp.c_str());
+            throw std::runtime_error("failed while writing '" + tmp + "' (disk full?)");
+        }
+    }
+    std::filesystem::rename(tmp, path);
+}
+}  // namespace
+
+void save_run_state(const RunState& s, const std::string& path) {
+    nlohmann::json history = nlohmann::json::array();
+    for (const auto& r : s.history)
+        history.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_acc", r.train_acc},
+                           {"test_loss", r.test_loss}, {"test_acc", r.test_acc}, {"seconds", r.seconds}});
+    const nlohmann::json j{
+        {"version", 1},
+        {"options", s.options},
+        {"epoch", s.epoch},
+        {"next_batch", s.totals.next_batch},
+        {"loss_sum", s.totals.loss_sum},
+        {"correct", s.totals.correct},
+        {"seen", s.totals.seen},
+        {"seconds", s.totals.seconds},
+        {"data_wait_seconds", s.totals.data_wait_seconds},
+        {"optimizer_steps", s.optimizer_steps},
+        {"best_accuracy", s.best_accuracy},
+        {"history", history},
+    };
+    write_atomically(path, j.dump(2) + "\n");
+}
+
+RunState load_run_state(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot open '" + path + "' (is this a run folder written by densenet train?)");
+    try {
+        const nlohmann::json j = nlohmann::json::parse(in);
+        if (j.at("version").get<int>() != 1) throw std::runtime_error("unknown version");
+        RunState s;
+        s.options = j.at("options");
+        s.epoch = j.at("epoch").get<int64_t>();
+        s.totals.next_batch = j.at("next_batch").get<int64_t>();
+        s.totals.loss_sum = j.at("loss_sum").get<double>();
+        s.totals.correct = j.at("correct").get<int64_t>();
+        s.totals.seen = j.at("seen").get<int64_t>();
+        s.totals.seconds = j.at("seconds").get<double>();
+        s.totals.data_wait_seconds = j.value("data_wait_seconds", 0.0);
+        s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
+        s.best_accuracy = j.at("best_accuracy").get<double>();
+        for (const auto& r : j.at("history"))
+            s.history.push_back({r.at("epoch").get<int64_t>(), r.at("train_loss").get<double>(), r.at("train_acc").get<double>(),
+                                 r.at("test_loss").get<double>(), r.at("test_acc").get<double>(), r.at("seconds").get<double>()});
+        return s;
+    } catch (const std::exception& e) {
+        throw std::runtime_error("'" + path + "' is corrupt: " + e.what());
+    }
+}
+
+void write_metrics_csv(const std::vector<EpochRecord>& history, const std::string& path) {
+    std::string csv = "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n";
+    char row[256];
+    for (const auto& r : history) {
+        std::snprintf(row, sizeof row, "%ld,%.6f,%.6f,%.6f,%.6f,%.1f\n", long(r.epoch), r.train_loss, r.train_acc, r.test_loss,
+                      r.test_acc, r.seconds);
+        csv += row;
+    }
+    write_atomically(path, csv);
+}
+
+}  // namespace dn

@@ -1,0 +1,56 @@
+#include "train/trainer.h"
+
+#include "train/progress.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+namespace dn {
+
+EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, BatchLoader& loader, int64_t epoch,
+                     int64_t epochs, EpochTotals& totals, StopRequest& stop) {
+    using Clock = std::chrono::steady_clock;
+    const int64_t B = net.shape().batch, K = net.classes();
+    const double loader_wait_before = loader.wait_seconds(), epoch_wait_before = totals.data_wait_seconds;
+    const int64_t seen_before = totals.seen;
+    ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(epochs), loader.images_per_epoch(), "img");
+    loader.start_epoch(epoch, totals.next_batch);
+    auto last = Clock::now();
+    for (;;) {
+        if ((stop.interrupted && stop.interrupted->load()) || (stop.max_steps > 0 && stop.steps_taken >= stop.max_steps)) {
+            bar.finish();
+            return EpochEnd::stopped;
+        }
+        const Batch* batch = loader.next();
+        if (!batch) break;
+        const float loss = net.forward(batch->images.data(), batch->labels.data(), Mode::train);
+        if (!std::isfinite(loss)) {
+            bar.finish();
+            return EpochEnd::diverged;
+        }
+        for (int64_t i = 0; i < B; ++i) {
+            const float* z = net.logits() + i * K;
+            totals.correct += (std::max_element(z, z + K) - z) == batch->labels[size_t(i)];
+        }
+        net.backward();
+        optimizer.step(params.values(), params.grads());
+        net.load_weights();
+        ++stop.steps_taken;
+        ++totals.next_batch;
+        totals.loss_sum += double(loss) * double(B);
+        totals.seen += B;
+        const auto now = Clock::now();
+        totals.seconds += std::chrono::duration<double>(now - last).count();
+        last = now;
+        totals.data_wait_seconds = epoch_wait_before + loader.wait_seconds() - loader_wait_before;
+        char note[96];
+        std::snprintf(note, sizeof note, "loss %.4f", totals.loss_sum / double(totals.seen));
+        bar.update(totals.seen, note, seen_before);
+    }
+    bar.finish();
+    return EpochEnd::completed;
+}
+
+}  // namespace dn

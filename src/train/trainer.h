@@ -1,0 +1,37 @@
+// defines: EpochTotals, EpochEnd, StopRequest, train_epoch (one pass of forward, backward and step)
+#pragma once
+#include "data/batch_loader.h"
+#include "model/densenet.h"
+#include "train/optimizer.h"
+
+#include <atomic>
+#include <cstdint>
+
+namespace dn {
+
+// An epoch's running totals. They are saved with an interrupted run, so that the resumed epoch
+// reports the figures an uninterrupted one would have.
+struct EpochTotals {
+    int64_t next_batch = 0;  // batches of this epoch already trained
+    double loss_sum = 0.0;   // sum over images of their NLL
+    int64_t correct = 0, seen = 0;
+    double seconds = 0.0;    // training time spent in this epoch so far
+    double data_wait_seconds = 0.0;  // of which spent waiting for the loader
+};
+
+enum class EpochEnd { completed, stopped, diverged };
+
+// Why an epoch may end early: Ctrl-C (the flag a signal handler sets), or a step budget
+// (--max-steps, counted over the whole process; 0 means none).
+struct StopRequest {
+    const std::atomic<bool>* interrupted = nullptr;
+    int64_t max_steps = 0;
+    int64_t steps_taken = 0;
+};
+
+// Trains from totals.next_batch to the end of epoch `epoch`, updating totals after every step.
+// diverged: a loss turned NaN or infinite; that step's update is not applied.
+EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, BatchLoader& loader, int64_t epoch,
+                     int64_t epochs, EpochTotals& totals, StopRequest& stop);
+
+}  // namespace dn
