@@ -7,7 +7,7 @@
 namespace dn {
 
 namespace {
-constexpr int64_t kSide = 32, kChannels = 3, kRecordsPerFile = 10000;
+constexpr int64_t kSide = 32, kChannels = 3;
 constexpr int64_t kImageBytes = kChannels * kSide * kSide, kRecordBytes = 1 + kImageBytes;
 
 std::string batches_dir(const std::string& dir) {
@@ -24,16 +24,19 @@ void append_batch_file(ImageSet& set, const std::string& path) {
     std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) throw std::runtime_error("cannot open CIFAR-10 file '" + path + "'");
     const auto size = int64_t(in.tellg());
-    if (size != kRecordsPerFile * kRecordBytes)
-        throw std::runtime_error("'" + path + "' is not a CIFAR-10 batch: " + std::to_string(size) + " bytes, expected " +
-                                 std::to_string(kRecordsPerFile * kRecordBytes) + " (truncated?)");
+    // The real files hold 10000 records each; any whole number is accepted, so that small test
+    // sets in the same format work too.
+    if (size == 0 || size % kRecordBytes != 0)
+        throw std::runtime_error("'" + path + "' is not a CIFAR-10 batch: " + std::to_string(size) +
+                                 " bytes is not a whole number of 3073-byte records (truncated?)");
+    const int64_t records = size / kRecordBytes;
     std::vector<uint8_t> bytes(static_cast<size_t>(size));
     in.seekg(0);
     if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) throw std::runtime_error("cannot read '" + path + "'");
 
     const size_t first = set.pixels.size();
-    set.pixels.resize(first + size_t(kRecordsPerFile * kImageBytes));
-    for (int64_t r = 0; r < kRecordsPerFile; ++r) {
+    set.pixels.resize(first + size_t(records * kImageBytes));
+    for (int64_t r = 0; r < records; ++r) {
         const uint8_t* record = bytes.data() + r * kRecordBytes;
         if (record[0] >= 10)
             throw std::runtime_error("'" + path + "' is corrupt: record " + std::to_string(r) + " has label " +
@@ -41,7 +44,7 @@ void append_batch_file(ImageSet& set, const std::string& path) {
         set.labels.push_back(record[0]);
         std::copy(record + 1, record + kRecordBytes, set.pixels.begin() + ptrdiff_t(first + size_t(r * kImageBytes)));
     }
-    set.count += kRecordsPerFile;
+    set.count += records;
 }
 
 std::vector<std::string> read_class_names(const std::string& dir) {

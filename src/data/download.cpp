@@ -108,12 +108,14 @@ void extract_archive(const std::string& archive_path, const std::string& dir) {
     Reader out(archive_write_disk_new(), archive_write_free);
     archive_read_support_filter_all(in.get());
     archive_read_support_format_all(in.get());
-    archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                                                  ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+    // Entry names are checked below before the staging folder (an absolute path) is put in front.
+    archive_write_disk_set_options(out.get(),
+                                   ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
     if (archive_read_open_filename(in.get(), archive_path.c_str(), 1 << 16) != ARCHIVE_OK)
-        throw std::runtime_error("cannot open archive '" + archive_path + "': " + archive_error_string(in.get()));
+        throw std::runtime_error("cannot extract '" + archive_path + "': " + archive_error_string(in.get()));
 
-    const fs::path staging = fs::path(dir) / (".partial-" + fs::path(archive_path).filename().string());
+    const fs::path staging =
+        fs::absolute(dir).lexically_normal() / (".partial-" + fs::path(archive_path).filename().string());
     fs::remove_all(staging);
     fs::create_directories(staging);
     auto fail = [&](archive* a, const std::string& what) {
@@ -129,7 +131,8 @@ void extract_archive(const std::string& archive_path, const std::string& dir) {
         if (r == ARCHIVE_EOF) break;
         if (r != ARCHIVE_OK) fail(in.get(), "corrupt archive");
         const fs::path name = archive_entry_pathname(entry);
-        if (name.is_absolute() || name.empty()) fail(in.get(), "unsafe entry '" + name.string() + "'");
+        const bool climbs = std::find(name.begin(), name.end(), fs::path("..")) != name.end();
+        if (name.is_absolute() || name.empty() || climbs) fail(in.get(), "unsafe entry '" + name.string() + "'");
         const fs::path first = *name.begin();
         if (std::find(top_level.begin(), top_level.end(), first) == top_level.end()) top_level.push_back(first);
         archive_entry_set_pathname(entry, (staging / name).c_str());
