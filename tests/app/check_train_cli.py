@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+"""End to end: densenet train, eval and predict as a user runs them, on CIFAR-10-format files made
+from real Fashion-MNIST images (so there is something to learn), and on Fashion-MNIST itself.
+
+Checks every output of a run, that a run stopped mid-epoch (--max-steps, and a real Ctrl-C) and
+resumed ends with the weights of one never stopped, that `eval` agrees with the run's own test,
+that checkpoints start other runs, and that bad input gets a one-line error and a non-zero exit.
+
+Usage: check_train_cli.py DENSENET WORK_DIR
+"""
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import safetensors_lite  # noqa: E402
+
+DENSENET, WORK = sys.argv[1], sys.argv[2]
+FASHION = "/usr/share/datasets/fashion-mnist"
+FAILURES = []
+
+
+def check(condition, what):
+    if not condition:
+        FAILURES.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def run(*args, expect_rc=0, **kw):
+    p = subprocess.run([DENSENET, *map(str, args)], capture_output=True, text=True, **kw)
+    if expect_rc is not None and p.returncode != expect_rc:
+        print(p.stdout[-3000:], p.stderr[-3000:], sep="\n")
+        check(False, f"{' '.join(map(str, args))}: exit {p.returncode}, expected {expect_rc}")
+    return p
+
+
+def read_idx(path):
+    with gzip.open(path) as f:
+        data = f.read()
+    n = int.from_bytes(data[4:8], "big")
+    if data[3] == 3:
+        return np.frombuffer(data, np.uint8, offset=16).reshape(n, 28, 28)
+    return np.frombuffer(data, np.uint8, offset=8)
+
+
+def write_cifar(dir, per_train_file, test_count):
+    """Fashion-MNIST padded to 32x32, grey repeated to RGB planes, in CIFAR-10's binary records."""
+    os.makedirs(dir, exist_ok=True)
+    images = read_idx(f"{FASHION}/train-images-idx3-ubyte.gz")
+    labels = read_idx(f"{FASHION}/train-labels-idx1-ubyte.gz")
+
+    def records(first, count):
+        out = bytearray()
+        for i in range(first, first + count):
+            img = np.pad(images[i], 2)
+            out += bytes([labels[i]]) + np.stack([img, img, img]).tobytes()
+        return bytes(out)
+
+    for f in range(5):
+        with open(f"{dir}/data_batch_{f + 1}.bin", "wb") as out:
+            out.write(records(f * per_train_file, per_train_file))
+    with open(f"{dir}/test_batch.bin", "wb") as out:
+        out.write(records(50000, test_count))
+    with open(f"{dir}/batches.meta.txt", "w") as out:
+        out.write("\n".join(["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                             "boot"]) + "\n\n")
+
+
+def tensors(path):
+    return safetensors_lite.load(path)[0]
+
+
+def same_tensors(a, b):
+    ta, tb = tensors(a), tensors(b)
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+def metrics(path):
+    with open(path) as f:
+        rows = [line.strip().split(",") for line in f]
+    return rows[0], rows[1:]
+
+
+shutil.rmtree(WORK, ignore_errors=True)
+os.makedirs(WORK)
+CIFAR = f"{WORK}/cifar"
+write_cifar(CIFAR, 64, 96)  # 320 training images, 20 steps of 16 an epoch
+COMMON = ["--dataset", "cifar10", "--data-dir", CIFAR, "--input-size", 32, "--batch-size", 16, "--threads", 1]
+
+# 1. A whole run, and everything it writes.
+A = f"{WORK}/uninterrupted"
+p = run("train", *COMMON, "--epochs", 2, "--out", A)
+lines = re.findall(r"^Iteration: (\d+) / 2 ; Training Loss: ([\d.]+) ; Testing Acc: ([\d.]+) ; Time consumed: \d+m \d+s$",
+                   p.stdout, re.M)
+check(len(lines) == 2, "two lecture-style epoch lines")
+for name in ["init.safetensors", "last.safetensors", "last.optim.safetensors", "best.safetensors",
+             "best.optim.safetensors", "metrics.csv", "state.json", "loss.png", "loss.svg", "accuracy.png",
+             "accuracy.svg", "conv0_init.png", "conv0_trained.png", "conv0_diff.png", "denselayer1_conv1.png"]:
+    check(os.path.getsize(f"{A}/{name}") > 0, f"run folder holds {name}")
+check(not [f for f in os.listdir(A) if f.endswith((".tmp", ".part"))], "no temporary files left")
+header, rows = metrics(f"{A}/metrics.csv")
+check(header == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"], "metrics.csv columns")
+check(len(rows) == 2 and float(rows[1][1]) < float(rows[0][1]), "two epochs, training loss falls")
+check(abs(float(rows[1][4]) * 100 - float(lines[1][2])) < 1e-3, "metrics.csv test_acc is the printed one")
+check(float(rows[1][4]) > 0.3, f"learns something in 2 short epochs (test acc {rows[1][4]}; chance 0.1)")
+meta = safetensors_lite.load(f"{A}/last.safetensors")[1]
+check(meta.get("arch") == "densenet121" and meta.get("input_size") == "32", "checkpoint metadata: arch, input size")
+check(json.loads(meta["class_names"])[9] == "boot", "checkpoint metadata: class names from batches.meta.txt")
+# The checkpoint loads in torchvision as it is.
+net = torchvision.models.densenet121(num_classes=10)
+net.load_state_dict(tensors(f"{A}/last.safetensors"), strict=True)
+
+# 2. Stopped after 13 steps (mid-epoch 1), then resumed: the same weights, optimizer and metrics.
+B = f"{WORK}/stopped"
+p = run("train", *COMMON, "--epochs", 2, "--out", B, "--max-steps", 13)
+check("--resume" in p.stdout, "a stopped run says how to resume")
+state = json.load(open(f"{B}/state.json"))
+check(state["epoch"] == 1 and state["next_batch"] == 13, "state.json records the position in the epoch")
+run("train", "--resume", B, "--threads", 1)
+check(same_tensors(f"{A}/last.safetensors", f"{B}/last.safetensors"), "resumed run ends with the same weights")
+check(same_tensors(f"{A}/last.optim.safetensors", f"{B}/last.optim.safetensors"), "and the same Adam state")
+check([r[:5] for r in metrics(f"{B}/metrics.csv")[1]] == [r[:5] for r in rows], "and the same metrics")
+p = run("train", "--resume", B, "--lr", 0.1, expect_rc=1)
+check(p.stderr.startswith("error:") and "cannot be changed" in p.stderr, "--resume refuses changed options")
+
+# 3. A real Ctrl-C mid-epoch leaves a checkpoint that --resume continues from.
+C = f"{WORK}/interrupted"
+proc = subprocess.Popen([DENSENET, "train", *map(str, COMMON), "--epochs", "1", "--out", C], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+for line in proc.stderr:  # the bar's first line is drawn after the first step
+    if line.startswith("epoch 1/1"):
+        break
+proc.send_signal(signal.SIGINT)
+out, _ = proc.communicate(timeout=300)
+check(proc.returncode == 130, f"Ctrl-C exits with 130 (got {proc.returncode})")
+state = json.load(open(f"{C}/state.json"))
+check(state["epoch"] == 1 and 1 <= state["next_batch"] < 20, f"interrupted mid-epoch ({state['next_batch']} batches)")
+run("train", "--resume", C)
+check(len(metrics(f"{C}/metrics.csv")[1]) == 1, "the interrupted run finishes its epoch when resumed")
+
+# 4. eval agrees with the run's own test of the same weights.
+p = run("eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--json")
+result = json.loads(p.stdout.strip().splitlines()[-1])
+check(abs(result["accuracy"] - float(rows[1][4])) <= 1.5 / 96, "eval accuracy = the run's last test accuracy")
+check(abs(result["loss"] - float(rows[1][3])) <= 1e-3 * float(rows[1][3]), "eval loss = the run's last test loss")
+check(result["images"] == 96 and len(result["confusion"]) == 10, "eval sees every test image")
+check(sum(map(sum, result["confusion"])) == 96, "the confusion matrix counts every image")
+check("confusion matrix" in p.stdout and "trouser" in p.stdout, "eval prints the matrix with class names")
+
+# 5. predict on a PNG and a JPEG; an undecodable file is an error.
+img = np.pad(read_idx(f"{FASHION}/t10k-images-idx3-ubyte.gz")[0], 2)
+Image.fromarray(img).save(f"{WORK}/grey.png")
+Image.fromarray(np.stack([img] * 3, -1)).save(f"{WORK}/rgb.jpg", quality=95)
+p = run("predict", "--checkpoint", f"{A}/last.safetensors", f"{WORK}/grey.png", f"{WORK}/rgb.jpg", "--json")
+ranked = json.loads(p.stdout.strip().splitlines()[-1])
+check(len(ranked) == 2 and all(len(r["top"]) == 5 for r in ranked), "predict gives the top 5 for each image")
+probs = [t["probability"] for t in ranked[0]["top"]]
+check(probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6, "ranked probabilities")
+check(ranked[0]["top"][0]["class"] == ranked[1]["top"][0]["class"], "the same picture as PNG and JPEG agrees")
+with open(f"{WORK}/broken.png", "wb") as f:
+    f.write(open(f"{WORK}/grey.png", "rb").read()[:60])
+p = run("predict", "--checkpoint", f"{A}/last.safetensors", f"{WORK}/broken.png", expect_rc=1)
+check(p.stderr.count("\n") == 1 and "broken.png" in p.stderr, "an undecodable image: one line naming it")
+
+# 6. --init: another checkpoint's weights, its classifier replaced when the classes differ.
+torch.manual_seed(0)
+safetensors_lite.save(torchvision.models.densenet121().state_dict(), f"{WORK}/imagenet_like.safetensors")
+safetensors_lite.save(torchvision.models.densenet169(num_classes=10).state_dict(), f"{WORK}/d169.safetensors")
+p = run("train", *COMMON, "--epochs", 1, "--limit-train", 32, "--limit-test", 16, "--out", f"{WORK}/init",
+        "--init", f"{WORK}/imagenet_like.safetensors")
+check("replaced" in p.stdout, "--init says it replaces a 1000-class classifier")
+init = tensors(f"{WORK}/init/init.safetensors")
+source = tensors(f"{WORK}/imagenet_like.safetensors")
+check(torch.equal(init["features.conv0.weight"], source["features.conv0.weight"]), "--init loads the features")
+p = run("train", *COMMON, "--out", f"{WORK}/init169", "--init", f"{WORK}/d169.safetensors", expect_rc=1)
+check("densenet169" in p.stderr, "--init refuses another architecture")
+p = run("eval", "--checkpoint", f"{WORK}/d169.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR,
+        "--input-size", 32, "--json")
+check(json.loads(p.stdout.strip().splitlines()[-1])["images"] == 96, "eval takes a torchvision state_dict")
+
+# 7. The real Fashion-MNIST, from Debian's package, resized to 32.
+p = run("train", "--dataset", "fashion-mnist", "--input-size", 32, "--batch-size", 16, "--epochs", 1,
+        "--limit-train", 64, "--limit-test", 32, "--out", f"{WORK}/fashion")
+check("Iteration: 1 / 1" in p.stdout, "trains on Fashion-MNIST")
+check(json.loads(safetensors_lite.load(f"{WORK}/fashion/best.safetensors")[1]["class_names"])[9] == "Ankle boot",
+      "Fashion-MNIST's class names")
+
+# 8. Bad input: one line on stderr, a non-zero exit, nothing half-written.
+shutil.copytree(CIFAR, f"{WORK}/truncated")
+os.truncate(f"{WORK}/truncated/test_batch.bin", 3073 * 10 - 5)
+with open(f"{WORK}/corrupt.safetensors", "wb") as f:
+    f.write(open(f"{A}/last.safetensors", "rb").read()[:5000])
+os.makedirs(f"{WORK}/not_writable", exist_ok=True)
+os.chmod(f"{WORK}/not_writable", 0o500)
+cases = [
+    (["train", *COMMON, "--batch-size", 0, "--out", f"{WORK}/bad"], "batch-size"),
+    (["train", *COMMON, "--arch", "densenet999", "--out", f"{WORK}/bad"], "densenet999"),
+    (["train", *COMMON, "--input-size", 16, "--out", f"{WORK}/bad"], "29"),
+    (["train", "--dataset", "cifar10", "--data-dir", f"{WORK}/nowhere", "--out", f"{WORK}/bad"], "nowhere"),
+    (["train", *COMMON, "--data-dir", f"{WORK}/truncated", "--out", f"{WORK}/bad"], "truncated"),
+    (["train", *COMMON, "--out", A], "already holds a run"),
+    (["eval", "--checkpoint", f"{WORK}/corrupt.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR], "corrupt"),
+    (["eval", "--checkpoint", f"{WORK}/missing.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR], "missing"),
+]
+if os.geteuid() != 0:  # root writes anywhere
+    cases.append((["train", *COMMON, "--out", f"{WORK}/not_writable/run"], "not_writable"))
+cases.append((["train", *COMMON, "--out", "/proc/densenet-run"], "densenet-run"))
+for args, fragment in cases:
+    p = run(*args, expect_rc=1)
+    check(p.stderr.startswith("error:") and p.stderr.count("\n") == 1 and fragment in p.stderr,
+          f"{' '.join(map(str, args[:1] + args[-2:]))}: one-line error mentioning '{fragment}', got: {p.stderr[-300:]}")
+check(not os.path.exists(f"{WORK}/bad"), "a rejected run writes nothing")
+p = run("train", "--no-such-flag", expect_rc=None)
+check(p.returncode != 0 and "no-such-flag" in p.stderr, "an unknown flag is refused")
+for command in ["train", "eval", "predict", "summary", "complexity", "visualize", "bench"]:
+    p = run(command, "--help")
+    check("Usage:" in p.stdout and command in p.stdout and "--" in p.stdout, f"{command} --help")
+os.chmod(f"{WORK}/not_writable", 0o700)
+
+print(f"{len(FAILURES)} failure(s)")
+sys.exit(1 if FAILURES else 0)
