@@ -17,5 +17,6 @@ struct Command {
 Command add_summary_command(CLI::App& app);
 Command add_complexity_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
+Command add_visualize_command(CLI::App& app);
 
 }  // namespace dn

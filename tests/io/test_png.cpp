@@ -1,0 +1,90 @@
+// write_png: what is written decodes (with stb_image) to the same pixels; failures are errors.
+#include "io/png.h"
+
+#include <gtest/gtest.h>
+#include <stb_image.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace dn {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kScratch = fs::temp_directory_path() / ("densenet_test_png_" + std::to_string(::getpid()));
+
+// The scratch folder stays behind only when a test failed, to look at.
+struct RemoveScratch : ::testing::Environment {
+    void TearDown() override {
+        if (::testing::UnitTest::GetInstance()->Passed()) fs::remove_all(kScratch);
+    }
+};
+const auto* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
+
+fs::path scratch(const std::string& name) {
+    const fs::path dir = kScratch / name;
+    fs::create_directories(dir);
+    return dir;
+}
+
+void expect_round_trip(int64_t height, int64_t width, int64_t channels) {
+    std::vector<uint8_t> pixels(size_t(height * width * channels));
+    std::mt19937 rng(unsigned(height * 31 + width * 7 + channels));
+    for (auto& p : pixels) p = uint8_t(rng());
+    const std::string path = (scratch("round_trip") / "p.png").string();
+    write_png(path, pixels.data(), height, width, channels);
+    EXPECT_FALSE(fs::exists(path + ".tmp"));
+
+    int w = 0, h = 0, c = 0;
+    stbi_uc* decoded = stbi_load(path.c_str(), &w, &h, &c, 0);
+    ASSERT_NE(decoded, nullptr) << stbi_failure_reason();
+    EXPECT_EQ(h, height);
+    EXPECT_EQ(w, width);
+    EXPECT_EQ(c, channels);
+    EXPECT_TRUE(std::equal(pixels.begin(), pixels.end(), decoded));
+    stbi_image_free(decoded);
+}
+
+TEST(WritePng, RgbAndGreyRoundTrip) {
+    expect_round_trip(74, 74, 3);
+    expect_round_trip(5, 13, 1);
+    expect_round_trip(1, 1, 3);
+}
+
+TEST(WritePng, MissingFolderIsAnErrorNamingThePath) {
+    const uint8_t pixel[3] = {1, 2, 3};
+    const std::string path = (scratch("missing") / "no" / "such" / "folder" / "p.png").string();
+    try {
+        write_png(path, pixel, 1, 1, 3);
+        FAIL() << "no error";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+}
+
+TEST(WritePng, UnwritableFolderIsAnError) {
+    const uint8_t pixel[3] = {1, 2, 3};
+    const fs::path file = scratch("not_a_folder") / "file";  // a "folder" no one can write into, root included
+    std::ofstream(file) << "x";
+    EXPECT_THROW(write_png((file / "p.png").string(), pixel, 1, 1, 3), std::runtime_error);
+    if (::geteuid() == 0) return;  // root ignores permissions
+    const fs::path dir = scratch("read_only");
+    fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec);
+    EXPECT_THROW(write_png((dir / "p.png").string(), pixel, 1, 1, 3), std::runtime_error);
+    fs::permissions(dir, fs::perms::owner_all);
+}
+
+TEST(WritePng, RejectsOtherChannelCountsAndEmptySizes) {
+    const uint8_t pixels[8] = {};
+    const std::string path = (scratch("bad") / "p.png").string();
+    EXPECT_THROW(write_png(path, pixels, 1, 2, 4), std::invalid_argument);
+    EXPECT_THROW(write_png(path, pixels, 0, 2, 1), std::invalid_argument);
+    EXPECT_FALSE(fs::exists(path));
+}
+
+}  // namespace
+}  // namespace dn
