@@ -1,0 +1,88 @@
+// The epoch loop's contract: it counts what it trains on, stops where asked and can continue
+// from there, and a loss that turns NaN stops it before the bad step touches the weights.
+#include "data/batch_loader.h"
+#include "model/densenet.h"
+#include "model/init.h"
+#include "train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+namespace dn {
+namespace {
+
+DenseNetConfig tiny_config() {
+    DenseNetConfig cfg;
+    cfg.arch = "custom";
+    cfg.growth_rate = 4, cfg.block_config = {1, 1}, cfg.num_init_features = 8;
+    cfg.num_classes = 3, cfg.in_channels = 1, cfg.stem = Stem::small_inputs;
+    return cfg;
+}
+
+ImageSet random_set(int64_t count) {
+    ImageSet set;
+    set.count = count, set.channels = 1, set.height = set.width = 8;
+    std::mt19937 rng(5);
+    for (int64_t i = 0; i < count * 64; ++i) set.pixels.push_back(uint8_t(rng() & 0xff));
+    for (int64_t i = 0; i < count; ++i) set.labels.push_back(int32_t(i % 3));
+    set.class_names = {"a", "b", "c"};
+    return set;
+}
+
+struct Fixture {
+    DenseNetConfig cfg = tiny_config();
+    Parameters params{cfg};
+    DnnlContext ctx;
+    ImageSet set = random_set(24);
+    BatchLoader loader{set, {8, 1, Augment::none, {}}, {4, Order::shuffled, LastBatch::drop, 0, 1, 1}};
+    std::unique_ptr<DenseNet> net;
+    Adam adam{params.count(), AdamOptions{}};
+
+    Fixture() {
+        init_parameters(params, 3);
+        net = std::make_unique<DenseNet>(ctx, params, RunShape{4, 8, 8}, Pass::training, Intermediates::recompute);
+        net->load_weights();
+    }
+};
+
+TEST(Trainer, CountsAnEpochAndStopsWhereAsked) {
+    Fixture f;
+    EpochTotals totals;
+    StopRequest stop{nullptr, 4, 0};
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 1, 1, totals, stop), EpochEnd::stopped);
+    EXPECT_EQ(totals.next_batch, 4);
+    EXPECT_EQ(totals.seen, 16);
+    EXPECT_EQ(f.adam.steps(), 4);
+    stop.max_steps = 0;
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 1, 1, totals, stop), EpochEnd::completed);
+    EXPECT_EQ(totals.next_batch, 6);
+    EXPECT_EQ(totals.seen, 24);
+    EXPECT_EQ(f.adam.steps(), 6);
+    EXPECT_GT(totals.loss_sum / double(totals.seen), 0.0);
+    EXPECT_LE(totals.correct, totals.seen);
+
+    std::atomic<bool> interrupted{true};
+    EpochTotals next;
+    StopRequest ctrl_c{&interrupted, 0, 0};
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 2, 2, next, ctrl_c), EpochEnd::stopped);
+    EXPECT_EQ(next.next_batch, 0);
+}
+
+TEST(Trainer, ANonFiniteLossStopsBeforeTheStep) {
+    Fixture f;
+    f.params.classifier.bias[0] = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> before(f.params.values(), f.params.values() + f.params.count());
+    EpochTotals totals;
+    StopRequest stop;
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 1, 1, totals, stop), EpochEnd::diverged);
+    EXPECT_EQ(f.adam.steps(), 0);
+    EXPECT_EQ(totals.seen, 0);
+    for (int64_t i = 0; i < f.params.count(); ++i)
+        if (!std::isnan(before[size_t(i)])) ASSERT_EQ(f.params.values()[i], before[size_t(i)]) << i;
+}
+
+}  // namespace
+}  // namespace dn
