@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# The main job, on a fresh Debian 12: installs the dependencies, builds, and trains densenet121
-# briefly on Fashion-MNIST (Debian's dataset-fashion-mnist, so it works offline), writing a run
-# folder with init/last checkpoints, the optimizer state and metrics.csv.
-# CIFAR-10 training, resizing to 224 and the pictures arrive with the next issues.
+# The main job, on a fresh Debian 12: installs the dependencies, builds, and runs a short but real
+# training of torchvision's densenet121 (Adam, lr 1e-4, batch 32, as the lecture) that writes every
+# output of a run into runs/quickstart: checkpoints, metrics.csv, curves and weight pictures.
+# It trains on CIFAR-10 when data/cifar10 holds it (densenet train --download fetches it), and
+# otherwise, offline, on Fashion-MNIST from Debian's dataset-fashion-mnist package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j "$(nproc)"
-echo "No CIFAR-10 support yet: training on Fashion-MNIST from /usr/share/datasets/fashion-mnist."
-./build/densenet train --arch densenet121 --dataset fashion-mnist --input-size 32 --epochs 2 \
-  --limit-train 4096 --limit-test 2000 --lr 1e-3 --out runs/quickstart
+
+if [ -f data/cifar10/cifar-10-batches-bin/test_batch.bin ] || [ -f data/cifar10/test_batch.bin ]; then
+  dataset=cifar10
+  echo "Training on CIFAR-10 from data/cifar10."
+else
+  dataset=fashion-mnist
+  echo "No CIFAR-10 in data/cifar10 (get it with: ./build/densenet train --download ...)."
+  echo "Training on Fashion-MNIST from /usr/share/datasets/fashion-mnist instead, offline."
+fi
+# 32x32 keeps this to about a minute on 2 cores; the lecture's 224x224 run is in the README.
+./build/densenet train --arch densenet121 --dataset "$dataset" --input-size 32 --epochs 2 \
+  --limit-train 4096 --limit-test 2000 --out runs/quickstart --overwrite
+echo "Outputs: $(ls runs/quickstart | tr '\n' ' ')"

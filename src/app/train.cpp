@@ -298,9 +298,10 @@ Command add_train_command(CLI::App& app) {
         ->capture_default_str()
         ->check(CLI::IsMember({"recompute", "keep"}));
     t->add_option("--threads", o->threads, "compute threads (0: one per core)")->capture_default_str();
-    t->add_option("--loader-threads", o->loader_threads, "threads preparing batches ahead of the step")
+    t->add_option("--loader-threads", o->loader_threads,
+                  "threads preparing batches ahead of the step (0: prepare each batch between steps, on the compute threads)")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::NonNegativeNumber);
     t->add_option("--max-steps", o->max_steps,
                   "stop after N steps, as Ctrl-C does, leaving a checkpoint that --resume continues (0: no limit)")
         ->capture_default_str();

@@ -11,7 +11,7 @@ namespace dn {
 BatchLoader::BatchLoader(const ImageSet& set, const Transform& transform, const LoaderOptions& options)
     : set_(set), transform_(transform), options_(options) {
     if (options.batch <= 0) throw std::invalid_argument("the batch size must be positive");
-    if (options.threads <= 0) throw std::invalid_argument("the loader needs at least one thread");
+    if (options.threads < 0) throw std::invalid_argument("loader threads must be 0 or more");
     validate(transform, set);
     count_ = options.limit > 0 ? std::min(options.limit, set.count) : set.count;
     batches_ = options.last_batch == LastBatch::drop ? count_ / options.batch : (count_ + options.batch - 1) / options.batch;
@@ -67,6 +67,13 @@ const Batch* BatchLoader::next() {
     if (next_to_deliver_ >= end_) return nullptr;
     const int64_t k = next_to_deliver_;
     const size_t slot = size_t(k) % slots_.size();
+    if (workers_.empty()) {
+        const auto start = std::chrono::steady_clock::now();
+        fill(slots_[slot], k, true);
+        wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        ++next_to_deliver_;
+        return &slots_[slot];
+    }
     const auto start = std::chrono::steady_clock::now();
     changed_.wait(lock, [&] { return slot_batch_[slot] == k; });
     wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -88,7 +95,7 @@ void BatchLoader::work() {
         const int64_t generation = generation_;
         ++in_flight_;
         lock.unlock();
-        fill(slots_[size_t(k) % slots_.size()], k);
+        fill(slots_[size_t(k) % slots_.size()], k, false);
         lock.lock();
         --in_flight_;
         if (generation == generation_) slot_batch_[size_t(k) % slots_.size()] = k;
@@ -96,12 +103,13 @@ void BatchLoader::work() {
     }
 }
 
-void BatchLoader::fill(Batch& batch, int64_t k) {
+void BatchLoader::fill(Batch& batch, int64_t k, bool parallel) {
     const int64_t B = options_.batch, first = k * B;
     const size_t image_floats = size_t(transform_.channels * transform_.size * transform_.size);
     batch.size = std::min(B, count_ - first);
-    std::vector<uint8_t> scratch;
+#pragma omp parallel for schedule(dynamic) if (parallel)
     for (int64_t i = 0; i < batch.size; ++i) {
+        thread_local std::vector<uint8_t> scratch;
         const int32_t index = order_[size_t(first + i)];
         // Each image's augmentation depends only on (seed, epoch, image), never on which thread
         // prepares it or when.

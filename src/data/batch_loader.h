@@ -29,7 +29,10 @@ struct LoaderOptions {
     LastBatch last_batch = LastBatch::drop;
     int64_t limit = 0;         // use only the first `limit` images (0: all)
     uint64_t seed = 0;
-    int64_t threads = 1;       // worker threads
+    // Worker threads preparing batches ahead. 0: none; next() prepares each batch itself, on
+    // the compute's OpenMP threads, between steps. On a 2-core machine that avoids a worker
+    // pre-empting an OpenMP thread in the middle of a convolution, which stalls its barrier.
+    int64_t threads = 1;
 };
 
 // Workers prepare the next batches while the caller trains on the current one. What an epoch
@@ -54,7 +57,7 @@ public:
 
 private:
     void work();
-    void fill(Batch& batch, int64_t index);
+    void fill(Batch& batch, int64_t index, bool parallel);
 
     const ImageSet& set_;
     Transform transform_;

@@ -36,10 +36,12 @@ TEST(BatchLoader, SameSeedSameBatchesWhateverTheThreadCount) {
     const Transform t{8, 3, Augment::flip_crop, {}};
     BatchLoader one(set, t, {4, Order::shuffled, LastBatch::drop, 0, 7, 1});
     BatchLoader three(set, t, {4, Order::shuffled, LastBatch::drop, 0, 7, 3});
+    BatchLoader inline_loader(set, t, {4, Order::shuffled, LastBatch::drop, 0, 7, 0});
     EXPECT_EQ(one.batches_per_epoch(), 12);
     const auto a = epoch_images(one, 2), b = epoch_images(three, 2);
     ASSERT_EQ(a.size(), 12u);
     EXPECT_EQ(a, b);
+    EXPECT_EQ(epoch_images(inline_loader, 2), a);
     EXPECT_NE(epoch_images(one, 3), a);  // a new epoch, a new order
     BatchLoader other_seed(set, t, {4, Order::shuffled, LastBatch::drop, 0, 8, 1});
     EXPECT_NE(epoch_images(other_seed, 2), a);
