@@ -3,6 +3,7 @@
 #include "ops/batch_norm_relu.h"
 #include "ops/channel_copy.h"
 #include "ops/loss.h"
+#include "ops/profiler.h"
 
 #include <stdexcept>
 #include <string>
@@ -110,7 +111,10 @@ float DenseNet::forward(const float* images_nchw, const int32_t* labels, Mode mo
     if (mode == Mode::train && pass_ != Pass::training)
         throw std::logic_error("this DenseNet was built for inference only");
     user_images_.set_data_handle(const_cast<float*>(images_nchw));
-    to_nhwc_.execute(ctx_.stream(), user_images_, images_);
+    {
+        PhaseTimer timer(Phase::copy, 0.0, 2.0 * double(images_.get_desc().get_size()));
+        to_nhwc_.execute(ctx_.stream(), user_images_, images_);
+    }
 
     stem_forward(mode);
     for (size_t b = 0; b < plan_.blocks.size(); ++b) {

@@ -1,5 +1,7 @@
 #include "ops/batch_norm_relu.h"
 
+#include "ops/profiler.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -32,6 +34,7 @@ struct ChunkAffine {
 }  // namespace
 
 void batch_stats(float* mean, float* var, const FeatureMap& x) {
+    PhaseTimer timer(Phase::bn_stats, 0.0, 4.0 * double(x.floats()));
     const int64_t P = x.pixels();
 #pragma omp parallel for schedule(static)
     for (int64_t chunk = 0; chunk < chunk_count(x.c); ++chunk) {
@@ -56,6 +59,7 @@ void batch_stats(float* mean, float* var, const FeatureMap& x) {
 
 void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,
                           int64_t channels, int64_t count) {
+    PhaseTimer timer(Phase::bn_stats, 0.0, 4.0 * 6.0 * double(channels));
     const float unbias = count > 1 ? float(count) / float(count - 1) : 1.0f;
     for (int64_t j = 0; j < channels; ++j) {
         running_mean[j] = (1 - kBnMomentum) * running_mean[j] + kBnMomentum * mean[j];
@@ -65,6 +69,7 @@ void update_running_stats(float* running_mean, float* running_var, const float* 
 
 void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
                      const float* gamma, const float* beta) {
+    PhaseTimer timer(Phase::bn_relu_forward, 0.0, 4.0 * 2.0 * double(x.floats()));
     const int64_t P = x.pixels(), blocks = (P + kPixelBlock - 1) / kPixelBlock;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t chunk = 0; chunk < chunk_count(x.c); ++chunk)
@@ -83,6 +88,8 @@ void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean
 void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
                       const FeatureMap& x, const float* mean, const float* var, const float* gamma,
                       const float* beta) {
+    // Pass 1 reads x and dy; pass 2 reads them again and writes dx (reading it too when adding).
+    PhaseTimer timer(Phase::bn_relu_backward, 0.0, 4.0 * (mode == Accumulate::add ? 6.0 : 5.0) * double(x.floats()));
     const int64_t P = x.pixels(), blocks = (P + kPixelBlock - 1) / kPixelBlock;
 
     // Pass 1: with g = dy where the ReLU was open, dbeta = sum(g) and dgamma = sum(g * xhat).

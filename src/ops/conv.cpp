@@ -1,5 +1,7 @@
 #include "ops/conv.h"
 
+#include "ops/profiler.h"
+
 #include <string>
 
 namespace dn {
@@ -24,6 +26,7 @@ Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name
     user_weights_ = memory(user_w_md, eng, nullptr);
     fwd_weights_ = memory(fwd_pd.weights_desc(), eng);
     to_fwd_weights_ = reorder(user_weights_, fwd_weights_);
+    fwd_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, fwd_weights_}, {DNNL_ARG_DST, dst_}};
     if (pass == Pass::inference) return;
 
     convolution_backward_data::primitive_desc bwd_data_pd(
@@ -35,6 +38,9 @@ Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name
         bwd_data_weights_ = memory(bwd_data_pd.weights_desc(), eng);
         to_bwd_data_weights_ = reorder(user_weights_, bwd_data_weights_);
     }
+    bwd_data_args_ = {{DNNL_ARG_DIFF_DST, dst_},
+                      {DNNL_ARG_WEIGHTS, bwd_data_shares_weights_ ? fwd_weights_ : bwd_data_weights_},
+                      {DNNL_ARG_DIFF_SRC, src_}};
 
     convolution_backward_weights::primitive_desc bwd_w_pd(
         {algorithm::convolution_direct, src_md, any_w_md, dst_md, strides, pad, pad}, ctx.attr(), eng, fwd_pd);
@@ -43,40 +49,42 @@ Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name
     diff_weights_ = memory(bwd_w_pd.diff_weights_desc(), eng);
     user_diff_weights_ = memory(user_w_md, eng, nullptr);
     from_diff_weights_ = reorder(diff_weights_, user_diff_weights_);
+    bwd_weights_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights_}};
 }
 
 void Conv2d::load_weights(const float* weights_oihw) {
+    const bool two_layouts = pass_ == Pass::training && !bwd_data_shares_weights_;
+    PhaseTimer timer(Phase::weight_reorder, 0.0, (two_layouts ? 3.0 : 2.0) * double(shape_.weight_count() * 4));
     user_weights_.set_data_handle(const_cast<float*>(weights_oihw));
     to_fwd_weights_.execute(ctx_.stream(), user_weights_, fwd_weights_);
-    if (pass_ == Pass::training && !bwd_data_shares_weights_)
-        to_bwd_data_weights_.execute(ctx_.stream(), user_weights_, bwd_data_weights_);
+    if (two_layouts) to_bwd_data_weights_.execute(ctx_.stream(), user_weights_, bwd_data_weights_);
 }
 
+// The scratchpad is looked up at every call: the context replaces it when a later primitive
+// needs a larger one.
 void Conv2d::forward(const float* src, float* dst) {
+    PhaseTimer timer(Phase::conv_forward, 2.0 * double(shape_.macs()));
     src_.set_data_handle(const_cast<float*>(src));
     dst_.set_data_handle(dst);
-    fwd_.execute(ctx_.stream(), {{DNNL_ARG_SRC, src_},
-                                 {DNNL_ARG_WEIGHTS, fwd_weights_},
-                                 {DNNL_ARG_DST, dst_},
-                                 {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
+    fwd_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+    fwd_.execute(ctx_.stream(), fwd_args_);
 }
 
 void Conv2d::backward_data(const float* ddst, float* dsrc) {
+    PhaseTimer timer(Phase::conv_backward_data, 2.0 * double(shape_.macs()));
     dst_.set_data_handle(const_cast<float*>(ddst));
     src_.set_data_handle(dsrc);
-    bwd_data_.execute(ctx_.stream(), {{DNNL_ARG_DIFF_DST, dst_},
-                                      {DNNL_ARG_WEIGHTS, bwd_data_shares_weights_ ? fwd_weights_ : bwd_data_weights_},
-                                      {DNNL_ARG_DIFF_SRC, src_},
-                                      {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
+    bwd_data_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+    bwd_data_.execute(ctx_.stream(), bwd_data_args_);
 }
 
 void Conv2d::backward_weights(const float* src, const float* ddst, float* dweights_oihw) {
+    PhaseTimer timer(Phase::conv_backward_weights, 2.0 * double(shape_.macs()));
     src_.set_data_handle(const_cast<float*>(src));
     dst_.set_data_handle(const_cast<float*>(ddst));
-    bwd_weights_.execute(ctx_.stream(), {{DNNL_ARG_SRC, src_},
-                                         {DNNL_ARG_DIFF_DST, dst_},
-                                         {DNNL_ARG_DIFF_WEIGHTS, diff_weights_},
-                                         {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
+    bwd_weights_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+    bwd_weights_.execute(ctx_.stream(), bwd_weights_args_);
+    PhaseTimer reorder_timer(Phase::weight_reorder, 0.0, 2.0 * double(shape_.weight_count() * 4));
     user_diff_weights_.set_data_handle(dweights_oihw);
     from_diff_weights_.execute(ctx_.stream(), diff_weights_, user_diff_weights_);
 }

@@ -3,6 +3,7 @@
 #include "ops/dnnl_context.h"
 
 #include <cstdint>
+#include <unordered_map>
 
 namespace dn {
 
@@ -41,6 +42,8 @@ private:
     dnnl::convolution_backward_data bwd_data_;
     dnnl::convolution_backward_weights bwd_weights_;
     dnnl::reorder to_fwd_weights_, to_bwd_data_weights_, from_diff_weights_;
+    // Built once: they hold the memory handles above, whose data pointers each call sets.
+    std::unordered_map<int, dnnl::memory> fwd_args_, bwd_data_args_, bwd_weights_args_;
     bool bwd_data_shares_weights_ = true;
 };
 

@@ -2,6 +2,8 @@
 #pragma once
 #include "ops/dnnl_context.h"
 
+#include <unordered_map>
+
 namespace dn {
 
 // x (N,I), W (O,I) as nn.Linear stores it, b (O), y (N,O). Plain row-major everywhere: the
@@ -19,6 +21,8 @@ private:
     int64_t batch_, in_, out_;
     dnnl::memory x_, w_t_, b_, y_, dy_, w_, dx_, dy_t_, dw_;
     dnnl::matmul fwd_, bwd_data_, bwd_weights_;
+    // Built once: they hold the memory handles above, whose data pointers each call sets.
+    std::unordered_map<int, dnnl::memory> fwd_args_, bwd_data_args_, bwd_weights_args_;
 };
 
 }  // namespace dn

@@ -1,5 +1,7 @@
 #include "ops/loss.h"
 
+#include "ops/profiler.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -9,6 +11,7 @@ namespace dn {
 
 float log_softmax_nll_forward(float* log_probs, const float* logits, const int32_t* labels, int64_t batch,
                               int64_t classes) {
+    PhaseTimer timer(Phase::classifier_loss);
     for (int64_t n = 0; n < batch; ++n)
         if (labels[n] < 0 || labels[n] >= classes)
             throw std::out_of_range("label " + std::to_string(labels[n]) + " is outside [0, " + std::to_string(classes) + ")");
@@ -28,6 +31,7 @@ float log_softmax_nll_forward(float* log_probs, const float* logits, const int32
 
 void log_softmax_nll_backward(float* dlogits, const float* log_probs, const int32_t* labels, int64_t batch,
                               int64_t classes) {
+    PhaseTimer timer(Phase::classifier_loss);
     const float inv = 1.0f / float(batch);
     for (int64_t n = 0; n < batch; ++n)
         for (int64_t k = 0; k < classes; ++k)

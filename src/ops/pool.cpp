@@ -1,5 +1,7 @@
 #include "ops/pool.h"
 
+#include "ops/profiler.h"
+
 #include <string>
 
 namespace dn {
@@ -21,39 +23,49 @@ Pool2d::Pool2d(DnnlContext& ctx, const PoolShape& s, PoolKind kind, Pass pass, c
     fwd_ = pooling_forward(fwd_pd);
     src_ = memory(src_md, eng, nullptr);
     dst_ = memory(dst_md, eng, nullptr);
+    fwd_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}};
     if (pass == Pass::inference) return;
 
     workspace_bytes_ = fwd_pd.workspace_desc().get_size();
-    if (workspace_bytes_ > 0) workspace_ = memory(fwd_pd.workspace_desc(), eng, nullptr);
+    bwd_args_ = {{DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_DIFF_SRC, src_}};
+    if (workspace_bytes_ > 0) {
+        workspace_ = memory(fwd_pd.workspace_desc(), eng, nullptr);
+        fwd_args_.insert({DNNL_ARG_WORKSPACE, workspace_});
+        bwd_args_.insert({DNNL_ARG_WORKSPACE, workspace_});
+    }
     pooling_backward::primitive_desc bwd_pd({alg, src_md, dst_md, strides, kernel, pad, pad}, ctx.attr(), eng, fwd_pd);
     ctx.register_primitive(std::string(name) + " backward", bwd_pd);
     bwd_ = pooling_backward(bwd_pd);
     has_backward_ = true;
 }
 
+// Bytes are the dense input and output each pass reads and writes.
+static double pool_bytes(const PoolShape& s) {
+    return 4.0 * double(s.batch * s.channels * (s.in_h * s.in_w + s.out_h() * s.out_w()));
+}
+
+// The scratchpad is looked up at every call: the context replaces it when a later primitive
+// needs a larger one.
 void Pool2d::forward(const float* src, float* dst, void* workspace) {
+    PhaseTimer timer(Phase::pooling, 0.0, pool_bytes(shape_));
     src_.set_data_handle(const_cast<float*>(src));
     dst_.set_data_handle(dst);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}, {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}};
-    if (workspace_bytes_ > 0) {
-        workspace_.set_data_handle(workspace);
-        args.insert({DNNL_ARG_WORKSPACE, workspace_});
-    }
-    fwd_.execute(ctx_.stream(), args);
+    if (workspace_bytes_ > 0) workspace_.set_data_handle(workspace);
+    fwd_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+    fwd_.execute(ctx_.stream(), fwd_args_);
 }
 
 void Pool2d::backward(const float* ddst, float* dsrc, const void* workspace) {
+    PhaseTimer timer(Phase::pooling, 0.0, pool_bytes(shape_));
     dst_.set_data_handle(const_cast<float*>(ddst));
     src_.set_data_handle(dsrc);
-    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_DIFF_SRC, src_}, {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}};
-    if (workspace_bytes_ > 0) {
-        workspace_.set_data_handle(const_cast<void*>(workspace));
-        args.insert({DNNL_ARG_WORKSPACE, workspace_});
-    }
-    bwd_.execute(ctx_.stream(), args);
+    if (workspace_bytes_ > 0) workspace_.set_data_handle(const_cast<void*>(workspace));
+    bwd_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+    bwd_.execute(ctx_.stream(), bwd_args_);
 }
 
 void global_avg_pool_forward(float* y, const FeatureMap& x) {
+    PhaseTimer timer(Phase::pooling, 0.0, 4.0 * double(x.floats() + x.n * x.c));
     const int64_t hw = x.h * x.w;
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < x.n; ++n) {
@@ -69,6 +81,7 @@ void global_avg_pool_forward(float* y, const FeatureMap& x) {
 }
 
 void global_avg_pool_backward(const FeatureMap& dx, const float* dy) {
+    PhaseTimer timer(Phase::pooling, 0.0, 4.0 * double(dx.floats() + dx.n * dx.c));
     const int64_t hw = dx.h * dx.w;
     const float inv = 1.0f / float(hw);
 #pragma omp parallel for schedule(static)

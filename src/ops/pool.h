@@ -3,6 +3,8 @@
 #include "ops/conv.h"
 #include "tensor/feature_map.h"
 
+#include <unordered_map>
+
 namespace dn {
 
 struct PoolShape {
@@ -33,6 +35,8 @@ private:
     dnnl::memory src_, dst_, workspace_;
     dnnl::pooling_forward fwd_;
     dnnl::pooling_backward bwd_;
+    // Built once: they hold the memory handles above, whose data pointers each call sets.
+    std::unordered_map<int, dnnl::memory> fwd_args_, bwd_args_;
     size_t workspace_bytes_ = 0;
     bool has_backward_ = false;
 };

@@ -1,6 +1,7 @@
 #include "train/optimizer.h"
 
 #include "io/safetensors.h"
+#include "ops/profiler.h"
 
 #include <cmath>
 #include <cstring>
@@ -51,6 +52,8 @@ Adam::Adam(int64_t count, const AdamOptions& options)
       max_exp_avg_sq_(options.amsgrad ? size_t(count) : 0, 0.0f) {}
 
 void Adam::step(float* values, const float* grads) {
+    // values, m and v are read and written, grads read (max_exp_avg_sq too with amsgrad).
+    PhaseTimer timer(Phase::optimizer, 0.0, 4.0 * (options_.amsgrad ? 9.0 : 7.0) * double(exp_avg_.size()));
     ++steps_;
     const AdamOptions& o = options_;
     // As torch.optim.Adam (1.13, single-tensor): scalars computed in double, applied in float.
@@ -103,6 +106,7 @@ Sgd::Sgd(int64_t count, const SgdOptions& options)
 }
 
 void Sgd::step(float* values, const float* grads) {
+    PhaseTimer timer(Phase::optimizer, 0.0, 4.0 * (options_.momentum != 0.0 ? 5.0 : 3.0) * double(count_));
     const bool first = steps_ == 0;
     ++steps_;
     const float lr = float(options_.lr), momentum = float(options_.momentum);
