@@ -1,0 +1,67 @@
+"""`densenet bench` end to end on a tiny case: the JSON line, the profile, and one-line errors.
+
+Usage: check_bench.py path/to/densenet. No timing is checked: a benchmark's figures are noise on a
+shared machine, and CI must not fail on them.
+"""
+import json
+import subprocess
+import sys
+
+densenet = sys.argv[1]
+TINY = {"--input-size": "32", "--batch-size": "2", "--steps": "1", "--warmup": "1", "--threads": "1"}
+failures = []
+
+
+def run(options, *flags):
+    """Runs `densenet bench` on the tiny case with `options` replacing or adding to its own."""
+    args = [x for kv in {**TINY, **options}.items() for x in kv]
+    return subprocess.run([densenet, "bench", *args, *flags], capture_output=True, text=True, timeout=300)
+
+
+def check(condition, what):
+    if not condition:
+        failures.append(what)
+        print("FAIL: " + what)
+
+
+def last_json(p, what):
+    lines = [l for l in p.stdout.splitlines() if l.strip()]
+    check(p.returncode == 0, what + " exits 0 (stderr: %s)" % p.stderr.strip())
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        check(False, what + ": the last line parses as JSON")
+        return {}
+
+
+for mode in ("train", "infer"):
+    r = last_json(run({"--mode": mode}, "--json"), mode)
+    check(r.get("images_per_second", 0) > 0, mode + ": images_per_second > 0")
+    check(r.get("peak_rss_bytes", 0) > 0, mode + ": peak_rss_bytes > 0")
+    check(r.get("seconds_per_step", 0) > 0, mode + ": seconds_per_step > 0")
+    for field, want in (("mode", mode), ("precision", "fp32"), ("input_size", 32), ("batch_size", 2), ("threads", 1),
+                        ("arch", "densenet121")):
+        check(r.get(field) == want, "%s: %s is %r, not %r" % (mode, field, r.get(field), want))
+
+p = run({"--memory": "keep"}, "--profile", "--json")
+r = last_json(p, "--profile")
+check("unaccounted" in p.stdout and "conv backward-weights" in p.stdout, "--profile prints the phase table")
+phases = r.get("profile", {}).get("phases", [])
+check(len(phases) >= 10, "--profile: the JSON has the phases")
+step = r.get("seconds_per_step", 0)
+accounted = sum(ph["seconds_per_step"] for ph in phases) + r.get("profile", {}).get("unaccounted_seconds_per_step", 0)
+check(abs(accounted - step) <= 1e-9 + 1e-6 * step, "--profile: phases + remainder = the measured step")
+conv = next((ph for ph in phases if ph["phase"] == "conv forward"), {})
+check(conv.get("flops_per_step", 0) > 0 and conv.get("calls_per_step", 0) > 0, "--profile: conv forward has calls and FLOPs")
+
+for bad in (["--batch-size", "0"], ["--steps", "0"], ["--arch", "densenet0"], ["--input-size", "8"],
+            ["--precision", "bf16"], ["--mode", "eval"], ["--memory", "none"]):
+    p = run(dict([bad]))
+    err = [l for l in p.stderr.splitlines() if l.strip()]
+    check(p.returncode != 0, " ".join(bad) + ": exits non-zero")
+    check(len(err) == 1 and err[0].startswith("error: "), " ".join(bad) + ": one 'error:' line, got %r" % err)
+    if bad[0] == "--precision":
+        check("not implemented" in p.stderr, "--precision bf16 says it is not implemented")
+
+print("%d failures" % len(failures) if failures else "densenet bench: all checks passed")
+sys.exit(1 if failures else 0)
