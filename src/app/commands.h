@@ -14,9 +14,11 @@ struct Command {
     std::function<int()> run;
 };
 
+Command add_train_command(CLI::App& app);
+Command add_eval_command(CLI::App& app);
+Command add_predict_command(CLI::App& app);
 Command add_summary_command(CLI::App& app);
 Command add_complexity_command(CLI::App& app);
-Command add_train_command(CLI::App& app);
 Command add_visualize_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 

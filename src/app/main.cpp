@@ -8,10 +8,14 @@
 int main(int argc, char** argv) {
     CLI::App app{"densenet.cpp: train, inspect and explain DenseNets, numerically as PyTorch/torchvision"};
     app.require_subcommand(1);
+    // A repeated option takes its last value, as in most command lines (scripts append overrides).
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     const std::vector<dn::Command> commands{
+        dn::add_train_command(app),
+        dn::add_eval_command(app),
+        dn::add_predict_command(app),
         dn::add_summary_command(app),
         dn::add_complexity_command(app),
-        dn::add_train_command(app),
         dn::add_visualize_command(app),
         dn::add_bench_command(app),
     };
