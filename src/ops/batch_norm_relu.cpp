@@ -33,6 +33,40 @@ struct ChunkAffine {
 };
 }  // namespace
 
+// Sums g = (ReLU open ? dy : 0) and g * xhat over every pixel of one chunk of channels: in float
+// over blocks of kSumBlock pixels (one vector register per sum), then in double across blocks,
+// so long reductions stay accurate while the inner loop runs at vector speed. (A loop that
+// converts to double per element is not vectorised by GCC 12.) kWidth = kLanes for a full chunk,
+// 0 for the last, narrower one (its width is then read at run time).
+static constexpr int64_t kSumBlock = 64;
+
+template <int64_t kWidth>
+static void reduce_relu_grad(double* sum_g, double* sum_gx, const FeatureMap& x, const FeatureMap& dy,
+                             const ChunkAffine& a, const float* m, const float* rstd) {
+    const int64_t width = kWidth ? kWidth : a.width, P = x.pixels();
+    for (int64_t p0 = 0; p0 < P; p0 += kSumBlock) {
+        float block_g[kLanes] = {}, block_gx[kLanes] = {};
+        const int64_t end = std::min(P, p0 + kSumBlock);
+        for (int64_t p = p0; p < end; ++p) {
+            const float* px = x.pixel(p) + a.first;
+            const float* pdy = dy.pixel(p) + a.first;
+            // dy is loaded whether or not the ReLU was open: a conditional load would keep the
+            // compiler from vectorising (it may not read memory the source does not).
+#pragma omp simd
+            for (int64_t j = 0; j < width; ++j) {
+                const float d = pdy[j], v = px[j];
+                const float g = v * a.scale[j] + a.shift[j] > 0.0f ? d : 0.0f;
+                block_g[j] += g;
+                block_gx[j] += g * ((v - m[j]) * rstd[j]);
+            }
+        }
+        for (int64_t j = 0; j < width; ++j) {
+            sum_g[j] += double(block_g[j]);
+            sum_gx[j] += double(block_gx[j]);
+        }
+    }
+}
+
 void batch_stats(float* mean, float* var, const FeatureMap& x) {
     PhaseTimer timer(Phase::bn_stats, 0.0, 4.0 * double(x.floats()));
     const int64_t P = x.pixels();
@@ -96,22 +130,16 @@ void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, floa
 #pragma omp parallel for schedule(static)
     for (int64_t chunk = 0; chunk < chunk_count(x.c); ++chunk) {
         ChunkAffine a(chunk, x.c, mean, var, gamma, beta);
-        float m[kLanes], rstd[kLanes];
+        float m[kLanes] = {}, rstd[kLanes] = {};
         for (int64_t j = 0; j < a.width; ++j) {
             m[j] = mean[a.first + j];
             rstd[j] = 1.0f / std::sqrt(var[a.first + j] + kBnEps);
         }
         double sum_g[kLanes] = {}, sum_gx[kLanes] = {};
-        for (int64_t p = 0; p < P; ++p) {
-            const float* px = x.pixel(p) + a.first;
-            const float* pdy = dy.pixel(p) + a.first;
-#pragma omp simd
-            for (int64_t j = 0; j < a.width; ++j) {
-                float g = px[j] * a.scale[j] + a.shift[j] > 0.0f ? pdy[j] : 0.0f;
-                sum_g[j] += g;
-                sum_gx[j] += double(g) * double((px[j] - m[j]) * rstd[j]);
-            }
-        }
+        if (a.width == kLanes)
+            reduce_relu_grad<kLanes>(sum_g, sum_gx, x, dy, a, m, rstd);
+        else
+            reduce_relu_grad<0>(sum_g, sum_gx, x, dy, a, m, rstd);
         for (int64_t j = 0; j < a.width; ++j) {
             dbeta[a.first + j] = float(sum_g[j]);
             dgamma[a.first + j] = float(sum_gx[j]);
