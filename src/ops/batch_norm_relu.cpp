@@ -4,67 +4,28 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace dn {
 
-// Work is split into chunks of 16 channels (one cache line of a pixel) times blocks of pixels.
-// Reductions run over all pixels of one chunk in a fixed order, so results do not depend on the
-// thread count.
+// batch_stats splits the channels into chunks of 16 (one cache line of a pixel); its reductions
+// run over all pixels of a chunk in a fixed order, so results do not depend on the thread count.
 static constexpr int64_t kLanes = 16;
-static constexpr int64_t kPixelBlock = 1024;
 
 static int64_t chunk_count(int64_t c) { return (c + kLanes - 1) / kLanes; }
 
-namespace {
-struct ChunkAffine {
-    float scale[kLanes], shift[kLanes];
-    int64_t first, width;
-
-    ChunkAffine(int64_t chunk, int64_t c, const float* mean, const float* var, const float* gamma,
-                const float* beta) {
-        first = chunk * kLanes;
-        width = std::min(kLanes, c - first);
-        for (int64_t j = 0; j < width; ++j) {
-            float rstd = 1.0f / std::sqrt(var[first + j] + kBnEps);
-            scale[j] = gamma[first + j] * rstd;
-            shift[j] = beta[first + j] - mean[first + j] * scale[j];
-        }
-    }
-};
-}  // namespace
-
-// Sums g = (ReLU open ? dy : 0) and g * xhat over every pixel of one chunk of channels: in float
-// over blocks of kSumBlock pixels (one vector register per sum), then in double across blocks,
-// so long reductions stay accurate while the inner loop runs at vector speed. (A loop that
-// converts to double per element is not vectorised by GCC 12.) kWidth = kLanes for a full chunk,
-// 0 for the last, narrower one (its width is then read at run time).
+// Pixels summed in float before the sums are added in double: long reductions stay accurate
+// while the inner loop runs at vector speed (a loop converting every element to double is not
+// vectorised by GCC 12).
 static constexpr int64_t kSumBlock = 64;
 
-template <int64_t kWidth>
-static void reduce_relu_grad(double* sum_g, double* sum_gx, const FeatureMap& x, const FeatureMap& dy,
-                             const ChunkAffine& a, const float* m, const float* rstd) {
-    const int64_t width = kWidth ? kWidth : a.width, P = x.pixels();
-    for (int64_t p0 = 0; p0 < P; p0 += kSumBlock) {
-        float block_g[kLanes] = {}, block_gx[kLanes] = {};
-        const int64_t end = std::min(P, p0 + kSumBlock);
-        for (int64_t p = p0; p < end; ++p) {
-            const float* px = x.pixel(p) + a.first;
-            const float* pdy = dy.pixel(p) + a.first;
-            // dy is loaded whether or not the ReLU was open: a conditional load would keep the
-            // compiler from vectorising (it may not read memory the source does not).
-#pragma omp simd
-            for (int64_t j = 0; j < width; ++j) {
-                const float d = pdy[j], v = px[j];
-                const float g = v * a.scale[j] + a.shift[j] > 0.0f ? d : 0.0f;
-                block_g[j] += g;
-                block_gx[j] += g * ((v - m[j]) * rstd[j]);
-            }
-        }
-        for (int64_t j = 0; j < width; ++j) {
-            sum_g[j] += double(block_g[j]);
-            sum_gx[j] += double(block_gx[j]);
-        }
-    }
+// Per-channel working arrays (scale, shift, partial sums). The ops run on the caller's thread,
+// one at a time; the buffer grows to the largest request in the first step, and later steps
+// allocate nothing.
+static float* channel_scratch(int64_t floats) {
+    thread_local std::vector<float> scratch;
+    if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
+    return scratch.data();
 }
 
 void batch_stats(float* mean, float* var, const FeatureMap& x) {
@@ -104,19 +65,22 @@ void update_running_stats(float* running_mean, float* running_var, const float* 
 void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
                      const float* gamma, const float* beta) {
     PhaseTimer timer(Phase::bn_relu_forward, 0.0, 4.0 * 2.0 * double(x.floats()));
-    const int64_t P = x.pixels(), blocks = (P + kPixelBlock - 1) / kPixelBlock;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t chunk = 0; chunk < chunk_count(x.c); ++chunk)
-        for (int64_t block = 0; block < blocks; ++block) {
-            ChunkAffine a(chunk, x.c, mean, var, gamma, beta);
-            const int64_t end = std::min(P, (block + 1) * kPixelBlock);
-            for (int64_t p = block * kPixelBlock; p < end; ++p) {
-                const float* px = x.pixel(p) + a.first;
-                float* py = y.pixel(p) + a.first;
+    const int64_t C = x.c, P = x.pixels();
+    float* scale = channel_scratch(2 * C);
+    float* shift = scale + C;
+    for (int64_t j = 0; j < C; ++j) {
+        const float rstd = 1.0f / std::sqrt(var[j] + kBnEps);
+        scale[j] = gamma[j] * rstd;
+        shift[j] = beta[j] - mean[j] * scale[j];
+    }
+    // Whole pixel rows, one after the other: the reads stream through memory.
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < P; ++p) {
+        const float* px = x.pixel(p);
+        float* py = y.pixel(p);
 #pragma omp simd
-                for (int64_t j = 0; j < a.width; ++j) py[j] = std::max(0.0f, px[j] * a.scale[j] + a.shift[j]);
-            }
-        }
+        for (int64_t j = 0; j < C; ++j) py[j] = std::max(0.0f, px[j] * scale[j] + shift[j]);
+    }
 }
 
 void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
@@ -124,62 +88,81 @@ void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, floa
                       const float* beta) {
     // Pass 1 reads x and dy; pass 2 reads them again and writes dx (reading it too when adding).
     PhaseTimer timer(Phase::bn_relu_backward, 0.0, 4.0 * (mode == Accumulate::add ? 6.0 : 5.0) * double(x.floats()));
-    const int64_t P = x.pixels(), blocks = (P + kPixelBlock - 1) / kPixelBlock;
+    const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
+    float* scale = channel_scratch(4 * C + 2 * blocks * C);
+    float* shift = scale + C;
+    float* rstd = shift + C;
+    float* k = rstd + C;
+    float* partial = k + C;  // (blocks, 2, C): each pixel block's sums of g and g * xhat
+    for (int64_t j = 0; j < C; ++j) {
+        rstd[j] = 1.0f / std::sqrt(var[j] + kBnEps);
+        scale[j] = gamma[j] * rstd[j];
+        shift[j] = beta[j] - mean[j] * scale[j];
+        k[j] = gamma[j] * rstd[j];
+    }
 
     // Pass 1: with g = dy where the ReLU was open, dbeta = sum(g) and dgamma = sum(g * xhat).
+    // Each block of kSumBlock pixels sums in float, vectorised over whole pixel rows; the blocks
+    // are then added in double, in block order, so the result does not depend on the threads.
 #pragma omp parallel for schedule(static)
-    for (int64_t chunk = 0; chunk < chunk_count(x.c); ++chunk) {
-        ChunkAffine a(chunk, x.c, mean, var, gamma, beta);
-        float m[kLanes] = {}, rstd[kLanes] = {};
-        for (int64_t j = 0; j < a.width; ++j) {
-            m[j] = mean[a.first + j];
-            rstd[j] = 1.0f / std::sqrt(var[a.first + j] + kBnEps);
+    for (int64_t b = 0; b < blocks; ++b) {
+        float* sum_g = partial + b * 2 * C;
+        float* sum_gx = sum_g + C;
+        std::fill(sum_g, sum_g + 2 * C, 0.0f);
+        const int64_t end = std::min(P, (b + 1) * kSumBlock);
+        for (int64_t p = b * kSumBlock; p < end; ++p) {
+            const float* px = x.pixel(p);
+            const float* pdy = dy.pixel(p);
+            // dy is loaded whether or not the ReLU was open: a conditional load would keep the
+            // compiler from vectorising (it may not read memory the source does not).
+#pragma omp simd
+            for (int64_t j = 0; j < C; ++j) {
+                const float d = pdy[j], v = px[j];
+                const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
+                sum_g[j] += g;
+                sum_gx[j] += g * ((v - mean[j]) * rstd[j]);
+            }
         }
-        double sum_g[kLanes] = {}, sum_gx[kLanes] = {};
-        if (a.width == kLanes)
-            reduce_relu_grad<kLanes>(sum_g, sum_gx, x, dy, a, m, rstd);
-        else
-            reduce_relu_grad<0>(sum_g, sum_gx, x, dy, a, m, rstd);
-        for (int64_t j = 0; j < a.width; ++j) {
-            dbeta[a.first + j] = float(sum_g[j]);
-            dgamma[a.first + j] = float(sum_gx[j]);
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < C; ++j) {
+        double g = 0.0, gx = 0.0;
+        for (int64_t b = 0; b < blocks; ++b) {
+            g += double(partial[b * 2 * C + j]);
+            gx += double(partial[b * 2 * C + C + j]);
         }
+        dbeta[j] = float(g);
+        dgamma[j] = float(gx);
     }
 
     // Pass 2: dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat)).
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t chunk = 0; chunk < chunk_count(x.c); ++chunk)
-        for (int64_t block = 0; block < blocks; ++block) {
-            ChunkAffine a(chunk, x.c, mean, var, gamma, beta);
-            float m[kLanes], rstd[kLanes], k[kLanes], mean_g[kLanes], mean_gx[kLanes];
-            for (int64_t j = 0; j < a.width; ++j) {
-                const int64_t ch = a.first + j;
-                m[j] = mean[ch];
-                rstd[j] = 1.0f / std::sqrt(var[ch] + kBnEps);
-                k[j] = gamma[ch] * rstd[j];
-                mean_g[j] = dbeta[ch] / float(P);
-                mean_gx[j] = dgamma[ch] / float(P);
+    float* mean_g = partial;  // the partial sums are spent; reuse their room
+    float* mean_gx = partial + C;
+    for (int64_t j = 0; j < C; ++j) {
+        mean_g[j] = dbeta[j] / float(P);
+        mean_gx[j] = dgamma[j] / float(P);
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < P; ++p) {
+        const float* px = x.pixel(p);
+        const float* pdy = dy.pixel(p);
+        float* pdx = dx.pixel(p);
+        if (mode == Accumulate::add) {
+#pragma omp simd
+            for (int64_t j = 0; j < C; ++j) {
+                const float d = pdy[j], v = px[j];
+                const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
+                pdx[j] += k[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]);
             }
-            const int64_t end = std::min(P, (block + 1) * kPixelBlock);
-            for (int64_t p = block * kPixelBlock; p < end; ++p) {
-                const float* px = x.pixel(p) + a.first;
-                const float* pdy = dy.pixel(p) + a.first;
-                float* pdx = dx.pixel(p) + a.first;
-                if (mode == Accumulate::add) {
+        } else {
 #pragma omp simd
-                    for (int64_t j = 0; j < a.width; ++j) {
-                        float g = px[j] * a.scale[j] + a.shift[j] > 0.0f ? pdy[j] : 0.0f;
-                        pdx[j] += k[j] * (g - mean_g[j] - (px[j] - m[j]) * rstd[j] * mean_gx[j]);
-                    }
-                } else {
-#pragma omp simd
-                    for (int64_t j = 0; j < a.width; ++j) {
-                        float g = px[j] * a.scale[j] + a.shift[j] > 0.0f ? pdy[j] : 0.0f;
-                        pdx[j] = k[j] * (g - mean_g[j] - (px[j] - m[j]) * rstd[j] * mean_gx[j]);
-                    }
-                }
+            for (int64_t j = 0; j < C; ++j) {
+                const float d = pdy[j], v = px[j];
+                const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
+                pdx[j] = k[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]);
             }
         }
+    }
 }
 
 }  // namespace dn
