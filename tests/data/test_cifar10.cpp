@@ -4,6 +4,8 @@
 #include "data/datasets.h"
 #include "data/download.h"
 
+#include "scratch_dir.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
@@ -39,7 +41,10 @@ fs::path make_cifar(const fs::path& dir, int records) {
     return dir;
 }
 
-fs::path temp(const std::string& name) { return fs::temp_directory_path() / ("densenet_test_cifar_" + name); }
+fs::path temp(const std::string& name) {
+    static const fs::path root = test::scratch_dir("cifar10");
+    return root / name;
+}
 
 void expect_error(const std::function<void()>& f, const std::string& fragment) {
     try {

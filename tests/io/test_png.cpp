@@ -1,6 +1,8 @@
 // write_png: what is written decodes (with stb_image) to the same pixels; failures are errors.
 #include "io/png.h"
 
+#include "scratch_dir.h"
+
 #include <gtest/gtest.h>
 #include <stb_image.h>
 
@@ -15,21 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kScratch = fs::temp_directory_path() / ("densenet_test_png_" + std::to_string(::getpid()));
-
-// The scratch folder stays behind only when a test failed, to look at.
-struct RemoveScratch : ::testing::Environment {
-    void TearDown() override {
-        if (::testing::UnitTest::GetInstance()->Passed()) fs::remove_all(kScratch);
-    }
-};
-const auto* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
-
-fs::path scratch(const std::string& name) {
-    const fs::path dir = kScratch / name;
-    fs::create_directories(dir);
-    return dir;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir(name); }
 
 void expect_round_trip(int64_t height, int64_t width, int64_t channels) {
     std::vector<uint8_t> pixels(size_t(height * width * channels));

@@ -4,6 +4,8 @@
 #include "report/curves.h"
 #include "report/run_pictures.h"
 
+#include "scratch_dir.h"
+
 #include <gtest/gtest.h>
 #include <stb_image.h>
 
@@ -18,22 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kScratch = fs::temp_directory_path() / ("densenet_test_curves_" + std::to_string(::getpid()));
-
-// The scratch folder stays behind only when a test failed, to look at.
-struct RemoveScratch : ::testing::Environment {
-    void TearDown() override {
-        if (::testing::UnitTest::GetInstance()->Passed()) fs::remove_all(kScratch);
-    }
-};
-const auto* const kRemoveScratch = ::testing::AddGlobalTestEnvironment(new RemoveScratch);
-
-fs::path scratch(const std::string& name) {
-    const fs::path dir = kScratch / name;
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir(name); }
 
 struct Decoded {
     int width = 0, height = 0, red = 0, green = 0, dark = 0;  // counts of pixels near each colour
