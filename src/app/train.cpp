@@ -51,6 +51,7 @@ struct TrainOptions {
     std::string normalize = "none";
     int64_t limit_train = 0, limit_test = 0;  // 0: the whole set
     std::string memory = "recompute";
+    std::string precision = "fp32";
     int64_t threads = 0, loader_threads = 1;
     int64_t max_steps = 0;
 };
@@ -64,7 +65,8 @@ nlohmann::json to_json(const TrainOptions& o) {
             {"optimizer", o.optimizer}, {"lr", o.lr},             {"momentum", o.momentum},
             {"weight_decay", o.weight_decay}, {"epochs", o.epochs}, {"seed", o.seed},
             {"no_shuffle", o.no_shuffle}, {"augment", o.augment}, {"normalize", o.normalize},
-            {"limit_train", o.limit_train}, {"limit_test", o.limit_test}, {"memory", o.memory}};
+            {"limit_train", o.limit_train}, {"limit_test", o.limit_test}, {"memory", o.memory},
+            {"precision", o.precision}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -74,6 +76,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
     j.at("weight_decay").get_to(o.weight_decay), j.at("epochs").get_to(o.epochs), j.at("seed").get_to(o.seed);
     j.at("no_shuffle").get_to(o.no_shuffle), j.at("augment").get_to(o.augment), j.at("normalize").get_to(o.normalize);
     j.at("limit_train").get_to(o.limit_train), j.at("limit_test").get_to(o.limit_test), j.at("memory").get_to(o.memory);
+    o.precision = j.value("precision", "fp32");  // runs from before bf16 existed are fp32
 }
 
 std::atomic<bool> g_interrupted{false};
@@ -101,13 +104,17 @@ public:
     RunFolder(std::string dir, const ModelInfo& info) : dir_(std::move(dir)), info_(info) {}
     std::string path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
 
-    void save_weights(const Parameters& params, const std::string& stem, int64_t epoch) const {
+    // The optimizer's step count is written into the weights' metadata as well, so that a resume
+    // can tell whether the weights, the optimizer state and state.json are from the same moment
+    // (each file is atomic, but a kill can fall between two of them).
+    void save_weights(const Parameters& params, const std::string& stem, int64_t epoch, int64_t steps) const {
         auto meta = model_metadata(info_);
         meta["epoch"] = std::to_string(epoch);
+        meta["optimizer_steps"] = std::to_string(steps);
         save_checkpoint(params, path(stem + ".safetensors"), meta);
     }
     void save_training(const Parameters& params, const Optimizer& optimizer, const std::string& stem, int64_t epoch) const {
-        save_weights(params, stem, epoch);
+        save_weights(params, stem, epoch, optimizer.steps());
         optimizer.save(params, path(stem + ".optim.safetensors"));
     }
 
@@ -121,7 +128,7 @@ int run_train(TrainOptions o, const CLI::App& cmd) {
     if (!o.resume.empty()) {
         for (const char* flag : {"--arch", "--dataset", "--init", "--input-size", "--batch-size", "--optimizer", "--lr",
                                  "--momentum", "--weight-decay", "--seed", "--no-shuffle", "--augment", "--normalize",
-                                 "--limit-train", "--limit-test", "--memory", "--out", "--overwrite"})
+                                 "--limit-train", "--limit-test", "--memory", "--precision", "--out", "--overwrite"})
             if (cmd.count(flag))
                 throw std::invalid_argument(std::string("--resume continues a run with its own options; ") + flag +
                                             " cannot be changed (only --epochs, --data-dir, --threads, "
@@ -138,6 +145,7 @@ int run_train(TrainOptions o, const CLI::App& cmd) {
     if (o.batch_size <= 0) throw std::invalid_argument("--batch-size must be at least 1");
     if (o.epochs <= 0) throw std::invalid_argument("--epochs must be at least 1");
     if (!(o.lr > 0)) throw std::invalid_argument("--lr must be positive");
+    const Precision precision = usable_precision(parse_precision(o.precision));
     set_compute_threads(o.threads);
 
     // The data first: a wrong folder should fail before anything is written.
@@ -163,18 +171,20 @@ int run_train(TrainOptions o, const CLI::App& cmd) {
     if (o.resume.empty()) {
         prepare_run_folder(o.out, o.overwrite);
         state.options = to_json(o);
-        run.save_weights(params, "init", 0);
+        run.save_weights(params, "init", 0, 0);
         load_checkpoint(initial, run.path("init.safetensors"));
         run.save_training(params, *optimizer, "last", 0);
         save_run_state(state, run.path("state.json"));
     } else {
         load_checkpoint(initial, run.path("init.safetensors"));
-        load_checkpoint(params, run.path("last.safetensors"));
+        const auto meta = load_checkpoint(params, run.path("last.safetensors"));
         optimizer->load(params, run.path("last.optim.safetensors"));
-        if (optimizer->steps() != state.optimizer_steps)
-            throw std::runtime_error("'" + o.out + "': last.optim.safetensors is at step " +
-                                     std::to_string(optimizer->steps()) + " but state.json at " +
-                                     std::to_string(state.optimizer_steps) + " (files from different moments)");
+        const auto weights_steps = meta.find("optimizer_steps");
+        if (optimizer->steps() != state.optimizer_steps || weights_steps == meta.end() ||
+            weights_steps->second != std::to_string(state.optimizer_steps))
+            throw std::runtime_error("'" + o.out + "' was stopped while saving: last.safetensors, last.optim.safetensors "
+                                     "and state.json are from different steps; start a new run from its weights "
+                                     "with --init " + run.path("last.safetensors"));
         if (state.epoch > o.epochs) {
             std::printf("%s has finished its %ld epochs; pass --epochs N to train further\n", o.out.c_str(), long(o.epochs));
             return 0;
@@ -194,13 +204,14 @@ int run_train(TrainOptions o, const CLI::App& cmd) {
 
     DnnlContext ctx;
     DenseNet net(ctx, params, {o.batch_size, o.input_size, o.input_size}, Pass::training,
-                 o.memory == "keep" ? Intermediates::keep : Intermediates::recompute);
+                 o.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
     net.load_weights();
-    std::printf("training %s (%ld parameters, %ld classes) on %ld %s images at %ldx%ld, batch %ld, %s lr %g, %ld epochs\n"
-                "activations: %.1f MB (%s); writing to %s\n",
+    std::printf("training %s (%ld parameters, %ld classes) on %ld %s images at %ldx%ld, batch %ld, %s lr %g, %ld epochs, "
+                "%s\nactivations: %.1f MB (%s); writing to %s\n",
                 o.arch.c_str(), long(params.count()), long(cfg.num_classes), long(train_loader.images_per_epoch()),
                 o.dataset.c_str(), long(o.input_size), long(o.input_size), long(o.batch_size), o.optimizer.c_str(), o.lr,
-                long(o.epochs), double(net.plan().memory.total_bytes()) / 1e6, o.memory.c_str(), o.out.c_str());
+                long(o.epochs), precision_name(precision), double(net.plan().memory.total_bytes()) / 1e6,
+                o.memory.c_str(), o.out.c_str());
     std::fflush(stdout);
 
     g_interrupted = false;
@@ -297,6 +308,11 @@ Command add_train_command(CLI::App& app) {
     t->add_option("--memory", o->memory, "recompute (memory-efficient, default) or keep the BN-ReLU and bottleneck outputs")
         ->capture_default_str()
         ->check(CLI::IsMember({"recompute", "keep"}));
+    t->add_option("--precision", o->precision,
+                  "fp32, or bf16: mixed precision as torch.autocast, bf16 convolutions with fp32 weights, batch norm and "
+                  "Adam (fp32 where the CPU has no AVX512-BF16); checkpoints are fp32 either way")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     t->add_option("--threads", o->threads, "compute threads (0: one per core)")->capture_default_str();
     t->add_option("--loader-threads", o->loader_threads,
                   "threads preparing batches ahead of the step (0: prepare each batch between steps, on the compute threads)")

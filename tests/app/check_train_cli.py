@@ -131,6 +131,11 @@ run("train", "--resume", B, "--threads", 1)
 check(same_tensors(f"{A}/last.safetensors", f"{B}/last.safetensors"), "resumed run ends with the same weights")
 check(same_tensors(f"{A}/last.optim.safetensors", f"{B}/last.optim.safetensors"), "and the same Adam state")
 check([r[:5] for r in metrics(f"{B}/metrics.csv")[1]] == [r[:5] for r in rows], "and the same metrics")
+# A kill between the saves of the weights, the optimizer state and state.json is detected.
+shutil.copytree(B, f"{WORK}/torn")
+shutil.copy(f"{WORK}/torn/init.safetensors", f"{WORK}/torn/last.safetensors")
+p = run("train", "--resume", f"{WORK}/torn", expect_rc=1)
+check("different steps" in p.stderr, "a resume from files of different moments is refused")
 p = run("train", "--resume", B, "--lr", 0.1, expect_rc=1)
 check(p.stderr.startswith("error:") and "cannot be changed" in p.stderr, "--resume refuses changed options")
 
