@@ -60,21 +60,19 @@ void validate(const BenchOptions& o) {
     if (o.mode != "train" && o.mode != "infer") throw std::invalid_argument("--mode must be train or infer, not '" + o.mode + "'");
     if (o.memory != "recompute" && o.memory != "keep")
         throw std::invalid_argument("--memory must be recompute or keep, not '" + o.memory + "'");
-    if (o.precision == "bf16")
-        throw std::runtime_error("--precision bf16 is not implemented in the engine yet (issue 5); use fp32");
-    if (o.precision != "fp32") throw std::invalid_argument("--precision must be fp32 or bf16, not '" + o.precision + "'");
+    parse_precision(o.precision);
 }
 
 // One timed run: the model, its synthetic batch, and the optimizer when training.
 class BenchRun {
 public:
-    explicit BenchRun(const BenchOptions& o)
+    BenchRun(const BenchOptions& o, Precision precision)
         : params_(densenet_preset(o.arch, o.num_classes)), train_(o.mode == "train") {
         init_parameters(params_, 0);
         const int64_t N = o.batch_size, S = o.input_size, C = params_.config().in_channels;
         const Intermediates intermediates = o.memory == "keep" ? Intermediates::keep : Intermediates::recompute;
         net_ = std::make_unique<DenseNet>(ctx_, params_, RunShape{N, S, S}, train_ ? Pass::training : Pass::inference,
-                                          intermediates);
+                                          intermediates, precision);
         if (train_) {
             AdamOptions adam;
             adam.lr = 1e-4;
@@ -130,7 +128,8 @@ int run_bench(const BenchOptions& o) {
     omp_set_num_threads(o.threads > 0 ? int(o.threads) : omp_get_num_procs());
     const int threads = omp_get_max_threads();
 
-    BenchRun run(o);
+    const Precision precision = usable_precision(parse_precision(o.precision));
+    BenchRun run(o, precision);
     for (int64_t i = 0; i < o.warmup; ++i) run.step(nullptr);
 
     Profiler profiler;
@@ -149,7 +148,7 @@ int run_bench(const BenchOptions& o) {
 
     const bool train = o.mode == "train";
     std::printf("%s %s %s, %ldx%ld, batch %ld, %d threads%s%s: %ld timed steps after %ld warm-up\n", o.arch.c_str(),
-                o.mode.c_str(), o.precision.c_str(), long(o.input_size), long(o.input_size), long(o.batch_size), threads,
+                o.mode.c_str(), precision_name(precision), long(o.input_size), long(o.input_size), long(o.batch_size), threads,
                 train ? ", memory " : "", train ? o.memory.c_str() : "", long(o.steps), long(o.warmup));
     std::printf("  %.3f images/s, %.4f s per step, peak resident memory %.1f MB (activation arena %.1f MB)\n",
                 images_per_second, step_seconds, double(peak_rss_bytes) / 1e6, run.net().plan().memory.total_bytes() / 1e6);
@@ -162,7 +161,7 @@ int run_bench(const BenchOptions& o) {
     nlohmann::ordered_json result{{"peer", "densenet.cpp"},
                                   {"arch", o.arch},
                                   {"mode", o.mode},
-                                  {"precision", o.precision},
+                                  {"precision", precision_name(precision)},
                                   {"input_size", o.input_size},
                                   {"batch_size", o.batch_size},
                                   {"threads", threads},
@@ -195,7 +194,7 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_option("--steps", o->steps, "timed steps")->capture_default_str();
     cmd->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
     cmd->add_option("--mode", o->mode, "train (forward, NLL, backward, Adam) or infer (forward in eval mode)")->capture_default_str();
-    cmd->add_option("--precision", o->precision, "fp32 (bf16 is not implemented yet)")->capture_default_str();
+    cmd->add_option("--precision", o->precision, "fp32, or bf16: mixed precision, bf16 convolutions (fp32 where the CPU has no AVX512-BF16)")->capture_default_str();
     cmd->add_option("--memory", o->memory, "recompute (memory-efficient) or keep the BN-ReLU and bottleneck outputs")
         ->capture_default_str();
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: every core)")->capture_default_str();

@@ -51,6 +51,7 @@ struct TrainOptions {
     std::string normalize = "none";
     int64_t limit_train = 0, limit_test = 0;  // 0: the whole set
     std::string memory = "recompute";
+    std::string precision = "fp32";
     int64_t threads = 0, loader_threads = 1;
     int64_t max_steps = 0;
 };
@@ -64,7 +65,8 @@ nlohmann::json to_json(const TrainOptions& o) {
             {"optimizer", o.optimizer}, {"lr", o.lr},             {"momentum", o.momentum},
             {"weight_decay", o.weight_decay}, {"epochs", o.epochs}, {"seed", o.seed},
             {"no_shuffle", o.no_shuffle}, {"augment", o.augment}, {"normalize", o.normalize},
-            {"limit_train", o.limit_train}, {"limit_test", o.limit_test}, {"memory", o.memory}};
+            {"limit_train", o.limit_train}, {"limit_test", o.limit_test}, {"memory", o.memory},
+            {"precision", o.precision}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -74,6 +76,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
     j.at("weight_decay").get_to(o.weight_decay), j.at("epochs").get_to(o.epochs), j.at("seed").get_to(o.seed);
     j.at("no_shuffle").get_to(o.no_shuffle), j.at("augment").get_to(o.augment), j.at("normalize").get_to(o.normalize);
     j.at("limit_train").get_to(o.limit_train), j.at("limit_test").get_to(o.limit_test), j.at("memory").get_to(o.memory);
+    o.precision = j.value("precision", "fp32");  // runs from before bf16 existed are fp32
 }
 
 std::atomic<bool> g_interrupted{false};
@@ -125,7 +128,7 @@ int run_train(TrainOptions o, const CLI::App& cmd) {
     if (!o.resume.empty()) {
         for (const char* flag : {"--arch", "--dataset", "--init", "--input-size", "--batch-size", "--optimizer", "--lr",
                                  "--momentum", "--weight-decay", "--seed", "--no-shuffle", "--augment", "--normalize",
-                                 "--limit-train", "--limit-test", "--memory", "--out", "--overwrite"})
+                                 "--limit-train", "--limit-test", "--memory", "--precision", "--out", "--overwrite"})
             if (cmd.count(flag))
                 throw std::invalid_argument(std::string("--resume continues a run with its own options; ") + flag +
                                             " cannot be changed (only --epochs, --data-dir, --threads, "
@@ -142,6 +145,7 @@ int run_train(TrainOptions o, const CLI::App& cmd) {
     if (o.batch_size <= 0) throw std::invalid_argument("--batch-size must be at least 1");
     if (o.epochs <= 0) throw std::invalid_argument("--epochs must be at least 1");
     if (!(o.lr > 0)) throw std::invalid_argument("--lr must be positive");
+    const Precision precision = usable_precision(parse_precision(o.precision));
     set_compute_threads(o.threads);
 
     // The data first: a wrong folder should fail before anything is written.
@@ -200,13 +204,14 @@ int run_train(TrainOptions o, const CLI::App& cmd) {
 
     DnnlContext ctx;
     DenseNet net(ctx, params, {o.batch_size, o.input_size, o.input_size}, Pass::training,
-                 o.memory == "keep" ? Intermediates::keep : Intermediates::recompute);
+                 o.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
     net.load_weights();
-    std::printf("training %s (%ld parameters, %ld classes) on %ld %s images at %ldx%ld, batch %ld, %s lr %g, %ld epochs\n"
-                "activations: %.1f MB (%s); writing to %s\n",
+    std::printf("training %s (%ld parameters, %ld classes) on %ld %s images at %ldx%ld, batch %ld, %s lr %g, %ld epochs, "
+                "%s\nactivations: %.1f MB (%s); writing to %s\n",
                 o.arch.c_str(), long(params.count()), long(cfg.num_classes), long(train_loader.images_per_epoch()),
                 o.dataset.c_str(), long(o.input_size), long(o.input_size), long(o.batch_size), o.optimizer.c_str(), o.lr,
-                long(o.epochs), double(net.plan().memory.total_bytes()) / 1e6, o.memory.c_str(), o.out.c_str());
+                long(o.epochs), precision_name(precision), double(net.plan().memory.total_bytes()) / 1e6,
+                o.memory.c_str(), o.out.c_str());
     std::fflush(stdout);
 
     g_interrupted = false;
@@ -303,6 +308,11 @@ Command add_train_command(CLI::App& app) {
     t->add_option("--memory", o->memory, "recompute (memory-efficient, default) or keep the BN-ReLU and bottleneck outputs")
         ->capture_default_str()
         ->check(CLI::IsMember({"recompute", "keep"}));
+    t->add_option("--precision", o->precision,
+                  "fp32, or bf16: mixed precision as torch.autocast, bf16 convolutions with fp32 weights, batch norm and "
+                  "Adam (fp32 where the CPU has no AVX512-BF16); checkpoints are fp32 either way")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"fp32", "bf16"}));
     t->add_option("--threads", o->threads, "compute threads (0: one per core)")->capture_default_str();
     t->add_option("--loader-threads", o->loader_threads,
                   "threads preparing batches ahead of the step (0: prepare each batch between steps, on the compute threads)")

@@ -7,7 +7,7 @@
 namespace dn {
 
 ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape, Intermediates intermediates,
-                                Pass pass) {
+                                Pass pass, Precision precision) {
     validate(cfg);
     if (shape.batch <= 0) throw std::invalid_argument("batch size must be positive");
     const int64_t smallest = min_input_size(cfg);
@@ -22,19 +22,28 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     ActivationPlan plan;
     plan.shape = shape;
     plan.intermediates = intermediates;
+    plan.precision = precision;
+    plan.operand = operand_type(precision);
     MemoryPlan& m = plan.memory;
+    // Bytes of `count` convolution operands, and of `count` floats.
+    const int64_t op_size = int64_t(dtype_bytes(plan.operand));
+    auto op = [&](int64_t count) { return count * op_size; };
+    auto f32 = [](int64_t count) { return count * 4; };
 
-    // First the sizes of everything that is shared, as the largest of its users.
-    int64_t wide = 0, mid = 0, narrow = 0;
+    // First the sizes in bytes of everything that is shared, as the largest of its users.
+    int64_t wide = 0, mid = 0, mid_op = 0, narrow = 0, narrow_op = 0;
     plan.stem_h = cfg.stem == Stem::imagenet ? (shape.height - 1) / 2 + 1 : shape.height;
     plan.stem_w = cfg.stem == Stem::imagenet ? (shape.width - 1) / 2 + 1 : shape.width;
     const int64_t stem_pixels = N * plan.stem_h * plan.stem_w;
-    if (cfg.stem == Stem::imagenet) wide = stem_pixels * cfg.num_init_features;  // relu0 and its gradient
+    if (cfg.stem == Stem::imagenet) wide = f32(stem_pixels * cfg.num_init_features);  // relu0 and its gradient
 
     int64_t channels = cfg.num_init_features;
     int64_t h = cfg.stem == Stem::imagenet ? (plan.stem_h - 1) / 2 + 1 : plan.stem_h;
     int64_t w = cfg.stem == Stem::imagenet ? (plan.stem_w - 1) / 2 + 1 : plan.stem_w;
-    narrow = N * h * w * channels;  // the stem's dense output
+    // The stem's dense output (f32), and its gradient: f32 into the max pool, an operand of conv0
+    // with the small-image stem.
+    narrow = f32(N * h * w * channels);
+    narrow_op = cfg.stem == Stem::imagenet ? narrow : op(N * h * w * channels);
     for (size_t b = 0; b < cfg.block_config.size(); ++b) {
         BlockPlan block;
         block.h = h, block.w = w;
@@ -42,21 +51,30 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         channels += cfg.block_config[b] * k;
         block.channels = channels;
         const int64_t P = N * h * w;
-        wide = std::max(wide, P * channels);
-        mid = std::max(mid, P * bottleneck);
-        narrow = std::max(narrow, P * k);
+        wide = std::max(wide, op(P * channels));
+        mid = std::max(mid, f32(P * bottleneck));
+        mid_op = std::max(mid_op, op(P * bottleneck));
+        narrow = std::max(narrow, f32(P * k));
+        narrow_op = std::max(narrow_op, op(P * k));
         plan.blocks.push_back(block);
         if (b + 1 < cfg.block_config.size()) {
+            // A transition's convolution output and its pooling are operands (pooled in bf16 in
+            // bf16 precision), and so are their gradients.
             const int64_t out = transition_channels(cfg, channels);
-            mid = std::max(mid, P * out);
+            mid = std::max(mid, op(P * out));
+            mid_op = std::max(mid_op, op(P * out));
             h /= 2, w /= 2;
-            narrow = std::max(narrow, N * h * w * out);
+            narrow = std::max(narrow, op(N * h * w * out));
+            narrow_op = std::max(narrow_op, op(N * h * w * out));
             channels = out;
         }
     }
+    // The head's BN-ReLU output feeds the global pooling in f32, and so does its gradient.
+    const int64_t head = f32(N * h * w * channels);
+    wide = std::max(wide, head);
 
     // Then the regions, in the order a step first touches them.
-    plan.input = m.reserve_floats("input", N * shape.height * shape.width * cfg.in_channels);
+    plan.input = m.reserve("input", size_t(op(N * shape.height * shape.width * cfg.in_channels)));
     plan.conv0_out = m.reserve_floats("stem.conv0_out", stem_pixels * cfg.num_init_features);
     if (cfg.stem == Stem::imagenet) {
         plan.stem_mean = m.reserve_floats("stem.mean", cfg.num_init_features);
@@ -65,12 +83,12 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         plan.pool0_workspace_bytes = size_t(N * plan.blocks[0].h * plan.blocks[0].w * cfg.num_init_features) * 4;
         if (training) plan.pool0_workspace = m.reserve("stem.pool0_workspace", plan.pool0_workspace_bytes);
     }
-    const size_t shared_wide = m.reserve_floats("shared.activated", wide);
+    const size_t shared_wide = m.reserve("shared.activated", size_t(wide));
     plan.relu0_out = shared_wide;
     plan.head_activated = shared_wide;
-    const size_t shared_bottleneck = m.reserve_floats("shared.bottleneck", mid);
-    const size_t shared_activated_bottleneck = m.reserve_floats("shared.activated_bottleneck", mid);
-    const size_t shared_narrow = m.reserve_floats("shared.narrow", narrow);
+    const size_t shared_bottleneck = m.reserve("shared.bottleneck", size_t(mid));
+    const size_t shared_activated_bottleneck = m.reserve("shared.activated_bottleneck", size_t(mid_op));
+    const size_t shared_narrow = m.reserve("shared.narrow", size_t(narrow));
     plan.pool0_out = shared_narrow;
     plan.fresh_features = shared_narrow;
 
@@ -86,17 +104,18 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
             const std::string layer = name + ".layer" + std::to_string(i + 1);
             const int64_t in = block.first_channels + i * k;
             LayerPlan l;
-            l.activated_input = keep ? m.reserve_floats(layer + ".activated_input", P * in) : shared_wide;
+            l.activated_input = keep ? m.reserve(layer + ".activated_input", size_t(op(P * in))) : shared_wide;
             l.bottleneck = keep ? m.reserve_floats(layer + ".bottleneck", P * bottleneck) : shared_bottleneck;
-            l.activated_bottleneck =
-                keep ? m.reserve_floats(layer + ".activated_bottleneck", P * bottleneck) : shared_activated_bottleneck;
+            l.activated_bottleneck = keep ? m.reserve(layer + ".activated_bottleneck", size_t(op(P * bottleneck)))
+                                          : shared_activated_bottleneck;
             l.bottleneck_mean = m.reserve_floats(layer + ".bottleneck_mean", bottleneck);
             l.bottleneck_var = m.reserve_floats(layer + ".bottleneck_var", bottleneck);
             block.layers.push_back(l);
         }
         if (b + 1 < plan.blocks.size()) {
             TransitionPlan t;
-            t.activated = keep ? m.reserve_floats("transition" + std::to_string(b + 1) + ".activated", P * block.channels)
+            t.activated = keep ? m.reserve("transition" + std::to_string(b + 1) + ".activated",
+                                           size_t(op(P * block.channels)))
                                : shared_wide;
             t.conv_out = shared_bottleneck;
             t.pooled = shared_narrow;
@@ -109,10 +128,10 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     plan.logits = m.reserve_floats("head.logits", N * cfg.num_classes);
     plan.log_probs = m.reserve_floats("head.log_probs", N * cfg.num_classes);
     if (training) {
-        plan.d_wide = m.reserve_floats("grad.activated", wide);
-        plan.d_bottleneck = m.reserve_floats("grad.bottleneck", mid);
-        plan.d_activated_bottleneck = m.reserve_floats("grad.activated_bottleneck", mid);
-        plan.d_narrow = m.reserve_floats("grad.narrow", narrow);
+        plan.d_wide = m.reserve("grad.activated", size_t(wide));
+        plan.d_bottleneck = m.reserve("grad.bottleneck", size_t(mid_op));
+        plan.d_activated_bottleneck = m.reserve("grad.activated_bottleneck", size_t(mid_op));
+        plan.d_narrow = m.reserve("grad.narrow", size_t(narrow_op));
         plan.d_pooled = m.reserve_floats("grad.pooled", N * last);
         plan.d_logits = m.reserve_floats("grad.logits", N * cfg.num_classes);
     }

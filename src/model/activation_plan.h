@@ -3,6 +3,7 @@
 #pragma once
 #include "model/config.h"
 #include "ops/dnnl_context.h"
+#include "ops/precision.h"
 #include "tensor/arena.h"
 
 #include <vector>
@@ -20,10 +21,13 @@ struct RunShape {
 };
 
 // Byte offsets into the arena. Shapes are NHWC; P_b is N*H_b*W_b, block b's pixel count.
+// Types: [op] marks a convolution operand or its gradient, stored in ActivationPlan::operand (bf16
+// in bf16 precision); everything else is f32. Block buffers, their gradients and every batch
+// statistic stay f32 in either precision.
 struct LayerPlan {
-    size_t activated_input = 0;  // (P_b, in)      norm1+relu1 output, conv1's input
+    size_t activated_input = 0;  // (P_b, in) [op] norm1+relu1 output, conv1's input
     size_t bottleneck = 0;       // (P_b, bn*k)    conv1 output
-    size_t activated_bottleneck = 0;  // (P_b, bn*k) norm2+relu2 output, conv2's input
+    size_t activated_bottleneck = 0;  // (P_b, bn*k) [op] norm2+relu2 output, conv2's input
     size_t bottleneck_mean = 0, bottleneck_var = 0;  // (bn*k) batch statistics of conv1's output
 };
 
@@ -38,17 +42,19 @@ struct BlockPlan {
 };
 
 struct TransitionPlan {
-    size_t activated = 0;  // (P_b, C_b)       norm+relu output, the 1x1 convolution's input
-    size_t conv_out = 0;   // (P_b, C_b / 2)
-    size_t pooled = 0;     // (P_{b+1}, C_b / 2) dense output of the average pool
+    size_t activated = 0;  // (P_b, C_b) [op]   norm+relu output, the 1x1 convolution's input
+    size_t conv_out = 0;   // (P_b, C_b / 2) [op]
+    size_t pooled = 0;     // (P_{b+1}, C_b / 2) [op] dense output of the average pool
 };
 
 struct ActivationPlan {
     MemoryPlan memory;
     RunShape shape;
     Intermediates intermediates = Intermediates::recompute;
+    Precision precision = Precision::fp32;
+    DType operand = DType::f32;  // operand_type(precision)
 
-    size_t input = 0;                  // (N,H,W,C_in)
+    size_t input = 0;                  // (N,H,W,C_in) [op]
     int64_t stem_h = 0, stem_w = 0;  // conv0's output size
     size_t conv0_out = 0;              // (N,stem_h,stem_w,F0)
     size_t stem_mean = 0, stem_var = 0;    // (F0) statistics of conv0's output (imagenet stem)
@@ -63,15 +69,16 @@ struct ActivationPlan {
     size_t pooled = 0, logits = 0, log_probs = 0;  // (N,C_last), (N,K), (N,K)
 
     // Gradients of transient activations. Each is sized for its largest user and reused by all.
-    size_t d_wide = 0;        // da1, dta, da5, drelu0
-    size_t d_bottleneck = 0;  // conv1's output gradient; also a transition's conv output gradient
-    size_t d_activated_bottleneck = 0;  // conv2's input gradient
-    size_t d_narrow = 0;      // conv2's output gradient, a pool's output gradient
+    size_t d_wide = 0;        // [op] da1, dta; f32 da5, drelu0
+    size_t d_bottleneck = 0;  // [op] conv1's output gradient; also a transition's conv output gradient
+    size_t d_activated_bottleneck = 0;  // [op] conv2's input gradient
+    size_t d_narrow = 0;      // [op] conv2's output gradient, a transition pool's output gradient; the stem's
+                              // (f32 into max pooling)
     size_t d_pooled = 0, d_logits = 0;
 };
 
 // Throws std::invalid_argument if the input is too small for the architecture.
 ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape, Intermediates intermediates,
-                                Pass pass);
+                                Pass pass, Precision precision = Precision::fp32);
 
 }  // namespace dn

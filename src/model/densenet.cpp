@@ -32,24 +32,32 @@ ConvShape conv_shape(const ConvParams& c, int64_t batch, int64_t h, int64_t w, i
 }  // namespace
 
 DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, Pass pass,
-                   Intermediates intermediates)
+                   Intermediates intermediates, Precision precision)
     : ctx_(ctx), params_(params), cfg_(params.config()),
-      plan_(plan_activations(params.config(), shape, intermediates, pass)), arena_(plan_.memory.total_bytes()),
-      pass_(pass) {
+      plan_(plan_activations(params.config(), shape, intermediates, pass, precision)),
+      arena_(plan_.memory.total_bytes()), pass_(pass) {
     const int64_t N = shape.batch;
     const auto& eng = ctx.engine();
+    const DType op = plan_.operand;
+    // Convolutions whose output batch norm takes statistics of write f32; the transition's writes
+    // the operand type, since only its (bf16) pooling reads it.
+    const ConvTypes to_f32{.operands = op, .dst = DType::f32};
+    const ConvTypes to_operand{.operands = op, .dst = op};
     user_images_ = dnnl::memory({{N, cfg_.in_channels, shape.height, shape.width}, dt::f32, tag::nchw}, eng, nullptr);
-    images_ = dnnl::memory(nhwc_desc(N, cfg_.in_channels, shape.height, shape.width), eng, at(plan_.input));
+    // The layout reorder converts the images to conv0's operand type on the way.
+    images_ = dnnl::memory(nhwc_desc(N, cfg_.in_channels, shape.height, shape.width, op), eng, raw(plan_.input));
     to_nhwc_ = dnnl::reorder(user_images_, images_);
 
     if (cfg_.stem == Stem::imagenet) {
-        conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 2, 3), pass, "conv0");
+        conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 2, 3), pass, "conv0",
+                                          to_f32);
         pool0_ = std::make_unique<Pool2d>(ctx, PoolShape{N, cfg_.num_init_features, plan_.stem_h, plan_.stem_w, 3, 2, 1},
                                           PoolKind::max, pass, "pool0");
         if (pool0_->workspace_bytes() > plan_.pool0_workspace_bytes)
             throw std::logic_error("pool0 needs a larger workspace than planned");
     } else {
-        conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 1, 1), pass, "conv0");
+        conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 1, 1), pass, "conv0",
+                                          to_f32);
     }
 
     for (size_t b = 0; b < plan_.blocks.size(); ++b) {
@@ -60,9 +68,9 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             const std::string name = "block" + std::to_string(b + 1) + ".layer" + std::to_string(i + 1);
             LayerOps o;
             o.conv1 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv1, N, block.h, block.w, 1, 0), pass,
-                                               (name + ".conv1").c_str());
+                                               (name + ".conv1").c_str(), to_f32);
             o.conv2 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv2, N, block.h, block.w, 1, 1), pass,
-                                               (name + ".conv2").c_str());
+                                               (name + ".conv2").c_str(), to_f32);
             ops.push_back(std::move(o));
         }
         layers_.push_back(std::move(ops));
@@ -70,9 +78,10 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             const ConvParams& c = params.transitions[b].conv;
             const std::string name = "transition" + std::to_string(b + 1);
             TransitionOps t;
-            t.conv = std::make_unique<Conv2d>(ctx, conv_shape(c, N, block.h, block.w, 1, 0), pass, (name + ".conv").c_str());
+            t.conv = std::make_unique<Conv2d>(ctx, conv_shape(c, N, block.h, block.w, 1, 0), pass, (name + ".conv").c_str(),
+                                              to_operand);
             t.pool = std::make_unique<Pool2d>(ctx, PoolShape{N, c.out_channels, block.h, block.w, 2, 2, 0},
-                                              PoolKind::average, pass, (name + ".pool").c_str());
+                                              PoolKind::average, pass, (name + ".pool").c_str(), op);
             transitions_.push_back(std::move(t));
         }
     }
@@ -101,6 +110,10 @@ FeatureMap DenseNet::block_grad(size_t b) const {
     return dense_map(at(block.grad), plan_.shape.batch, block.h, block.w, block.channels);
 }
 
+FeatureMap DenseNet::operand_map(size_t offset, int64_t h, int64_t w, int64_t c) const {
+    return dense_map(raw(offset), plan_.operand, plan_.shape.batch, h, w, c);
+}
+
 const float* DenseNet::logits() const { return at(plan_.logits); }
 const float* DenseNet::log_probs() const { return at(plan_.log_probs); }
 
@@ -112,7 +125,7 @@ float DenseNet::forward(const float* images_nchw, const int32_t* labels, Mode mo
         throw std::logic_error("this DenseNet was built for inference only");
     user_images_.set_data_handle(const_cast<float*>(images_nchw));
     {
-        PhaseTimer timer(Phase::copy, 0.0, 2.0 * double(images_.get_desc().get_size()));
+        PhaseTimer timer(Phase::copy, 0.0, double(user_images_.get_desc().get_size() + images_.get_desc().get_size()));
         to_nhwc_.execute(ctx_.stream(), user_images_, images_);
     }
 
@@ -130,7 +143,7 @@ void DenseNet::stem_forward(Mode mode) {
     const int64_t N = plan_.shape.batch, F0 = cfg_.num_init_features;
     const BlockPlan& first = plan_.blocks[0];
     FeatureMap conv0_out = dense_map(at(plan_.conv0_out), N, plan_.stem_h, plan_.stem_w, F0);
-    conv0_->forward(at(plan_.input), conv0_out.data);
+    conv0_->forward(raw(plan_.input), conv0_out.data);
 
     FeatureMap stem_out = conv0_out;
     if (cfg_.stem == Stem::imagenet) {
@@ -153,7 +166,7 @@ void DenseNet::activate_layer_input(size_t b, size_t i, Mode mode) {
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t in = l.norm1.channels;
     FeatureMap x = block_features(b).channels(0, in);
-    FeatureMap y = dense_map(at(block.layers[i].activated_input), x.n, x.h, x.w, in);
+    FeatureMap y = operand_map(block.layers[i].activated_input, x.h, x.w, in);
     const float* mean = mode == Mode::train ? at(block.mean) : l.norm1.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : l.norm1.running_var;
     bn_relu_forward(y, x, mean, var, l.norm1.weight, l.norm1.bias);
@@ -165,7 +178,7 @@ void DenseNet::activate_bottleneck(size_t b, size_t i, Mode mode) {
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t N = plan_.shape.batch, C = l.norm2.channels;
     FeatureMap x = dense_map(at(lp.bottleneck), N, block.h, block.w, C);
-    FeatureMap y = dense_map(at(lp.activated_bottleneck), N, block.h, block.w, C);
+    FeatureMap y = operand_map(lp.activated_bottleneck, block.h, block.w, C);
     const float* mean = mode == Mode::train ? at(lp.bottleneck_mean) : l.norm2.running_mean;
     const float* var = mode == Mode::train ? at(lp.bottleneck_var) : l.norm2.running_var;
     bn_relu_forward(y, x, mean, var, l.norm2.weight, l.norm2.bias);
@@ -181,7 +194,7 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
     // norm1 reuses the block's statistics of these channels; only its gamma and beta are its own.
     if (mode == Mode::train) normalisation_stats(mode, at(block.mean), at(block.var), l.norm1, P);
     activate_layer_input(b, i, mode);
-    layers_[b][i].conv1->forward(at(lp.activated_input), at(lp.bottleneck));
+    layers_[b][i].conv1->forward(raw(lp.activated_input), at(lp.bottleneck));
 
     FeatureMap bottleneck = dense_map(at(lp.bottleneck), N, block.h, block.w, l.norm2.channels);
     if (mode == Mode::train) {
@@ -192,7 +205,7 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
 
     // conv2 writes dense; its k channels are then put into the block buffer, once.
     float* fresh = at(plan_.fresh_features);
-    layers_[b][i].conv2->forward(at(lp.activated_bottleneck), fresh);
+    layers_[b][i].conv2->forward(raw(lp.activated_bottleneck), fresh);
     FeatureMap slot = block_features(b).channels(in, k);
     copy_channels(slot, dense_map(fresh, N, block.h, block.w, k));
     if (mode == Mode::train) batch_stats(at(block.mean) + in, at(block.var) + in, slot);
@@ -202,7 +215,7 @@ void DenseNet::activate_transition_input(size_t b, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const BatchNormParams& bn = params_.transitions[b].norm;
     FeatureMap x = block_features(b);
-    FeatureMap y = dense_map(at(plan_.transitions[b].activated), x.n, x.h, x.w, x.c);
+    FeatureMap y = operand_map(plan_.transitions[b].activated, x.h, x.w, x.c);
     const float* mean = mode == Mode::train ? at(block.mean) : bn.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : bn.running_var;
     bn_relu_forward(y, x, mean, var, bn.weight, bn.bias);
@@ -216,10 +229,10 @@ void DenseNet::transition_forward(size_t b, Mode mode) {
     if (mode == Mode::train)
         normalisation_stats(mode, at(block.mean), at(block.var), params_.transitions[b].norm, N * block.h * block.w);
     activate_transition_input(b, mode);
-    transitions_[b].conv->forward(at(tp.activated), at(tp.conv_out));
-    transitions_[b].pool->forward(at(tp.conv_out), at(tp.pooled), nullptr);
+    transitions_[b].conv->forward(raw(tp.activated), raw(tp.conv_out));
+    transitions_[b].pool->forward(raw(tp.conv_out), raw(tp.pooled), nullptr);
     FeatureMap slot = block_features(b + 1).channels(0, next.first_channels);
-    copy_channels(slot, dense_map(at(tp.pooled), N, next.h, next.w, next.first_channels));
+    copy_channels(slot, operand_map(tp.pooled, next.h, next.w, next.first_channels));
     if (mode == Mode::train) batch_stats(at(next.mean), at(next.var), slot);
 }
 
@@ -277,25 +290,26 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
 
     if (plan_.intermediates == Intermediates::recompute) {
         activate_layer_input(b, i, Mode::train);
-        ops.conv1->forward(at(lp.activated_input), at(lp.bottleneck));
+        ops.conv1->forward(raw(lp.activated_input), at(lp.bottleneck));
         activate_bottleneck(b, i, Mode::train);
     }
 
-    FeatureMap d_fresh = dense_map(at(plan_.d_narrow), N, block.h, block.w, k);
+    // The gradient of the layer's new channels, read out of the block's as conv2's dense operand.
+    FeatureMap d_fresh = operand_map(plan_.d_narrow, block.h, block.w, k);
     copy_channels(d_fresh, block_grad(b).channels(in, k));
-    ops.conv2->backward_weights(at(lp.activated_bottleneck), d_fresh.data, l.conv2.dweight);
-    ops.conv2->backward_data(d_fresh.data, at(plan_.d_activated_bottleneck));
+    ops.conv2->backward_weights(raw(lp.activated_bottleneck), d_fresh.data, l.conv2.dweight);
+    ops.conv2->backward_data(d_fresh.data, raw(plan_.d_activated_bottleneck));
 
     FeatureMap bottleneck = dense_map(at(lp.bottleneck), N, block.h, block.w, C);
-    FeatureMap d_bottleneck = dense_map(at(plan_.d_bottleneck), N, block.h, block.w, C);
+    FeatureMap d_bottleneck = operand_map(plan_.d_bottleneck, block.h, block.w, C);
     bn_relu_backward(d_bottleneck, Accumulate::assign, l.norm2.dweight, l.norm2.dbias,
-                     dense_map(at(plan_.d_activated_bottleneck), N, block.h, block.w, C), bottleneck,
+                     operand_map(plan_.d_activated_bottleneck, block.h, block.w, C), bottleneck,
                      at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2.weight, l.norm2.bias);
-    ops.conv1->backward_weights(at(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
-    ops.conv1->backward_data(d_bottleneck.data, at(plan_.d_wide));
+    ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
+    ops.conv1->backward_data(d_bottleneck.data, raw(plan_.d_wide));
 
     bn_relu_backward(block_grad(b).channels(0, in), Accumulate::add, l.norm1.dweight, l.norm1.dbias,
-                     dense_map(at(plan_.d_wide), N, block.h, block.w, in), block_features(b).channels(0, in),
+                     operand_map(plan_.d_wide, block.h, block.w, in), block_features(b).channels(0, in),
                      at(block.mean), at(block.var), l.norm1.weight, l.norm1.bias);
 }
 
@@ -304,38 +318,39 @@ void DenseNet::transition_backward(size_t b) {
     const BlockPlan& next = plan_.blocks[b + 1];
     const TransitionPlan& tp = plan_.transitions[b];
     const TransitionParams& t = params_.transitions[b];
-    const int64_t N = plan_.shape.batch;
 
-    FeatureMap d_pooled = dense_map(at(plan_.d_narrow), N, next.h, next.w, next.first_channels);
+    FeatureMap d_pooled = operand_map(plan_.d_narrow, next.h, next.w, next.first_channels);
     copy_channels(d_pooled, block_grad(b + 1).channels(0, next.first_channels));
-    transitions_[b].pool->backward(d_pooled.data, at(plan_.d_bottleneck), nullptr);
+    transitions_[b].pool->backward(d_pooled.data, raw(plan_.d_bottleneck), nullptr);
     if (plan_.intermediates == Intermediates::recompute) activate_transition_input(b, Mode::train);
-    transitions_[b].conv->backward_weights(at(tp.activated), at(plan_.d_bottleneck), t.conv.dweight);
-    transitions_[b].conv->backward_data(at(plan_.d_bottleneck), at(plan_.d_wide));
+    transitions_[b].conv->backward_weights(raw(tp.activated), raw(plan_.d_bottleneck), t.conv.dweight);
+    transitions_[b].conv->backward_data(raw(plan_.d_bottleneck), raw(plan_.d_wide));
     FeatureMap x = block_features(b);
     bn_relu_backward(block_grad(b), Accumulate::assign, t.norm.dweight, t.norm.dbias,
-                     dense_map(at(plan_.d_wide), x.n, x.h, x.w, x.c), x, at(block.mean), at(block.var), t.norm.weight,
+                     operand_map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean), at(block.var), t.norm.weight,
                      t.norm.bias);
 }
 
 void DenseNet::stem_backward() {
     const int64_t N = plan_.shape.batch, F0 = cfg_.num_init_features;
     const BlockPlan& first = plan_.blocks[0];
-    FeatureMap d_stem = dense_map(at(plan_.d_narrow), N, first.h, first.w, F0);
+    // With the small-image stem this is conv0's output gradient, an operand; the max pool's is f32.
+    FeatureMap d_stem = cfg_.stem == Stem::small_inputs ? operand_map(plan_.d_narrow, first.h, first.w, F0)
+                                                        : dense_map(at(plan_.d_narrow), N, first.h, first.w, F0);
     copy_channels(d_stem, block_grad(0).channels(0, F0));
     if (cfg_.stem == Stem::small_inputs) {
-        conv0_->backward_weights(at(plan_.input), d_stem.data, params_.conv0.dweight);
+        conv0_->backward_weights(raw(plan_.input), d_stem.data, params_.conv0.dweight);
         return;
     }
     const BatchNormParams& bn = *params_.norm0;
     FeatureMap d_relu0 = dense_map(at(plan_.d_wide), N, plan_.stem_h, plan_.stem_w, F0);
     pool0_->backward(d_stem.data, d_relu0.data, arena_.base() + plan_.pool0_workspace);
     // relu0's output is dead by now, so its region takes conv0's output gradient.
-    FeatureMap d_conv0 = dense_map(at(plan_.relu0_out), N, plan_.stem_h, plan_.stem_w, F0);
+    FeatureMap d_conv0 = operand_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
     bn_relu_backward(d_conv0, Accumulate::assign, bn.dweight, bn.dbias, d_relu0,
                      dense_map(at(plan_.conv0_out), N, plan_.stem_h, plan_.stem_w, F0), at(plan_.stem_mean),
                      at(plan_.stem_var), bn.weight, bn.bias);
-    conv0_->backward_weights(at(plan_.input), d_conv0.data, params_.conv0.dweight);
+    conv0_->backward_weights(raw(plan_.input), d_conv0.data, params_.conv0.dweight);
 }
 
 }  // namespace dn

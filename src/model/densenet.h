@@ -17,8 +17,10 @@ enum class Mode { train, eval };
 
 class DenseNet {
 public:
-    // Builds every primitive and plans and allocates the activation arena, once.
-    DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, Pass pass, Intermediates intermediates);
+    // Builds every primitive and plans and allocates the activation arena, once. `precision` must be
+    // one the CPU runs (usable_precision); bf16 keeps params, gradients and statistics f32.
+    DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, Pass pass, Intermediates intermediates,
+             Precision precision = Precision::fp32);
 
     // Reorders the convolution weights into oneDNN's layouts: after every change to params.
     void load_weights();
@@ -32,6 +34,7 @@ public:
     const float* log_probs() const;  // (N,K)
     const ActivationPlan& plan() const { return plan_; }
     const RunShape& shape() const { return plan_.shape; }
+    Precision precision() const { return plan_.precision; }
     int64_t classes() const { return cfg_.num_classes; }
 
 private:
@@ -44,6 +47,9 @@ private:
     };
 
     float* at(size_t offset) const { return arena_.floats_at(offset); }
+    void* raw(size_t offset) const { return arena_.base() + offset; }
+    // A dense view of a convolution operand region, in the plan's operand type.
+    FeatureMap operand_map(size_t offset, int64_t h, int64_t w, int64_t c) const;
     FeatureMap block_features(size_t b) const;
     FeatureMap block_grad(size_t b) const;
 

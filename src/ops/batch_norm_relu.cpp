@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 namespace dn {
@@ -28,18 +29,27 @@ static float* channel_scratch(int64_t floats) {
     return scratch.data();
 }
 
-void batch_stats(float* mean, float* var, const FeatureMap& x) {
-    PhaseTimer timer(Phase::bn_stats, 0.0, 4.0 * double(x.floats()));
+namespace {
+// Calls f(X{}) with the C++ element type of a view's tag, so that a kernel template is
+// instantiated once per type it meets.
+template <class F>
+void with_type(DType t, F&& f) {
+    if (t == DType::bf16) f(bf16{});
+    else f(float{});
+}
+
+template <class X>
+void batch_stats_kernel(float* mean, float* var, const FeatureMap& x) {
     const int64_t P = x.pixels();
 #pragma omp parallel for schedule(static)
     for (int64_t chunk = 0; chunk < chunk_count(x.c); ++chunk) {
         const int64_t first = chunk * kLanes, width = std::min(kLanes, x.c - first);
         double sum[kLanes] = {}, sum_sq[kLanes] = {};
         for (int64_t p = 0; p < P; ++p) {
-            const float* px = x.pixel(p) + first;
+            const X* px = x.pixel<X>(p) + first;
 #pragma omp simd
             for (int64_t j = 0; j < width; ++j) {
-                double v = px[j];
+                double v = to_float(px[j]);
                 sum[j] += v;
                 sum_sq[j] += v * v;
             }
@@ -50,6 +60,12 @@ void batch_stats(float* mean, float* var, const FeatureMap& x) {
             var[first + j] = float(std::max(0.0, sum_sq[j] / double(P) - m * m));
         }
     }
+}
+}  // namespace
+
+void batch_stats(float* mean, float* var, const FeatureMap& x) {
+    PhaseTimer timer(Phase::bn_stats, 0.0, double(x.bytes()));
+    with_type(x.type, [&](auto xt) { batch_stats_kernel<decltype(xt)>(mean, var, x); });
 }
 
 void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,
@@ -62,9 +78,10 @@ void update_running_stats(float* running_mean, float* running_var, const float* 
     }
 }
 
-void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
-                     const float* gamma, const float* beta) {
-    PhaseTimer timer(Phase::bn_relu_forward, 0.0, 4.0 * 2.0 * double(x.floats()));
+namespace {
+template <class Y, class X>
+void bn_relu_forward_kernel(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                            const float* gamma, const float* beta) {
     const int64_t C = x.c, P = x.pixels();
     float* scale = channel_scratch(2 * C);
     float* shift = scale + C;
@@ -76,18 +93,29 @@ void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean
     // Whole pixel rows, one after the other: the reads stream through memory.
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < P; ++p) {
-        const float* px = x.pixel(p);
-        float* py = y.pixel(p);
+        const X* px = x.pixel<X>(p);
+        Y* py = y.pixel<Y>(p);
 #pragma omp simd
-        for (int64_t j = 0; j < C; ++j) py[j] = std::max(0.0f, px[j] * scale[j] + shift[j]);
+        for (int64_t j = 0; j < C; ++j) py[j] = from_float<Y>(std::max(0.0f, to_float(px[j]) * scale[j] + shift[j]));
     }
 }
+}  // namespace
 
-void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
-                      const FeatureMap& x, const float* mean, const float* var, const float* gamma,
-                      const float* beta) {
-    // Pass 1 reads x and dy; pass 2 reads them again and writes dx (reading it too when adding).
-    PhaseTimer timer(Phase::bn_relu_backward, 0.0, 4.0 * (mode == Accumulate::add ? 6.0 : 5.0) * double(x.floats()));
+void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                     const float* gamma, const float* beta) {
+    PhaseTimer timer(Phase::bn_relu_forward, 0.0, double(x.bytes() + y.bytes()));
+    with_type(y.type, [&](auto yt) {
+        with_type(x.type, [&](auto xt) {
+            bn_relu_forward_kernel<decltype(yt), decltype(xt)>(y, x, mean, var, gamma, beta);
+        });
+    });
+}
+
+namespace {
+template <class DX, class DY, class X>
+void bn_relu_backward_kernel(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
+                             const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                             const float* beta) {
     const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
     float* scale = channel_scratch(4 * C + 2 * blocks * C);
     float* shift = scale + C;
@@ -111,13 +139,13 @@ void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, floa
         std::fill(sum_g, sum_g + 2 * C, 0.0f);
         const int64_t end = std::min(P, (b + 1) * kSumBlock);
         for (int64_t p = b * kSumBlock; p < end; ++p) {
-            const float* px = x.pixel(p);
-            const float* pdy = dy.pixel(p);
+            const X* px = x.pixel<X>(p);
+            const DY* pdy = dy.pixel<DY>(p);
             // dy is loaded whether or not the ReLU was open: a conditional load would keep the
             // compiler from vectorising (it may not read memory the source does not).
 #pragma omp simd
             for (int64_t j = 0; j < C; ++j) {
-                const float d = pdy[j], v = px[j];
+                const float d = to_float(pdy[j]), v = to_float(px[j]);
                 const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
                 sum_g[j] += g;
                 sum_gx[j] += g * ((v - mean[j]) * rstd[j]);
@@ -144,25 +172,45 @@ void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, floa
     }
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < P; ++p) {
-        const float* px = x.pixel(p);
-        const float* pdy = dy.pixel(p);
-        float* pdx = dx.pixel(p);
+        const X* px = x.pixel<X>(p);
+        const DY* pdy = dy.pixel<DY>(p);
+        DX* pdx = dx.pixel<DX>(p);
         if (mode == Accumulate::add) {
 #pragma omp simd
             for (int64_t j = 0; j < C; ++j) {
-                const float d = pdy[j], v = px[j];
+                const float d = to_float(pdy[j]), v = to_float(px[j]);
                 const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
-                pdx[j] += k[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]);
+                pdx[j] = from_float<DX>(to_float(pdx[j]) + k[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]));
             }
         } else {
 #pragma omp simd
             for (int64_t j = 0; j < C; ++j) {
-                const float d = pdy[j], v = px[j];
+                const float d = to_float(pdy[j]), v = to_float(px[j]);
                 const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
-                pdx[j] = k[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]);
+                pdx[j] = from_float<DX>(k[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]));
             }
         }
     }
+}
+}  // namespace
+
+void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
+                      const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                      const float* beta) {
+    // A gradient that many layers add into must keep f32's precision.
+    if (mode == Accumulate::add && dx.type != DType::f32)
+        throw std::logic_error("bn_relu_backward accumulates into f32 gradients only");
+    // Pass 1 reads x and dy; pass 2 reads them again and writes dx (reading it too when adding).
+    const double passes = 2.0 * double(x.bytes() + dy.bytes()) + double(dx.bytes()) * (mode == Accumulate::add ? 2.0 : 1.0);
+    PhaseTimer timer(Phase::bn_relu_backward, 0.0, passes);
+    with_type(dx.type, [&](auto dxt) {
+        with_type(dy.type, [&](auto dyt) {
+            with_type(x.type, [&](auto xt) {
+                bn_relu_backward_kernel<decltype(dxt), decltype(dyt), decltype(xt)>(dx, mode, dgamma, dbeta, dy, x,
+                                                                                    mean, var, gamma, beta);
+            });
+        });
+    });
 }
 
 }  // namespace dn

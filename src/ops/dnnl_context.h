@@ -1,5 +1,8 @@
-// defines: DnnlContext (the oneDNN engine, its stream and the one scratchpad all primitives share)
+// defines: DnnlContext (the oneDNN engine, its stream and the one scratchpad all primitives share),
+//          dnnl_type, nhwc_desc
 #pragma once
+#include "tensor/dtype.h"
+
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <string>
@@ -43,8 +46,10 @@ private:
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-inline dnnl::memory::desc nhwc_desc(int64_t n, int64_t c, int64_t h, int64_t w) {
-    return dnnl::memory::desc({n, c, h, w}, dt::f32, tag::nhwc);
+inline dt dnnl_type(DType t) { return t == DType::bf16 ? dt::bf16 : dt::f32; }
+
+inline dnnl::memory::desc nhwc_desc(int64_t n, int64_t c, int64_t h, int64_t w, DType type = DType::f32) {
+    return dnnl::memory::desc({n, c, h, w}, dnnl_type(type), tag::nhwc);
 }
 
 }  // namespace dn

@@ -8,11 +8,11 @@ namespace dn {
 
 using namespace dnnl;
 
-Pool2d::Pool2d(DnnlContext& ctx, const PoolShape& s, PoolKind kind, Pass pass, const char* name)
-    : ctx_(ctx), shape_(s) {
+Pool2d::Pool2d(DnnlContext& ctx, const PoolShape& s, PoolKind kind, Pass pass, const char* name, DType type)
+    : ctx_(ctx), shape_(s), type_(type) {
     const auto& eng = ctx.engine();
-    auto src_md = nhwc_desc(s.batch, s.channels, s.in_h, s.in_w);
-    auto dst_md = nhwc_desc(s.batch, s.channels, s.out_h(), s.out_w());
+    auto src_md = nhwc_desc(s.batch, s.channels, s.in_h, s.in_w, type);
+    auto dst_md = nhwc_desc(s.batch, s.channels, s.out_h(), s.out_w(), type);
     // No padding is ever counted: torchvision's max pool pads with -inf and its average pool has none.
     auto alg = kind == PoolKind::max ? algorithm::pooling_max : algorithm::pooling_avg_exclude_padding;
     auto prop = pass == Pass::training ? prop_kind::forward_training : prop_kind::forward_inference;
@@ -40,24 +40,24 @@ Pool2d::Pool2d(DnnlContext& ctx, const PoolShape& s, PoolKind kind, Pass pass, c
 }
 
 // Bytes are the dense input and output each pass reads and writes.
-static double pool_bytes(const PoolShape& s) {
-    return 4.0 * double(s.batch * s.channels * (s.in_h * s.in_w + s.out_h() * s.out_w()));
+static double pool_bytes(const PoolShape& s, DType type) {
+    return double(dtype_bytes(type)) * double(s.batch * s.channels * (s.in_h * s.in_w + s.out_h() * s.out_w()));
 }
 
 // The scratchpad is looked up at every call: the context replaces it when a later primitive
 // needs a larger one.
-void Pool2d::forward(const float* src, float* dst, void* workspace) {
-    PhaseTimer timer(Phase::pooling, 0.0, pool_bytes(shape_));
-    src_.set_data_handle(const_cast<float*>(src));
+void Pool2d::forward(const void* src, void* dst, void* workspace) {
+    PhaseTimer timer(Phase::pooling, 0.0, pool_bytes(shape_, type_));
+    src_.set_data_handle(const_cast<void*>(src));
     dst_.set_data_handle(dst);
     if (workspace_bytes_ > 0) workspace_.set_data_handle(workspace);
     fwd_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
     fwd_.execute(ctx_.stream(), fwd_args_);
 }
 
-void Pool2d::backward(const float* ddst, float* dsrc, const void* workspace) {
-    PhaseTimer timer(Phase::pooling, 0.0, pool_bytes(shape_));
-    dst_.set_data_handle(const_cast<float*>(ddst));
+void Pool2d::backward(const void* ddst, void* dsrc, const void* workspace) {
+    PhaseTimer timer(Phase::pooling, 0.0, pool_bytes(shape_, type_));
+    dst_.set_data_handle(const_cast<void*>(ddst));
     src_.set_data_handle(dsrc);
     if (workspace_bytes_ > 0) workspace_.set_data_handle(const_cast<void*>(workspace));
     bwd_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
@@ -72,7 +72,7 @@ void global_avg_pool_forward(float* y, const FeatureMap& x) {
         float* out = y + n * x.c;
         for (int64_t j = 0; j < x.c; ++j) out[j] = 0.0f;
         for (int64_t p = n * hw; p < (n + 1) * hw; ++p) {
-            const float* px = x.pixel(p);
+            const float* px = x.pixel<float>(p);
 #pragma omp simd
             for (int64_t j = 0; j < x.c; ++j) out[j] += px[j];
         }
@@ -87,7 +87,7 @@ void global_avg_pool_backward(const FeatureMap& dx, const float* dy) {
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < dx.pixels(); ++p) {
         const float* g = dy + (p / hw) * dx.c;
-        float* out = dx.pixel(p);
+        float* out = dx.pixel<float>(p);
 #pragma omp simd
         for (int64_t j = 0; j < dx.c; ++j) out[j] = g[j] * inv;
     }

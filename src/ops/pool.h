@@ -17,21 +17,24 @@ struct PoolShape {
 
 enum class PoolKind { max, average };
 
-// Dense NHWC in and out. Max pooling keeps the arg-max in a workspace that the caller owns
-// (it lives in the activation arena), for backward.
+// Dense NHWC in and out, all of `type` (a transition's pooling is bf16 in bf16 precision, as its
+// convolution's output and its gradient are). Max pooling keeps the arg-max in a workspace that
+// the caller owns (it lives in the activation arena), for backward.
 class Pool2d {
 public:
-    Pool2d(DnnlContext& ctx, const PoolShape& shape, PoolKind kind, Pass pass, const char* name);
+    Pool2d(DnnlContext& ctx, const PoolShape& shape, PoolKind kind, Pass pass, const char* name,
+           DType type = DType::f32);
 
     const PoolShape& shape() const { return shape_; }
     size_t workspace_bytes() const { return workspace_bytes_; }
 
-    void forward(const float* src, float* dst, void* workspace);
-    void backward(const float* ddst, float* dsrc, const void* workspace);  // assigns dsrc
+    void forward(const void* src, void* dst, void* workspace);
+    void backward(const void* ddst, void* dsrc, const void* workspace);  // assigns dsrc
 
 private:
     DnnlContext& ctx_;
     PoolShape shape_;
+    DType type_;
     dnnl::memory src_, dst_, workspace_;
     dnnl::pooling_forward fwd_;
     dnnl::pooling_backward bwd_;

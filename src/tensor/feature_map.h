@@ -1,5 +1,8 @@
-// defines: FeatureMap, a view of NHWC activations whose pixels may be strided
+// defines: FeatureMap, a view of NHWC activations (f32 or bf16) whose pixels may be strided;
+//          dense_map
 #pragma once
+#include "tensor/dtype.h"
+
 #include <cassert>
 #include <cstdint>
 
@@ -10,26 +13,45 @@ namespace dn {
 // full channel count as pixel stride: no copy is needed to read a layer's input prefix, and
 // any channel count (growth 12 or 32) works. oneDNN's jit convolutions are as fast in nhwc as
 // in nChw16c on this CPU, and cuDNN's fast layout is NHWC too.
+//
+// The element type is a tag, not a template parameter: in bf16 precision the same layer code
+// writes bf16 convolution operands where fp32 precision writes floats, and the kernels pick
+// their instantiation from the tags.
 struct FeatureMap {
-    float* data = nullptr;
+    void* data = nullptr;
     int64_t n = 0, h = 0, w = 0;  // batch, height, width
     int64_t c = 0;                // channels in this view
-    int64_t ld = 0;               // floats from one pixel to the next (>= c)
+    int64_t ld = 0;               // elements from one pixel to the next (>= c)
+    DType type = DType::f32;
 
     int64_t pixels() const { return n * h * w; }
     bool dense() const { return ld == c; }
-    int64_t floats() const { return pixels() * c; }
-    float* pixel(int64_t p) const { return data + p * ld; }
+    int64_t floats() const { return pixels() * c; }  // elements, whatever their type
+    size_t bytes() const { return size_t(floats()) * dtype_bytes(type); }
+
+    template <class T>
+    T* pixel(int64_t p) const {
+        assert(sizeof(T) == dtype_bytes(type));
+        return static_cast<T*>(data) + p * ld;
+    }
+
+    void* pixel_address(int64_t p) const { return static_cast<char*>(data) + p * ld * int64_t(dtype_bytes(type)); }
 
     // The channels [first, first + count) of every pixel.
     FeatureMap channels(int64_t first, int64_t count) const {
         assert(first >= 0 && first + count <= c);
-        return {data + first, n, h, w, count, ld};
+        return {static_cast<char*>(data) + first * int64_t(dtype_bytes(type)), n, h, w, count, ld, type};
     }
 };
 
 inline FeatureMap dense_map(float* data, int64_t n, int64_t h, int64_t w, int64_t c) {
-    return {data, n, h, w, c, c};
+    return {data, n, h, w, c, c, DType::f32};
+}
+inline FeatureMap dense_map(bf16* data, int64_t n, int64_t h, int64_t w, int64_t c) {
+    return {data, n, h, w, c, c, DType::bf16};
+}
+inline FeatureMap dense_map(void* data, DType type, int64_t n, int64_t h, int64_t w, int64_t c) {
+    return {data, n, h, w, c, c, type};
 }
 
 }  // namespace dn

@@ -4,6 +4,7 @@ Usage: check_bench.py path/to/densenet. No timing is checked: a benchmark's figu
 shared machine, and CI must not fail on them.
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -12,10 +13,11 @@ TINY = {"--input-size": "32", "--batch-size": "2", "--steps": "1", "--warmup": "
 failures = []
 
 
-def run(options, *flags):
+def run(options, *flags, env=None):
     """Runs `densenet bench` on the tiny case with `options` replacing or adding to its own."""
     args = [x for kv in {**TINY, **options}.items() for x in kv]
-    return subprocess.run([densenet, "bench", *args, *flags], capture_output=True, text=True, timeout=300)
+    return subprocess.run([densenet, "bench", *args, *flags], capture_output=True, text=True, timeout=300,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def check(condition, what):
@@ -54,14 +56,29 @@ check(abs(accounted - step) <= 1e-9 + 1e-6 * step, "--profile: phases + remainde
 conv = next((ph for ph in phases if ph["phase"] == "conv forward"), {})
 check(conv.get("flops_per_step", 0) > 0 and conv.get("calls_per_step", 0) > 0, "--profile: conv forward has calls and FLOPs")
 
+# bf16 runs where the CPU has AVX512-BF16; elsewhere it says so in one line and runs fp32.
+FALLBACK = "no AVX512-BF16"
+for mode in ("train", "infer"):
+    p = run({"--mode": mode, "--precision": "bf16"}, "--json")
+    r = last_json(p, "bf16 " + mode)
+    check(r.get("images_per_second", 0) > 0, "bf16 %s: images_per_second > 0" % mode)
+    if r.get("precision") == "fp32":
+        check(FALLBACK in p.stderr, "bf16 %s ran fp32 without saying why: %r" % (mode, p.stderr))
+    else:
+        check(r.get("precision") == "bf16" and FALLBACK not in p.stderr, "bf16 %s: precision bf16, no fallback" % mode)
+# oneDNN's own ISA limit stands in for a CPU without AVX512-BF16.
+p = run({"--precision": "bf16"}, "--json", env={"DNNL_MAX_CPU_ISA": "AVX512_CORE"})
+r = last_json(p, "bf16 on a CPU without AVX512-BF16")
+err = [l for l in p.stderr.splitlines() if l.strip()]
+check(r.get("precision") == "fp32", "without AVX512-BF16, bf16 falls back to fp32 (got %r)" % r.get("precision"))
+check(len(err) == 1 and FALLBACK in err[0], "without AVX512-BF16: one line says so, got %r" % err)
+
 for bad in (["--batch-size", "0"], ["--steps", "0"], ["--arch", "densenet0"], ["--input-size", "8"],
-            ["--precision", "bf16"], ["--mode", "eval"], ["--memory", "none"]):
+            ["--precision", "fp16"], ["--mode", "eval"], ["--memory", "none"]):
     p = run(dict([bad]))
     err = [l for l in p.stderr.splitlines() if l.strip()]
     check(p.returncode != 0, " ".join(bad) + ": exits non-zero")
     check(len(err) == 1 and err[0].startswith("error: "), " ".join(bad) + ": one 'error:' line, got %r" % err)
-    if bad[0] == "--precision":
-        check("not implemented" in p.stderr, "--precision bf16 says it is not implemented")
 
 print("%d failures" % len(failures) if failures else "densenet bench: all checks passed")
 sys.exit(1 if failures else 0)

@@ -6,7 +6,10 @@ For each case, into OUT/<case>/:
   init.safetensors      the torchvision state_dict the C++ side starts from
   expected.safetensors  input, labels, eval and train logits and losses, every parameter gradient,
                         the BN running statistics after one training forward, and the weights
-                        and losses of 5 Adam and 5 SGD-momentum steps.
+                        and losses of 5 Adam and 5 SGD-momentum steps; for the cases marked
+                        autocast, also the logits, losses and gradients under
+                        torch.autocast("cpu", dtype=torch.bfloat16) ("bf16." keys), which the
+                        engine's bf16 precision is held against.
 """
 import copy
 import json
@@ -25,11 +28,11 @@ CASES = {
     "densenet121": dict(arch="densenet121", num_classes=10, batch=4, size=32),
     # The same network where batch norm is well conditioned (32 values per channel in block 4, not
     # 4), so that float32 can be held to 1e-4 of the exact result after 5 optimizer steps too.
-    "densenet121_64": dict(arch="densenet121", num_classes=10, batch=8, size=64),
+    "densenet121_64": dict(arch="densenet121", num_classes=10, batch=8, size=64, autocast=True),
     # A custom configuration with the small-image stem; growth 12 makes channel counts that are
     # not multiples of 16, and one input channel.
     "custom_small": dict(arch="custom", growth_rate=12, block_config=[2, 3, 2], num_init_features=24, bn_size=4,
-                         num_classes=10, stem="small_inputs", in_channels=1, batch=4, size=16),
+                         num_classes=10, stem="small_inputs", in_channels=1, batch=4, size=16, autocast=True),
 }
 STEPS = 5
 ADAM = dict(lr=1e-4)
@@ -89,6 +92,28 @@ def run(net, init, x, y, dtype):
     return {k: (v.float() if v.is_floating_point() else v) for k, v in out.items()}
 
 
+def run_autocast(net, x, y):
+    """The lecture's step under CPU autocast, as the PyTorch peer runs it: the network in bf16
+    autocast, its logits cast to float, log_softmax and the loss outside in float32."""
+    net = copy.deepcopy(net)
+    out = {}
+    net.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = net(x).float()
+    out["bf16.eval.logits"] = logits
+    out["bf16.eval.loss"] = F.nll_loss(F.log_softmax(logits, 1), y).reshape(1)
+    net.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = net(x).float()
+    loss = F.nll_loss(F.log_softmax(logits, 1), y)
+    loss.backward()
+    out["bf16.train.logits"] = logits.detach()
+    out["bf16.train.loss"] = loss.detach().reshape(1)
+    for n, p in net.named_parameters():
+        out["bf16.grad." + n] = p.grad.float().clone()
+    return out
+
+
 def make(name, case, out):
     torch.manual_seed(1234)
     g = torch.Generator().manual_seed(99)
@@ -107,6 +132,8 @@ def make(name, case, out):
     # uses that distance as the bar for its own.
     expected.update(run(net, init, x, y, torch.float32))
     expected.update({"f64." + k: v for k, v in run(net, init, x, y, torch.float64).items()})
+    if case.get("autocast"):
+        expected.update(run_autocast(net, x, y))
     safetensors_lite.save(expected, os.path.join(out, "expected.safetensors"),
                           metadata={"case": json.dumps(case), "adam": json.dumps(ADAM), "sgd": json.dumps(SGD)})
 

@@ -1,0 +1,28 @@
+// defines: Precision, precision_name, parse_precision, operand_type, cpu_has_bf16, usable_precision
+#pragma once
+#include "tensor/dtype.h"
+
+#include <string>
+
+namespace dn {
+
+// fp32: everything in float. bf16: mixed precision as torch.autocast on the CPU: convolutions
+// multiply bf16 operands with f32 accumulation; batch norm, its statistics, the classifier, the
+// loss, every parameter, gradient and the optimizer stay f32 (the checkpoint too).
+enum class Precision { fp32, bf16 };
+
+const char* precision_name(Precision p);
+Precision parse_precision(const std::string& name);  // "fp32" or "bf16"; std::invalid_argument otherwise
+
+// The element type a convolution's operands (src, weights, diff_dst, diff_src) are stored in.
+inline DType operand_type(Precision p) { return p == Precision::bf16 ? DType::bf16 : DType::f32; }
+
+// Whether oneDNN runs its AVX512-BF16 kernels here (it honours DNNL_MAX_CPU_ISA, so a lower
+// limit reads as no). Without them bf16 convolutions would be emulated, slower than fp32.
+bool cpu_has_bf16();
+
+// The precision to run: `requested`, or fp32 with one line on stderr saying so when bf16 is
+// requested on a CPU without AVX512-BF16.
+Precision usable_precision(Precision requested);
+
+}  // namespace dn
