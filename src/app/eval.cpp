@@ -22,7 +22,7 @@ namespace dn {
 namespace {
 struct EvalOptions {
     std::string checkpoint;
-    std::string dataset = "cifar10";
+    std::string dataset;  // empty: the checkpoint's
     std::string data_dir;
     int64_t input_size = 0;  // 0: the checkpoint's
     int64_t batch_size = 32;
@@ -70,24 +70,33 @@ int run_eval(const EvalOptions& o) {
     set_compute_threads(o.threads);
     SafetensorsFile file(o.checkpoint);
     const ModelInfo info = read_model_info(file);
-    const int64_t size = o.input_size > 0 ? o.input_size : (info.input_size > 0 ? info.input_size : 224);
-    DatasetRequest request{o.dataset, o.data_dir, size, info.config.in_channels};
+    const int64_t size = model_input_size(o.input_size, info);
+    const std::string dataset = !o.dataset.empty() ? o.dataset : (!info.dataset.empty() ? info.dataset : "cifar10");
+    const DatasetRequest request{.name = dataset, .dir = o.data_dir, .folder_size = size,
+                                 .folder_channels = info.config.in_channels};
     const ImageSet test_set = load_dataset(request, Split::test);
     if (int64_t(test_set.class_names.size()) != info.config.num_classes)
         throw std::invalid_argument("'" + o.checkpoint + "' has " + std::to_string(info.config.num_classes) +
-                                    " classes but " + o.dataset + " has " + std::to_string(test_set.class_names.size()));
-    check_input_size(info.config, size, test_set);
+                                    " classes but " + dataset + " has " + std::to_string(test_set.class_names.size()));
+    // The same count is not enough: a CIFAR-10 model tested on Fashion-MNIST would be nonsense.
+    if (!info.class_names.empty() && info.class_names != test_set.class_names)
+        throw std::invalid_argument("'" + o.checkpoint + "' was trained on other classes (" + info.class_names.front() +
+                                    ", ...) than " + dataset + "'s (" + test_set.class_names.front() + ", ...)");
 
     Parameters params(info.config);
     load_checkpoint(params, file, {});
     DnnlContext ctx;
     DenseNet net(ctx, params, {o.batch_size, size, size}, Pass::inference, Intermediates::recompute);
     net.load_weights();
-    BatchLoader loader(test_set, {size, info.config.in_channels, Augment::none, normalization(o.normalize.empty() ? info.normalize : o.normalize, info.config.in_channels)},
-                       {o.batch_size, Order::sequential, LastBatch::keep, o.limit, 0, 1});
+    const Transform transform{.size = size, .channels = info.config.in_channels, .augment = Augment::none,
+                              .normalization = normalization(o.normalize.empty() ? info.normalize : o.normalize,
+                                                             info.config.in_channels)};
+    BatchLoader loader(test_set, transform,
+                       {.batch = o.batch_size, .order = Order::sequential, .last_batch = LastBatch::keep,
+                        .limit = o.limit, .seed = 0, .threads = 1});
     std::printf("%s (%s, %ld classes) on %ld %s test images at %ldx%ld\n", o.checkpoint.c_str(), info.config.arch.c_str(),
-                long(info.config.num_classes), long(loader.images_per_epoch()), o.dataset.c_str(), long(size), long(size));
-    const EvalResult r = evaluate(net, loader, "  testing");
+                long(info.config.num_classes), long(loader.images_per_epoch()), dataset.c_str(), long(size), long(size));
+    const EvalResult r = *evaluate(net, loader, "  testing");
     print_report(r, test_set.class_names);
     if (o.json) std::printf("%s\n", to_json(r, test_set.class_names).dump().c_str());
     return 0;
@@ -99,8 +108,8 @@ Command add_eval_command(CLI::App& app) {
     auto* e = app.add_subcommand("eval", "test a checkpoint: loss, accuracy, per-class accuracy and confusion matrix");
     e->add_option("--checkpoint", o->checkpoint, "safetensors checkpoint (densenet train's, or a torchvision state_dict)")
         ->required();
-    e->add_option("--dataset", o->dataset, "cifar10, fashion-mnist, mnist or folder")
-        ->capture_default_str()
+    e->add_option("--dataset", o->dataset,
+                  "cifar10, fashion-mnist, mnist or folder (default: the checkpoint's, else cifar10)")
         ->check(CLI::IsMember(dataset_names()));
     e->add_option("--data-dir", o->data_dir, "the data set's folder (default as for train)");
     e->add_option("--input-size", o->input_size, "resize to this square (default: the checkpoint's, else 224)");

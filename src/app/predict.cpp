@@ -45,9 +45,7 @@ int run_predict(const PredictOptions& o) {
     SafetensorsFile file(o.checkpoint);
     const ModelInfo info = read_model_info(file);
     const DenseNetConfig& cfg = info.config;
-    const int64_t size = o.input_size > 0 ? o.input_size : (info.input_size > 0 ? info.input_size : 224);
-    if (size < min_input_size(cfg))
-        throw std::invalid_argument(cfg.arch + " needs --input-size " + std::to_string(min_input_size(cfg)) + " or more");
+    const int64_t size = model_input_size(o.input_size, info);
     std::vector<std::string> names = info.class_names;
     for (int64_t k = int64_t(names.size()); k < cfg.num_classes; ++k) names.push_back("class " + std::to_string(k));
 

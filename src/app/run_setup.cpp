@@ -7,8 +7,6 @@
 #include <omp.h>
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 namespace dn {
@@ -18,13 +16,18 @@ void set_compute_threads(int64_t threads) {
     if (threads > 0) omp_set_num_threads(int(threads));
 }
 
-void check_input_size(const DenseNetConfig& cfg, int64_t input_size, const ImageSet& set) {
+void check_input_size(const DenseNetConfig& cfg, int64_t input_size) {
     const int64_t min = min_input_size(cfg);
     if (input_size < min)
         throw std::invalid_argument(cfg.arch + " needs --input-size " + std::to_string(min) + " or more (got " +
-                                    std::to_string(input_size) + "); smaller images, such as " +
-                                    std::to_string(set.height) + "x" + std::to_string(set.width) +
-                                    " ones, are resized to it (32 and 224 are the usual choices)");
+                                    std::to_string(input_size) +
+                                    "); images of any size are resized to it (32 and 224 are the usual choices)");
+}
+
+int64_t model_input_size(int64_t requested, const ModelInfo& info) {
+    const int64_t size = requested > 0 ? requested : (info.input_size > 0 ? info.input_size : 224);
+    check_input_size(info.config, size);
+    return size;
 }
 
 Normalization normalization(const std::string& name, int64_t channels) {
@@ -41,9 +44,7 @@ void start_from(Parameters& params, const std::string& checkpoint) {
     const ModelInfo info = read_model_info(file);
     const DenseNetConfig& want = params.config();
     const DenseNetConfig& have = info.config;
-    if (have.growth_rate != want.growth_rate || have.block_config != want.block_config ||
-        have.num_init_features != want.num_init_features || have.bn_size != want.bn_size || have.stem != want.stem ||
-        have.in_channels != want.in_channels)
+    if (!same_architecture(have, want))
         throw std::runtime_error("'" + checkpoint + "' holds a " + have.arch + ", not a " + want.arch);
     std::set<std::string> leave_out;
     if (have.num_classes != want.num_classes) {
@@ -52,19 +53,6 @@ void start_from(Parameters& params, const std::string& checkpoint) {
                     checkpoint.c_str(), long(have.num_classes), long(want.num_classes));
     }
     load_checkpoint(params, file, leave_out);
-}
-
-void prepare_run_folder(const std::string& dir, bool overwrite) {
-    namespace fs = std::filesystem;
-    if (fs::exists(fs::path(dir) / "state.json") && !overwrite)
-        throw std::invalid_argument("'" + dir + "' already holds a run: continue it with --resume " + dir +
-                                    ", or pass --overwrite, or choose another --out");
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw std::runtime_error("cannot create the run folder '" + dir + "': " + ec.message());
-    const fs::path probe = fs::path(dir) / ".write-test";
-    if (!std::ofstream(probe)) throw std::runtime_error("cannot write into the run folder '" + dir + "'");
-    fs::remove(probe, ec);
 }
 
 }  // namespace dn

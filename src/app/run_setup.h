@@ -1,9 +1,10 @@
 // defines: what several subcommands do before they run a model: threads, input-size checks,
-//          normalisation presets, starting from a checkpoint, claiming a run folder
+//          normalisation presets, starting from a checkpoint
 #pragma once
 #include "data/image_set.h"
 #include "data/transform.h"
 #include "model/config.h"
+#include "model/model_info.h"
 #include "model/parameters.h"
 
 #include <string>
@@ -14,8 +15,12 @@ namespace dn {
 void set_compute_threads(int64_t threads);
 
 // Throws std::invalid_argument saying which sizes work when the input is too small for the
-// architecture, and that smaller images are resized.
-void check_input_size(const DenseNetConfig& cfg, int64_t input_size, const ImageSet& set);
+// architecture, and that images of any size are resized to it.
+void check_input_size(const DenseNetConfig& cfg, int64_t input_size);
+
+// What eval and predict resize to: the size asked for (> 0), else the one the checkpoint was
+// trained at, else torchvision's 224; checked against the architecture.
+int64_t model_input_size(int64_t requested, const ModelInfo& info);
 
 // "none" or "imagenet".
 Normalization normalization(const std::string& name, int64_t channels);
@@ -23,9 +28,5 @@ Normalization normalization(const std::string& name, int64_t channels);
 // Loads a checkpoint of the same architecture into params, whatever its number of classes: a
 // classifier of another size is left as initialised, and the program says so.
 void start_from(Parameters& params, const std::string& checkpoint);
-
-// Creates dir; refuses one that already holds a run (state.json) unless overwrite, so that no
-// earlier run is lost by accident; checks the folder is writable.
-void prepare_run_folder(const std::string& dir, bool overwrite);
 
 }  // namespace dn

@@ -2,6 +2,7 @@
 
 #include "io/safetensors.h"
 #include "report/weight_grid.h"
+#include "tensor/shape_text.h"
 
 #include <cstdio>
 #include <cstring>
@@ -20,12 +21,6 @@ struct VisualizeOptions {
     std::vector<std::string> layers{"features.conv0", "features.denseblock1.denselayer1.conv1"};
     int64_t output_channel = 0;
 };
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
 
 struct Weight {
     std::string name;

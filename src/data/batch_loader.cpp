@@ -22,21 +22,30 @@ BatchLoader::BatchLoader(const ImageSet& set, const Transform& transform, const 
     const size_t depth = size_t(options.threads) + 2;
     slots_.resize(depth);
     slot_batch_.assign(depth, -1);
+    slot_error_.resize(depth);
     const size_t image_floats = size_t(transform.channels * transform.size * transform.size);
     for (auto& slot : slots_) {
         slot.images.resize(size_t(options.batch) * image_floats);
         slot.labels.resize(size_t(options.batch));
     }
-    for (int64_t t = 0; t < options.threads; ++t) workers_.emplace_back([this] { work(); });
+    try {
+        for (int64_t t = 0; t < options.threads; ++t) workers_.emplace_back([this] { work(); });
+    } catch (...) {
+        stop_workers();  // the ones already started, before the exception leaves the constructor
+        throw;
+    }
 }
 
-BatchLoader::~BatchLoader() {
+BatchLoader::~BatchLoader() { stop_workers(); }
+
+void BatchLoader::stop_workers() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
     }
     changed_.notify_all();
     for (auto& w : workers_) w.join();
+    workers_.clear();
 }
 
 int64_t BatchLoader::images_per_epoch() const {
@@ -44,10 +53,13 @@ int64_t BatchLoader::images_per_epoch() const {
 }
 
 void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+    if (first_batch < 0 || first_batch > batches_)
+        throw std::invalid_argument("cannot start at batch " + std::to_string(first_batch) + " of an epoch of " +
+                                    std::to_string(batches_) + " (has the data set changed?)");
     std::unique_lock lock(mutex_);
+    // Workers still filling a batch of the previous epoch read order_ and epoch_: let them finish.
     changed_.wait(lock, [&] { return in_flight_ == 0; });
     epoch_ = epoch;
-    ++generation_;
     order_.resize(size_t(count_));
     std::iota(order_.begin(), order_.end(), 0);
     if (options_.order == Order::shuffled) {
@@ -55,9 +67,10 @@ void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
         std::mt19937_64 rng(seed);
         std::shuffle(order_.begin(), order_.end(), rng);
     }
-    next_to_claim_ = next_to_deliver_ = std::clamp<int64_t>(first_batch, 0, batches_);
+    next_to_claim_ = next_to_deliver_ = first_batch;
     end_ = batches_;
     std::fill(slot_batch_.begin(), slot_batch_.end(), -1);
+    std::fill(slot_error_.begin(), slot_error_.end(), nullptr);
     lock.unlock();
     changed_.notify_all();
 }
@@ -69,7 +82,7 @@ const Batch* BatchLoader::next() {
     const size_t slot = size_t(k) % slots_.size();
     if (workers_.empty()) {
         const auto start = std::chrono::steady_clock::now();
-        fill(slots_[slot], k, true);
+        fill(slots_[slot], k, Filler::inline_threads);
         wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         ++next_to_deliver_;
         return &slots_[slot];
@@ -77,6 +90,7 @@ const Batch* BatchLoader::next() {
     const auto start = std::chrono::steady_clock::now();
     changed_.wait(lock, [&] { return slot_batch_[slot] == k; });
     wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (slot_error_[slot]) std::rethrow_exception(slot_error_[slot]);
     ++next_to_deliver_;
     lock.unlock();
     changed_.notify_all();  // the slot of batch k-1 is free again
@@ -92,32 +106,46 @@ void BatchLoader::work() {
         });
         if (stopping_) return;
         const int64_t k = next_to_claim_++;
-        const int64_t generation = generation_;
+        const size_t slot = size_t(k) % slots_.size();
         ++in_flight_;
         lock.unlock();
-        fill(slots_[size_t(k) % slots_.size()], k, false);
+        std::exception_ptr error;
+        try {
+            fill(slots_[slot], k, Filler::worker);
+        } catch (...) {
+            error = std::current_exception();  // handed to the caller by next(), not lost with this thread
+        }
         lock.lock();
         --in_flight_;
-        if (generation == generation_) slot_batch_[size_t(k) % slots_.size()] = k;
+        slot_error_[slot] = error;
+        slot_batch_[slot] = k;
         changed_.notify_all();
     }
 }
 
-void BatchLoader::fill(Batch& batch, int64_t k, bool parallel) {
+void BatchLoader::fill(Batch& batch, int64_t k, Filler filler) {
     const int64_t B = options_.batch, first = k * B;
     const size_t image_floats = size_t(transform_.channels * transform_.size * transform_.size);
     batch.size = std::min(B, count_ - first);
-#pragma omp parallel for schedule(dynamic) if (parallel)
+    std::exception_ptr error;  // an exception may not leave an OpenMP region; it is rethrown after
+#pragma omp parallel for schedule(dynamic) if (filler == Filler::inline_threads)
     for (int64_t i = 0; i < batch.size; ++i) {
-        thread_local std::vector<uint8_t> scratch;
-        const int32_t index = order_[size_t(first + i)];
-        // Each image's augmentation depends only on (seed, epoch, image), never on which thread
-        // prepares it or when.
-        std::seed_seq seed{uint32_t(options_.seed), uint32_t(options_.seed >> 32), uint32_t(epoch_), uint32_t(index)};
-        std::mt19937_64 rng(seed);
-        transform_image(batch.images.data() + size_t(i) * image_floats, set_, index, transform_, rng, scratch);
-        batch.labels[size_t(i)] = set_.labels[size_t(index)];
+        try {
+            thread_local std::vector<uint8_t> scratch;
+            const int32_t index = order_[size_t(first + i)];
+            // Each image's augmentation depends only on (seed, epoch, image), never on which
+            // thread prepares it or when.
+            std::seed_seq seed{uint32_t(options_.seed), uint32_t(options_.seed >> 32), uint32_t(epoch_),
+                               uint32_t(index)};
+            std::mt19937_64 rng(seed);
+            transform_image(batch.images.data() + size_t(i) * image_floats, set_, index, transform_, rng, scratch);
+            batch.labels[size_t(i)] = set_.labels[size_t(index)];
+        } catch (...) {
+#pragma omp critical(batch_loader_error)
+            if (!error) error = std::current_exception();
+        }
     }
+    if (error) std::rethrow_exception(error);
     std::fill(batch.images.begin() + ptrdiff_t(size_t(batch.size) * image_floats), batch.images.end(), 0.0f);
     std::fill(batch.labels.begin() + batch.size, batch.labels.end(), 0);
 }

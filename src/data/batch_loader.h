@@ -4,6 +4,7 @@
 #include "data/transform.h"
 
 #include <condition_variable>
+#include <exception>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -46,9 +47,11 @@ public:
     BatchLoader(const BatchLoader&) = delete;
     BatchLoader& operator=(const BatchLoader&) = delete;
 
-    // Starts epoch `epoch` (from 1) at batch `first_batch` (non-zero when resuming mid-epoch).
+    // Starts epoch `epoch` (from 1) at batch `first_batch` (non-zero when resuming mid-epoch;
+    // at most batches_per_epoch()). The batch the caller holds is no longer valid.
     void start_epoch(int64_t epoch, int64_t first_batch = 0);
-    // The next batch, or nullptr at the end of the epoch. Valid until the next call.
+    // The next batch, or nullptr at the end of the epoch. Valid until the next call. An error a
+    // worker met preparing it is thrown here.
     const Batch* next();
 
     int64_t batches_per_epoch() const { return batches_; }
@@ -56,8 +59,11 @@ public:
     double wait_seconds() const { return wait_seconds_; }  // time next() spent blocked, all epochs
 
 private:
+    // inline_threads: next() prepares the batch on the OpenMP threads; worker: one worker thread.
+    enum class Filler { inline_threads, worker };
     void work();
-    void fill(Batch& batch, int64_t index, bool parallel);
+    void stop_workers();
+    void fill(Batch& batch, int64_t index, Filler filler);
 
     const ImageSet& set_;
     Transform transform_;
@@ -68,8 +74,9 @@ private:
     std::condition_variable changed_;
     std::vector<Batch> slots_;       // batch k lives in slots_[k % slots_.size()]
     std::vector<int64_t> slot_batch_;  // which batch a slot holds when ready, -1 when not
+    std::vector<std::exception_ptr> slot_error_;  // what went wrong preparing it, if anything
     std::vector<int32_t> order_;
-    int64_t epoch_ = 0, generation_ = 0;
+    int64_t epoch_ = 0;
     int64_t next_to_claim_ = 0, next_to_deliver_ = 0, end_ = 0;
     int64_t in_flight_ = 0;
     bool stopping_ = false;

@@ -20,9 +20,18 @@ std::string idx_file(const std::string& dir, const std::string& stem) {
     throw std::runtime_error("missing '" + dir + "/" + stem + "[.gz]'");
 }
 
-ImageSet load_idx_split(const std::string& dir, Split split) {
+// MNIST and Fashion-MNIST have ten classes; a label outside them is a corrupt file, reported now
+// rather than by the loss in the middle of training.
+ImageSet load_idx_split(const std::string& dir, Split split, std::vector<std::string> class_names) {
     const std::string prefix = split == Split::train ? "train" : "t10k";
-    return load_idx(idx_file(dir, prefix + "-images-idx3-ubyte"), idx_file(dir, prefix + "-labels-idx1-ubyte"));
+    const std::string labels = idx_file(dir, prefix + "-labels-idx1-ubyte");
+    ImageSet set = load_idx(idx_file(dir, prefix + "-images-idx3-ubyte"), labels);
+    for (size_t i = 0; i < set.labels.size(); ++i)
+        if (set.labels[i] < 0 || size_t(set.labels[i]) >= class_names.size())
+            throw std::runtime_error("'" + labels + "' is corrupt: image " + std::to_string(i) + " has label " +
+                                     std::to_string(set.labels[i]) + " (expected 0..9)");
+    set.class_names = std::move(class_names);
+    return set;
 }
 
 std::string folder_split(const std::string& dir, Split split) {
@@ -50,17 +59,10 @@ ImageSet load_dataset(const DatasetRequest& request, Split split) {
     if (request.name == "folder" && dir.empty()) throw std::invalid_argument("--dataset folder needs --data-dir");
     if (!fs::is_directory(dir)) throw std::runtime_error("data folder '" + dir + "' does not exist");
     if (request.name == "cifar10") return load_cifar10(dir, split);
-    if (request.name == "fashion-mnist") {
-        ImageSet set = load_idx_split(dir, split);
-        set.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                           "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-        return set;
-    }
-    if (request.name == "mnist") {
-        ImageSet set = load_idx_split(dir, split);
-        for (int d = 0; d < 10; ++d) set.class_names.push_back(std::to_string(d));
-        return set;
-    }
+    if (request.name == "fashion-mnist")
+        return load_idx_split(dir, split, {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                           "Sneaker", "Bag", "Ankle boot"});
+    if (request.name == "mnist") return load_idx_split(dir, split, {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"});
     if (request.name == "folder") return load_image_folder(folder_split(dir, split), request.folder_size, request.folder_channels);
     throw std::invalid_argument("unknown data set '" + request.name + "' (cifar10, fashion-mnist, mnist, folder)");
 }

@@ -1,12 +1,13 @@
 #include "data/download.h"
 
+#include "io/progress_bar.h"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -41,25 +42,17 @@ std::string md5_hex(const std::string& path) {
 }
 
 namespace {
+// libcurl reports progress in bytes, and the total only once the server has said it.
 struct Progress {
     std::string name;
-    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now(), last{};
+    std::unique_ptr<ProgressBar> bar;
 };
 
 int show_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
     auto* p = static_cast<Progress*>(user);
-    const auto t = std::chrono::steady_clock::now();
-    if (t - p->last < std::chrono::milliseconds(200) && !(total > 0 && now == total)) return 0;
-    p->last = t;
-    const double secs = std::chrono::duration<double>(t - p->start).count();
-    const double rate = secs > 0 ? double(now) / secs : 0.0;
-    if (total > 0) {
-        const int width = 30, done = int(width * now / total);
-        std::fprintf(stderr, "\r  %s [%.*s%*s] %.1f / %.1f MB  %.1f MB/s   ", p->name.c_str(), done,
-                     "##############################", width - done, "", double(now) / 1e6, double(total) / 1e6, rate / 1e6);
-    } else {
-        std::fprintf(stderr, "\r  %s %.1f MB  %.1f MB/s   ", p->name.c_str(), double(now) / 1e6, rate / 1e6);
-    }
+    if (total <= 0) return 0;
+    if (!p->bar) p->bar = std::make_unique<ProgressBar>("  " + p->name, int64_t(total / 1000), "kB");
+    p->bar->update(int64_t(now / 1000), "");
     return 0;
 }
 
@@ -70,15 +63,19 @@ size_t write_to_file(char* data, size_t size, size_t count, void* file) {
 
 void download_file(const std::string& url, const std::string& path, const std::string& expected_md5) {
     const std::string part = path + ".part";
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(part.c_str(), "wb"), std::fclose);
-    if (!file) throw std::runtime_error("cannot write '" + part + "'");
     std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) throw std::runtime_error("libcurl failed to start");
-    Progress progress{fs::path(path).filename().string()};
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(part.c_str(), "wb"), std::fclose);
+    if (!file) throw std::runtime_error("cannot write '" + part + "'");
+    Progress progress{fs::path(path).filename().string(), nullptr};
     char error[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(curl.get(), CURLOPT_FAILONERROR, 1L);
+    // A dead server or network fails in a minute or so instead of hanging forever.
+    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(curl.get(), CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
     curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, write_to_file);
     curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, file.get());
@@ -86,7 +83,7 @@ void download_file(const std::string& url, const std::string& path, const std::s
     curl_easy_setopt(curl.get(), CURLOPT_XFERINFOFUNCTION, show_progress);
     curl_easy_setopt(curl.get(), CURLOPT_XFERINFODATA, &progress);
     const CURLcode code = curl_easy_perform(curl.get());
-    std::fprintf(stderr, "\n");
+    if (progress.bar) progress.bar->finish();
     const bool written = std::fflush(file.get()) == 0;
     file.reset();
     auto discard = [&](const std::string& why) {
@@ -111,18 +108,21 @@ void extract_archive(const std::string& archive_path, const std::string& dir) {
     // Entry names are checked below before the staging folder (an absolute path) is put in front.
     archive_write_disk_set_options(out.get(),
                                    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
-    if (archive_read_open_filename(in.get(), archive_path.c_str(), 1 << 16) != ARCHIVE_OK)
-        throw std::runtime_error("cannot extract '" + archive_path + "': " + archive_error_string(in.get()));
+    if (archive_read_open_filename(in.get(), archive_path.c_str(), 1 << 16) != ARCHIVE_OK) {
+        const char* why = archive_error_string(in.get());
+        throw std::runtime_error("cannot extract '" + archive_path + "': " + (why ? why : "cannot open it"));
+    }
 
     const fs::path staging =
         fs::absolute(dir).lexically_normal() / (".partial-" + fs::path(archive_path).filename().string());
     fs::remove_all(staging);
     fs::create_directories(staging);
+    // a: the archive whose error string explains the failure, or null when `what` says it all.
     auto fail = [&](archive* a, const std::string& what) {
-        const std::string why = archive_error_string(a) ? archive_error_string(a) : "unknown error";
+        const char* why = a ? archive_error_string(a) : nullptr;
         std::error_code ignored;
         fs::remove_all(staging, ignored);
-        throw std::runtime_error("cannot extract '" + archive_path + "': " + what + ": " + why);
+        throw std::runtime_error("cannot extract '" + archive_path + "': " + what + (why ? std::string(": ") + why : ""));
     };
     std::vector<fs::path> top_level;
     archive_entry* entry = nullptr;
@@ -130,10 +130,18 @@ void extract_archive(const std::string& archive_path, const std::string& dir) {
         const int r = archive_read_next_header(in.get(), &entry);
         if (r == ARCHIVE_EOF) break;
         if (r != ARCHIVE_OK) fail(in.get(), "corrupt archive");
-        const fs::path name = archive_entry_pathname(entry);
+        // Only plain files and folders, with names that stay inside dir: links (hard or
+        // symbolic) could point anywhere, and "." as a first component would make dir itself a
+        // target to replace.
+        const char* raw_name = archive_entry_pathname(entry);
+        const fs::path name = fs::path(raw_name ? raw_name : "").lexically_normal();
         const bool climbs = std::find(name.begin(), name.end(), fs::path("..")) != name.end();
-        if (name.is_absolute() || name.empty() || climbs) fail(in.get(), "unsafe entry '" + name.string() + "'");
+        const auto type = archive_entry_filetype(entry);
+        if (name.is_absolute() || name.empty() || name == "." || climbs || archive_entry_hardlink(entry) ||
+            (type != AE_IFREG && type != AE_IFDIR))
+            fail(nullptr, "unsafe or unsupported entry '" + name.string() + "' (only plain files and folders)");
         const fs::path first = *name.begin();
+        if (first == staging.filename()) fail(nullptr, "entry '" + name.string() + "' collides with the staging folder");
         if (std::find(top_level.begin(), top_level.end(), first) == top_level.end()) top_level.push_back(first);
         archive_entry_set_pathname(entry, (staging / name).c_str());
         if (archive_write_header(out.get(), entry) != ARCHIVE_OK) fail(out.get(), "'" + name.string() + "'");

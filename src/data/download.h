@@ -15,8 +15,9 @@ std::string md5_hex(const std::string& path);
 // failed or wrong download leaves nothing behind.
 void download_file(const std::string& url, const std::string& path, const std::string& expected_md5);
 
-// Unpacks a tar/tar.gz/zip archive (libarchive) into dir, refusing absolute paths, ".." and
-// links out of dir. Entries are unpacked into dir/.partial-<name> and moved into place at the end.
+// Unpacks a tar/tar.gz/zip archive (libarchive) into dir. Only plain files and folders whose names
+// stay inside dir are accepted (no absolute paths, "..", links or devices). Entries are unpacked
+// into dir/.partial-<archive name> and moved into place only when all of them are out.
 void extract_archive(const std::string& archive, const std::string& dir);
 
 // Downloads, checks and unpacks CIFAR-10's binary version into dir (dir/cifar-10-batches-bin),

@@ -40,9 +40,12 @@ ImageSet load_idx(const std::string& images_path, const std::string& labels_path
     set.channels = 1;
     set.height = big_endian(images, 8);
     set.width = big_endian(images, 12);
-    const size_t image_bytes = size_t(set.height * set.width);
-    if (set.height == 0 || set.width == 0) throw bad(images_path, "zero-sized images");
-    if (images.size() != 16 + size_t(set.count) * image_bytes) throw bad(images_path, "its size does not match its header (truncated?)");
+    // Bounded before they are multiplied, so that a corrupt header cannot overflow the sizes.
+    if (set.height == 0 || set.width == 0 || set.height > 65535 || set.width > 65535)
+        throw bad(images_path, "implausible image size " + std::to_string(set.height) + "x" + std::to_string(set.width));
+    const size_t image_bytes = size_t(set.height) * size_t(set.width);
+    if ((images.size() - 16) / image_bytes != size_t(set.count) || (images.size() - 16) % image_bytes != 0)
+        throw bad(images_path, "its size does not match its header (truncated?)");
     if (big_endian(labels, 4) != uint32_t(set.count)) throw bad(labels_path, "its count differs from the image file's");
     if (labels.size() != 8 + size_t(set.count)) throw bad(labels_path, "its size does not match its header (truncated?)");
     set.pixels.assign(images.begin() + 16, images.end());

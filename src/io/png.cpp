@@ -1,5 +1,7 @@
 #include "io/png.h"
 
+#include "io/atomic_file.h"
+
 #include <png.h>
 
 #include <cerrno>
@@ -27,22 +29,15 @@ void write_png(const std::string& path, const uint8_t* pixels, int64_t height, i
     image.height = png_uint_32(height);
     image.format = channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
 
-    const std::string tmp = path + ".tmp";
-    std::FILE* file = std::fopen(tmp.c_str(), "wb");
+    AtomicFile out(path);
+    std::FILE* file = std::fopen(out.temp_path().c_str(), "wb");
     if (!file) throw std::runtime_error("cannot write '" + path + "': " + std::strerror(errno));
     const bool encoded = png_image_write_to_stdio(&image, file, 0, pixels, 0, nullptr) != 0;
     const bool closed = std::fclose(file) == 0;
-    if (!encoded || !closed) {
-        std::remove(tmp.c_str());
+    if (!encoded || !closed)
         throw std::runtime_error("failed while writing '" + path + "': " +
                                  (encoded ? std::string("disk full?") : std::string(image.message)));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error("cannot move '" + tmp + "' to '" + path + "': " + ec.message());
-    }
+    out.commit();
 }
 
 }  // namespace dn

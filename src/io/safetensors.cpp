@@ -1,5 +1,7 @@
 #include "io/safetensors.h"
 
+#include "io/atomic_file.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
@@ -32,28 +34,17 @@ void write_safetensors(const std::string& path, const std::vector<SafeTensor>& t
     text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as the reference writer does
     uint64_t length = text.size();
 
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
-        unsigned char le[8];
-        for (int i = 0; i < 8; ++i) le[i] = (unsigned char)(length >> (8 * i));
-        out.write(reinterpret_cast<const char*>(le), 8);
-        out.write(text.data(), std::streamsize(text.size()));
-        for (const auto& t : tensors) out.write(static_cast<const char*>(t.data), std::streamsize(t.bytes));
-        out.flush();
-        if (!out) {
-            out.close();
-            std::remove(tmp.c_str());
-            throw std::runtime_error("failed while writing '" + tmp + "' (disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error("cannot move '" + tmp + "' to '" + path + "': " + ec.message());
-    }
+    AtomicFile file(path);
+    std::ofstream out(file.temp_path(), std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write '" + path + "': " + std::strerror(errno));
+    unsigned char le[8];
+    for (int i = 0; i < 8; ++i) le[i] = (unsigned char)(length >> (8 * i));
+    out.write(reinterpret_cast<const char*>(le), 8);
+    out.write(text.data(), std::streamsize(text.size()));
+    for (const auto& t : tensors) out.write(static_cast<const char*>(t.data), std::streamsize(t.bytes));
+    out.close();
+    if (!out) throw std::runtime_error("failed while writing '" + path + "' (disk full?)");
+    file.commit();
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
@@ -96,9 +87,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
             auto offsets = value.at("data_offsets").get<std::vector<uint64_t>>();
             if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_bytes)
                 fail("tensor '" + name + "' lies outside the file (truncated?)");
+            // The element count may not exceed what the file can hold, so the product never wraps.
             size_t numel = 1;
             for (int64_t d : t.shape) {
                 if (d < 0) fail("tensor '" + name + "' has a negative dimension");
+                if (d > 0 && numel > data_bytes / size_t(d)) fail("tensor '" + name + "' is larger than the file");
                 numel *= size_t(d);
             }
             t.bytes = offsets[1] - offsets[0];

@@ -1,6 +1,7 @@
 #include "model/checkpoint.h"
 
 #include "io/safetensors.h"
+#include "tensor/shape_text.h"
 
 #include <cstring>
 #include <stdexcept>
@@ -18,12 +19,6 @@ void save_checkpoint(const Parameters& params, const std::string& path,
         tensors.push_back({e.name, dtype_of(e.role), e.shape, params.data(e), bytes});
     }
     write_safetensors(path, tensors, metadata);
-}
-
-static std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
 }
 
 std::map<std::string, std::string> load_checkpoint(Parameters& params, const std::string& path) {

@@ -57,4 +57,10 @@ void validate(const DenseNetConfig& cfg) {
     if (cfg.in_channels != 1 && cfg.in_channels != 3) fail("input channels must be 1 or 3");
 }
 
+bool same_architecture(const DenseNetConfig& a, const DenseNetConfig& b) {
+    return a.growth_rate == b.growth_rate && a.block_config == b.block_config &&
+           a.num_init_features == b.num_init_features && a.bn_size == b.bn_size && a.compression == b.compression &&
+           a.stem == b.stem && a.in_channels == b.in_channels;
+}
+
 }  // namespace dn

@@ -1,4 +1,5 @@
-// defines: DenseNetConfig, Stem, densenet_preset, transition_channels, block_input_size, min_input_size, validate
+// defines: DenseNetConfig, Stem, densenet_preset, transition_channels, block_input_size, min_input_size, validate,
+//          same_architecture
 #pragma once
 #include <cstdint>
 #include <string>
@@ -39,5 +40,9 @@ int64_t min_input_size(const DenseNetConfig& cfg);
 
 // Throws std::invalid_argument with a one-line reason.
 void validate(const DenseNetConfig& cfg);
+
+// The same layers with the same shapes, whatever the name and the number of classes: a checkpoint
+// of one loads into the other, the classifier aside.
+bool same_architecture(const DenseNetConfig& a, const DenseNetConfig& b);
 
 }  // namespace dn

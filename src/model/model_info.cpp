@@ -34,23 +34,30 @@ const SafetensorsFile::Tensor& tensor(const SafetensorsFile& file, const std::st
 
 bool has(const SafetensorsFile& file, const std::string& name) { return file.tensors().count(name) != 0; }
 
-bool same_structure(const DenseNetConfig& a, const DenseNetConfig& b) {
-    return a.growth_rate == b.growth_rate && a.block_config == b.block_config &&
-           a.num_init_features == b.num_init_features && a.bn_size == b.bn_size && a.compression == b.compression &&
-           a.stem == b.stem;
-}
 }  // namespace
 
 ModelInfo read_model_info(const SafetensorsFile& file) {
     ModelInfo info;
     DenseNetConfig& c = info.config;
-    const auto& conv0 = tensor(file, "features.conv0.weight").shape;  // (F0, C_in, K, K)
-    c.num_init_features = conv0.at(0);
-    c.in_channels = conv0.at(1);
+    auto fail = [&](const std::string& why) {
+        throw std::runtime_error("'" + file.path() + "' is not a DenseNet checkpoint: " + why);
+    };
+    // A weight's shape, checked to have `rank` positive dimensions before anything divides by them.
+    auto shape = [&](const std::string& name, size_t rank) {
+        const auto& s = tensor(file, name).shape;
+        if (s.size() != rank) fail("'" + name + "' has " + std::to_string(s.size()) + " dimensions");
+        for (int64_t d : s)
+            if (d <= 0) fail("'" + name + "' has an empty dimension");
+        return s;
+    };
+    const auto conv0 = shape("features.conv0.weight", 4);  // (F0, C_in, K, K)
+    c.num_init_features = conv0[0];
+    c.in_channels = conv0[1];
     c.stem = has(file, "features.norm0.weight") ? Stem::imagenet : Stem::small_inputs;
-    const auto& conv2 = tensor(file, "features.denseblock1.denselayer1.conv2.weight").shape;  // (k, bn*k, 3, 3)
-    c.growth_rate = conv2.at(0);
-    c.bn_size = conv2.at(1) / c.growth_rate;
+    const auto conv2 = shape("features.denseblock1.denselayer1.conv2.weight", 4);  // (k, bn*k, 3, 3)
+    c.growth_rate = conv2[0];
+    if (conv2[1] % c.growth_rate != 0) fail("its bottleneck width is not a multiple of its growth rate");
+    c.bn_size = conv2[1] / c.growth_rate;
     c.block_config.clear();
     for (int b = 1; has(file, "features.denseblock" + std::to_string(b) + ".denselayer1.conv1.weight"); ++b) {
         int64_t layers = 0;
@@ -59,13 +66,18 @@ ModelInfo read_model_info(const SafetensorsFile& file) {
         c.block_config.push_back(layers);
     }
     if (has(file, "features.transition1.conv.weight")) {
-        const auto& t = tensor(file, "features.transition1.conv.weight").shape;  // (out, in, 1, 1)
-        c.compression = double(t.at(0)) / double(t.at(1));
+        const auto t = shape("features.transition1.conv.weight", 4);  // (out, in, 1, 1)
+        c.compression = double(t[0]) / double(t[1]);
     }
-    c.num_classes = tensor(file, "classifier.weight").shape.at(0);
+    c.num_classes = shape("classifier.weight", 2)[0];
+    try {
+        validate(c);
+    } catch (const std::invalid_argument& e) {
+        fail(e.what());
+    }
     c.arch = "custom";
     for (const char* name : {"densenet121", "densenet161", "densenet169", "densenet201"})
-        if (same_structure(c, densenet_preset(name, c.num_classes)) && c.in_channels == 3) c.arch = name;
+        if (same_architecture(c, densenet_preset(name, c.num_classes))) c.arch = name;
 
     const auto& meta = file.metadata();
     auto get = [&](const char* key) { auto it = meta.find(key); return it == meta.end() ? std::string() : it->second; };

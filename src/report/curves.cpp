@@ -1,5 +1,7 @@
 #include "report/curves.h"
 
+#include "io/atomic_file.h"
+
 #include <plstream.h>
 
 #include <algorithm>
@@ -70,7 +72,8 @@ void require_device(plstream& pls, const char* device) {
 }
 
 void draw(const Chart& c, const char* device, const std::string& path) {
-    const std::string tmp = path + ".tmp";
+    AtomicFile out(path);
+    const std::string& tmp = out.temp_path();
     // PLplot's own open failure retries, prompts on stdin, then exits the process: make sure the
     // file can be created before PLplot tries.
     std::FILE* probe = std::fopen(tmp.c_str(), "wb");
@@ -142,13 +145,7 @@ void draw(const Chart& c, const char* device, const std::string& path) {
                    nullptr, nullptr, nullptr, colours, styles, line_widths, colours, symbol_scales, symbol_numbers,
                    markers);
     }  // the stream's destructor finishes the file
-
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        throw std::runtime_error("cannot move '" + tmp + "' to '" + path + "': " + ec.message());
-    }
+    out.commit();
 }
 }  // namespace
 

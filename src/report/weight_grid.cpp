@@ -1,6 +1,7 @@
 #include "report/weight_grid.h"
 
 #include "io/png.h"
+#include "tensor/shape_text.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,12 +12,6 @@ namespace dn {
 namespace {
 constexpr int64_t kRow = 8, kPadding = 2;  // make_grid's nrow and padding
 constexpr int64_t kDisplayPixels = 600;
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
 
 // save_image's float -> uint8, in float as PyTorch computes it. volatile keeps the compiler from
 // fusing x * 255 + 0.5 into one FMA, whose single rounding can land on the other side of .5.

@@ -1,6 +1,6 @@
 #include "train/evaluate.h"
 
-#include "train/progress.h"
+#include "io/progress_bar.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +14,8 @@ double EvalResult::class_accuracy(int64_t truth) const {
     return total ? double(count(truth, truth)) / double(total) : std::nan("");
 }
 
-EvalResult evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label) {
+std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
+                                   const std::atomic<bool>* interrupted) {
     EvalResult r;
     r.classes = net.classes();
     r.confusion.assign(size_t(r.classes * r.classes), 0);
@@ -23,6 +24,10 @@ EvalResult evaluate(DenseNet& net, BatchLoader& loader, const std::string& progr
     int64_t correct = 0;
     loader.start_epoch(1);
     while (const Batch* batch = loader.next()) {
+        if (interrupted && interrupted->load()) {
+            if (!progress_label.empty()) bar.finish();
+            return std::nullopt;
+        }
         net.forward(batch->images.data(), batch->labels.data(), Mode::eval);
         const float* log_probs = net.log_probs();
         for (int64_t i = 0; i < batch->size; ++i) {

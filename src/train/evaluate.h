@@ -3,7 +3,10 @@
 #include "data/batch_loader.h"
 #include "model/densenet.h"
 
+#include <atomic>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace dn {
@@ -20,6 +23,8 @@ struct EvalResult {
 
 // The model in eval mode (running statistics) over every image the loader delivers (it should
 // keep the short last batch and use the data set's order). progress_label: empty for no bar.
-EvalResult evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label);
+// Returns nothing when `interrupted` becomes true before the end (Ctrl-C during a long test).
+std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
+                                   const std::atomic<bool>* interrupted = nullptr);
 
 }  // namespace dn

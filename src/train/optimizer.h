@@ -36,8 +36,8 @@ public:
 };
 
 // Both walk the flat parameter and gradient arrays of Parameters; their state has the same layout,
-// so a parameter's state is found at its own offset. state_tensors() names it after the parameter
-// ("features.conv0.weight.exp_avg") for saving beside the checkpoint.
+// so a parameter's state is found at its own offset. save() names it after the parameter
+// ("features.conv0.weight.exp_avg") in a safetensors file beside the checkpoint.
 class Adam : public Optimizer {
 public:
     Adam(int64_t count, const AdamOptions& options);

@@ -1,6 +1,9 @@
 #include "train/run_state.h"
 
+#include "io/atomic_file.h"
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -10,19 +13,13 @@ namespace dn {
 
 namespace {
 void write_atomically(const std::string& path, const std::string& text) {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        if (!out) throw std::runtime_error("cannot write '" + tmp + "': " + std::strerror(errno));
-        out << text;
-        out.flush();
-        if (!out) {
-            out.close();
-            std::remove(tmp.c_str());
-            throw std::runtime_error("failed while writing '" + tmp + "' (disk full?)");
-        }
-    }
-    std::filesystem::rename(tmp, path);
+    AtomicFile file(path);
+    std::ofstream out(file.temp_path(), std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write '" + path + "': " + std::strerror(errno));
+    out << text;
+    out.close();
+    if (!out) throw std::runtime_error("failed while writing '" + path + "' (disk full?)");
+    file.commit();
 }
 }  // namespace
 

@@ -1,6 +1,6 @@
 // defines: RunState (where a training run stands), save_run_state, load_run_state
 #pragma once
-#include "report/curves.h"
+#include "train/epoch_record.h"
 #include "train/trainer.h"
 
 #include <nlohmann/json.hpp>

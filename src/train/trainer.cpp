@@ -1,6 +1,6 @@
 #include "train/trainer.h"
 
-#include "train/progress.h"
+#include "io/progress_bar.h"
 
 #include <algorithm>
 #include <chrono>
@@ -18,7 +18,8 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, Ba
     ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(epochs), loader.images_per_epoch(), "img");
     loader.start_epoch(epoch, totals.next_batch);
     auto last = Clock::now();
-    for (;;) {
+    // An epoch whose last batch is trained is completed (and tested), even if a stop comes then.
+    while (totals.next_batch < loader.batches_per_epoch()) {
         if ((stop.interrupted && stop.interrupted->load()) || (stop.max_steps > 0 && stop.steps_taken >= stop.max_steps)) {
             bar.finish();
             return EpochEnd::stopped;

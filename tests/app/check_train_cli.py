@@ -108,7 +108,7 @@ for name in ["init.safetensors", "last.safetensors", "last.optim.safetensors", "
              "best.optim.safetensors", "metrics.csv", "state.json", "loss.png", "loss.svg", "accuracy.png",
              "accuracy.svg", "conv0_init.png", "conv0_trained.png", "conv0_diff.png", "denselayer1_conv1.png"]:
     check(os.path.getsize(f"{A}/{name}") > 0, f"run folder holds {name}")
-check(not [f for f in os.listdir(A) if f.endswith((".tmp", ".part"))], "no temporary files left")
+check(not [f for f in os.listdir(A) if ".tmp" in f or ".part" in f or ".pending" in f], "no temporary files left")
 header, rows = metrics(f"{A}/metrics.csv")
 check(header == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"], "metrics.csv columns")
 check(len(rows) == 2 and float(rows[1][1]) < float(rows[0][1]), "two epochs, training loss falls")
@@ -127,8 +127,22 @@ p = run("train", *COMMON, "--epochs", 2, "--out", B, "--max-steps", 13)
 check("--resume" in p.stdout, "a stopped run says how to resume")
 state = json.load(open(f"{B}/state.json"))
 check(state["epoch"] == 1 and state["next_batch"] == 13, "state.json records the position in the epoch")
+# Kills in the middle of a save (simulated on copies): a save that never reached state.json is
+# discarded; one that did is completed. Either way the run goes on as if nothing had happened.
+shutil.copytree(B, f"{WORK}/rolled_back")
+shutil.copy(f"{B}/init.safetensors", f"{WORK}/rolled_back/last.safetensors.pending")
+shutil.copy(f"{B}/last.optim.safetensors", f"{WORK}/rolled_back/last.optim.safetensors.pending")
+shutil.copytree(B, f"{WORK}/rolled_forward")
+for name in ["last.safetensors", "last.optim.safetensors"]:
+    os.rename(f"{WORK}/rolled_forward/{name}", f"{WORK}/rolled_forward/{name}.pending")
+shutil.copy(f"{B}/init.safetensors", f"{WORK}/rolled_forward/last.safetensors")  # an older save's file
 run("train", "--resume", B, "--threads", 1)
 check(same_tensors(f"{A}/last.safetensors", f"{B}/last.safetensors"), "resumed run ends with the same weights")
+for folder in ["rolled_back", "rolled_forward"]:
+    run("train", "--resume", f"{WORK}/{folder}", "--threads", 1)
+    check(same_tensors(f"{A}/last.safetensors", f"{WORK}/{folder}/last.safetensors"),
+          f"a save cut short by a kill is {folder.replace('_', ' ')} on resume")
+    check(not [f for f in os.listdir(f"{WORK}/{folder}") if ".pending" in f], f"{folder}: no pending files left")
 check(same_tensors(f"{A}/last.optim.safetensors", f"{B}/last.optim.safetensors"), "and the same Adam state")
 check([r[:5] for r in metrics(f"{B}/metrics.csv")[1]] == [r[:5] for r in rows], "and the same metrics")
 # A kill between the saves of the weights, the optimizer state and state.json is detected.
@@ -215,6 +229,8 @@ cases = [
     (["train", "--dataset", "cifar10", "--data-dir", f"{WORK}/nowhere", "--out", f"{WORK}/bad"], "nowhere"),
     (["train", *COMMON, "--data-dir", f"{WORK}/truncated", "--out", f"{WORK}/bad"], "truncated"),
     (["train", *COMMON, "--out", A], "already holds a run"),
+    (["eval", "--checkpoint", f"{WORK}/fashion/best.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR],
+     "other classes"),
     (["eval", "--checkpoint", f"{WORK}/corrupt.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR], "corrupt"),
     (["eval", "--checkpoint", f"{WORK}/missing.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR], "missing"),
 ]
@@ -226,6 +242,10 @@ for args, fragment in cases:
     check(p.stderr.startswith("error:") and p.stderr.count("\n") == 1 and fragment in p.stderr,
           f"{' '.join(map(str, args[:1] + args[-2:]))}: one-line error mentioning '{fragment}', got: {p.stderr[-300:]}")
 check(not os.path.exists(f"{WORK}/bad"), "a rejected run writes nothing")
+shutil.copytree(A, f"{WORK}/overwritten")
+run("train", *COMMON, "--epochs", 1, "--limit-train", 32, "--limit-test", 16, "--out", f"{WORK}/overwritten",
+    "--overwrite")
+check(len(metrics(f"{WORK}/overwritten/metrics.csv")[1]) == 1, "--overwrite starts the run afresh")
 p = run("train", "--no-such-flag", expect_rc=None)
 check(p.returncode != 0 and "no-such-flag" in p.stderr, "an unknown flag is refused")
 for command in ["train", "eval", "predict", "summary", "complexity", "visualize", "bench"]:

@@ -103,8 +103,10 @@ TEST(Cifar10, RejectsMissingTruncatedAndCorruptFiles) {
 }
 
 namespace {
-// A tar.gz holding cifar-10-batches-bin/, as the real archive does.
-void make_archive(const fs::path& source, const fs::path& archive_path) {
+// A tar.gz holding cifar-10-batches-bin/, as the real archive does; `prefix` goes before every
+// name, and `link_to`, when given, adds a symbolic link entry pointing there.
+void make_archive(const fs::path& source, const fs::path& archive_path, const std::string& prefix = "",
+                  const std::string& link_to = "") {
     archive* a = archive_write_new();
     archive_write_add_filter_gzip(a);
     archive_write_set_format_pax_restricted(a);
@@ -113,12 +115,21 @@ void make_archive(const fs::path& source, const fs::path& archive_path) {
         std::ifstream in(file.path(), std::ios::binary);
         const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         archive_entry* e = archive_entry_new();
-        archive_entry_set_pathname(e, ("cifar-10-batches-bin/" + file.path().filename().string()).c_str());
+        archive_entry_set_pathname(e, (prefix + "cifar-10-batches-bin/" + file.path().filename().string()).c_str());
         archive_entry_set_size(e, la_int64_t(bytes.size()));
         archive_entry_set_filetype(e, AE_IFREG);
         archive_entry_set_perm(e, 0644);
         archive_write_header(a, e);
         archive_write_data(a, bytes.data(), bytes.size());
+        archive_entry_free(e);
+    }
+    if (!link_to.empty()) {
+        archive_entry* e = archive_entry_new();
+        archive_entry_set_pathname(e, "cifar-10-batches-bin/escape");
+        archive_entry_set_filetype(e, AE_IFLNK);
+        archive_entry_set_symlink(e, link_to.c_str());
+        archive_entry_set_perm(e, 0777);
+        archive_write_header(a, e);
         archive_entry_free(e);
     }
     archive_write_close(a);
@@ -163,4 +174,21 @@ TEST(Download, ACorruptArchiveIsAnError) {
     std::ofstream(bad, std::ios::binary) << "\x1f\x8b this is not gzip data at all";
     expect_error([&] { extract_archive(bad.string(), target.string()); }, "cannot extract");
     EXPECT_FALSE(fs::exists(target / "cifar-10-batches-bin"));
+}
+
+TEST(Download, DotPrefixesAreFineLinksAreRefused) {
+    const fs::path source = make_cifar(temp("source3"), 1), target = temp("download4");
+    make_archive(source, temp("dotted.tar.gz"), "./");
+    fs::remove_all(target);
+    fs::create_directories(target);
+    std::ofstream(target / "keep.txt") << "other data in the folder";
+    extract_archive(temp("dotted.tar.gz").string(), target.string());
+    EXPECT_EQ(load_cifar10(target.string(), Split::test).count, 1);
+    EXPECT_TRUE(fs::exists(target / "keep.txt"));  // "./" did not make the folder itself a target
+
+    make_archive(source, temp("linked.tar.gz"), "", "/etc");
+    const fs::path target2 = temp("download5");
+    fs::remove_all(target2);
+    expect_error([&] { extract_archive(temp("linked.tar.gz").string(), target2.string()); }, "unsafe or unsupported");
+    EXPECT_FALSE(fs::exists(target2 / "cifar-10-batches-bin"));
 }

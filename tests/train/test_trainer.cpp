@@ -80,8 +80,9 @@ TEST(Trainer, ANonFiniteLossStopsBeforeTheStep) {
     EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 1, 1, totals, stop), EpochEnd::diverged);
     EXPECT_EQ(f.adam.steps(), 0);
     EXPECT_EQ(totals.seen, 0);
-    for (int64_t i = 0; i < f.params.count(); ++i)
+    for (int64_t i = 0; i < f.params.count(); ++i) {
         if (!std::isnan(before[size_t(i)])) ASSERT_EQ(f.params.values()[i], before[size_t(i)]) << i;
+    }
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "train/progress.h"
+#include "io/progress_bar.h"
 
 #include <unistd.h>
 

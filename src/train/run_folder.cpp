@@ -1,0 +1,121 @@
+#include "train/run_folder.h"
+
+#include "model/checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace dn {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr const char* kPending = ".pending";
+const char* const kStems[] = {"last", "best"};
+
+// Everything a run writes, so that --overwrite can clear an old run without touching anything else.
+const char* const kRunFiles[] = {
+    "init.safetensors", "last.safetensors", "last.optim.safetensors", "best.safetensors", "best.optim.safetensors",
+    "state.json", "metrics.csv", "loss.png", "loss.svg", "accuracy.png", "accuracy.svg", "conv0_init.png",
+    "conv0_trained.png", "conv0_diff.png", "denselayer1_conv1.png"};
+
+// The optimizer step a checkpoint was taken at, from its metadata; -1 when it doesn't say
+// (written before the step was recorded).
+int64_t steps_of(const std::map<std::string, std::string>& meta) {
+    auto it = meta.find("optimizer_steps");
+    return it == meta.end() ? -1 : std::stoll(it->second);
+}
+}  // namespace
+
+RunFolder::RunFolder(std::string dir, ModelInfo info) : dir_(std::move(dir)), info_(std::move(info)) {}
+
+std::string RunFolder::path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
+
+void RunFolder::claim(ExistingRun existing) const {
+    if (fs::exists(path("state.json"))) {
+        if (existing == ExistingRun::refuse)
+            throw std::invalid_argument("'" + dir_ + "' already holds a run: continue it with --resume " + dir_ +
+                                        ", or pass --overwrite, or choose another --out");
+        for (const char* name : kRunFiles) {
+            fs::remove(path(name));
+            fs::remove(path(std::string(name) + kPending));
+        }
+    }
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) throw std::runtime_error("cannot create the run folder '" + dir_ + "': " + ec.message());
+    const std::string probe = path(".write-test");
+    if (!std::ofstream(probe)) throw std::runtime_error("cannot write into the run folder '" + dir_ + "'");
+    fs::remove(probe, ec);
+}
+
+void RunFolder::save_weights(const Parameters& params, const std::string& file, int64_t epoch, int64_t steps) const {
+    auto meta = model_metadata(info_);
+    meta["epoch"] = std::to_string(epoch);
+    meta["optimizer_steps"] = std::to_string(steps);
+    save_checkpoint(params, path(file), meta);
+}
+
+void RunFolder::save_initial(const Parameters& params) const { save_weights(params, "init.safetensors", 0, 0); }
+
+void RunFolder::commit(const Parameters& params, const Optimizer& optimizer, const RunState& state,
+                       Checkpoints which) const {
+    if (state.optimizer_steps != optimizer.steps())
+        throw std::logic_error("run state and optimizer disagree on the step count");
+    const int64_t epoch = state.epoch - 1;  // epochs completed
+    const int stems = which == Checkpoints::last_and_best ? 2 : 1;
+    for (int s = 0; s < stems; ++s) {
+        const std::string stem = kStems[s];
+        save_weights(params, stem + ".safetensors" + kPending, epoch, optimizer.steps());
+        optimizer.save(params, path(stem + ".optim.safetensors" + kPending));
+    }
+    save_run_state(state, path("state.json"));  // the commit point
+    for (int s = 0; s < stems; ++s) {
+        const std::string stem = kStems[s];
+        fs::rename(path(stem + ".optim.safetensors" + kPending), path(stem + ".optim.safetensors"));
+        fs::rename(path(stem + ".safetensors" + kPending), path(stem + ".safetensors"));
+    }
+}
+
+void RunFolder::finish_interrupted_save(const RunState& state) const {
+    for (const char* stem : kStems) {
+        const std::string weights = path(std::string(stem) + ".safetensors"), optim = path(std::string(stem) + ".optim.safetensors");
+        const bool pending = fs::exists(weights + kPending);
+        // Pending checkpoints of the step state.json records were committed: put them in place.
+        // Any others belong to a save that never reached its commit point.
+        bool committed = false;
+        if (pending && fs::exists(optim + kPending)) {
+            try {
+                committed = steps_of(SafetensorsFile(weights + kPending).metadata()) == state.optimizer_steps;
+            } catch (const std::exception&) {
+                committed = false;
+            }
+        }
+        if (committed) {
+            fs::rename(optim + kPending, optim);
+            fs::rename(weights + kPending, weights);
+        } else {
+            fs::remove(weights + kPending);
+            fs::remove(optim + kPending);
+        }
+    }
+}
+
+RunState RunFolder::resume(Parameters& params, Optimizer& optimizer, Parameters& initial) const {
+    RunState state = load_run_state(path("state.json"));
+    finish_interrupted_save(state);
+    load_checkpoint(initial, path("init.safetensors"));
+    const int64_t weights_steps = steps_of(load_checkpoint(params, path("last.safetensors")));
+    optimizer.load(params, path("last.optim.safetensors"));
+    const bool agree = optimizer.steps() == state.optimizer_steps && (weights_steps < 0 || weights_steps == state.optimizer_steps);
+    if (!agree)
+        throw std::runtime_error("'" + dir_ + "': last.safetensors (step " + std::to_string(weights_steps) +
+                                 "), last.optim.safetensors (step " + std::to_string(optimizer.steps()) +
+                                 ") and state.json (step " + std::to_string(state.optimizer_steps) +
+                                 ") are from different steps; start a new run from its weights with --init " +
+                                 path("last.safetensors"));
+    return state;
+}
+
+}  // namespace dn

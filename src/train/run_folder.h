@@ -1,0 +1,50 @@
+// defines: RunFolder (a training run's files, saved so that a kill never mixes two moments),
+//          Checkpoints, ExistingRun
+#pragma once
+#include "model/model_info.h"
+#include "model/parameters.h"
+#include "train/optimizer.h"
+#include "train/run_state.h"
+
+#include <string>
+
+namespace dn {
+
+enum class Checkpoints { last, last_and_best };
+enum class ExistingRun { refuse, overwrite };
+
+// RUN_DIR holds init.safetensors, last.safetensors and best.safetensors (torchvision state_dicts
+// whose metadata also records the optimizer step they were taken at), *.optim.safetensors with
+// the optimizer state beside them, state.json, metrics.csv and the pictures.
+//
+// Every file is written atomically, but a save is several files. So a save is a small journal:
+// the checkpoints are written as *.pending; state.json, written next, is the commit point; the
+// pending files are then renamed into place. A kill at any moment leaves the previous save or
+// this one: resume() finishes a save whose state.json was written and discards one whose wasn't.
+class RunFolder {
+public:
+    RunFolder(std::string dir, ModelInfo info);
+    std::string path(const std::string& name) const;
+
+    // A new run: creates the folder, refusing one that already holds a run unless told to
+    // overwrite it (then that run's files are removed first), and checks it can be written.
+    void claim(ExistingRun existing) const;
+    void save_initial(const Parameters& params) const;  // init.safetensors
+
+    // One save: the checkpoints, then state (whose optimizer_steps must be the optimizer's).
+    void commit(const Parameters& params, const Optimizer& optimizer, const RunState& state, Checkpoints which) const;
+
+    // For --resume: completes or discards an interrupted save, then loads the last checkpoint,
+    // the optimizer state and the initial weights, and checks that they and state.json are of
+    // the same step. Throws std::runtime_error naming the folder otherwise.
+    RunState resume(Parameters& params, Optimizer& optimizer, Parameters& initial) const;
+
+private:
+    void save_weights(const Parameters& params, const std::string& file, int64_t epoch, int64_t steps) const;
+    void finish_interrupted_save(const RunState& state) const;
+
+    std::string dir_;
+    ModelInfo info_;
+};
+
+}  // namespace dn
