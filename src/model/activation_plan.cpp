@@ -23,27 +23,28 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     plan.shape = shape;
     plan.intermediates = intermediates;
     plan.precision = precision;
-    plan.operand = operand_type(precision);
+    plan.activation = operand_type(precision);
+    // Recomputing in bf16 still keeps conv1's outputs: in bf16 they take half the room (they grow
+    // linearly with depth, unlike the BN-ReLU outputs), and what bf16 saves elsewhere pays for
+    // them, while recomputing conv1 would cost about a tenth of the step.
+    plan.keeps_bottlenecks = keep || (training && precision == Precision::bf16);
     MemoryPlan& m = plan.memory;
-    // Bytes of `count` convolution operands, and of `count` floats.
-    const int64_t op_size = int64_t(dtype_bytes(plan.operand));
-    auto op = [&](int64_t count) { return count * op_size; };
+    // Bytes of `count` activations (bf16 in bf16 precision), and of `count` floats.
+    const int64_t act_size = int64_t(dtype_bytes(plan.activation));
+    auto act = [&](int64_t count) { return count * act_size; };
     auto f32 = [](int64_t count) { return count * 4; };
 
     // First the sizes in bytes of everything that is shared, as the largest of its users.
-    int64_t wide = 0, mid = 0, mid_op = 0, narrow = 0, narrow_op = 0;
+    int64_t wide = 0, mid = 0, narrow = 0;
     plan.stem_h = cfg.stem == Stem::imagenet ? (shape.height - 1) / 2 + 1 : shape.height;
     plan.stem_w = cfg.stem == Stem::imagenet ? (shape.width - 1) / 2 + 1 : shape.width;
     const int64_t stem_pixels = N * plan.stem_h * plan.stem_w;
-    if (cfg.stem == Stem::imagenet) wide = f32(stem_pixels * cfg.num_init_features);  // relu0 and its gradient
+    if (cfg.stem == Stem::imagenet) wide = act(stem_pixels * cfg.num_init_features);  // relu0 and its gradient
 
     int64_t channels = cfg.num_init_features;
     int64_t h = cfg.stem == Stem::imagenet ? (plan.stem_h - 1) / 2 + 1 : plan.stem_h;
     int64_t w = cfg.stem == Stem::imagenet ? (plan.stem_w - 1) / 2 + 1 : plan.stem_w;
-    // The stem's dense output (f32), and its gradient: f32 into the max pool, an operand of conv0
-    // with the small-image stem.
-    narrow = f32(N * h * w * channels);
-    narrow_op = cfg.stem == Stem::imagenet ? narrow : op(N * h * w * channels);
+    narrow = act(N * h * w * channels);  // the stem's dense output
     for (size_t b = 0; b < cfg.block_config.size(); ++b) {
         BlockPlan block;
         block.h = h, block.w = w;
@@ -51,31 +52,24 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         channels += cfg.block_config[b] * k;
         block.channels = channels;
         const int64_t P = N * h * w;
-        wide = std::max(wide, op(P * channels));
-        mid = std::max(mid, f32(P * bottleneck));
-        mid_op = std::max(mid_op, op(P * bottleneck));
-        narrow = std::max(narrow, f32(P * k));
-        narrow_op = std::max(narrow_op, op(P * k));
+        wide = std::max(wide, act(P * channels));
+        mid = std::max(mid, act(P * bottleneck));
+        narrow = std::max(narrow, act(P * k));
         plan.blocks.push_back(block);
         if (b + 1 < cfg.block_config.size()) {
-            // A transition's convolution output and its pooling are operands (pooled in bf16 in
-            // bf16 precision), and so are their gradients.
             const int64_t out = transition_channels(cfg, channels);
-            mid = std::max(mid, op(P * out));
-            mid_op = std::max(mid_op, op(P * out));
+            mid = std::max(mid, act(P * out));
             h /= 2, w /= 2;
-            narrow = std::max(narrow, op(N * h * w * out));
-            narrow_op = std::max(narrow_op, op(N * h * w * out));
+            narrow = std::max(narrow, act(N * h * w * out));
             channels = out;
         }
     }
     // The head's BN-ReLU output feeds the global pooling in f32, and so does its gradient.
-    const int64_t head = f32(N * h * w * channels);
-    wide = std::max(wide, head);
+    wide = std::max(wide, f32(N * h * w * channels));
 
     // Then the regions, in the order a step first touches them.
-    plan.input = m.reserve("input", size_t(op(N * shape.height * shape.width * cfg.in_channels)));
-    plan.conv0_out = m.reserve_floats("stem.conv0_out", stem_pixels * cfg.num_init_features);
+    plan.input = m.reserve("input", size_t(act(N * shape.height * shape.width * cfg.in_channels)));
+    plan.conv0_out = m.reserve("stem.conv0_out", size_t(act(stem_pixels * cfg.num_init_features)));
     if (cfg.stem == Stem::imagenet) {
         plan.stem_mean = m.reserve_floats("stem.mean", cfg.num_init_features);
         plan.stem_var = m.reserve_floats("stem.var", cfg.num_init_features);
@@ -87,7 +81,7 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     plan.relu0_out = shared_wide;
     plan.head_activated = shared_wide;
     const size_t shared_bottleneck = m.reserve("shared.bottleneck", size_t(mid));
-    const size_t shared_activated_bottleneck = m.reserve("shared.activated_bottleneck", size_t(mid_op));
+    const size_t shared_activated_bottleneck = m.reserve("shared.activated_bottleneck", size_t(mid));
     const size_t shared_narrow = m.reserve("shared.narrow", size_t(narrow));
     plan.pool0_out = shared_narrow;
     plan.fresh_features = shared_narrow;
@@ -96,7 +90,7 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         BlockPlan& block = plan.blocks[b];
         const std::string name = "block" + std::to_string(b + 1);
         const int64_t P = N * block.h * block.w;
-        block.features = m.reserve_floats(name + ".features", P * block.channels);
+        block.features = m.reserve(name + ".features", size_t(act(P * block.channels)));
         if (training) block.grad = m.reserve_floats(name + ".grad", P * block.channels);
         block.mean = m.reserve_floats(name + ".mean", block.channels);
         block.var = m.reserve_floats(name + ".var", block.channels);
@@ -104,9 +98,10 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
             const std::string layer = name + ".layer" + std::to_string(i + 1);
             const int64_t in = block.first_channels + i * k;
             LayerPlan l;
-            l.activated_input = keep ? m.reserve(layer + ".activated_input", size_t(op(P * in))) : shared_wide;
-            l.bottleneck = keep ? m.reserve_floats(layer + ".bottleneck", P * bottleneck) : shared_bottleneck;
-            l.activated_bottleneck = keep ? m.reserve(layer + ".activated_bottleneck", size_t(op(P * bottleneck)))
+            l.activated_input = keep ? m.reserve(layer + ".activated_input", size_t(act(P * in))) : shared_wide;
+            l.bottleneck = plan.keeps_bottlenecks ? m.reserve(layer + ".bottleneck", size_t(act(P * bottleneck)))
+                                                  : shared_bottleneck;
+            l.activated_bottleneck = keep ? m.reserve(layer + ".activated_bottleneck", size_t(act(P * bottleneck)))
                                           : shared_activated_bottleneck;
             l.bottleneck_mean = m.reserve_floats(layer + ".bottleneck_mean", bottleneck);
             l.bottleneck_var = m.reserve_floats(layer + ".bottleneck_var", bottleneck);
@@ -115,7 +110,7 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         if (b + 1 < plan.blocks.size()) {
             TransitionPlan t;
             t.activated = keep ? m.reserve("transition" + std::to_string(b + 1) + ".activated",
-                                           size_t(op(P * block.channels)))
+                                           size_t(act(P * block.channels)))
                                : shared_wide;
             t.conv_out = shared_bottleneck;
             t.pooled = shared_narrow;
@@ -129,9 +124,9 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     plan.log_probs = m.reserve_floats("head.log_probs", N * cfg.num_classes);
     if (training) {
         plan.d_wide = m.reserve("grad.activated", size_t(wide));
-        plan.d_bottleneck = m.reserve("grad.bottleneck", size_t(mid_op));
-        plan.d_activated_bottleneck = m.reserve("grad.activated_bottleneck", size_t(mid_op));
-        plan.d_narrow = m.reserve("grad.narrow", size_t(narrow_op));
+        plan.d_bottleneck = m.reserve("grad.bottleneck", size_t(mid));
+        plan.d_activated_bottleneck = m.reserve("grad.activated_bottleneck", size_t(mid));
+        plan.d_narrow = m.reserve("grad.narrow", size_t(narrow));
         plan.d_pooled = m.reserve_floats("grad.pooled", N * last);
         plan.d_logits = m.reserve_floats("grad.logits", N * cfg.num_classes);
     }

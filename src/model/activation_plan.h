@@ -13,7 +13,8 @@ namespace dn {
 // What happens to the BN-ReLU and bottleneck outputs inside each dense layer (and the BN-ReLU
 // output of each transition) between forward and backward:
 // keep: each has its own buffer; recompute: they share one scratch set and backward recomputes
-// them (the memory-efficient DenseNet of Pleiss et al., 2017). Both give bit-identical results.
+// them (the memory-efficient DenseNet of Pleiss et al., 2017), except that bf16 training keeps
+// the bottleneck (conv1) outputs. Both give bit-identical results.
 enum class Intermediates { keep, recompute };
 
 struct RunShape {
@@ -21,13 +22,14 @@ struct RunShape {
 };
 
 // Byte offsets into the arena. Shapes are NHWC; P_b is N*H_b*W_b, block b's pixel count.
-// Types: [op] marks a convolution operand or its gradient, stored in ActivationPlan::operand (bf16
-// in bf16 precision); everything else is f32. Block buffers, their gradients and every batch
-// statistic stay f32 in either precision.
+// Types: every activation and every convolution gradient operand is stored in
+// ActivationPlan::activation (bf16 in bf16 precision, as autocast stores them); marked f32 are
+// what is always f32: the gradients that layers accumulate into (block gradients), the head, and
+// every batch statistic. Batch norm computes in f32 whatever it reads.
 struct LayerPlan {
-    size_t activated_input = 0;  // (P_b, in) [op] norm1+relu1 output, conv1's input
+    size_t activated_input = 0;  // (P_b, in)      norm1+relu1 output, conv1's input
     size_t bottleneck = 0;       // (P_b, bn*k)    conv1 output
-    size_t activated_bottleneck = 0;  // (P_b, bn*k) [op] norm2+relu2 output, conv2's input
+    size_t activated_bottleneck = 0;  // (P_b, bn*k) norm2+relu2 output, conv2's input
     size_t bottleneck_mean = 0, bottleneck_var = 0;  // (bn*k) batch statistics of conv1's output
 };
 
@@ -36,15 +38,15 @@ struct BlockPlan {
     int64_t first_channels = 0;  // channels that enter the block
     int64_t channels = 0;        // channels that leave it
     size_t features = 0;             // (P_b, channels) every feature map of the block, written once
-    size_t grad = 0;                 // (P_b, channels) their gradient, accumulated in place
-    size_t mean = 0, var = 0;            // (channels) batch statistics, computed when a channel is produced
+    size_t grad = 0;                 // (P_b, channels) f32, their gradient, accumulated in place
+    size_t mean = 0, var = 0;            // (channels) f32 batch statistics, computed when a channel is produced
     std::vector<LayerPlan> layers;
 };
 
 struct TransitionPlan {
-    size_t activated = 0;  // (P_b, C_b) [op]   norm+relu output, the 1x1 convolution's input
-    size_t conv_out = 0;   // (P_b, C_b / 2) [op]
-    size_t pooled = 0;     // (P_{b+1}, C_b / 2) [op] dense output of the average pool
+    size_t activated = 0;  // (P_b, C_b)       norm+relu output, the 1x1 convolution's input
+    size_t conv_out = 0;   // (P_b, C_b / 2)
+    size_t pooled = 0;     // (P_{b+1}, C_b / 2) dense output of the average pool
 };
 
 struct ActivationPlan {
@@ -52,9 +54,10 @@ struct ActivationPlan {
     RunShape shape;
     Intermediates intermediates = Intermediates::recompute;
     Precision precision = Precision::fp32;
-    DType operand = DType::f32;  // operand_type(precision)
+    DType activation = DType::f32;  // operand_type(precision)
+    bool keeps_bottlenecks = false;  // each layer's conv1 output lives until backward (keep; bf16 training)
 
-    size_t input = 0;                  // (N,H,W,C_in) [op]
+    size_t input = 0;                  // (N,H,W,C_in)
     int64_t stem_h = 0, stem_w = 0;  // conv0's output size
     size_t conv0_out = 0;              // (N,stem_h,stem_w,F0)
     size_t stem_mean = 0, stem_var = 0;    // (F0) statistics of conv0's output (imagenet stem)
@@ -65,16 +68,15 @@ struct ActivationPlan {
     size_t fresh_features = 0;         // (P_b, k) conv2's dense output, before it is put into its block
     std::vector<BlockPlan> blocks;
     std::vector<TransitionPlan> transitions;
-    size_t head_activated = 0;         // (P_last, C_last) norm5+relu output
-    size_t pooled = 0, logits = 0, log_probs = 0;  // (N,C_last), (N,K), (N,K)
+    size_t head_activated = 0;         // (P_last, C_last) f32 norm5+relu output
+    size_t pooled = 0, logits = 0, log_probs = 0;  // f32 (N,C_last), (N,K), (N,K)
 
     // Gradients of transient activations. Each is sized for its largest user and reused by all.
-    size_t d_wide = 0;        // [op] da1, dta; f32 da5, drelu0
-    size_t d_bottleneck = 0;  // [op] conv1's output gradient; also a transition's conv output gradient
-    size_t d_activated_bottleneck = 0;  // [op] conv2's input gradient
-    size_t d_narrow = 0;      // [op] conv2's output gradient, a transition pool's output gradient; the stem's
-                              // (f32 into max pooling)
-    size_t d_pooled = 0, d_logits = 0;
+    size_t d_wide = 0;        // da1, dta, drelu0; f32 da5
+    size_t d_bottleneck = 0;  // conv1's output gradient; also a transition's conv output gradient
+    size_t d_activated_bottleneck = 0;  // conv2's input gradient
+    size_t d_narrow = 0;      // conv2's output gradient, a pool's output gradient
+    size_t d_pooled = 0, d_logits = 0;  // f32
 };
 
 // Throws std::invalid_argument if the input is too small for the architecture.

@@ -38,26 +38,22 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
       arena_(plan_.memory.total_bytes()), pass_(pass) {
     const int64_t N = shape.batch;
     const auto& eng = ctx.engine();
-    const DType op = plan_.operand;
-    // Convolutions whose output batch norm takes statistics of write f32; the transition's writes
-    // the operand type, since only its (bf16) pooling reads it.
-    const ConvTypes to_f32{.operands = op, .dst = DType::f32};
-    const ConvTypes to_operand{.operands = op, .dst = op};
+    const DType act = plan_.activation;
     user_images_ = dnnl::memory({{N, cfg_.in_channels, shape.height, shape.width}, dt::f32, tag::nchw}, eng, nullptr);
     // The layout reorder converts the images to conv0's operand type on the way.
-    images_ = dnnl::memory(nhwc_desc(N, cfg_.in_channels, shape.height, shape.width, op), eng, raw(plan_.input));
+    images_ = dnnl::memory(nhwc_desc(N, cfg_.in_channels, shape.height, shape.width, act), eng, raw(plan_.input));
     to_nhwc_ = dnnl::reorder(user_images_, images_);
 
     if (cfg_.stem == Stem::imagenet) {
         conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 2, 3), pass, "conv0",
-                                          to_f32);
+                                          act);
         pool0_ = std::make_unique<Pool2d>(ctx, PoolShape{N, cfg_.num_init_features, plan_.stem_h, plan_.stem_w, 3, 2, 1},
-                                          PoolKind::max, pass, "pool0");
+                                          PoolKind::max, pass, "pool0", act);
         if (pool0_->workspace_bytes() > plan_.pool0_workspace_bytes)
             throw std::logic_error("pool0 needs a larger workspace than planned");
     } else {
         conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 1, 1), pass, "conv0",
-                                          to_f32);
+                                          act);
     }
 
     for (size_t b = 0; b < plan_.blocks.size(); ++b) {
@@ -68,9 +64,9 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             const std::string name = "block" + std::to_string(b + 1) + ".layer" + std::to_string(i + 1);
             LayerOps o;
             o.conv1 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv1, N, block.h, block.w, 1, 0), pass,
-                                               (name + ".conv1").c_str(), to_f32);
+                                               (name + ".conv1").c_str(), act);
             o.conv2 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv2, N, block.h, block.w, 1, 1), pass,
-                                               (name + ".conv2").c_str(), to_f32);
+                                               (name + ".conv2").c_str(), act);
             ops.push_back(std::move(o));
         }
         layers_.push_back(std::move(ops));
@@ -79,9 +75,9 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             const std::string name = "transition" + std::to_string(b + 1);
             TransitionOps t;
             t.conv = std::make_unique<Conv2d>(ctx, conv_shape(c, N, block.h, block.w, 1, 0), pass, (name + ".conv").c_str(),
-                                              to_operand);
+                                              act);
             t.pool = std::make_unique<Pool2d>(ctx, PoolShape{N, c.out_channels, block.h, block.w, 2, 2, 0},
-                                              PoolKind::average, pass, (name + ".pool").c_str(), op);
+                                              PoolKind::average, pass, (name + ".pool").c_str(), act);
             transitions_.push_back(std::move(t));
         }
     }
@@ -102,7 +98,7 @@ void DenseNet::load_weights() {
 
 FeatureMap DenseNet::block_features(size_t b) const {
     const BlockPlan& block = plan_.blocks[b];
-    return dense_map(at(block.features), plan_.shape.batch, block.h, block.w, block.channels);
+    return act_map(block.features, block.h, block.w, block.channels);
 }
 
 FeatureMap DenseNet::block_grad(size_t b) const {
@@ -110,8 +106,8 @@ FeatureMap DenseNet::block_grad(size_t b) const {
     return dense_map(at(block.grad), plan_.shape.batch, block.h, block.w, block.channels);
 }
 
-FeatureMap DenseNet::operand_map(size_t offset, int64_t h, int64_t w, int64_t c) const {
-    return dense_map(raw(offset), plan_.operand, plan_.shape.batch, h, w, c);
+FeatureMap DenseNet::act_map(size_t offset, int64_t h, int64_t w, int64_t c) const {
+    return dense_map(raw(offset), plan_.activation, plan_.shape.batch, h, w, c);
 }
 
 const float* DenseNet::logits() const { return at(plan_.logits); }
@@ -140,9 +136,9 @@ float DenseNet::forward(const float* images_nchw, const int32_t* labels, Mode mo
 }
 
 void DenseNet::stem_forward(Mode mode) {
-    const int64_t N = plan_.shape.batch, F0 = cfg_.num_init_features;
+    const int64_t F0 = cfg_.num_init_features;
     const BlockPlan& first = plan_.blocks[0];
-    FeatureMap conv0_out = dense_map(at(plan_.conv0_out), N, plan_.stem_h, plan_.stem_w, F0);
+    FeatureMap conv0_out = act_map(plan_.conv0_out, plan_.stem_h, plan_.stem_w, F0);
     conv0_->forward(raw(plan_.input), conv0_out.data);
 
     FeatureMap stem_out = conv0_out;
@@ -150,15 +146,14 @@ void DenseNet::stem_forward(Mode mode) {
         const BatchNormParams& bn = *params_.norm0;
         if (mode == Mode::train) batch_stats(at(plan_.stem_mean), at(plan_.stem_var), conv0_out);
         Stats s = normalisation_stats(mode, at(plan_.stem_mean), at(plan_.stem_var), bn, conv0_out.pixels());
-        FeatureMap relu0 = dense_map(at(plan_.relu0_out), N, plan_.stem_h, plan_.stem_w, F0);
+        FeatureMap relu0 = act_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
         bn_relu_forward(relu0, conv0_out, s.mean, s.var, bn.weight, bn.bias);
-        stem_out = dense_map(at(plan_.pool0_out), N, first.h, first.w, F0);
+        stem_out = act_map(plan_.pool0_out, first.h, first.w, F0);
         // A training-pass pool records its arg-max even in evaluation; the workspace is always there.
         pool0_->forward(relu0.data, stem_out.data, pass_ == Pass::training ? arena_.base() + plan_.pool0_workspace : nullptr);
     }
-    FeatureMap slot = block_features(0).channels(0, F0);
-    copy_channels(slot, stem_out);
-    if (mode == Mode::train) batch_stats(at(first.mean), at(first.var), slot);
+    copy_channels(block_features(0).channels(0, F0), stem_out);
+    if (mode == Mode::train) batch_stats(at(first.mean), at(first.var), stem_out);
 }
 
 void DenseNet::activate_layer_input(size_t b, size_t i, Mode mode) {
@@ -166,7 +161,7 @@ void DenseNet::activate_layer_input(size_t b, size_t i, Mode mode) {
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t in = l.norm1.channels;
     FeatureMap x = block_features(b).channels(0, in);
-    FeatureMap y = operand_map(block.layers[i].activated_input, x.h, x.w, in);
+    FeatureMap y = act_map(block.layers[i].activated_input, x.h, x.w, in);
     const float* mean = mode == Mode::train ? at(block.mean) : l.norm1.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : l.norm1.running_var;
     bn_relu_forward(y, x, mean, var, l.norm1.weight, l.norm1.bias);
@@ -176,9 +171,9 @@ void DenseNet::activate_bottleneck(size_t b, size_t i, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const LayerPlan& lp = block.layers[i];
     const DenseLayerParams& l = params_.blocks[b][i];
-    const int64_t N = plan_.shape.batch, C = l.norm2.channels;
-    FeatureMap x = dense_map(at(lp.bottleneck), N, block.h, block.w, C);
-    FeatureMap y = operand_map(lp.activated_bottleneck, block.h, block.w, C);
+    const int64_t C = l.norm2.channels;
+    FeatureMap x = act_map(lp.bottleneck, block.h, block.w, C);
+    FeatureMap y = act_map(lp.activated_bottleneck, block.h, block.w, C);
     const float* mean = mode == Mode::train ? at(lp.bottleneck_mean) : l.norm2.running_mean;
     const float* var = mode == Mode::train ? at(lp.bottleneck_var) : l.norm2.running_var;
     bn_relu_forward(y, x, mean, var, l.norm2.weight, l.norm2.bias);
@@ -194,9 +189,9 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
     // norm1 reuses the block's statistics of these channels; only its gamma and beta are its own.
     if (mode == Mode::train) normalisation_stats(mode, at(block.mean), at(block.var), l.norm1, P);
     activate_layer_input(b, i, mode);
-    layers_[b][i].conv1->forward(raw(lp.activated_input), at(lp.bottleneck));
+    layers_[b][i].conv1->forward(raw(lp.activated_input), raw(lp.bottleneck));
 
-    FeatureMap bottleneck = dense_map(at(lp.bottleneck), N, block.h, block.w, l.norm2.channels);
+    FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, l.norm2.channels);
     if (mode == Mode::train) {
         batch_stats(at(lp.bottleneck_mean), at(lp.bottleneck_var), bottleneck);
         normalisation_stats(mode, at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2, P);
@@ -204,18 +199,18 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
     activate_bottleneck(b, i, mode);
 
     // conv2 writes dense; its k channels are then put into the block buffer, once.
-    float* fresh = at(plan_.fresh_features);
-    layers_[b][i].conv2->forward(raw(lp.activated_bottleneck), fresh);
-    FeatureMap slot = block_features(b).channels(in, k);
-    copy_channels(slot, dense_map(fresh, N, block.h, block.w, k));
-    if (mode == Mode::train) batch_stats(at(block.mean) + in, at(block.var) + in, slot);
+    FeatureMap fresh = act_map(plan_.fresh_features, block.h, block.w, k);
+    layers_[b][i].conv2->forward(raw(lp.activated_bottleneck), fresh.data);
+    copy_channels(block_features(b).channels(in, k), fresh);
+    // The same values as the slot's, read densely.
+    if (mode == Mode::train) batch_stats(at(block.mean) + in, at(block.var) + in, fresh);
 }
 
 void DenseNet::activate_transition_input(size_t b, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const BatchNormParams& bn = params_.transitions[b].norm;
     FeatureMap x = block_features(b);
-    FeatureMap y = operand_map(plan_.transitions[b].activated, x.h, x.w, x.c);
+    FeatureMap y = act_map(plan_.transitions[b].activated, x.h, x.w, x.c);
     const float* mean = mode == Mode::train ? at(block.mean) : bn.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : bn.running_var;
     bn_relu_forward(y, x, mean, var, bn.weight, bn.bias);
@@ -231,9 +226,9 @@ void DenseNet::transition_forward(size_t b, Mode mode) {
     activate_transition_input(b, mode);
     transitions_[b].conv->forward(raw(tp.activated), raw(tp.conv_out));
     transitions_[b].pool->forward(raw(tp.conv_out), raw(tp.pooled), nullptr);
-    FeatureMap slot = block_features(b + 1).channels(0, next.first_channels);
-    copy_channels(slot, operand_map(tp.pooled, next.h, next.w, next.first_channels));
-    if (mode == Mode::train) batch_stats(at(next.mean), at(next.var), slot);
+    FeatureMap pooled = act_map(tp.pooled, next.h, next.w, next.first_channels);
+    copy_channels(block_features(b + 1).channels(0, next.first_channels), pooled);
+    if (mode == Mode::train) batch_stats(at(next.mean), at(next.var), pooled);
 }
 
 float DenseNet::head_forward(const int32_t* labels, Mode mode) {
@@ -286,30 +281,35 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     const LayerPlan& lp = block.layers[i];
     const DenseLayerParams& l = params_.blocks[b][i];
     LayerOps& ops = layers_[b][i];
-    const int64_t N = plan_.shape.batch, in = l.norm1.channels, k = cfg_.growth_rate, C = l.norm2.channels;
+    const int64_t in = l.norm1.channels, k = cfg_.growth_rate, C = l.norm2.channels;
 
-    if (plan_.intermediates == Intermediates::recompute) {
+    // conv1's input is needed this early only to recompute conv1's output; where that output was
+    // kept, the input is recomputed just before conv1's backward-weights reads it, still in cache.
+    const bool recompute = plan_.intermediates == Intermediates::recompute;
+    const bool input_late = recompute && plan_.keeps_bottlenecks;
+    if (recompute && !input_late) {
         activate_layer_input(b, i, Mode::train);
-        ops.conv1->forward(raw(lp.activated_input), at(lp.bottleneck));
-        activate_bottleneck(b, i, Mode::train);
+        ops.conv1->forward(raw(lp.activated_input), raw(lp.bottleneck));
     }
+    if (recompute) activate_bottleneck(b, i, Mode::train);
 
     // The gradient of the layer's new channels, read out of the block's as conv2's dense operand.
-    FeatureMap d_fresh = operand_map(plan_.d_narrow, block.h, block.w, k);
+    FeatureMap d_fresh = act_map(plan_.d_narrow, block.h, block.w, k);
     copy_channels(d_fresh, block_grad(b).channels(in, k));
     ops.conv2->backward_weights(raw(lp.activated_bottleneck), d_fresh.data, l.conv2.dweight);
     ops.conv2->backward_data(d_fresh.data, raw(plan_.d_activated_bottleneck));
 
-    FeatureMap bottleneck = dense_map(at(lp.bottleneck), N, block.h, block.w, C);
-    FeatureMap d_bottleneck = operand_map(plan_.d_bottleneck, block.h, block.w, C);
+    FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, C);
+    FeatureMap d_bottleneck = act_map(plan_.d_bottleneck, block.h, block.w, C);
     bn_relu_backward(d_bottleneck, Accumulate::assign, l.norm2.dweight, l.norm2.dbias,
-                     operand_map(plan_.d_activated_bottleneck, block.h, block.w, C), bottleneck,
+                     act_map(plan_.d_activated_bottleneck, block.h, block.w, C), bottleneck,
                      at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2.weight, l.norm2.bias);
+    if (input_late) activate_layer_input(b, i, Mode::train);
     ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
     ops.conv1->backward_data(d_bottleneck.data, raw(plan_.d_wide));
 
     bn_relu_backward(block_grad(b).channels(0, in), Accumulate::add, l.norm1.dweight, l.norm1.dbias,
-                     operand_map(plan_.d_wide, block.h, block.w, in), block_features(b).channels(0, in),
+                     act_map(plan_.d_wide, block.h, block.w, in), block_features(b).channels(0, in),
                      at(block.mean), at(block.var), l.norm1.weight, l.norm1.bias);
 }
 
@@ -319,7 +319,7 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionPlan& tp = plan_.transitions[b];
     const TransitionParams& t = params_.transitions[b];
 
-    FeatureMap d_pooled = operand_map(plan_.d_narrow, next.h, next.w, next.first_channels);
+    FeatureMap d_pooled = act_map(plan_.d_narrow, next.h, next.w, next.first_channels);
     copy_channels(d_pooled, block_grad(b + 1).channels(0, next.first_channels));
     transitions_[b].pool->backward(d_pooled.data, raw(plan_.d_bottleneck), nullptr);
     if (plan_.intermediates == Intermediates::recompute) activate_transition_input(b, Mode::train);
@@ -327,28 +327,27 @@ void DenseNet::transition_backward(size_t b) {
     transitions_[b].conv->backward_data(raw(plan_.d_bottleneck), raw(plan_.d_wide));
     FeatureMap x = block_features(b);
     bn_relu_backward(block_grad(b), Accumulate::assign, t.norm.dweight, t.norm.dbias,
-                     operand_map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean), at(block.var), t.norm.weight,
+                     act_map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean), at(block.var), t.norm.weight,
                      t.norm.bias);
 }
 
 void DenseNet::stem_backward() {
-    const int64_t N = plan_.shape.batch, F0 = cfg_.num_init_features;
+    const int64_t F0 = cfg_.num_init_features;
     const BlockPlan& first = plan_.blocks[0];
     // With the small-image stem this is conv0's output gradient, an operand; the max pool's is f32.
-    FeatureMap d_stem = cfg_.stem == Stem::small_inputs ? operand_map(plan_.d_narrow, first.h, first.w, F0)
-                                                        : dense_map(at(plan_.d_narrow), N, first.h, first.w, F0);
+    FeatureMap d_stem = act_map(plan_.d_narrow, first.h, first.w, F0);
     copy_channels(d_stem, block_grad(0).channels(0, F0));
     if (cfg_.stem == Stem::small_inputs) {
         conv0_->backward_weights(raw(plan_.input), d_stem.data, params_.conv0.dweight);
         return;
     }
     const BatchNormParams& bn = *params_.norm0;
-    FeatureMap d_relu0 = dense_map(at(plan_.d_wide), N, plan_.stem_h, plan_.stem_w, F0);
+    FeatureMap d_relu0 = act_map(plan_.d_wide, plan_.stem_h, plan_.stem_w, F0);
     pool0_->backward(d_stem.data, d_relu0.data, arena_.base() + plan_.pool0_workspace);
     // relu0's output is dead by now, so its region takes conv0's output gradient.
-    FeatureMap d_conv0 = operand_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
+    FeatureMap d_conv0 = act_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
     bn_relu_backward(d_conv0, Accumulate::assign, bn.dweight, bn.dbias, d_relu0,
-                     dense_map(at(plan_.conv0_out), N, plan_.stem_h, plan_.stem_w, F0), at(plan_.stem_mean),
+                     act_map(plan_.conv0_out, plan_.stem_h, plan_.stem_w, F0), at(plan_.stem_mean),
                      at(plan_.stem_var), bn.weight, bn.bias);
     conv0_->backward_weights(raw(plan_.input), d_conv0.data, params_.conv0.dweight);
 }

@@ -48,8 +48,8 @@ private:
 
     float* at(size_t offset) const { return arena_.floats_at(offset); }
     void* raw(size_t offset) const { return arena_.base() + offset; }
-    // A dense view of a convolution operand region, in the plan's operand type.
-    FeatureMap operand_map(size_t offset, int64_t h, int64_t w, int64_t c) const;
+    // A dense view of an activation region, in the plan's activation type.
+    FeatureMap act_map(size_t offset, int64_t h, int64_t w, int64_t c) const;
     FeatureMap block_features(size_t b) const;
     FeatureMap block_grad(size_t b) const;
 

@@ -4,13 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <omp.h>
 #include <stdexcept>
 #include <vector>
 
 namespace dn {
 
 // batch_stats splits the channels into chunks of 16 (one cache line of a pixel); its reductions
-// run over all pixels of a chunk in a fixed order, so results do not depend on the thread count.
+// run over all pixels of a channel in a fixed order, so results do not depend on the thread count.
 static constexpr int64_t kLanes = 16;
 
 static int64_t chunk_count(int64_t c) { return (c + kLanes - 1) / kLanes; }
@@ -38,26 +39,37 @@ void with_type(DType t, F&& f) {
     else f(float{});
 }
 
+// Each thread takes a contiguous run of whole chunks and streams every pixel row once, reading
+// its part of each row (a pass per chunk would read each cache line once per chunk in it). Every
+// channel is still summed in double in pixel order, so the results are those of any other split.
 template <class X>
 void batch_stats_kernel(float* mean, float* var, const FeatureMap& x) {
-    const int64_t P = x.pixels();
-#pragma omp parallel for schedule(static)
-    for (int64_t chunk = 0; chunk < chunk_count(x.c); ++chunk) {
-        const int64_t first = chunk * kLanes, width = std::min(kLanes, x.c - first);
-        double sum[kLanes] = {}, sum_sq[kLanes] = {};
-        for (int64_t p = 0; p < P; ++p) {
-            const X* px = x.pixel<X>(p) + first;
+    const int64_t P = x.pixels(), chunks = chunk_count(x.c);
+#pragma omp parallel
+    {
+        const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        const int64_t first = std::min(x.c, chunks * t / T * kLanes);
+        const int64_t width = std::min(x.c, chunks * (t + 1) / T * kLanes) - first;
+        if (width > 0) {
+            thread_local std::vector<double> sums;
+            if (int64_t(sums.size()) < 2 * width) sums.resize(size_t(2 * width));
+            double* sum = sums.data();
+            double* sum_sq = sum + width;
+            std::fill(sum, sum + 2 * width, 0.0);
+            for (int64_t p = 0; p < P; ++p) {
+                const X* px = x.pixel<X>(p) + first;
 #pragma omp simd
-            for (int64_t j = 0; j < width; ++j) {
-                double v = to_float(px[j]);
-                sum[j] += v;
-                sum_sq[j] += v * v;
+                for (int64_t j = 0; j < width; ++j) {
+                    double v = to_float(px[j]);
+                    sum[j] += v;
+                    sum_sq[j] += v * v;
+                }
             }
-        }
-        for (int64_t j = 0; j < width; ++j) {
-            double m = sum[j] / double(P);
-            mean[first + j] = float(m);
-            var[first + j] = float(std::max(0.0, sum_sq[j] / double(P) - m * m));
+            for (int64_t j = 0; j < width; ++j) {
+                double m = sum[j] / double(P);
+                mean[first + j] = float(m);
+                var[first + j] = float(std::max(0.0, sum_sq[j] / double(P) - m * m));
+            }
         }
     }
 }

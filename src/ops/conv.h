@@ -19,39 +19,29 @@ struct ConvShape {
     int64_t macs() const { return batch * out_h() * out_w() * out_channels * in_channels * kernel * kernel; }
 };
 
-// The element types of a convolution's dense operands. `operands` is what the multiply reads:
-// src, the weights as oneDNN holds them, diff_dst and diff_src (bf16: oneDNN's AVX512-BF16
-// kernels, accumulating in f32). `dst` is the forward output's type, f32 where batch norm
-// statistics are taken from it.
-struct ConvTypes {
-    DType operands = DType::f32;
-    DType dst = DType::f32;
-};
-
-// Activations are dense NHWC; weights and their gradient are PyTorch's OIHW floats. oneDNN picks
-// its own weight layout (format_tag::any), so the weights are reordered into it once per step,
-// after the optimizer has moved them (the same reorder converts them to bf16), and the weight
-// gradient, f32 in either precision, is reordered back.
+// Activations are dense NHWC, all of `type`: src, dst and their gradients. With bf16, oneDNN's
+// AVX512-BF16 kernels multiply bf16 and accumulate in f32. Weights and their gradient are
+// PyTorch's OIHW floats. oneDNN picks its own weight layout (format_tag::any), so the weights are
+// reordered into it once per step, after the optimizer has moved them (the same reorder converts
+// them to bf16), and the weight gradient, f32 in either precision, is reordered back.
 class Conv2d {
 public:
-    Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, ConvTypes types = {});
+    Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type = DType::f32);
 
     const ConvShape& shape() const { return shape_; }
-    const ConvTypes& types() const { return types_; }
+    DType type() const { return type_; }
 
     void load_weights(const float* weights_oihw);  // (O,I,K,K); call after every weight update
-    // Pointers are dense NHWC in the types above: src, ddst and dsrc in types().operands, dst in
-    // types().dst.
-    void forward(const void* src, void* dst);  // src (N,H,W,I) -> dst (N,OH,OW,O)
+    void forward(const void* src, void* dst);      // src (N,H,W,I) -> dst (N,OH,OW,O)
     void backward_data(const void* ddst, void* dsrc);
     void backward_weights(const void* src, const void* ddst, float* dweights_oihw);  // assigns
 
 private:
     DnnlContext& ctx_;
     ConvShape shape_;
-    ConvTypes types_;
+    DType type_;
     Pass pass_;
-    dnnl::memory src_, dst_, diff_dst_, user_weights_, fwd_weights_, bwd_data_weights_, diff_weights_, user_diff_weights_;
+    dnnl::memory src_, dst_, user_weights_, fwd_weights_, bwd_data_weights_, diff_weights_, user_diff_weights_;
     dnnl::convolution_forward fwd_;
     dnnl::convolution_backward_data bwd_data_;
     dnnl::convolution_backward_weights bwd_weights_;

@@ -2,12 +2,15 @@
 // precision, tensor by tensor, against the exact (float64) result and against autocast's own
 // distance from it. The fixtures come from tests/python/make_reference.py (its autocast cases).
 //
-// The bar: bf16 keeps 8 mantissa bits (a relative rounding error up to 2^-9 = 2e-3 per value), so
-// no tensor can be held to fp32's 1e-4. The engine rounds fewer values to bf16 than autocast does
-// (only the convolutions' operands; its block buffers, batch norm and classifier stay f32, where
-// autocast keeps every activation in bf16), so it must be at least about as close to the exact
-// result as autocast is: each tensor's relative error may be at most twice autocast's, or 1e-2
-// where autocast happens to land closer than that.
+// The bar: bf16 keeps 8 mantissa bits (a relative rounding error up to 2^-9 = 2e-3 per value), and
+// batch norm's backward in training amplifies input errors (PyTorch float32's own gradients are up
+// to 3e-2 off at densenet121 64x64, batch 8), so bf16 gradients land 0.1 to 3 away from the exact
+// ones: autocast's as much as the engine's. The engine stores activations in bf16 where autocast
+// does, but accumulates gradients, runs the classifier and reads batch norm's input in f32, so
+// it must be at least about as close to the exact result as autocast: each tensor's relative
+// error may be at most twice autocast's, or 1e-2 where autocast happens to land closer than that.
+// Measured (ours / autocast, worst and mean): eval logits 5.2e-3 / 6.2e-3 at 64x64; gradients
+// 2.85 / 3.64 worst, 0.69 / 0.69 mean; at most 1.3 times autocast's for any tensor above 1e-2.
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/densenet.h"
