@@ -3,6 +3,7 @@
 #include "model/complexity.h"
 #include "model/densenet.h"
 #include "model/torch_repr.h"
+#include "model/reference_case.h"
 #include "test_util.h"
 
 #include <dlfcn.h>
@@ -42,30 +43,13 @@ nlohmann::json reference(const std::string& name) {
     return nlohmann::json::parse(in);
 }
 
-DenseNetConfig config_of(const nlohmann::json& c) {
-    DenseNetConfig cfg;
-    if (c["arch"] != "custom") {
-        cfg = densenet_preset(c["arch"], c["num_classes"]);
-    } else {
-        cfg.arch = "custom";
-        cfg.growth_rate = c["growth_rate"];
-        cfg.block_config = c["block_config"].get<std::vector<int64_t>>();
-        cfg.num_init_features = c["num_init_features"];
-        cfg.bn_size = c["bn_size"];
-        cfg.num_classes = c["num_classes"];
-    }
-    cfg.in_channels = c.value("in_channels", 3);
-    if (c.value("stem", "") == "small_inputs") cfg.stem = Stem::small_inputs;
-    return cfg;
-}
-
 RunShape shape_of(const nlohmann::json& c) { return {c["batch"], c["size"], c["size"]}; }
 
 class Reference : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(Reference, ModulesMatchTorchvisionsForwardHooks) {
     const auto ref = reference(GetParam());
-    const DenseNetConfig cfg = config_of(ref["case"]);
+    const DenseNetConfig cfg = test::config_of(ref["case"]);
     const RunShape s = shape_of(ref["case"]);
     std::vector<Layer> modules;
     for (const Layer& l : describe_layers(cfg, s.batch, s.height, s.width))
@@ -90,12 +74,12 @@ TEST_P(Reference, ModulesMatchTorchvisionsForwardHooks) {
 
 TEST_P(Reference, PrintsAsTorchPrintsTheModule) {
     const auto ref = reference(GetParam());
-    EXPECT_EQ(torch_repr(config_of(ref["case"])), ref["repr"].get<std::string>());
+    EXPECT_EQ(torch_repr(test::config_of(ref["case"])), ref["repr"].get<std::string>());
 }
 
 TEST_P(Reference, ModelBytesAsTheStateDictStoresThem) {
     const auto ref = reference(GetParam());
-    const ModelBytes m = model_bytes(config_of(ref["case"]));
+    const ModelBytes m = model_bytes(test::config_of(ref["case"]));
     EXPECT_EQ(m.parameters, ref["parameters"]);
     EXPECT_EQ(m.fp32(), ref["model_bytes_fp32"]);
     EXPECT_EQ(m.bf16(), ref["model_bytes_bf16"]);
@@ -103,7 +87,7 @@ TEST_P(Reference, ModelBytesAsTheStateDictStoresThem) {
 
 TEST_P(Reference, PyTorchActivationFiguresAsPyTorchCountsThem) {
     const auto ref = reference(GetParam());
-    const DenseNetConfig cfg = config_of(ref["case"]);
+    const DenseNetConfig cfg = test::config_of(ref["case"]);
     const RunShape s = shape_of(ref["case"]);
     EXPECT_EQ(naive_forward_bytes(cfg, s), ref["naive_bytes"]);
     EXPECT_EQ(autograd_saved_bytes(cfg, s), ref["saved_bytes"]);

@@ -4,6 +4,7 @@
 #include "model/checkpoint.h"
 #include "model/densenet.h"
 #include "train/optimizer.h"
+#include "model/reference_case.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -28,30 +29,13 @@ std::string case_label(const testing::TestParamInfo<Case>& info) {
     return info.param.name + (info.param.intermediates == Intermediates::keep ? "_keep" : "_recompute");
 }
 
-DenseNetConfig config_of(const nlohmann::json& c) {
-    DenseNetConfig cfg;
-    if (c["arch"] != "custom") {
-        cfg = densenet_preset(c["arch"], c["num_classes"]);
-    } else {
-        cfg.arch = "custom";
-        cfg.growth_rate = c["growth_rate"];
-        cfg.block_config = c["block_config"].get<std::vector<int64_t>>();
-        cfg.num_init_features = c["num_init_features"];
-        cfg.bn_size = c["bn_size"];
-        cfg.num_classes = c["num_classes"];
-    }
-    cfg.in_channels = c.value("in_channels", 3);
-    cfg.stem = c.value("stem", "") == "small_inputs" ? Stem::small_inputs : Stem::imagenet;
-    return cfg;
-}
-
 class Parity : public testing::TestWithParam<Case> {
 protected:
     void SetUp() override {
         dir_ = test::reference_dir() + "/" + GetParam().name;
         expected_ = std::make_unique<SafetensorsFile>(dir_ + "/expected.safetensors");
         auto meta = nlohmann::json::parse(expected_->metadata().at("case"));
-        cfg_ = config_of(meta);
+        cfg_ = test::config_of(meta);
         shape_ = {meta["batch"], meta["size"], meta["size"]};
         params_ = std::make_unique<Parameters>(cfg_);
         load_checkpoint(*params_, dir_ + "/init.safetensors");
