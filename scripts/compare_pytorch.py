@@ -30,6 +30,7 @@ FULL = [
     ("fp32 infer 224x224 b32", dict(mode="infer", input_size=224, batch_size=32), {}, "speed"),
     ("fp32 infer 224x224 b16", dict(mode="infer", input_size=224, batch_size=16), {}, "speed"),
     ("bf16 train 224x224 b32 (PyTorch: autocast)", dict(mode="train", input_size=224, batch_size=32, precision="bf16"), {}, "speed"),
+    ("peak memory, bf16 train 224x224 b32", dict(mode="train", input_size=224, batch_size=32, precision="bf16"), {}, "memory"),
     ("peak memory, fp32 train 224x224 b32", dict(mode="train", input_size=224, batch_size=32), {}, "memory"),
     ("peak memory, ours --memory keep", dict(mode="train", input_size=224, batch_size=32, memory="keep"), {}, "memory"),
     ("vs memory_efficient=True: speed", dict(mode="train", input_size=224, batch_size=32), {"memory_efficient": True}, "speed"),

@@ -65,7 +65,7 @@ void Pool2d::backward(const void* ddst, void* dsrc, const void* workspace) {
 }
 
 void global_avg_pool_forward(float* y, const FeatureMap& x) {
-    PhaseTimer timer(Phase::pooling, 0.0, 4.0 * double(x.floats() + x.n * x.c));
+    PhaseTimer timer(Phase::pooling, 0.0, 4.0 * double(x.elements() + x.n * x.c));
     const int64_t hw = x.h * x.w;
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < x.n; ++n) {
@@ -81,7 +81,7 @@ void global_avg_pool_forward(float* y, const FeatureMap& x) {
 }
 
 void global_avg_pool_backward(const FeatureMap& dx, const float* dy) {
-    PhaseTimer timer(Phase::pooling, 0.0, 4.0 * double(dx.floats() + dx.n * dx.c));
+    PhaseTimer timer(Phase::pooling, 0.0, 4.0 * double(dx.elements() + dx.n * dx.c));
     const int64_t hw = dx.h * dx.w;
     const float inv = 1.0f / float(hw);
 #pragma omp parallel for schedule(static)

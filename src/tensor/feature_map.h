@@ -15,8 +15,8 @@ namespace dn {
 // in nChw16c on this CPU, and cuDNN's fast layout is NHWC too.
 //
 // The element type is a tag, not a template parameter: in bf16 precision the same layer code
-// writes bf16 convolution operands where fp32 precision writes floats, and the kernels pick
-// their instantiation from the tags.
+// runs on bf16 activations where fp32 precision has floats (gradients that are accumulated stay
+// f32 in both), and the kernels pick their instantiation from the tags.
 struct FeatureMap {
     void* data = nullptr;
     int64_t n = 0, h = 0, w = 0;  // batch, height, width
@@ -26,8 +26,8 @@ struct FeatureMap {
 
     int64_t pixels() const { return n * h * w; }
     bool dense() const { return ld == c; }
-    int64_t floats() const { return pixels() * c; }  // elements, whatever their type
-    size_t bytes() const { return size_t(floats()) * dtype_bytes(type); }
+    int64_t elements() const { return pixels() * c; }
+    size_t bytes() const { return size_t(elements()) * dtype_bytes(type); }
 
     template <class T>
     T* pixel(int64_t p) const {
