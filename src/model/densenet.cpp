@@ -283,8 +283,9 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     LayerOps& ops = layers_[b][i];
     const int64_t in = l.norm1.channels, k = cfg_.growth_rate, C = l.norm2.channels;
 
-    // conv1's input is needed this early only to recompute conv1's output; where that output was
-    // kept, the input is recomputed just before conv1's backward-weights reads it, still in cache.
+    // conv1's input is needed this early only to recompute conv1's output. Where that output was
+    // kept, norm1's backward recomputes the input as it reads the same x, just before conv1's
+    // backward-weights reads it, still in cache.
     const bool recompute = plan_.intermediates == Intermediates::recompute;
     const bool input_late = recompute && plan_.keeps_bottlenecks;
     if (recompute && !input_late) {
@@ -304,13 +305,21 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     bn_relu_backward(d_bottleneck, Accumulate::assign, l.norm2.dweight, l.norm2.dbias,
                      act_map(plan_.d_activated_bottleneck, block.h, block.w, C), bottleneck,
                      at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2.weight, l.norm2.bias);
-    if (input_late) activate_layer_input(b, i, Mode::train);
+    const BatchNormParams& n1 = l.norm1;
+    FeatureMap x = block_features(b).channels(0, in), d_input = act_map(plan_.d_wide, block.h, block.w, in);
+    if (input_late) {
+        ops.conv1->backward_data(d_bottleneck.data, d_input.data);
+        bn_relu_backward_params_recomputing(act_map(lp.activated_input, block.h, block.w, in), n1.dweight, n1.dbias,
+                                            d_input, x, at(block.mean), at(block.var), n1.weight, n1.bias);
+        ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
+        bn_relu_backward_input(block_grad(b).channels(0, in), Accumulate::add, d_input, x, at(block.mean),
+                               at(block.var), n1.weight, n1.bias, n1.dweight, n1.dbias);
+        return;
+    }
     ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
-    ops.conv1->backward_data(d_bottleneck.data, raw(plan_.d_wide));
-
-    bn_relu_backward(block_grad(b).channels(0, in), Accumulate::add, l.norm1.dweight, l.norm1.dbias,
-                     act_map(plan_.d_wide, block.h, block.w, in), block_features(b).channels(0, in),
-                     at(block.mean), at(block.var), l.norm1.weight, l.norm1.bias);
+    ops.conv1->backward_data(d_bottleneck.data, d_input.data);
+    bn_relu_backward(block_grad(b).channels(0, in), Accumulate::add, n1.dweight, n1.dbias, d_input, x, at(block.mean),
+                     at(block.var), n1.weight, n1.bias);
 }
 
 void DenseNet::transition_backward(size_t b) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <omp.h>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 namespace dn {
@@ -124,26 +125,36 @@ void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean
 }
 
 namespace {
-template <class DX, class DY, class X>
-void bn_relu_backward_kernel(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
-                             const FeatureMap& x, const float* mean, const float* var, const float* gamma,
-                             const float* beta) {
-    const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
-    float* scale = channel_scratch(4 * C + 2 * blocks * C);
-    float* shift = scale + C;
-    float* rstd = shift + C;
-    float* k = rstd + C;
-    float* partial = k + C;  // (blocks, 2, C): each pixel block's sums of g and g * xhat
-    for (int64_t j = 0; j < C; ++j) {
-        rstd[j] = 1.0f / std::sqrt(var[j] + kBnEps);
-        scale[j] = gamma[j] * rstd[j];
-        shift[j] = beta[j] - mean[j] * scale[j];
-        k[j] = gamma[j] * rstd[j];
-    }
+// The per-channel constants both passes use.
+struct BackwardConstants {
+    float *scale, *shift, *rstd, *k;
+};
 
-    // Pass 1: with g = dy where the ReLU was open, dbeta = sum(g) and dgamma = sum(g * xhat).
-    // Each block of kSumBlock pixels sums in float, vectorised over whole pixel rows; the blocks
-    // are then added in double, in block order, so the result does not depend on the threads.
+BackwardConstants backward_constants(float* room, int64_t C, const float* mean, const float* var, const float* gamma,
+                                     const float* beta) {
+    BackwardConstants c{room, room + C, room + 2 * C, room + 3 * C};
+    for (int64_t j = 0; j < C; ++j) {
+        c.rstd[j] = 1.0f / std::sqrt(var[j] + kBnEps);
+        c.scale[j] = gamma[j] * c.rstd[j];
+        c.shift[j] = beta[j] - mean[j] * c.scale[j];
+        c.k[j] = gamma[j] * c.rstd[j];
+    }
+    return c;
+}
+
+// Pass 1: with g = dy where the ReLU was open, dbeta = sum(g) and dgamma = sum(g * xhat).
+// Each block of kSumBlock pixels sums in float, vectorised over whole pixel rows; the blocks are
+// then added in double, in block order, so the result does not depend on the threads. With a Y
+// other than void it also writes y = max(0, xhat * gamma + beta), as bn_relu_forward does.
+template <class Y, class DY, class X>
+void bn_relu_backward_params_kernel(const FeatureMap* y, float* dgamma, float* dbeta, const FeatureMap& dy,
+                                    const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                                    const float* beta) {
+    const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
+    float* room = channel_scratch(4 * C + 2 * blocks * C);
+    const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
+    const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd;
+    float* partial = room + 4 * C;  // (blocks, 2, C): each pixel block's sums of g and g * xhat
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
         float* sum_g = partial + b * 2 * C;
@@ -155,12 +166,25 @@ void bn_relu_backward_kernel(const FeatureMap& dx, Accumulate mode, float* dgamm
             const DY* pdy = dy.pixel<DY>(p);
             // dy is loaded whether or not the ReLU was open: a conditional load would keep the
             // compiler from vectorising (it may not read memory the source does not).
+            if constexpr (std::is_void_v<Y>) {
 #pragma omp simd
-            for (int64_t j = 0; j < C; ++j) {
-                const float d = to_float(pdy[j]), v = to_float(px[j]);
-                const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
-                sum_g[j] += g;
-                sum_gx[j] += g * ((v - mean[j]) * rstd[j]);
+                for (int64_t j = 0; j < C; ++j) {
+                    const float d = to_float(pdy[j]), v = to_float(px[j]);
+                    const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
+                    sum_g[j] += g;
+                    sum_gx[j] += g * ((v - mean[j]) * rstd[j]);
+                }
+            } else {
+                Y* py = y->pixel<Y>(p);
+#pragma omp simd
+                for (int64_t j = 0; j < C; ++j) {
+                    const float d = to_float(pdy[j]), v = to_float(px[j]);
+                    const float a = v * scale[j] + shift[j];
+                    py[j] = from_float<Y>(std::max(0.0f, a));
+                    const float g = a > 0.0f ? d : 0.0f;
+                    sum_g[j] += g;
+                    sum_gx[j] += g * ((v - mean[j]) * rstd[j]);
+                }
             }
         }
     }
@@ -174,10 +198,19 @@ void bn_relu_backward_kernel(const FeatureMap& dx, Accumulate mode, float* dgamm
         dbeta[j] = float(g);
         dgamma[j] = float(gx);
     }
+}
 
-    // Pass 2: dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat)).
-    float* mean_g = partial;  // the partial sums are spent; reuse their room
-    float* mean_gx = partial + C;
+// Pass 2: dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat)), the means from pass 1's sums.
+template <class DX, class DY, class X>
+void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
+                                   const float* mean, const float* var, const float* gamma, const float* beta,
+                                   const float* dgamma, const float* dbeta) {
+    const int64_t C = x.c, P = x.pixels();
+    float* room = channel_scratch(6 * C);
+    const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
+    const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd, *k = c.k;
+    float* mean_g = room + 4 * C;
+    float* mean_gx = room + 5 * C;
     for (int64_t j = 0; j < C; ++j) {
         mean_g[j] = dbeta[j] / float(P);
         mean_gx[j] = dgamma[j] / float(P);
@@ -206,23 +239,55 @@ void bn_relu_backward_kernel(const FeatureMap& dx, Accumulate mode, float* dgamm
 }
 }  // namespace
 
-void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
-                      const FeatureMap& x, const float* mean, const float* var, const float* gamma,
-                      const float* beta) {
-    // A gradient that many layers add into must keep f32's precision.
-    if (mode == Accumulate::add && dx.type != DType::f32)
-        throw std::logic_error("bn_relu_backward accumulates into f32 gradients only");
-    // Pass 1 reads x and dy; pass 2 reads them again and writes dx (reading it too when adding).
-    const double passes = 2.0 * double(x.bytes() + dy.bytes()) + double(dx.bytes()) * (mode == Accumulate::add ? 2.0 : 1.0);
-    PhaseTimer timer(Phase::bn_relu_backward, 0.0, passes);
-    with_type(dx.type, [&](auto dxt) {
+void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
+                             const float* var, const float* gamma, const float* beta) {
+    PhaseTimer timer(Phase::bn_relu_backward, 0.0, double(x.bytes() + dy.bytes()));
+    with_type(dy.type, [&](auto dyt) {
+        with_type(x.type, [&](auto xt) {
+            bn_relu_backward_params_kernel<void, decltype(dyt), decltype(xt)>(nullptr, dgamma, dbeta, dy, x, mean, var,
+                                                                             gamma, beta);
+        });
+    });
+}
+
+void bn_relu_backward_params_recomputing(const FeatureMap& y, float* dgamma, float* dbeta, const FeatureMap& dy,
+                                         const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                                         const float* beta) {
+    PhaseTimer timer(Phase::bn_relu_backward, 0.0, double(x.bytes() + dy.bytes() + y.bytes()));
+    with_type(y.type, [&](auto yt) {
         with_type(dy.type, [&](auto dyt) {
             with_type(x.type, [&](auto xt) {
-                bn_relu_backward_kernel<decltype(dxt), decltype(dyt), decltype(xt)>(dx, mode, dgamma, dbeta, dy, x,
-                                                                                    mean, var, gamma, beta);
+                bn_relu_backward_params_kernel<decltype(yt), decltype(dyt), decltype(xt)>(&y, dgamma, dbeta, dy, x, mean,
+                                                                                         var, gamma, beta);
             });
         });
     });
+}
+
+void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
+                            const float* mean, const float* var, const float* gamma, const float* beta,
+                            const float* dgamma, const float* dbeta) {
+    // A gradient that many layers add into must keep f32's precision.
+    if (mode == Accumulate::add && dx.type != DType::f32)
+        throw std::logic_error("bn_relu_backward accumulates into f32 gradients only");
+    // Reads x and dy, and writes dx (reading it too when adding).
+    const double bytes = double(x.bytes() + dy.bytes()) + double(dx.bytes()) * (mode == Accumulate::add ? 2.0 : 1.0);
+    PhaseTimer timer(Phase::bn_relu_backward, 0.0, bytes);
+    with_type(dx.type, [&](auto dxt) {
+        with_type(dy.type, [&](auto dyt) {
+            with_type(x.type, [&](auto xt) {
+                bn_relu_backward_input_kernel<decltype(dxt), decltype(dyt), decltype(xt)>(dx, mode, dy, x, mean, var,
+                                                                                         gamma, beta, dgamma, dbeta);
+            });
+        });
+    });
+}
+
+void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
+                      const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                      const float* beta) {
+    bn_relu_backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta);
+    bn_relu_backward_input(dx, mode, dy, x, mean, var, gamma, beta, dgamma, dbeta);
 }
 
 }  // namespace dn

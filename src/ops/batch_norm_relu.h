@@ -1,4 +1,5 @@
-// defines: batch_stats, update_running_stats, bn_relu_forward, bn_relu_backward
+// defines: batch_stats, update_running_stats, bn_relu_forward, bn_relu_backward, bn_relu_backward_params,
+//          bn_relu_backward_params_recomputing, bn_relu_backward_input
 //
 // BatchNorm2d followed by ReLU, as one pass over memory, on the engine's own kernels.
 // These read strided channel views (a dense layer's input prefix inside its block buffer),
@@ -34,7 +35,21 @@ enum class Accumulate { assign, add };
 
 // Backward through the ReLU and a batch-statistics normalisation. dgamma and dbeta are assigned;
 // dx is assigned or added to, since in a dense block many layers send gradient to one channel.
+// It is bn_relu_backward_params then bn_relu_backward_input (two passes over x and dy).
 void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, float* dbeta, const FeatureMap& dy,
                       const FeatureMap& x, const float* mean, const float* var, const float* gamma, const float* beta);
+
+// Pass 1: dgamma and dbeta (assigned), which pass 2 needs.
+void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
+                             const float* var, const float* gamma, const float* beta);
+// Pass 1 that also writes y = bn_relu_forward(x), bit for bit: the memory-efficient backward
+// needs the forward output again (for conv1's backward-weights) just as pass 1 reads the same x.
+void bn_relu_backward_params_recomputing(const FeatureMap& y, float* dgamma, float* dbeta, const FeatureMap& dy,
+                                         const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                                         const float* beta);
+// Pass 2: dx from dy, x and pass 1's dgamma and dbeta.
+void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
+                            const float* mean, const float* var, const float* gamma, const float* beta,
+                            const float* dgamma, const float* dbeta);
 
 }  // namespace dn

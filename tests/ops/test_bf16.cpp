@@ -113,6 +113,16 @@ TEST(Bf16, BatchNormReluMatchesF32OnTheSameValues) {
     EXPECT_EQ(db32, db16);
     for (size_t i = 0; i < dx32.size(); ++i) ASSERT_EQ(dx16[i].bits, to_bf16(dx32[i]).bits) << i;
 
+    // The memory-efficient backward's pass 1 rewrites the forward output: it must be the same bits.
+    std::vector<bf16> again(y16.size());
+    std::vector<float> dg(C), db(C);
+    bn_relu_backward_params_recomputing(dense_map(again.data(), N, H, W, C), dg.data(), db.data(),
+                                        dense_map(dyb.data(), N, H, W, C), x16, mean32.data(), var32.data(),
+                                        gamma.data(), beta.data());
+    for (size_t i = 0; i < y16.size(); ++i) ASSERT_EQ(again[i].bits, y16[i].bits) << i;
+    EXPECT_EQ(dg, dg16);
+    EXPECT_EQ(db, db16);
+
     std::vector<float> acc32(size_t(P * LD), 0.25f), acc16(size_t(P * LD), 0.25f);
     bn_relu_backward(FeatureMap{acc32.data(), N, H, W, C, LD}, Accumulate::add, dg32.data(), db32.data(),
                      dense_map(dyf.data(), N, H, W, C), x32, mean32.data(), var32.data(), gamma.data(), beta.data());
