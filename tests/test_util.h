@@ -1,9 +1,11 @@
-// defines: relative_error, reference_dir: what the parity tests share
+// defines: relative_error, reference_dir, random_vector: what the parity tests share
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace dn::test {
 
@@ -22,6 +24,15 @@ inline double relative_error(const float* a, const float* b, int64_t n) {
 inline std::string reference_dir() {
     const char* dir = std::getenv("DENSENET_REFERENCE_DIR");
     return dir ? dir : DENSENET_DEFAULT_REFERENCE_DIR;
+}
+
+// n values uniform in [lo, hi) from a seeded generator: the same inputs on every run.
+inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = u(rng);
+    return v;
 }
 
 }  // namespace dn::test

@@ -41,18 +41,10 @@ protected:
         load_checkpoint(*params_, dir_ + "/init.safetensors");
         net_ = std::make_unique<DenseNet>(ctx_, *params_, shape_, Pass::training, GetParam().intermediates);
         input_ = floats("input");
-        const auto& labels = expected_->tensors().at("labels");
-        labels_.resize(labels.bytes / 4);
-        std::memcpy(labels_.data(), labels.data, labels.bytes);
+        labels_ = test::labels_of(*expected_);
     }
 
-    std::vector<float> floats(const std::string& name) const {
-        const auto& t = expected_->tensors().at(name);
-        EXPECT_EQ(t.dtype, "F32") << name;
-        std::vector<float> v(t.bytes / 4);
-        std::memcpy(v.data(), t.data, t.bytes);
-        return v;
-    }
+    std::vector<float> floats(const std::string& name) const { return test::floats_of(*expected_, name); }
 
     // Checks `actual` against PyTorch's exact (float64) result. The bar is `tol`, or twice the
     // distance of PyTorch's own float32 result from the exact one where that is larger: no test

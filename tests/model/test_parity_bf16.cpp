@@ -40,18 +40,10 @@ protected:
         net_ = std::make_unique<DenseNet>(ctx_, *params_, RunShape{meta["batch"], meta["size"], meta["size"]},
                                           Pass::training, Intermediates::recompute, Precision::bf16);
         input_ = floats("input");
-        const auto& labels = expected_->tensors().at("labels");
-        labels_.resize(labels.bytes / 4);
-        std::memcpy(labels_.data(), labels.data, labels.bytes);
+        labels_ = test::labels_of(*expected_);
     }
 
-    std::vector<float> floats(const std::string& name) const {
-        const auto& t = expected_->tensors().at(name);
-        EXPECT_EQ(t.dtype, "F32") << name;
-        std::vector<float> v(t.bytes / 4);
-        std::memcpy(v.data(), t.data, t.bytes);
-        return v;
-    }
+    std::vector<float> floats(const std::string& name) const { return test::floats_of(*expected_, name); }
 
     void expect_close(const float* actual, const std::string& name) {
         std::vector<float> exact = floats("f64." + name), autocast = floats("bf16." + name);

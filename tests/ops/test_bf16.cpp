@@ -18,13 +18,7 @@
 namespace dn {
 namespace {
 
-std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-}
+using test::random_vector;
 
 std::vector<bf16> rounded(const std::vector<float>& v) {
     std::vector<bf16> out(v.size());

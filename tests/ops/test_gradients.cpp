@@ -5,6 +5,7 @@
 #include "ops/linear.h"
 #include "ops/loss.h"
 #include "ops/pool.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -15,13 +16,7 @@
 namespace dn {
 namespace {
 
-std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> u(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-}
+using test::random_vector;
 
 double dot(const std::vector<float>& a, const std::vector<float>& b) {
     double s = 0.0;
