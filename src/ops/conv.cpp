@@ -2,73 +2,176 @@
 
 #include "ops/profiler.h"
 
+#include <stdexcept>
 #include <string>
 
 namespace dn {
 
 using namespace dnnl;
 
+// Measured with 2 threads, DenseNet-121's pointwise shapes (I = 128..1000 -> O = 128), fp32 and bf16,
+// batch 32 at 56..7 pixels a side and batch 64 at 8..1:
+// - backward-weights: the convolution primitive parallelises over images and spatial blocks, which
+//   starves at small maps: at 4x4 it ran 177-214 GFLOP/s fp32 (bf16 190-257) against matmul's
+//   209-224 (312-357); at 2x2 120-148 (50-105) against 199-224 (254-322); at 7x7 117-207 against
+//   174-203. At 8x8 they tie, and from 14x14 up the convolution is faster (matmul 120-170 at 56x56).
+// - forward and backward-data hold 200+ GFLOP/s on the convolution primitive down to 2x2 (where
+//   matmul ties), but at 1x1 it ran 85-106 (bf16 97-208) against matmul's 173-218 (198-330).
+ConvKernels default_conv_kernels(const ConvShape& s) {
+    if (!s.is_pointwise()) return {};
+    const int64_t pixels = s.out_h() * s.out_w();
+    const ConvKernel small_map = pixels == 1 ? ConvKernel::matmul : ConvKernel::convolution;
+    return {small_map, small_map, pixels <= 49 ? ConvKernel::matmul : ConvKernel::convolution};
+}
+
 Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type)
-    : ctx_(ctx), shape_(s), type_(type), pass_(pass) {
+    : Conv2d(ctx, s, pass, name, type, default_conv_kernels(s)) {}
+
+Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type, ConvKernels kernels)
+    : ctx_(ctx), shape_(s), type_(type), pass_(pass), kernels_(kernels) {
+    if (uses(ConvKernel::matmul) && !s.is_pointwise())
+        throw std::invalid_argument(std::string(name) + ": matmul computes only 1x1, stride-1, unpadded convolutions");
     const auto& eng = ctx.engine();
-    auto src_md = nhwc_desc(s.batch, s.in_channels, s.in_h, s.in_w, type);
-    auto dst_md = nhwc_desc(s.batch, s.out_channels, s.out_h(), s.out_w(), type);
-    memory::desc user_w_md({s.out_channels, s.in_channels, s.kernel, s.kernel}, dt::f32, tag::oihw);
-    memory::desc any_w_md({s.out_channels, s.in_channels, s.kernel, s.kernel}, dnnl_type(type), tag::any);
+    user_weights_ = memory({{s.out_channels, s.in_channels, s.kernel, s.kernel}, dt::f32, tag::oihw}, eng, nullptr);
+    if (uses(ConvKernel::convolution)) build_convolution(name);
+    if (uses(ConvKernel::matmul)) build_matmul(name);
+}
+
+bool Conv2d::uses(ConvKernel kernel) const {
+    if (kernels_.forward == kernel) return true;
+    return pass_ == Pass::training && (kernels_.backward_data == kernel || kernels_.backward_weights == kernel);
+}
+
+void Conv2d::build_convolution(const char* name) {
+    const ConvShape& s = shape_;
+    const auto& eng = ctx_.engine();
+    auto src_md = nhwc_desc(s.batch, s.in_channels, s.in_h, s.in_w, type_);
+    auto dst_md = nhwc_desc(s.batch, s.out_channels, s.out_h(), s.out_w(), type_);
+    memory::desc any_w_md({s.out_channels, s.in_channels, s.kernel, s.kernel}, dnnl_type(type_), tag::any);
     // oneDNN's bf16 backward-weights accumulates in f32 and writes f32, for the f32 optimizer.
     memory::desc any_dw_md({s.out_channels, s.in_channels, s.kernel, s.kernel}, dt::f32, tag::any);
     memory::dims strides{s.stride, s.stride}, pad{s.pad, s.pad};
-    auto prop = pass == Pass::training ? prop_kind::forward_training : prop_kind::forward_inference;
-
-    convolution_forward::primitive_desc fwd_pd(
-        {prop, algorithm::convolution_direct, src_md, any_w_md, dst_md, strides, pad, pad}, ctx.attr(), eng);
-    ctx.register_primitive(std::string(name) + " forward", fwd_pd);
-    fwd_ = convolution_forward(fwd_pd);
+    auto prop = pass_ == Pass::training ? prop_kind::forward_training : prop_kind::forward_inference;
     src_ = memory(src_md, eng, nullptr);
     dst_ = memory(dst_md, eng, nullptr);
-    user_weights_ = memory(user_w_md, eng, nullptr);
-    fwd_weights_ = memory(fwd_pd.weights_desc(), eng);
-    to_fwd_weights_ = reorder(user_weights_, fwd_weights_);
-    fwd_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, fwd_weights_}, {DNNL_ARG_DST, dst_}};
-    if (pass == Pass::inference) return;
 
-    convolution_backward_data::primitive_desc bwd_data_pd(
-        {algorithm::convolution_direct, src_md, any_w_md, dst_md, strides, pad, pad}, ctx.attr(), eng, fwd_pd);
-    ctx.register_primitive(std::string(name) + " backward-data", bwd_data_pd);
-    bwd_data_ = convolution_backward_data(bwd_data_pd);
-    bwd_data_shares_weights_ = bwd_data_pd.weights_desc() == fwd_pd.weights_desc();
-    if (!bwd_data_shares_weights_) {
-        bwd_data_weights_ = memory(bwd_data_pd.weights_desc(), eng);
-        to_bwd_data_weights_ = reorder(user_weights_, bwd_data_weights_);
+    // The backward passes take the forward's descriptor as their hint, whichever kernel runs forward.
+    convolution_forward::primitive_desc fwd_pd(
+        {prop, algorithm::convolution_direct, src_md, any_w_md, dst_md, strides, pad, pad}, ctx_.attr(), eng);
+    const bool conv_forward = kernels_.forward == ConvKernel::convolution;
+    if (conv_forward) {
+        ctx_.register_primitive(std::string(name) + " forward", fwd_pd);
+        fwd_ = convolution_forward(fwd_pd);
+        fwd_weights_ = memory(fwd_pd.weights_desc(), eng);
+        to_fwd_weights_ = reorder(user_weights_, fwd_weights_);
+        fwd_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, fwd_weights_}, {DNNL_ARG_DST, dst_}};
     }
-    bwd_data_args_ = {{DNNL_ARG_DIFF_DST, dst_},
-                      {DNNL_ARG_WEIGHTS, bwd_data_shares_weights_ ? fwd_weights_ : bwd_data_weights_},
-                      {DNNL_ARG_DIFF_SRC, src_}};
+    if (pass_ == Pass::inference) return;
 
-    convolution_backward_weights::primitive_desc bwd_w_pd(
-        {algorithm::convolution_direct, src_md, any_dw_md, dst_md, strides, pad, pad}, ctx.attr(), eng, fwd_pd);
-    ctx.register_primitive(std::string(name) + " backward-weights", bwd_w_pd);
-    bwd_weights_ = convolution_backward_weights(bwd_w_pd);
-    diff_weights_ = memory(bwd_w_pd.diff_weights_desc(), eng);
-    user_diff_weights_ = memory(user_w_md, eng, nullptr);
-    from_diff_weights_ = reorder(diff_weights_, user_diff_weights_);
-    bwd_weights_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights_}};
+    if (kernels_.backward_data == ConvKernel::convolution) {
+        convolution_backward_data::primitive_desc bwd_data_pd(
+            {algorithm::convolution_direct, src_md, any_w_md, dst_md, strides, pad, pad}, ctx_.attr(), eng, fwd_pd);
+        ctx_.register_primitive(std::string(name) + " backward-data", bwd_data_pd);
+        bwd_data_ = convolution_backward_data(bwd_data_pd);
+        bwd_data_shares_weights_ = conv_forward && bwd_data_pd.weights_desc() == fwd_pd.weights_desc();
+        if (!bwd_data_shares_weights_) {
+            bwd_data_weights_ = memory(bwd_data_pd.weights_desc(), eng);
+            to_bwd_data_weights_ = reorder(user_weights_, bwd_data_weights_);
+        }
+        bwd_data_args_ = {{DNNL_ARG_DIFF_DST, dst_},
+                          {DNNL_ARG_WEIGHTS, bwd_data_shares_weights_ ? fwd_weights_ : bwd_data_weights_},
+                          {DNNL_ARG_DIFF_SRC, src_}};
+    }
+
+    if (kernels_.backward_weights == ConvKernel::convolution) {
+        convolution_backward_weights::primitive_desc bwd_w_pd(
+            {algorithm::convolution_direct, src_md, any_dw_md, dst_md, strides, pad, pad}, ctx_.attr(), eng, fwd_pd);
+        ctx_.register_primitive(std::string(name) + " backward-weights", bwd_w_pd);
+        bwd_weights_ = convolution_backward_weights(bwd_w_pd);
+        diff_weights_ = memory(bwd_w_pd.diff_weights_desc(), eng);
+        user_diff_weights_ = memory(user_weights_.get_desc(), eng, nullptr);
+        from_diff_weights_ = reorder(diff_weights_, user_diff_weights_);
+        bwd_weights_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_DIFF_WEIGHTS, diff_weights_}};
+    }
+}
+
+void Conv2d::build_matmul(const char* name) {
+    const ConvShape& s = shape_;
+    const auto& eng = ctx_.engine();
+    const int64_t P = s.batch * s.in_h * s.in_w, I = s.in_channels, O = s.out_channels;
+    const dt type = dnnl_type(type_);
+    memory::desc src_md({P, I}, type, tag::ab), dst_md({P, O}, type, tag::ab);
+    memory::desc weights_md({O, I}, type, tag::ab), weights_t_md({I, O}, type, memory::dims{1, I});
+    memory::desc ddst_t_md({O, P}, type, memory::dims{1, O}), dweights_md({O, I}, dt::f32, tag::ab);
+    mm_src_ = memory(src_md, eng, nullptr);
+    mm_dst_ = memory(dst_md, eng, nullptr);
+    mm_weights_transposed_ = memory(weights_t_md, eng, nullptr);
+    mm_weights_ = memory(weights_md, eng, nullptr);
+    if (type_ == DType::bf16) {
+        bf16_weights_ = memory({{O, I, 1, 1}, dt::bf16, tag::oihw}, eng);
+        to_bf16_weights_ = reorder(user_weights_, bf16_weights_);
+        mm_weights_transposed_.set_data_handle(bf16_weights_.get_data_handle());
+        mm_weights_.set_data_handle(bf16_weights_.get_data_handle());
+    }
+
+    if (kernels_.forward == ConvKernel::matmul) {
+        matmul::primitive_desc pd({src_md, weights_t_md, dst_md}, ctx_.attr(), eng);
+        ctx_.register_primitive(std::string(name) + " forward", pd);
+        mm_fwd_ = matmul(pd);
+        mm_fwd_args_ = {{DNNL_ARG_SRC, mm_src_}, {DNNL_ARG_WEIGHTS, mm_weights_transposed_}, {DNNL_ARG_DST, mm_dst_}};
+    }
+    if (pass_ == Pass::inference) return;
+    if (kernels_.backward_data == ConvKernel::matmul) {
+        // dsrc (P,I) = ddst (P,O) * W (O,I)
+        matmul::primitive_desc pd({dst_md, weights_md, src_md}, ctx_.attr(), eng);
+        ctx_.register_primitive(std::string(name) + " backward-data", pd);
+        mm_bwd_data_ = matmul(pd);
+        mm_bwd_data_args_ = {{DNNL_ARG_SRC, mm_dst_}, {DNNL_ARG_WEIGHTS, mm_weights_}, {DNNL_ARG_DST, mm_src_}};
+    }
+    if (kernels_.backward_weights == ConvKernel::matmul) {
+        // dW (O,I) = ddst^T (O,P) * src (P,I), accumulated in f32
+        mm_ddst_transposed_ = memory(ddst_t_md, eng, nullptr);
+        mm_dweights_ = memory(dweights_md, eng, nullptr);
+        matmul::primitive_desc pd({ddst_t_md, src_md, dweights_md}, ctx_.attr(), eng);
+        ctx_.register_primitive(std::string(name) + " backward-weights", pd);
+        mm_bwd_weights_ = matmul(pd);
+        mm_bwd_weights_args_ = {{DNNL_ARG_SRC, mm_ddst_transposed_}, {DNNL_ARG_WEIGHTS, mm_src_},
+                                {DNNL_ARG_DST, mm_dweights_}};
+    }
 }
 
 void Conv2d::load_weights(const float* weights_oihw) {
-    const bool two_layouts = pass_ == Pass::training && !bwd_data_shares_weights_;
-    // Reads the f32 weights and writes each layout in the operands' type.
-    const double writes = (two_layouts ? 2.0 : 1.0) * double(dtype_bytes(type_));
-    PhaseTimer timer(Phase::weight_reorder, 0.0, (4.0 + writes) * double(shape_.weight_count()));
+    const bool training = pass_ == Pass::training;
+    const bool conv_forward = kernels_.forward == ConvKernel::convolution;
+    const bool conv_bwd_data_layout = training && kernels_.backward_data == ConvKernel::convolution && !bwd_data_shares_weights_;
+    const bool matmul_weights = kernels_.forward == ConvKernel::matmul || (training && kernels_.backward_data == ConvKernel::matmul);
+    const bool bf16_copy = matmul_weights && type_ == DType::bf16;
     user_weights_.set_data_handle(const_cast<float*>(weights_oihw));
-    to_fwd_weights_.execute(ctx_.stream(), user_weights_, fwd_weights_);
-    if (two_layouts) to_bwd_data_weights_.execute(ctx_.stream(), user_weights_, bwd_data_weights_);
+    if (matmul_weights && !bf16_copy) {
+        // f32 matmul reads the weights where the optimizer leaves them.
+        mm_weights_transposed_.set_data_handle(const_cast<float*>(weights_oihw));
+        mm_weights_.set_data_handle(const_cast<float*>(weights_oihw));
+    }
+    const int layouts = int(conv_forward) + int(conv_bwd_data_layout) + int(bf16_copy);
+    if (layouts == 0) return;
+    // Reads the f32 weights and writes each layout in the operands' type.
+    PhaseTimer timer(Phase::weight_reorder, 0.0, (4.0 + layouts * double(dtype_bytes(type_))) * double(shape_.weight_count()));
+    if (conv_forward) to_fwd_weights_.execute(ctx_.stream(), user_weights_, fwd_weights_);
+    if (conv_bwd_data_layout) to_bwd_data_weights_.execute(ctx_.stream(), user_weights_, bwd_data_weights_);
+    if (bf16_copy) to_bf16_weights_.execute(ctx_.stream(), user_weights_, bf16_weights_);
 }
 
 // The scratchpad is looked up at every call: the context replaces it when a later primitive
 // needs a larger one.
 void Conv2d::forward(const void* src, void* dst) {
     PhaseTimer timer(Phase::conv_forward, 2.0 * double(shape_.macs()));
+    if (kernels_.forward == ConvKernel::matmul) {
+        mm_src_.set_data_handle(const_cast<void*>(src));
+        mm_dst_.set_data_handle(dst);
+        mm_fwd_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+        mm_fwd_.execute(ctx_.stream(), mm_fwd_args_);
+        return;
+    }
     src_.set_data_handle(const_cast<void*>(src));
     dst_.set_data_handle(dst);
     fwd_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
@@ -77,6 +180,13 @@ void Conv2d::forward(const void* src, void* dst) {
 
 void Conv2d::backward_data(const void* ddst, void* dsrc) {
     PhaseTimer timer(Phase::conv_backward_data, 2.0 * double(shape_.macs()));
+    if (kernels_.backward_data == ConvKernel::matmul) {
+        mm_dst_.set_data_handle(const_cast<void*>(ddst));
+        mm_src_.set_data_handle(dsrc);
+        mm_bwd_data_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+        mm_bwd_data_.execute(ctx_.stream(), mm_bwd_data_args_);
+        return;
+    }
     dst_.set_data_handle(const_cast<void*>(ddst));
     src_.set_data_handle(dsrc);
     bwd_data_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
@@ -85,6 +195,14 @@ void Conv2d::backward_data(const void* ddst, void* dsrc) {
 
 void Conv2d::backward_weights(const void* src, const void* ddst, float* dweights_oihw) {
     PhaseTimer timer(Phase::conv_backward_weights, 2.0 * double(shape_.macs()));
+    if (kernels_.backward_weights == ConvKernel::matmul) {
+        mm_ddst_transposed_.set_data_handle(const_cast<void*>(ddst));
+        mm_src_.set_data_handle(const_cast<void*>(src));
+        mm_dweights_.set_data_handle(dweights_oihw);
+        mm_bwd_weights_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+        mm_bwd_weights_.execute(ctx_.stream(), mm_bwd_weights_args_);
+        return;
+    }
     src_.set_data_handle(const_cast<void*>(src));
     dst_.set_data_handle(const_cast<void*>(ddst));
     bwd_weights_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();

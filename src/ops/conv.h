@@ -1,4 +1,5 @@
-// defines: ConvShape, Conv2d (oneDNN convolution: forward, backward-data, backward-weights)
+// defines: ConvShape, ConvKernel, ConvKernels, default_conv_kernels,
+//          Conv2d (oneDNN convolution: forward, backward-data, backward-weights)
 #pragma once
 #include "ops/dnnl_context.h"
 
@@ -17,16 +18,35 @@ struct ConvShape {
     int64_t out_w() const { return (in_w + 2 * pad - kernel) / stride + 1; }
     int64_t weight_count() const { return out_channels * in_channels * kernel * kernel; }
     int64_t macs() const { return batch * out_h() * out_w() * out_channels * in_channels * kernel * kernel; }
+    bool is_pointwise() const { return kernel == 1 && stride == 1 && pad == 0; }
 };
+
+// Which oneDNN primitive computes a pass. A pointwise (1x1, stride 1) convolution over NHWC is the
+// matrix product (N*H*W x I) * (I x O), so oneDNN's matmul can run it on the OIHW weights as they
+// are, with no weight reorder; the convolution primitive wants its own blocked weight layout.
+enum class ConvKernel { convolution, matmul };
+
+struct ConvKernels {
+    ConvKernel forward = ConvKernel::convolution;
+    ConvKernel backward_data = ConvKernel::convolution;
+    ConvKernel backward_weights = ConvKernel::convolution;
+};
+
+// The faster kernel for each pass of `shape`, from measurements on DenseNet's shapes.
+ConvKernels default_conv_kernels(const ConvShape& shape);
 
 // Activations are dense NHWC, all of `type`: src, dst and their gradients. With bf16, oneDNN's
 // AVX512-BF16 kernels multiply bf16 and accumulate in f32. Weights and their gradient are
-// PyTorch's OIHW floats. oneDNN picks its own weight layout (format_tag::any), so the weights are
-// reordered into it once per step, after the optimizer has moved them (the same reorder converts
-// them to bf16), and the weight gradient, f32 in either precision, is reordered back.
+// PyTorch's OIHW floats. Where a pass runs the convolution primitive, oneDNN picks its own weight
+// layout (format_tag::any), so the weights are reordered into it once per step, after the
+// optimizer has moved them (the same reorder converts them to bf16), and the weight gradient,
+// f32 in either precision, is reordered back. Matmul passes read and write OIHW directly (in
+// bf16, from a bf16 copy made in load_weights).
 class Conv2d {
 public:
     Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type = DType::f32);
+    // `kernels` other than the default: for tests that compare the two. Matmul needs a pointwise shape.
+    Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type, ConvKernels kernels);
 
     const ConvShape& shape() const { return shape_; }
     DType type() const { return type_; }
@@ -37,10 +57,17 @@ public:
     void backward_weights(const void* src, const void* ddst, float* dweights_oihw);  // assigns
 
 private:
+    void build_convolution(const char* name);
+    void build_matmul(const char* name);
+    bool uses(ConvKernel kernel) const;
+
     DnnlContext& ctx_;
     ConvShape shape_;
     DType type_;
     Pass pass_;
+    ConvKernels kernels_;
+
+    // The convolution primitive's passes.
     dnnl::memory src_, dst_, user_weights_, fwd_weights_, bwd_data_weights_, diff_weights_, user_diff_weights_;
     dnnl::convolution_forward fwd_;
     dnnl::convolution_backward_data bwd_data_;
@@ -49,6 +76,15 @@ private:
     // Built once: they hold the memory handles above, whose data pointers each call sets.
     std::unordered_map<int, dnnl::memory> fwd_args_, bwd_data_args_, bwd_weights_args_;
     bool bwd_data_shares_weights_ = true;
+
+    // The matmul passes: (P,I) and (P,O) are the NHWC activations, P = N*H*W.
+    dnnl::memory mm_src_, mm_dst_;            // (P,I), (P,O)
+    dnnl::memory mm_weights_transposed_;      // (I,O): the (O,I) weights read column-major
+    dnnl::memory mm_weights_, mm_ddst_transposed_, mm_dweights_;  // (O,I); (O,P); (O,I) f32
+    dnnl::memory bf16_weights_;               // (O,I,1,1) bf16 copy, bf16 matmul only
+    dnnl::reorder to_bf16_weights_;
+    dnnl::matmul mm_fwd_, mm_bwd_data_, mm_bwd_weights_;
+    std::unordered_map<int, dnnl::memory> mm_fwd_args_, mm_bwd_data_args_, mm_bwd_weights_args_;
 };
 
 }  // namespace dn

@@ -77,10 +77,9 @@ TEST(Gradients, BatchNormReluOnAStridedViewAccumulates) {
     check_gradient("dbeta", beta, dbeta, loss, 1e-3f);
 }
 
-TEST(Gradients, Convolution) {
+void check_convolution_gradients(const ConvShape& s, ConvKernels kernels) {
     DnnlContext ctx;
-    ConvShape s{2, 5, 6, 6, 4, 3, 2, 1};
-    Conv2d conv(ctx, s, Pass::training, "test");
+    Conv2d conv(ctx, s, Pass::training, "test", DType::f32, kernels);
     std::vector<float> x = random_vector(size_t(s.batch * s.in_h * s.in_w * s.in_channels), 5);
     std::vector<float> w = random_vector(size_t(s.weight_count()), 6);
     const size_t out_size = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
@@ -96,6 +95,14 @@ TEST(Gradients, Convolution) {
     conv.backward_weights(x.data(), r.data(), dw.data());
     check_gradient("conv dx", x, dx, loss);
     check_gradient("conv dw", w, dw, loss);
+}
+
+TEST(Gradients, Convolution) { check_convolution_gradients({2, 5, 6, 6, 4, 3, 2, 1}, ConvKernels{}); }
+
+// A pointwise convolution computed as a matrix product, in all three passes.
+TEST(Gradients, PointwiseConvolutionAsMatmul) {
+    const ConvKernel mm = ConvKernel::matmul;
+    check_convolution_gradients({3, 7, 2, 3, 5, 1, 1, 0}, {mm, mm, mm});
 }
 
 TEST(Gradients, MaxAndAveragePooling) {
