@@ -40,7 +40,10 @@ Learned train_and_test(Precision precision, uint64_t seed) {
     const int64_t B = 32, train_images = 3200, test_images = 1000;
     DenseNet net(ctx, params, {B, 28, 28}, Pass::training, Intermediates::recompute, precision);
     AdamOptions o;
-    o.lr = 2e-3;
+    // At 2e-3 the eval-mode accuracy swung with the running statistics, which lag weights that
+    // move fast (48.7-74.7% over seeds 42-45 and two summation orders of the batch statistics);
+    // at 1e-3 it held 70.6-74.7% over the same runs.
+    o.lr = 1e-3;
     Adam adam(params.count(), o);
 
     std::vector<float> x(size_t(B * 28 * 28));
@@ -90,17 +93,17 @@ Learned train_and_test(Precision precision, uint64_t seed) {
 
 TEST(Learning, FashionMnistWellAboveChance) {
     // Chance is 10%, and a network whose gradients or updates are wrong stays near it. This run
-    // measured 73.5%; the bar is 60% so that thread count and rounding never decide the result.
+    // measured 74.5%; the bar is 60% so that thread count and rounding never decide the result.
     EXPECT_GE(train_and_test(Precision::fp32, 42).accuracy, 0.60);
 }
 
 // bf16 mixed precision must learn as fp32 does, in the same run from the same seed. This run is
-// too short for its test accuracy to compare the two: after 200 steps at lr 2e-3 the eval-mode
-// accuracy swings with the running statistics (fp32 alone measured 62-73% over seeds 42-49, and
-// bf16 56-74%, by up to 16 points from fp32 for one seed). The training loss does not swing: over
-// seeds 42-45 bf16's second-epoch loss was within 0.1-1.2% of fp32's (0.848 against 0.850 for
-// seed 42), while seeds differ from each other by up to 8%. So the loss is held to 5% of fp32's,
-// and the accuracy only to far above chance. (The figure, test accuracy within 0.5
+// too short for its test accuracy to compare the two: after 200 steps the eval-mode accuracy
+// swings with the running statistics (at lr 2e-3, fp32 alone measured 62-73% over seeds 42-49,
+// and bf16 56-74%, by up to 16 points from fp32 for one seed). The training loss does not swing:
+// over seeds 42-45 bf16's second-epoch loss was within 0.1-1.2% of fp32's, while seeds differ
+// from each other by up to 8%. So the loss is held to 5% of fp32's, and the accuracy only to far
+// above chance. (The figure, test accuracy within 0.5
 // points of fp32, needs a real run: densenet121 on 20000 images for 5 epochs measured +0.36
 // and -0.04 points for two seeds.)
 TEST(Learning, Bf16LearnsAsFp32Does) {
