@@ -97,6 +97,11 @@ const Batch* BatchLoader::next() {
     return &slots_[slot];
 }
 
+double BatchLoader::busy_seconds() {
+    std::lock_guard lock(mutex_);
+    return busy_seconds_;
+}
+
 void BatchLoader::work() {
     std::unique_lock lock(mutex_);
     for (;;) {
@@ -110,12 +115,15 @@ void BatchLoader::work() {
         ++in_flight_;
         lock.unlock();
         std::exception_ptr error;
+        const auto start = std::chrono::steady_clock::now();
         try {
             fill(slots_[slot], k, Filler::worker);
         } catch (...) {
             error = std::current_exception();  // handed to the caller by next(), not lost with this thread
         }
+        const double busy = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         lock.lock();
+        busy_seconds_ += busy;
         --in_flight_;
         slot_error_[slot] = error;
         slot_batch_[slot] = k;

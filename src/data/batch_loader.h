@@ -57,6 +57,9 @@ public:
     int64_t batches_per_epoch() const { return batches_; }
     int64_t images_per_epoch() const;
     double wait_seconds() const { return wait_seconds_; }  // time next() spent blocked, all epochs
+    // Time workers spent preparing batches, summed over workers, all epochs: while it runs beside
+    // the compute's OpenMP threads, a worker takes a core from them.
+    double busy_seconds();
 
 private:
     // inline_threads: next() prepares the batch on the OpenMP threads; worker: one worker thread.
@@ -80,7 +83,7 @@ private:
     int64_t next_to_claim_ = 0, next_to_deliver_ = 0, end_ = 0;
     int64_t in_flight_ = 0;
     bool stopping_ = false;
-    double wait_seconds_ = 0.0;
+    double wait_seconds_ = 0.0, busy_seconds_ = 0.0;
     std::vector<std::thread> workers_;
 };
 

@@ -38,6 +38,7 @@ void save_run_state(const RunState& s, const std::string& path) {
         {"seen", s.totals.seen},
         {"seconds", s.totals.seconds},
         {"data_wait_seconds", s.totals.data_wait_seconds},
+        {"loader_busy_seconds", s.totals.loader_busy_seconds},
         {"optimizer_steps", s.optimizer_steps},
         {"best_accuracy", s.best_accuracy},
         {"history", history},
@@ -60,6 +61,7 @@ RunState load_run_state(const std::string& path) {
         s.totals.seen = j.at("seen").get<int64_t>();
         s.totals.seconds = j.at("seconds").get<double>();
         s.totals.data_wait_seconds = j.value("data_wait_seconds", 0.0);
+        s.totals.loader_busy_seconds = j.value("loader_busy_seconds", 0.0);
         s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
         s.best_accuracy = j.at("best_accuracy").get<double>();
         for (const auto& r : j.at("history"))

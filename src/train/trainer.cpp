@@ -14,6 +14,7 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, Ba
     using Clock = std::chrono::steady_clock;
     const int64_t B = net.shape().batch, K = net.classes();
     const double loader_wait_before = loader.wait_seconds(), epoch_wait_before = totals.data_wait_seconds;
+    const double loader_busy_before = loader.busy_seconds(), epoch_busy_before = totals.loader_busy_seconds;
     const int64_t seen_before = totals.seen;
     ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(epochs), loader.images_per_epoch(), "img");
     loader.start_epoch(epoch, totals.next_batch);
@@ -46,6 +47,7 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, Ba
         totals.seconds += std::chrono::duration<double>(now - last).count();
         last = now;
         totals.data_wait_seconds = epoch_wait_before + loader.wait_seconds() - loader_wait_before;
+        totals.loader_busy_seconds = epoch_busy_before + loader.busy_seconds() - loader_busy_before;
         char note[96];
         std::snprintf(note, sizeof note, "loss %.4f", totals.loss_sum / double(totals.seen));
         bar.update(totals.seen, note, seen_before);

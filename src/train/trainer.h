@@ -17,6 +17,7 @@ struct EpochTotals {
     int64_t correct = 0, seen = 0;
     double seconds = 0.0;    // training time spent in this epoch so far
     double data_wait_seconds = 0.0;  // of which spent waiting for the loader
+    double loader_busy_seconds = 0.0;  // loader workers' time preparing batches meanwhile
 };
 
 enum class EpochEnd { completed, stopped, diverged };

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
 
 using namespace dn;
@@ -45,6 +46,24 @@ TEST(BatchLoader, SameSeedSameBatchesWhateverTheThreadCount) {
     EXPECT_NE(epoch_images(one, 3), a);  // a new epoch, a new order
     BatchLoader other_seed(set, t, {4, Order::shuffled, LastBatch::drop, 0, 8, 1});
     EXPECT_NE(epoch_images(other_seed, 2), a);
+}
+
+// The trainer reports the workers' busy time: it is real work (resizing 64 images to 96x96 per
+// batch), spent on the workers, and no more than they could have spent.
+TEST(BatchLoader, CountsTheTimeItsWorkersSpend) {
+    const ImageSet set = numbered_set(256, 3, 32);
+    const Transform t{96, 3, Augment::none, {}};
+    BatchLoader worker(set, t, {64, Order::shuffled, LastBatch::drop, 0, 1, 2});
+    BatchLoader inline_loader(set, t, {64, Order::shuffled, LastBatch::drop, 0, 1, 0});
+    EXPECT_EQ(worker.busy_seconds(), 0.0);
+    const auto start = std::chrono::steady_clock::now();
+    epoch_images(worker, 1);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_GT(worker.busy_seconds(), 0.0);
+    EXPECT_LE(worker.busy_seconds(), 2.0 * wall);
+    epoch_images(inline_loader, 1);
+    EXPECT_EQ(inline_loader.busy_seconds(), 0.0);  // its work is the caller's wait instead
+    EXPECT_GT(inline_loader.wait_seconds(), 0.0);
 }
 
 TEST(BatchLoader, ResumingMidEpochGivesTheRestOfThatEpoch) {
