@@ -13,8 +13,9 @@ namespace dn {
 // What happens to the BN-ReLU and bottleneck outputs inside each dense layer (and the BN-ReLU
 // output of each transition) between forward and backward:
 // keep: each has its own buffer; recompute: they share one scratch set and backward recomputes
-// them (the memory-efficient DenseNet of Pleiss et al., 2017), except that bf16 training keeps
-// the bottleneck (conv1) outputs. Both give bit-identical results.
+// them (the memory-efficient DenseNet of Pleiss et al., 2017), except the bottleneck (conv1)
+// outputs that are cheaper to keep than to recompute (LayerPlan::keeps_bottleneck). Both give
+// bit-identical results.
 enum class Intermediates { keep, recompute };
 
 struct RunShape {
@@ -31,6 +32,7 @@ struct LayerPlan {
     size_t bottleneck = 0;       // (P_b, bn*k)    conv1 output
     size_t activated_bottleneck = 0;  // (P_b, bn*k) norm2+relu2 output, conv2's input
     size_t bottleneck_mean = 0, bottleneck_var = 0;  // (bn*k) batch statistics of conv1's output
+    bool keeps_bottleneck = false;  // conv1's output has its own buffer and lives until backward
 };
 
 struct BlockPlan {
@@ -55,7 +57,6 @@ struct ActivationPlan {
     Intermediates intermediates = Intermediates::recompute;
     Precision precision = Precision::fp32;
     DType activation = DType::f32;  // operand_type(precision)
-    bool keeps_bottlenecks = false;  // each layer's conv1 output lives until backward (keep; bf16 training)
 
     size_t input = 0;                  // (N,H,W,C_in)
     int64_t stem_h = 0, stem_w = 0;  // conv0's output size

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -153,15 +154,23 @@ Complexity analyse_complexity(const DenseNetConfig& cfg, const ComplexityOptions
     c.layers = describe_layers(cfg, 1, o.input_size, o.input_size);
     c.model = model_bytes(cfg);
     c.macs = total_macs(c.layers);
+    const RunShape shape{o.batch, o.input_size, o.input_size};
+    // Recomputing re-runs the conv1 of every layer whose bottleneck the fp32 plan does not keep.
+    const ActivationPlan recompute_plan = plan_activations(cfg, shape, Intermediates::recompute, Pass::training);
+    std::set<std::string> recomputed;
+    for (size_t b = 0; b < recompute_plan.blocks.size(); ++b)
+        for (size_t i = 0; i < recompute_plan.blocks[b].layers.size(); ++i)
+            if (!recompute_plan.blocks[b].layers[i].keeps_bottleneck)
+                recomputed.insert("features.denseblock" + std::to_string(b + 1) + ".denselayer" + std::to_string(i + 1) +
+                                  ".conv1");
     int64_t conv0 = 0, conv1 = 0;
     for (const Layer& l : c.layers) {
         if (l.name == "features.conv0") conv0 = l.macs;
-        if (l.name.ends_with(".conv1")) conv1 += l.macs;
+        if (recomputed.count(l.name)) conv1 += l.macs;
     }
     c.engine_training_macs_keep = 3 * c.macs - conv0;
     c.engine_training_macs_recompute = c.engine_training_macs_keep + conv1;
 
-    const RunShape shape{o.batch, o.input_size, o.input_size};
     c.naive_bytes = naive_forward_bytes(cfg, shape);
     c.autograd_saved = autograd_saved_bytes(cfg, shape);
     c.inference = engine_memory(cfg, shape, Pass::inference, Intermediates::recompute, o.with_scratchpad);

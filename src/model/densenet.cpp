@@ -287,7 +287,7 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     // kept, norm1's backward recomputes the input as it reads the same x, just before conv1's
     // backward-weights reads it, still in cache.
     const bool recompute = plan_.intermediates == Intermediates::recompute;
-    const bool input_late = recompute && plan_.keeps_bottlenecks;
+    const bool input_late = recompute && lp.keeps_bottleneck;
     if (recompute && !input_late) {
         activate_layer_input(b, i, Mode::train);
         ops.conv1->forward(raw(lp.activated_input), raw(lp.bottleneck));
