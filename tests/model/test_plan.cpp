@@ -49,10 +49,37 @@ TEST(Plan, RecomputingNeedsFarLessMemoryThanKeeping) {
     std::printf("densenet121 224x224 batch 32 activation arena: keep %.1f MB, recompute %.1f MB, inference %.1f MB\n",
                 keep.memory.total_bytes() / 1e6, recompute.memory.total_bytes() / 1e6, infer.memory.total_bytes() / 1e6);
     // The estimate: block buffers with their gradients about 0.6 GB, the kept
-    // intermediates about 2.8 GB more, recomputing only a few hundred MB of scratch.
+    // intermediates about 2.8 GB more, recomputing only a few hundred MB of scratch (plus, here,
+    // the 192 MB of bottlenecks that are cheaper to keep than to recompute).
     EXPECT_LT(recompute.memory.total_bytes(), size_t(1.2e9));
     EXPECT_GT(keep.memory.total_bytes(), recompute.memory.total_bytes() + size_t(2e9));
     EXPECT_LT(infer.memory.total_bytes(), recompute.memory.total_bytes());
+}
+
+// Recomputing keeps a bottleneck where its layer's input is at least twice the bottleneck's width
+// (128 in densenet121): the 8 last layers of block 2, and blocks 3 and 4.
+TEST(Plan, RecomputeKeepsTheBottlenecksThatAreCheaperToKeepThanToRecompute) {
+    const DenseNetConfig cfg = densenet_preset("densenet121", 10);
+    auto kept = [&](Intermediates im, Pass pass, Precision precision) {
+        const ActivationPlan plan = plan_activations(cfg, {32, 224, 224}, im, pass, precision);
+        std::vector<int> per_block;
+        for (const BlockPlan& b : plan.blocks) {
+            int n = 0;
+            for (size_t i = 0; i < b.layers.size(); ++i) {
+                const int64_t in = b.first_channels + int64_t(i) * cfg.growth_rate;
+                if (im == Intermediates::recompute && precision == Precision::fp32 && pass == Pass::training) {
+                    EXPECT_EQ(b.layers[i].keeps_bottleneck, in >= 256) << in;
+                }
+                n += b.layers[i].keeps_bottleneck;
+            }
+            per_block.push_back(n);
+        }
+        return per_block;
+    };
+    EXPECT_EQ(kept(Intermediates::recompute, Pass::training, Precision::fp32), (std::vector{0, 8, 24, 16}));
+    EXPECT_EQ(kept(Intermediates::recompute, Pass::training, Precision::bf16), (std::vector{6, 12, 24, 16}));
+    EXPECT_EQ(kept(Intermediates::keep, Pass::training, Precision::fp32), (std::vector{6, 12, 24, 16}));
+    EXPECT_EQ(kept(Intermediates::recompute, Pass::inference, Precision::fp32), (std::vector{0, 0, 0, 0}));
 }
 
 // bf16 operands take half the room of the f32 ones they replace; nothing else grows.
