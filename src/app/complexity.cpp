@@ -13,6 +13,7 @@ namespace dn {
 namespace {
 struct ComplexityCommandOptions {
     std::string arch = "densenet121";
+    std::string precision = "fp32";
     int64_t num_classes = 1000;
     ComplexityOptions report;
     bool no_scratchpad = false;
@@ -34,8 +35,9 @@ void print_memory_row(const char* what, const std::string& inference, const std:
 void print_report(const Complexity& c) {
     const ComplexityOptions& o = c.options;
     const std::string N = std::to_string(o.batch);
-    std::printf("%s, %ld classes, %ldx%ldx%ld input, batch %ld\n\n", c.cfg.arch.c_str(), long(c.cfg.num_classes),
-                long(c.cfg.in_channels), long(o.input_size), long(o.input_size), long(o.batch));
+    std::printf("%s, %ld classes, %ldx%ldx%ld input, batch %ld, %s\n\n", c.cfg.arch.c_str(), long(c.cfg.num_classes),
+                long(c.cfg.in_channels), long(o.input_size), long(o.input_size), long(o.batch),
+                o.precision == Precision::bf16 ? "bf16 mixed precision (bf16 activations, fp32 weights and Adam)" : "fp32");
 
     std::printf("Model size (state_dict: parameters and buffers)\n");
     std::printf("  %-30s %s\n", "parameters", group_digits(c.model.parameters).c_str());
@@ -101,6 +103,7 @@ void print_report(const Complexity& c) {
 int run_complexity(const ComplexityCommandOptions& o) {
     ComplexityOptions report = o.report;
     report.with_scratchpad = !o.no_scratchpad;
+    report.precision = parse_precision(o.precision);
     const Complexity c = analyse_complexity(densenet_preset(o.arch, o.num_classes), report);
     print_report(c);
     if (o.json) std::printf("%s\n", complexity_json(c).dump().c_str());
@@ -120,6 +123,9 @@ Command add_complexity_command(CLI::App& app) {
     cmd->add_option("--memory-gib", o->report.memory_gib,
                     "memory for the largest-batch search (default: this machine's physical memory)");
     cmd->add_option("--epoch-images", o->report.epoch_images, "images per epoch (CIFAR-10's training set)")
+        ->capture_default_str();
+    cmd->add_option("--precision", o->precision,
+                    "fp32, or bf16: the engine's memory figures for mixed precision as train --precision bf16 runs it")
         ->capture_default_str();
     cmd->add_flag("--no-scratchpad", o->no_scratchpad,
                   "do not build the oneDNN primitives to measure their scratchpad (faster; it is then left out)");

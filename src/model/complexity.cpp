@@ -70,8 +70,9 @@ int64_t engine_state_bytes(const ModelBytes& m, Pass pass) {
     return 2 * 4 * m.parameters + 4 * m.running_stats + 8 * m.batch_counts + adam;
 }
 
-size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, Pass pass) {
+size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Precision precision) {
     DnnlContext ctx;
+    const DType act = operand_type(precision);
     const int64_t N = shape.batch;
     int64_t h = shape.height, w = shape.width, c = cfg.in_channels;
     // The primitives DenseNet's constructor builds, with the same shapes; they register their
@@ -80,12 +81,12 @@ size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, P
         const char* name = l.name.c_str();
         switch (l.kind) {
         case LayerKind::conv:
-            Conv2d(ctx, ConvShape{N, c, h, w, l.out_channels, l.kernel, l.stride, l.padding}, pass, name);
+            Conv2d(ctx, ConvShape{N, c, h, w, l.out_channels, l.kernel, l.stride, l.padding}, pass, name, act);
             break;
         case LayerKind::max_pool:
         case LayerKind::avg_pool:
             Pool2d(ctx, PoolShape{N, c, h, w, l.kernel, l.stride, l.padding},
-                   l.kind == LayerKind::max_pool ? PoolKind::max : PoolKind::average, pass, name);
+                   l.kind == LayerKind::max_pool ? PoolKind::max : PoolKind::average, pass, name, act);
             break;
         case LayerKind::linear: Linear(ctx, N, l.in_channels, l.out_channels, name); break;
         default: break;
@@ -96,19 +97,20 @@ size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, P
 }
 
 EngineMemory engine_memory(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Intermediates intermediates,
-                           bool with_scratchpad) {
+                           bool with_scratchpad, Precision precision) {
     EngineMemory m;
-    m.activations = plan_activations(cfg, shape, intermediates, pass).memory.total_bytes();
+    m.activations = plan_activations(cfg, shape, intermediates, pass, precision).memory.total_bytes();
     m.state = size_t(engine_state_bytes(model_bytes(cfg), pass));
-    if (with_scratchpad) m.scratchpad = dnnl_scratchpad_bytes(cfg, shape, pass);
+    if (with_scratchpad) m.scratchpad = dnnl_scratchpad_bytes(cfg, shape, pass, precision);
     return m;
 }
 
 int64_t max_batch(const DenseNetConfig& cfg, int64_t input_size, Pass pass, Intermediates intermediates,
-                  size_t budget, bool with_scratchpad) {
+                  size_t budget, bool with_scratchpad, Precision precision) {
     const size_t state = size_t(engine_state_bytes(model_bytes(cfg), pass));
     auto without_scratchpad = [&](int64_t batch) {
-        return plan_activations(cfg, {batch, input_size, input_size}, intermediates, pass).memory.total_bytes() + state;
+        return plan_activations(cfg, {batch, input_size, input_size}, intermediates, pass, precision).memory.total_bytes() +
+               state;
     };
     // The largest batch whose arena and state fit in `room`: doubling, then bisection.
     auto largest = [&](size_t room) -> int64_t {
@@ -127,11 +129,11 @@ int64_t max_batch(const DenseNetConfig& cfg, int64_t input_size, Pass pass, Inte
     if (!with_scratchpad || batch == 0) return batch;
 
     auto total = [&](int64_t b) {
-        return without_scratchpad(b) + dnnl_scratchpad_bytes(cfg, {b, input_size, input_size}, pass);
+        return without_scratchpad(b) + dnnl_scratchpad_bytes(cfg, {b, input_size, input_size}, pass, precision);
     };
     // The scratchpad barely moves with the batch: search again with the room it leaves, then step
     // to the exact edge.
-    const size_t scratchpad = dnnl_scratchpad_bytes(cfg, {batch, input_size, input_size}, pass);
+    const size_t scratchpad = dnnl_scratchpad_bytes(cfg, {batch, input_size, input_size}, pass, precision);
     batch = scratchpad >= budget ? 0 : largest(budget - scratchpad);
     while (batch > 0 && total(batch) > budget) --batch;
     while (total(batch + 1) <= budget) ++batch;
@@ -155,8 +157,9 @@ Complexity analyse_complexity(const DenseNetConfig& cfg, const ComplexityOptions
     c.model = model_bytes(cfg);
     c.macs = total_macs(c.layers);
     const RunShape shape{o.batch, o.input_size, o.input_size};
-    // Recomputing re-runs the conv1 of every layer whose bottleneck the fp32 plan does not keep.
-    const ActivationPlan recompute_plan = plan_activations(cfg, shape, Intermediates::recompute, Pass::training);
+    // Recomputing re-runs the conv1 of every layer whose bottleneck the plan does not keep.
+    const ActivationPlan recompute_plan =
+        plan_activations(cfg, shape, Intermediates::recompute, Pass::training, o.precision);
     std::set<std::string> recomputed;
     for (size_t b = 0; b < recompute_plan.blocks.size(); ++b)
         for (size_t i = 0; i < recompute_plan.blocks[b].layers.size(); ++i)
@@ -173,20 +176,21 @@ Complexity analyse_complexity(const DenseNetConfig& cfg, const ComplexityOptions
 
     c.naive_bytes = naive_forward_bytes(cfg, shape);
     c.autograd_saved = autograd_saved_bytes(cfg, shape);
-    c.inference = engine_memory(cfg, shape, Pass::inference, Intermediates::recompute, o.with_scratchpad);
-    c.training_recompute = engine_memory(cfg, shape, Pass::training, Intermediates::recompute, o.with_scratchpad);
+    const Precision p = o.precision;
+    c.inference = engine_memory(cfg, shape, Pass::inference, Intermediates::recompute, o.with_scratchpad, p);
+    c.training_recompute = engine_memory(cfg, shape, Pass::training, Intermediates::recompute, o.with_scratchpad, p);
     // Keeping changes the arena only: the primitives, hence the scratchpad, are the same.
-    c.training_keep = engine_memory(cfg, shape, Pass::training, Intermediates::keep, false);
+    c.training_keep = engine_memory(cfg, shape, Pass::training, Intermediates::keep, false, p);
     c.training_keep.scratchpad = c.training_recompute.scratchpad;
 
     c.budget = o.memory_gib > 0 ? size_t(o.memory_gib * double(size_t(1) << 30))
                                 : size_t(sysconf(_SC_PHYS_PAGES)) * size_t(sysconf(_SC_PAGE_SIZE));
     c.max_batch_inference = max_batch(cfg, o.input_size, Pass::inference, Intermediates::recompute, c.budget,
-                                      o.with_scratchpad);
+                                      o.with_scratchpad, p);
     c.max_batch_training = max_batch(cfg, o.input_size, Pass::training, Intermediates::recompute, c.budget,
-                                     o.with_scratchpad);
+                                     o.with_scratchpad, p);
     c.max_batch_training_keep = max_batch(cfg, o.input_size, Pass::training, Intermediates::keep, c.budget,
-                                          o.with_scratchpad);
+                                          o.with_scratchpad, p);
     return c;
 }
 
@@ -218,6 +222,7 @@ nlohmann::ordered_json complexity_json(const Complexity& c) {
         {"in_channels", c.cfg.in_channels},
         {"input_size", o.input_size},
         {"batch_size", o.batch},
+        {"precision", precision_name(o.precision)},
         {"parameters", c.model.parameters},
         {"buffers", {{"running_stats", c.model.running_stats}, {"num_batches_tracked", c.model.batch_counts}}},
         {"model_bytes", {{"fp32", c.model.fp32()}, {"bf16", c.model.bf16()}}},

@@ -40,7 +40,8 @@ int64_t engine_state_bytes(const ModelBytes& model, Pass pass);
 
 // The one user scratchpad oneDNN needs for the primitives DenseNet builds for this shape. Builds
 // them all (a second or so for densenet121 at 224x224), in a DnnlContext of its own.
-size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, Pass pass);
+size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, Pass pass,
+                             Precision precision = Precision::fp32);
 
 struct EngineMemory {
     size_t activations = 0;  // plan_activations(...).memory.total_bytes(): the arena DenseNet allocates
@@ -49,13 +50,13 @@ struct EngineMemory {
     size_t total() const { return activations + state + scratchpad; }
 };
 EngineMemory engine_memory(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Intermediates intermediates,
-                           bool with_scratchpad);
+                           bool with_scratchpad, Precision precision = Precision::fp32);
 
 // The largest batch whose engine_memory fits in `budget` bytes; 0 if not even one image does. The
 // plan grows with the batch, so a binary search over plan_activations is exact; with the scratchpad,
 // the result is then moved until it fits and one more image does not.
 int64_t max_batch(const DenseNetConfig& cfg, int64_t input_size, Pass pass, Intermediates intermediates,
-                  size_t budget, bool with_scratchpad);
+                  size_t budget, bool with_scratchpad, Precision precision = Precision::fp32);
 
 struct ComplexityOptions {
     int64_t batch = 32;
@@ -64,6 +65,7 @@ struct ComplexityOptions {
     double device_tflops = 0.0;    // 0: no time estimate
     double memory_gib = 0.0;       // 0: this machine's physical memory
     bool with_scratchpad = true;
+    Precision precision = Precision::fp32;  // of the engine's memory figures: bf16 as --precision bf16 trains
 };
 
 struct Complexity {

@@ -117,15 +117,24 @@ DenseNetConfig small_config() {
     return cfg;
 }
 
-// The report's arena figures are the DenseNet's own plan, and the arena it really allocates.
+// The report's arena figures are the DenseNet's own plan, and the arena it really allocates, in
+// fp32 and in bf16 mixed precision.
 TEST(Complexity, ActivationBytesAreWhatTheEngineAllocates) {
     struct Case {
         DenseNetConfig cfg;
         int64_t batch, size;
+        Precision precision;
     };
-    for (const Case& k : {Case{densenet_preset("densenet121", 10), 2, 64}, Case{small_config(), 3, 16}}) {
+    std::vector<Case> cases;
+    for (Precision precision : {Precision::fp32, Precision::bf16}) {
+        if (precision == Precision::bf16 && !cpu_has_bf16()) continue;
+        cases.push_back({densenet_preset("densenet121", 10), 2, 64, precision});
+        cases.push_back({small_config(), 3, 16, precision});
+    }
+    for (const Case& k : cases) {
+        const Precision precision = k.precision;
         ComplexityOptions o;
-        o.batch = k.batch, o.input_size = k.size, o.memory_gib = 1;
+        o.batch = k.batch, o.input_size = k.size, o.memory_gib = 1, o.precision = precision;
         const Complexity c = analyse_complexity(k.cfg, o);
         struct Mode {
             Pass pass;
@@ -141,7 +150,7 @@ TEST(Complexity, ActivationBytesAreWhatTheEngineAllocates) {
                 std::lock_guard<std::mutex> lock(record_mutex);
                 aligned_requests.clear();
             }
-            DenseNet net(ctx, params, {k.batch, k.size, k.size}, m.pass, m.intermediates);
+            DenseNet net(ctx, params, {k.batch, k.size, k.size}, m.pass, m.intermediates, precision);
             std::vector<size_t> requests;
             {
                 std::lock_guard<std::mutex> lock(record_mutex);

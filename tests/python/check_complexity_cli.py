@@ -44,7 +44,19 @@ def check_complexity():
     for key in ("inference", "training", "training_keep"):
         assert report["max_batch"][key] > 0, key
     assert report["time"]["training_step_s"] > 0
+    assert report["precision"] == "fp32"
     print("complexity --json:", report["macs"], "MACs,", report["max_batch"])
+
+    # bf16 mixed precision: the same model and MACs, a smaller training arena, a larger batch.
+    p = run("complexity", "--arch", "densenet121", "--num-classes", "1000", "--input-size", "224", "--batch-size",
+            "32", "--memory-gib", "16", "--no-scratchpad", "--precision", "bf16", "--json")
+    assert p.returncode == 0, p.stderr
+    bf16 = json.loads(p.stdout.splitlines()[-1])
+    assert bf16["precision"] == "bf16" and bf16["macs"] == report["macs"]
+    fp32_arena, bf16_arena = (r["activation_bytes"]["engine_training_recompute"] for r in (report, bf16))
+    assert bf16_arena < fp32_arena, (bf16_arena, fp32_arena)
+    assert bf16["max_batch"]["training"] > report["max_batch"]["training"]
+    print("complexity --precision bf16: training arena", bf16_arena, "bytes against fp32's", fp32_arena)
 
 
 def check_rejected(args, mention):
@@ -64,6 +76,7 @@ def main():
     check_rejected(["complexity", "--batch-size", "0"], "batch")
     check_rejected(["complexity", "--input-size", "28"], "at least 29x29")
     check_rejected(["complexity", "--num-classes", "0"], "classes")
+    check_rejected(["complexity", "--precision", "fp16"], "precision")
     check_rejected(["summary", "--input-size", "28"], "at least 29x29")
 
 
