@@ -28,6 +28,7 @@ struct EvalOptions {
     int64_t batch_size = 32;
     int64_t limit = 0;
     std::string normalize;  // empty: the checkpoint's
+    std::string precision = "fp32";
     int64_t threads = 0;
     bool json = false;
 };
@@ -67,6 +68,7 @@ nlohmann::json to_json(const EvalResult& r, const std::vector<std::string>& name
 
 int run_eval(const EvalOptions& o) {
     if (o.batch_size <= 0) throw std::invalid_argument("--batch-size must be at least 1");
+    const Precision precision = usable_precision(parse_precision(o.precision));
     set_compute_threads(o.threads);
     SafetensorsFile file(o.checkpoint);
     const ModelInfo info = read_model_info(file);
@@ -86,7 +88,7 @@ int run_eval(const EvalOptions& o) {
     Parameters params(info.config);
     load_checkpoint(params, file, {});
     DnnlContext ctx;
-    DenseNet net(ctx, params, {o.batch_size, size, size}, Pass::inference, Intermediates::recompute);
+    DenseNet net(ctx, params, {o.batch_size, size, size}, Pass::inference, Intermediates::recompute, precision);
     net.load_weights();
     const Transform transform{.size = size, .channels = info.config.in_channels, .augment = Augment::none,
                               .normalization = normalization(o.normalize.empty() ? info.normalize : o.normalize,
@@ -94,11 +96,16 @@ int run_eval(const EvalOptions& o) {
     BatchLoader loader(test_set, transform,
                        {.batch = o.batch_size, .order = Order::sequential, .last_batch = LastBatch::keep,
                         .limit = o.limit, .seed = 0, .threads = 1});
-    std::printf("%s (%s, %ld classes) on %ld %s test images at %ldx%ld\n", o.checkpoint.c_str(), info.config.arch.c_str(),
-                long(info.config.num_classes), long(loader.images_per_epoch()), dataset.c_str(), long(size), long(size));
+    std::printf("%s (%s, %ld classes) on %ld %s test images at %ldx%ld, %s\n", o.checkpoint.c_str(),
+                info.config.arch.c_str(), long(info.config.num_classes), long(loader.images_per_epoch()), dataset.c_str(),
+                long(size), long(size), precision_name(precision));
     const EvalResult r = *evaluate(net, loader, "  testing");
     print_report(r, test_set.class_names);
-    if (o.json) std::printf("%s\n", to_json(r, test_set.class_names).dump().c_str());
+    if (o.json) {
+        nlohmann::json j = to_json(r, test_set.class_names);
+        j["precision"] = precision_name(precision);
+        std::printf("%s\n", j.dump().c_str());
+    }
     return 0;
 }
 }  // namespace
@@ -117,6 +124,9 @@ Command add_eval_command(CLI::App& app) {
     e->add_option("--limit", o->limit, "use only the first N test images (0: all)")->capture_default_str();
     e->add_option("--normalize", o->normalize, "none or imagenet (default: what the checkpoint was trained with)")
         ->check(CLI::IsMember({"none", "imagenet"}));
+    e->add_option("--precision", o->precision,
+                  "fp32, or bf16: the forward pass as train --precision bf16 tests (fp32 where the CPU has no AVX512-BF16)")
+        ->capture_default_str();
     e->add_option("--threads", o->threads, "compute threads (0: one per core)")->capture_default_str();
     e->add_flag("--json", o->json, "end with one JSON line: loss, accuracy (0..1), per-class accuracy, confusion");
     return {e, [o] { return run_eval(*o); }};

@@ -176,6 +176,15 @@ check(abs(result["loss"] - float(rows[1][3])) <= 1e-3 * float(rows[1][3]), "eval
 check(result["images"] == 96 and len(result["confusion"]) == 10, "eval sees every test image")
 check(sum(map(sum, result["confusion"])) == 96, "the confusion matrix counts every image")
 check("confusion matrix" in p.stdout and "trouser" in p.stdout, "eval prints the matrix with class names")
+check(result["precision"] == "fp32", "eval runs fp32 by default")
+# bf16 mixed precision rounds the activations: the same test within a few images and a few percent of loss.
+p = run("eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--json",
+        "--precision", "bf16")
+bf16 = json.loads(p.stdout.strip().splitlines()[-1])
+check(bf16["precision"] in ("bf16", "fp32") and bf16["images"] == 96, "eval --precision bf16 sees every test image")
+check(abs(bf16["accuracy"] - result["accuracy"]) <= 4.5 / 96 and abs(bf16["loss"] - result["loss"]) <= 0.05 * result["loss"],
+      f"eval --precision bf16 agrees with fp32 (accuracy {bf16['accuracy']} vs {result['accuracy']}, "
+      f"loss {bf16['loss']} vs {result['loss']})")
 
 # 5. predict on a PNG and a JPEG; an undecodable file is an error.
 img = np.pad(read_idx(f"{FASHION}/t10k-images-idx3-ubyte.gz")[0], 2)
@@ -233,6 +242,8 @@ cases = [
      "other classes"),
     (["eval", "--checkpoint", f"{WORK}/corrupt.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR], "corrupt"),
     (["eval", "--checkpoint", f"{WORK}/missing.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR], "missing"),
+    (["eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--precision",
+      "fp16"], "fp16"),
 ]
 if os.geteuid() != 0:  # root writes anywhere
     cases.append((["train", *COMMON, "--out", f"{WORK}/not_writable/run"], "not_writable"))
