@@ -10,9 +10,10 @@
 
 namespace dn {
 
-// Pixels summed in float before the sums are added in double: long reductions stay accurate
-// while the inner loop runs at vector speed (a loop converting every element to double is not
-// vectorised by GCC 12).
+// Reductions over pixels run in blocks of kSumBlock pixels, one block per task, and the blocks'
+// partial sums are then added in double in block order: the inner loops stream whole pixel rows
+// at vector speed, long reductions stay accurate, and the result is the same for any thread count.
+// (The backward's block sums are float: GCC 12 did not vectorise its conditional loop in double.)
 static constexpr int64_t kSumBlock = 64;
 
 // Per-channel working arrays (scale, shift, partial sums). The ops run on the caller's thread,

@@ -143,8 +143,10 @@ void Conv2d::build_matmul(const char* name) {
 void Conv2d::load_weights(const float* weights_oihw) {
     const bool training = pass_ == Pass::training;
     const bool conv_forward = kernels_.forward == ConvKernel::convolution;
-    const bool conv_bwd_data_layout = training && kernels_.backward_data == ConvKernel::convolution && !bwd_data_shares_weights_;
-    const bool matmul_weights = kernels_.forward == ConvKernel::matmul || (training && kernels_.backward_data == ConvKernel::matmul);
+    const bool conv_bwd_data_layout =
+        training && kernels_.backward_data == ConvKernel::convolution && !bwd_data_shares_weights_;
+    const bool matmul_weights =
+        kernels_.forward == ConvKernel::matmul || (training && kernels_.backward_data == ConvKernel::matmul);
     const bool bf16_copy = matmul_weights && type_ == DType::bf16;
     user_weights_.set_data_handle(const_cast<float*>(weights_oihw));
     if (matmul_weights && !bf16_copy) {
@@ -155,7 +157,8 @@ void Conv2d::load_weights(const float* weights_oihw) {
     const int layouts = int(conv_forward) + int(conv_bwd_data_layout) + int(bf16_copy);
     if (layouts == 0) return;
     // Reads the f32 weights and writes each layout in the operands' type.
-    PhaseTimer timer(Phase::weight_reorder, 0.0, (4.0 + layouts * double(dtype_bytes(type_))) * double(shape_.weight_count()));
+    PhaseTimer timer(Phase::weight_reorder, 0.0,
+                     (4.0 + layouts * double(dtype_bytes(type_))) * double(shape_.weight_count()));
     if (conv_forward) to_fwd_weights_.execute(ctx_.stream(), user_weights_, fwd_weights_);
     if (conv_bwd_data_layout) to_bwd_data_weights_.execute(ctx_.stream(), user_weights_, bwd_data_weights_);
     if (bf16_copy) to_bf16_weights_.execute(ctx_.stream(), user_weights_, bf16_weights_);
