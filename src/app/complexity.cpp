@@ -104,6 +104,12 @@ int run_complexity(const ComplexityCommandOptions& o) {
     ComplexityOptions report = o.report;
     report.with_scratchpad = !o.no_scratchpad;
     report.precision = parse_precision(o.precision);
+    // The scratchpad is measured by building the primitives, which needs bf16 kernels for bf16.
+    if (report.precision == Precision::bf16 && report.with_scratchpad && !cpu_has_bf16()) {
+        std::fprintf(stderr, "this CPU has no AVX512-BF16: the bf16 primitives cannot be built here, so their "
+                             "scratchpad is not measured\n");
+        report.with_scratchpad = false;
+    }
     const Complexity c = analyse_complexity(densenet_preset(o.arch, o.num_classes), report);
     print_report(c);
     if (o.json) std::printf("%s\n", complexity_json(c).dump().c_str());
