@@ -307,19 +307,16 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
                      at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2.weight, l.norm2.bias);
     const BatchNormParams& n1 = l.norm1;
     FeatureMap x = block_features(b).channels(0, in), d_input = act_map(plan_.d_wide, block.h, block.w, in);
+    ops.conv1->backward_data(d_bottleneck.data, d_input.data);
     if (input_late) {
-        ops.conv1->backward_data(d_bottleneck.data, d_input.data);
         bn_relu_backward_params_recomputing(act_map(lp.activated_input, block.h, block.w, in), n1.dweight, n1.dbias,
                                             d_input, x, at(block.mean), at(block.var), n1.weight, n1.bias);
-        ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
-        bn_relu_backward_input(block_grad(b).channels(0, in), Accumulate::add, d_input, x, at(block.mean),
-                               at(block.var), n1.weight, n1.bias, n1.dweight, n1.dbias);
-        return;
+    } else {
+        bn_relu_backward_params(n1.dweight, n1.dbias, d_input, x, at(block.mean), at(block.var), n1.weight, n1.bias);
     }
     ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
-    ops.conv1->backward_data(d_bottleneck.data, d_input.data);
-    bn_relu_backward(block_grad(b).channels(0, in), Accumulate::add, n1.dweight, n1.dbias, d_input, x, at(block.mean),
-                     at(block.var), n1.weight, n1.bias);
+    bn_relu_backward_input(block_grad(b).channels(0, in), Accumulate::add, d_input, x, at(block.mean), at(block.var),
+                           n1.weight, n1.bias, n1.dweight, n1.dbias);
 }
 
 void DenseNet::transition_backward(size_t b) {

@@ -34,12 +34,11 @@ void with_type(DType t, F&& f) {
     else f(float{});
 }
 
-// Each block of kSumBlock pixels sums its whole pixel rows in double, vectorised; the blocks are
-// then added in block order, so the result does not depend on the threads. Double, as PyTorch
-// accumulates: statistics off by a float rounding put the gradients of an ill-conditioned batch
-// norm (few values per channel) twice as far from the exact ones as PyTorch's float32. Values are
-// summed less their channel's value at pixel 0 (exactly, in double): E[d^2] - E[d]^2 then
-// subtracts numbers near the variance, not near the squared mean, as PyTorch's two passes do.
+// Blocks of pixels (kSumBlock) sum in double, as PyTorch accumulates: statistics off by a float
+// rounding put the gradients of an ill-conditioned batch norm (few values per channel) twice as
+// far from the exact ones as PyTorch's float32. Values are summed less their channel's value at
+// pixel 0 (exactly, in double): E[d^2] - E[d]^2 then subtracts numbers near the variance, not
+// near the squared mean, as PyTorch's two passes do.
 template <class X>
 void add_row(double* __restrict sum, double* __restrict sum_sq, const X* __restrict px, const double* __restrict shift,
              int64_t C) {
@@ -131,34 +130,32 @@ void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean
 namespace {
 // The per-channel constants both passes use.
 struct BackwardConstants {
-    float *scale, *shift, *rstd, *k;
+    float *scale, *shift, *rstd;  // scale = gamma * rstd, also dx's factor
 };
 
 BackwardConstants backward_constants(float* room, int64_t C, const float* mean, const float* var, const float* gamma,
                                      const float* beta) {
-    BackwardConstants c{room, room + C, room + 2 * C, room + 3 * C};
+    BackwardConstants c{room, room + C, room + 2 * C};
     for (int64_t j = 0; j < C; ++j) {
         c.rstd[j] = 1.0f / std::sqrt(var[j] + kBnEps);
         c.scale[j] = gamma[j] * c.rstd[j];
         c.shift[j] = beta[j] - mean[j] * c.scale[j];
-        c.k[j] = gamma[j] * c.rstd[j];
     }
     return c;
 }
 
-// Pass 1: with g = dy where the ReLU was open, dbeta = sum(g) and dgamma = sum(g * xhat).
-// Each block of kSumBlock pixels sums in float, vectorised over whole pixel rows; the blocks are
-// then added in double, in block order, so the result does not depend on the threads. With a Y
-// other than void it also writes y = max(0, xhat * gamma + beta), as bn_relu_forward does.
+// Pass 1: with g = dy where the ReLU was open, dbeta = sum(g) and dgamma = sum(g * xhat), in
+// blocks of pixels (kSumBlock) summed in float. With a Y other than void it also writes
+// y = max(0, xhat * gamma + beta), as bn_relu_forward does.
 template <class Y, class DY, class X>
 void bn_relu_backward_params_kernel(const FeatureMap* y, float* dgamma, float* dbeta, const FeatureMap& dy,
                                     const FeatureMap& x, const float* mean, const float* var, const float* gamma,
                                     const float* beta) {
     const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
-    float* room = channel_scratch(4 * C + 2 * blocks * C);
+    float* room = channel_scratch(3 * C + 2 * blocks * C);
     const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
     const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd;
-    float* partial = room + 4 * C;  // (blocks, 2, C): each pixel block's sums of g and g * xhat
+    float* partial = room + 3 * C;  // (blocks, 2, C): each pixel block's sums of g and g * xhat
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
         float* sum_g = partial + b * 2 * C;
@@ -210,11 +207,11 @@ void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const 
                                    const float* mean, const float* var, const float* gamma, const float* beta,
                                    const float* dgamma, const float* dbeta) {
     const int64_t C = x.c, P = x.pixels();
-    float* room = channel_scratch(6 * C);
+    float* room = channel_scratch(5 * C);
     const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
-    const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd, *k = c.k;
-    float* mean_g = room + 4 * C;
-    float* mean_gx = room + 5 * C;
+    const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd;
+    float* mean_g = room + 3 * C;
+    float* mean_gx = room + 4 * C;
     for (int64_t j = 0; j < C; ++j) {
         mean_g[j] = dbeta[j] / float(P);
         mean_gx[j] = dgamma[j] / float(P);
@@ -229,14 +226,14 @@ void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const 
             for (int64_t j = 0; j < C; ++j) {
                 const float d = to_float(pdy[j]), v = to_float(px[j]);
                 const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
-                pdx[j] = from_float<DX>(to_float(pdx[j]) + k[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]));
+                pdx[j] = from_float<DX>(to_float(pdx[j]) + scale[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]));
             }
         } else {
 #pragma omp simd
             for (int64_t j = 0; j < C; ++j) {
                 const float d = to_float(pdy[j]), v = to_float(px[j]);
                 const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
-                pdx[j] = from_float<DX>(k[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]));
+                pdx[j] = from_float<DX>(scale[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]));
             }
         }
     }
