@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
-  libdnnl-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev \
+  libdnnl-dev ocl-icd-opencl-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev \
   libssl-dev libpng-dev libstb-dev libplplot-dev plplot-driver-cairo \
   libgtest-dev libbenchmark-dev \
   dataset-fashion-mnist \
