@@ -21,4 +21,13 @@ fi
 # 32x32 keeps this to about a minute on 2 cores; the lecture's 224x224 run is in the README.
 ./build/densenet train --arch densenet121 --dataset "$dataset" --input-size 32 --epochs 2 \
   --limit-train 4096 --limit-test 2000 --out runs/quickstart --overwrite
+# Every file of a run folder must be there (CI runs this in a brand-new Debian 12 root).
+missing=""
+for f in init.safetensors last.safetensors best.safetensors last.optim.safetensors best.optim.safetensors \
+         metrics.csv state.json loss.png accuracy.png conv0_init.png conv0_trained.png conv0_diff.png \
+         denselayer1_conv1.png; do
+  [ -s "runs/quickstart/$f" ] || missing="$missing $f"
+done
+[ "$(wc -l < runs/quickstart/metrics.csv)" -eq 3 ] || missing="$missing metrics.csv's-two-epochs"
+if [ -n "$missing" ]; then echo "error: runs/quickstart lacks:$missing" >&2; exit 1; fi
 echo "Outputs: $(ls runs/quickstart | tr '\n' ' ')"

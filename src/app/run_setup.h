@@ -14,6 +14,12 @@ namespace dn {
 // OpenMP's thread count for the compute (0: one per core). Must run before oneDNN starts.
 void set_compute_threads(int64_t threads);
 
+// The default compute threads of one of `processes_on_machine` processes of a job: the cores
+// divided among them, and no more than the cores this process may run on (mpirun binds each
+// process to a core by default when there are 2 or fewer). 0 (OpenMP's default, one per core it
+// may use) for a process alone.
+int64_t threads_per_process(int64_t processes_on_machine);
+
 // Throws std::invalid_argument saying which sizes work when the input is too small for the
 // architecture, and that images of any size are resized to it.
 void check_input_size(const DenseNetConfig& cfg, int64_t input_size);

@@ -6,6 +6,9 @@
 #include "data/batch_loader.h"
 #include "data/datasets.h"
 #include "data/download.h"
+#include "data/shard.h"
+#include "dist/communicator.h"
+#include "dist/data_parallel.h"
 #include "io/progress_bar.h"
 #include "model/checkpoint.h"
 #include "model/densenet.h"
@@ -69,6 +72,7 @@ struct Controls {
     bool overwrite = false;
     int64_t threads = 0, loader_threads = 1;
     int64_t max_steps = 0;
+    std::string batch_norm_stats = "global";  // or per-process: see BatchNormStats
 };
 
 struct TrainCommand {
@@ -143,24 +147,58 @@ void write_reports(const RunFolder& run, const RunState& state, const Parameters
     }
 }
 
-int run_train(const TrainCommand& cmd) {
+// Rank 0 reads state.json and hands it to the others, which may not see the run folder.
+RunState shared_run_state(Communicator& comm, const std::string& path) {
+    std::string text;
+    if (comm.rank() == 0) text = run_state_json(load_run_state(path)).dump();
+    broadcast_text(comm, text, 0);
+    return run_state_from_json(nlohmann::json::parse(text));
+}
+
+// After rank 0 resumed from the run folder: its weights, optimizer state and position to all.
+void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, RunState& state) {
+    replicas.share_parameters();
+    for (std::span<float> array : optimizer.state_arrays()) replicas.share(array);
+    int64_t steps = optimizer.steps();
+    replicas.share(steps);
+    optimizer.set_steps(steps);
+    std::string text = run_state_json(state).dump();
+    broadcast_text(replicas.communicator(), text, 0);
+    state = run_state_from_json(nlohmann::json::parse(text));
+}
+
+int run_train(const TrainCommand& cmd, Communicator& comm) {
     const Controls& c = cmd.controls;
     const bool resuming = !c.resume.empty();
     const std::string out = resuming ? c.resume : c.out;
+    const bool root = comm.rank() == 0;
+    if (!root) {  // rank 0 alone prints; the others speak only of errors, on stderr
+        if (!std::freopen("/dev/null", "w", stdout)) throw std::runtime_error("cannot silence stdout");
+        silence_progress_bars();
+    }
+    if (c.batch_norm_stats != "global" && c.batch_norm_stats != "per-process")
+        throw std::invalid_argument("--batch-norm-stats is global or per-process");
+    const BatchNormStats bn_stats = c.batch_norm_stats == "global" ? BatchNormStats::global : BatchNormStats::per_process;
     RunState state;
-    if (resuming) state = load_run_state(out + "/state.json");
+    if (resuming) state = shared_run_state(comm, out + "/state.json");
     const Recipe r = resuming ? resumed_recipe(cmd, state) : cmd.recipe;
     if (r.batch_size <= 0) throw std::invalid_argument("--batch-size must be at least 1");
     if (r.epochs <= 0) throw std::invalid_argument("--epochs must be at least 1");
     if (!(r.lr > 0)) throw std::invalid_argument("--lr must be positive");
+    if (r.batch_size < comm.size())
+        throw std::invalid_argument("--batch-size " + std::to_string(r.batch_size) + " (the global batch) is smaller "
+                                    "than the " + std::to_string(comm.size()) + " processes that share it");
     const Precision precision = usable_precision(parse_precision(r.precision));
-    set_compute_threads(c.threads);
+    set_compute_threads(c.threads != 0 ? c.threads : threads_per_process(comm.node_size()));
 
     // Everything that can fail on bad input happens before the run folder is touched.
     const std::string data_dir = r.data_dir.empty() ? default_data_dir(r.dataset) : r.data_dir;
     if (c.download) {
         if (r.dataset != "cifar10") throw std::invalid_argument("--download fetches CIFAR-10 only");
-        download_cifar10(data_dir);
+        // Rank 0 fetches; the others wait for it (they read the same folder, or their own copy).
+        if (root) download_cifar10(data_dir);
+        int64_t fetched = 1;
+        comm.broadcast(&fetched, sizeof fetched, 0);
     }
     const DatasetRequest request{.name = r.dataset, .dir = data_dir, .folder_size = r.input_size, .folder_channels = 3};
     const ImageSet train_set = load_dataset(request, Split::train);
@@ -174,38 +212,48 @@ int run_train(const TrainCommand& cmd) {
                                     .normalization = normalization(r.normalize, cfg.in_channels)};
     Transform test_transform = train_transform;
     test_transform.augment = Augment::none;
+    // Each process prepares only its shard of every batch; the batches are those of one process.
+    const int64_t shard = comm.rank(), shards = comm.size();
     BatchLoader train_loader(train_set, train_transform,
                              {.batch = r.batch_size, .order = r.no_shuffle ? Order::sequential : Order::shuffled,
                               .last_batch = LastBatch::drop, .limit = r.limit_train, .seed = r.seed,
-                              .threads = c.loader_threads});
+                              .threads = c.loader_threads, .shard = shard, .shards = shards});
     BatchLoader test_loader(test_set, test_transform,
                             {.batch = r.batch_size, .order = Order::sequential, .last_batch = LastBatch::keep,
-                             .limit = r.limit_test, .seed = r.seed, .threads = c.loader_threads});
+                             .limit = r.limit_test, .seed = r.seed, .threads = c.loader_threads, .shard = shard,
+                             .shards = shards});
 
     Parameters params(cfg), initial(cfg);
     init_parameters(params, r.seed);
     if (!resuming && !r.init.empty()) start_from(params, r.init);
     std::unique_ptr<Optimizer> optimizer = make_optimizer(r, params.count());
+    DataParallel replicas(comm, params, r.batch_size, bn_stats);
     DnnlContext ctx;
-    DenseNet net(ctx, params, {r.batch_size, r.input_size, r.input_size}, Pass::training,
+    DenseNet net(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::training,
                  r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
+    net.set_replica_sync(&replicas);
 
+    // Rank 0 alone reads and writes the run folder; the others get what it read from it.
     RunFolder run(out, {cfg, r.input_size, train_set.class_names, r.dataset, r.normalize});
     if (resuming) {
-        state = run.resume(params, *optimizer, initial);
+        if (root) state = run.resume(params, *optimizer, initial);
+        share_resumed_run(replicas, *optimizer, state);
         state.options = r;
         if (state.epoch > r.epochs) {
             std::printf("%s has finished its %ld epochs; pass --epochs N to train further\n", out.c_str(), long(r.epochs));
             return 0;
         }
         std::printf("resuming %s at epoch %ld, batch %ld\n", out.c_str(), long(state.epoch), long(state.totals.next_batch));
-        write_reports(run, state, initial, params);  // in case the run stopped between a save and its reports
+        if (root) write_reports(run, state, initial, params);  // in case the run stopped between a save and its reports
     } else {
-        run.claim(c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
         state.options = r;
-        run.save_initial(params);
-        load_checkpoint(initial, run.path("init.safetensors"));
-        run.commit(params, *optimizer, state, Checkpoints::last);
+        if (root) {
+            run.claim(c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
+            run.save_initial(params);
+            load_checkpoint(initial, run.path("init.safetensors"));
+            run.commit(params, *optimizer, state, Checkpoints::last);
+        }
+        replicas.share_parameters();  // --init was read by each; rank 0's copy is the one saved
     }
     net.load_weights();
     std::printf("training %s (%ld parameters, %ld classes) on %ld %s images at %ldx%ld, batch %ld, %s lr %g, %ld epochs, "
@@ -214,6 +262,13 @@ int run_train(const TrainCommand& cmd) {
                 r.dataset.c_str(), long(r.input_size), long(r.input_size), long(r.batch_size), r.optimizer.c_str(), r.lr,
                 long(r.epochs), precision_name(precision), double(net.plan().memory.total_bytes()) / 1e6,
                 r.memory.c_str(), out.c_str());
+    if (comm.size() > 1)
+        std::printf("data parallel: %d processes (%d on this machine), %d compute threads each, %ld images of each batch "
+                    "on rank 0; batch norm statistics %s; %.1f MB of gradients summed per step\n",
+                    comm.size(), comm.node_size(), omp_get_max_threads(), long(replicas.local_batch()),
+                    bn_stats == BatchNormStats::global ? "of the whole batch (synchronised)"
+                                                       : "of each process's shard (per process, as plain DDP)",
+                    double(replicas.gradient_bytes()) / 1e6);
     std::fflush(stdout);
 
     g_interrupted = false;
@@ -222,21 +277,22 @@ int run_train(const TrainCommand& cmd) {
     StopRequest stop{.interrupted = &g_interrupted, .max_steps = c.max_steps, .steps_taken = 0};
     auto stopped = [&] {
         state.optimizer_steps = optimizer->steps();
-        run.commit(params, *optimizer, state, Checkpoints::last);
+        if (root) run.commit(params, *optimizer, state, Checkpoints::last);
         std::printf("stopped in epoch %ld after batch %ld; continue with: densenet train --resume %s\n",
                     long(state.epoch), long(state.totals.next_batch), out.c_str());
         return g_interrupted ? 130 : 0;
     };
     auto diverged = [&] {
-        std::fprintf(stderr, "error: the loss is no longer finite (epoch %ld); stopped. %s is the last good checkpoint; "
+        if (root) std::fprintf(stderr, "error: the loss is no longer finite (epoch %ld); stopped. %s is the last good checkpoint; "
                              "try a lower --lr\n", long(state.epoch), run.path("last.safetensors").c_str());
         return 1;
     };
     while (state.epoch <= r.epochs) {
-        const EpochEnd end = train_epoch(net, params, *optimizer, train_loader, state.epoch, r.epochs, state.totals, stop);
+        const EpochEnd end =
+            train_epoch(net, params, *optimizer, train_loader, state.epoch, r.epochs, state.totals, stop, replicas);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
-        const std::optional<EvalResult> test = evaluate(net, test_loader, "  testing", &g_interrupted);
+        const std::optional<EvalResult> test = evaluate_sharded(net, test_loader, "  testing", comm, &g_interrupted);
         if (!test) return stopped();  // the epoch's training is saved; --resume runs its test
         if (!std::isfinite(test->loss)) return diverged();  // the last step left non-finite weights
 
@@ -252,9 +308,9 @@ int run_train(const TrainCommand& cmd) {
         ++next.epoch;
         next.totals = EpochTotals{};
         next.optimizer_steps = optimizer->steps();
-        run.commit(params, *optimizer, next, best ? Checkpoints::last_and_best : Checkpoints::last);
+        if (root) run.commit(params, *optimizer, next, best ? Checkpoints::last_and_best : Checkpoints::last);
         state = std::move(next);
-        write_reports(run, state, initial, params);
+        if (root) write_reports(run, state, initial, params);
     }
     std::printf("done: %s holds init/last/best.safetensors, metrics.csv, loss/accuracy curves and weight pictures\n",
                 out.c_str());
@@ -312,16 +368,37 @@ Command add_train_command(CLI::App& app) {
                   "fp32, or bf16: mixed precision as torch.autocast, bf16 convolutions with fp32 weights, batch norm and "
                   "Adam (fp32 where the CPU has no AVX512-BF16); checkpoints are fp32 either way")
         ->check(CLI::IsMember({"fp32", "bf16"}));
-    t->add_option("--threads", c.threads, "compute threads (0: one per core)")->capture_default_str();
+    t->add_option("--threads", c.threads,
+                  "compute threads (0: one per core, shared among the processes on this machine)")
+        ->capture_default_str();
     t->add_option("--loader-threads", c.loader_threads,
                   "threads preparing batches ahead of the step (0: prepare each batch between steps, on the compute "
                   "threads)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
+    t->add_option("--batch-norm-stats", c.batch_norm_stats,
+                  "with several processes (mpirun): global, batch norm over the whole batch (synchronised, the "
+                  "results of one process), or per-process, each over its shard (plain DDP: smaller batches' "
+                  "statistics, rank 0's running statistics kept)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"global", "per-process"}));
     t->add_option("--max-steps", c.max_steps,
                   "stop after N steps, as Ctrl-C does, leaving a checkpoint that --resume continues (0: no limit)")
         ->capture_default_str();
-    return {t, [cmd] { return run_train(*cmd); }};
+    return {t, [cmd] {
+        std::unique_ptr<Communicator> comm = connect_processes();
+        if (comm->size() == 1) return run_train(*cmd, *comm);
+        // A process that fails ends the whole job at once, naming itself: the others would
+        // otherwise wait for it in the next collective. The last checkpoint is left as it was.
+        try {
+            return run_train(*cmd, *comm);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "error: process %d of %d: %s\n", comm->rank(), comm->size(), e.what());
+            std::fflush(stderr);
+            comm->abort(1);
+        }
+        return 1;  // not reached: abort() ends the process
+    }};
 }
 
 }  // namespace dn

@@ -1,9 +1,12 @@
 #include "data/batch_loader.h"
 
+#include "data/shard.h"
+
 #include <algorithm>
 #include <chrono>
 #include <numeric>
 #include <random>
+#include <string>
 #include <stdexcept>
 
 namespace dn {
@@ -12,6 +15,8 @@ BatchLoader::BatchLoader(const ImageSet& set, const Transform& transform, const 
     : set_(set), transform_(transform), options_(options) {
     if (options.batch <= 0) throw std::invalid_argument("the batch size must be positive");
     if (options.threads < 0) throw std::invalid_argument("loader threads must be 0 or more");
+    if (options.shards < 1 || options.shard < 0 || options.shard >= options.shards)
+        throw std::invalid_argument("shard " + std::to_string(options.shard) + " of " + std::to_string(options.shards));
     validate(transform, set);
     count_ = options.limit > 0 ? std::min(options.limit, set.count) : set.count;
     batches_ = options.last_batch == LastBatch::drop ? count_ / options.batch : (count_ + options.batch - 1) / options.batch;
@@ -24,9 +29,10 @@ BatchLoader::BatchLoader(const ImageSet& set, const Transform& transform, const 
     slot_batch_.assign(depth, -1);
     slot_error_.resize(depth);
     const size_t image_floats = size_t(transform.channels * transform.size * transform.size);
+    const size_t capacity = size_t(shard_size(options.batch, options.shard, options.shards));
     for (auto& slot : slots_) {
-        slot.images.resize(size_t(options.batch) * image_floats);
-        slot.labels.resize(size_t(options.batch));
+        slot.images.resize(capacity * image_floats);
+        slot.labels.resize(capacity);
     }
     try {
         for (int64_t t = 0; t < options.threads; ++t) workers_.emplace_back([this] { work(); });
@@ -132,9 +138,10 @@ void BatchLoader::work() {
 }
 
 void BatchLoader::fill(Batch& batch, int64_t k, Filler filler) {
-    const int64_t B = options_.batch, first = k * B;
+    const int64_t B = options_.batch, global_size = std::min(B, count_ - k * B);
+    const int64_t first = k * B + shard_begin(global_size, options_.shard, options_.shards);
     const size_t image_floats = size_t(transform_.channels * transform_.size * transform_.size);
-    batch.size = std::min(B, count_ - first);
+    batch.size = shard_size(global_size, options_.shard, options_.shards);
     std::exception_ptr error;  // an exception may not leave an OpenMP region; it is rethrown after
 #pragma omp parallel for schedule(dynamic) if (filler == Filler::inline_threads)
     for (int64_t i = 0; i < batch.size; ++i) {

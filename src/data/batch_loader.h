@@ -13,7 +13,8 @@
 namespace dn {
 
 struct Batch {
-    int64_t size = 0;             // images in this batch (the last eval batch may be short)
+    int64_t size = 0;             // images in this batch (the last eval batch may be short), or in
+                                  // this process's shard of it
     std::vector<float> images;    // (batch, channels, S, S) as PyTorch's tensors
     std::vector<int32_t> labels;  // (batch); padding entries of a short batch are 0
 };
@@ -34,6 +35,10 @@ struct LoaderOptions {
     // the compute's OpenMP threads, between steps. On a 2-core machine that avoids a worker
     // pre-empting an OpenMP thread in the middle of a convolution, which stalls its barrier.
     int64_t threads = 1;
+    // Data parallelism: this process prepares only shard `shard` of `shards` of every batch
+    // (data/shard.h); `batch` stays the global batch, and the batches and their order are those of
+    // one process.
+    int64_t shard = 0, shards = 1;
 };
 
 // Workers prepare the next batches while the caller trains on the current one. What an epoch
@@ -55,7 +60,7 @@ public:
     const Batch* next();
 
     int64_t batches_per_epoch() const { return batches_; }
-    int64_t images_per_epoch() const;
+    int64_t images_per_epoch() const;  // over every shard
     double wait_seconds() const { return wait_seconds_; }  // time next() spent blocked, all epochs
     // Time workers spent preparing batches, summed over workers, all epochs: while it runs beside
     // the compute's OpenMP threads, a worker takes a core from them.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 
 namespace dn {
@@ -12,11 +13,18 @@ std::string format_duration(double seconds) {
     return std::to_string(s / 60) + "m " + std::to_string(s % 60) + "s";
 }
 
+namespace {
+std::atomic<bool> g_silenced{false};
+}
+
+void silence_progress_bars() { g_silenced = true; }
+
 ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total), terminal_(isatty(fileno(stderr)) == 1),
       start_(std::chrono::steady_clock::now()) {}
 
 void ProgressBar::update(int64_t done, const std::string& note, int64_t done_before) {
+    if (g_silenced) return;
     const auto now = std::chrono::steady_clock::now();
     const auto interval = terminal_ ? std::chrono::milliseconds(200) : std::chrono::milliseconds(15000);
     if (drawn_ && now - last_draw_ < interval && done < total_) return;

@@ -1,4 +1,5 @@
-// defines: ProgressBar (a one-line bar on stderr with rate, ETA and a caller's note), format_duration
+// defines: ProgressBar (a one-line bar on stderr with rate, ETA and a caller's note), format_duration,
+//          silence_progress_bars
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -8,6 +9,9 @@ namespace dn {
 
 // "9m 28s", as the lecture prints it.
 std::string format_duration(double seconds);
+
+// From now on no bar of this process draws (data-parallel processes other than rank 0).
+void silence_progress_bars();
 
 // Redraws itself in place on a terminal (at most 5 times a second); when stderr is a file or a
 // pipe it writes a plain line every 15 s instead, so logs stay readable.

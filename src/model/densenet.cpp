@@ -5,6 +5,7 @@
 #include "ops/loss.h"
 #include "ops/profiler.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -144,8 +145,9 @@ void DenseNet::stem_forward(Mode mode) {
     FeatureMap stem_out = conv0_out;
     if (cfg_.stem == Stem::imagenet) {
         const BatchNormParams& bn = *params_.norm0;
-        if (mode == Mode::train) batch_stats(at(plan_.stem_mean), at(plan_.stem_var), conv0_out);
-        Stats s = normalisation_stats(mode, at(plan_.stem_mean), at(plan_.stem_var), bn, conv0_out.pixels());
+        if (mode == Mode::train) compute_batch_stats(at(plan_.stem_mean), at(plan_.stem_var), conv0_out);
+        Stats s = normalisation_stats(mode, at(plan_.stem_mean), at(plan_.stem_var), bn,
+                                      stats_count(conv0_out.pixels()));
         FeatureMap relu0 = act_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
         bn_relu_forward(relu0, conv0_out, s.mean, s.var, bn.weight, bn.bias);
         stem_out = act_map(plan_.pool0_out, first.h, first.w, F0);
@@ -153,7 +155,7 @@ void DenseNet::stem_forward(Mode mode) {
         pool0_->forward(relu0.data, stem_out.data, pass_ == Pass::training ? arena_.base() + plan_.pool0_workspace : nullptr);
     }
     copy_channels(block_features(0).channels(0, F0), stem_out);
-    if (mode == Mode::train) batch_stats(at(first.mean), at(first.var), stem_out);
+    if (mode == Mode::train) compute_batch_stats(at(first.mean), at(first.var), stem_out);
 }
 
 void DenseNet::activate_layer_input(size_t b, size_t i, Mode mode) {
@@ -184,7 +186,7 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
     const LayerPlan& lp = block.layers[i];
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t N = plan_.shape.batch, in = l.norm1.channels, k = cfg_.growth_rate;
-    const int64_t P = N * block.h * block.w;
+    const int64_t P = stats_count(N * block.h * block.w);
 
     // norm1 reuses the block's statistics of these channels; only its gamma and beta are its own.
     if (mode == Mode::train) normalisation_stats(mode, at(block.mean), at(block.var), l.norm1, P);
@@ -193,7 +195,7 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
 
     FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, l.norm2.channels);
     if (mode == Mode::train) {
-        batch_stats(at(lp.bottleneck_mean), at(lp.bottleneck_var), bottleneck);
+        compute_batch_stats(at(lp.bottleneck_mean), at(lp.bottleneck_var), bottleneck);
         normalisation_stats(mode, at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2, P);
     }
     activate_bottleneck(b, i, mode);
@@ -203,7 +205,7 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
     layers_[b][i].conv2->forward(raw(lp.activated_bottleneck), fresh.data);
     copy_channels(block_features(b).channels(in, k), fresh);
     // The same values as the slot's, read densely.
-    if (mode == Mode::train) batch_stats(at(block.mean) + in, at(block.var) + in, fresh);
+    if (mode == Mode::train) compute_batch_stats(at(block.mean) + in, at(block.var) + in, fresh);
 }
 
 void DenseNet::activate_transition_input(size_t b, Mode mode) {
@@ -222,13 +224,14 @@ void DenseNet::transition_forward(size_t b, Mode mode) {
     const TransitionPlan& tp = plan_.transitions[b];
     const int64_t N = plan_.shape.batch;
     if (mode == Mode::train)
-        normalisation_stats(mode, at(block.mean), at(block.var), params_.transitions[b].norm, N * block.h * block.w);
+        normalisation_stats(mode, at(block.mean), at(block.var), params_.transitions[b].norm,
+                            stats_count(N * block.h * block.w));
     activate_transition_input(b, mode);
     transitions_[b].conv->forward(raw(tp.activated), raw(tp.conv_out));
     transitions_[b].pool->forward(raw(tp.conv_out), raw(tp.pooled), nullptr);
     FeatureMap pooled = act_map(tp.pooled, next.h, next.w, next.first_channels);
     copy_channels(block_features(b + 1).channels(0, next.first_channels), pooled);
-    if (mode == Mode::train) batch_stats(at(next.mean), at(next.var), pooled);
+    if (mode == Mode::train) compute_batch_stats(at(next.mean), at(next.var), pooled);
 }
 
 float DenseNet::head_forward(const int32_t* labels, Mode mode) {
@@ -236,13 +239,77 @@ float DenseNet::head_forward(const int32_t* labels, Mode mode) {
     const BlockPlan& block = plan_.blocks[last];
     const BatchNormParams& bn = params_.norm5;
     FeatureMap x = block_features(last);
-    Stats s = normalisation_stats(mode, at(block.mean), at(block.var), bn, x.pixels());
+    Stats s = normalisation_stats(mode, at(block.mean), at(block.var), bn, stats_count(x.pixels()));
     FeatureMap activated = dense_map(at(plan_.head_activated), x.n, x.h, x.w, x.c);
     bn_relu_forward(activated, x, s.mean, s.var, bn.weight, bn.bias);
     global_avg_pool_forward(at(plan_.pooled), activated);
     const LinearParams& fc = params_.classifier;
     classifier_->forward(at(plan_.logits), at(plan_.pooled), fc.weight, fc.bias);
     return log_softmax_nll_forward(at(plan_.log_probs), at(plan_.logits), labels, x.n, fc.out_features);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch norm across replicas. Under synchronised batch norm the statistics are those of the
+// global batch, and so are the sums that pass 2 of the backward needs; every other reduction over
+// the batch (the convolutions' weight gradients) is this shard's, summed afterwards with the
+// gradients.
+
+void DenseNet::compute_batch_stats(float* mean, float* var, const FeatureMap& x) {
+    if (!sync_ || !sync_->synchronises_batch_norm()) return batch_stats(mean, var, x);
+    if (int64_t(moments_.size()) < 2 * x.c) moments_.resize(size_t(2 * x.c));  // first step only
+    batch_moments(moments_.data(), moments_.data() + x.c, x);
+    sync_->combine_batch_moments(mean, var, moments_.data(), moments_.data() + x.c, x.c, x.pixels());
+}
+
+int64_t DenseNet::stats_count(int64_t pixels) const {
+    if (!sync_ || !sync_->synchronises_batch_norm()) return pixels;
+    return pixels / plan_.shape.batch * sync_->global_batch();
+}
+
+// Pass 1 of a batch norm's backward: assigns its parameter gradients, and returns the sums pass 2
+// needs (the global batch's). recomputed: where pass 1 also rewrites the
+// forward output (bn_relu_backward_params_recomputing), else nullptr.
+DenseNet::GradSums DenseNet::bn_relu_backward_sums(const BatchNormParams& bn, const FeatureMap* recomputed,
+                                                   const FeatureMap& dy, const FeatureMap& x, const float* mean,
+                                                   const float* var) {
+    if (!sync_ || !sync_->synchronises_batch_norm()) {
+        if (recomputed)
+            bn_relu_backward_params_recomputing(*recomputed, bn.dweight, bn.dbias, dy, x, mean, var, bn.weight, bn.bias);
+        else
+            bn_relu_backward_params(bn.dweight, bn.dbias, dy, x, mean, var, bn.weight, bn.bias);
+        return {bn.dweight, bn.dbias, x.pixels()};
+    }
+    const int64_t C = bn.channels;
+    if (int64_t(moments_.size()) < 2 * C) moments_.resize(size_t(2 * C));  // first step only
+    if (int64_t(grad_sums_.size()) < 2 * C) grad_sums_.resize(size_t(2 * C));
+    double* sums = moments_.data();  // (dgamma, dbeta)
+    bn_relu_backward_param_sums(sums, sums + C, recomputed, dy, x, mean, var, bn.weight, bn.bias);
+    sync_->sum(sums, 2 * C);
+    for (int64_t j = 0; j < 2 * C; ++j) grad_sums_[size_t(j)] = float(sums[j]);
+    // These sums are the parameter gradients of the global batch already, rounded once as one
+    // process rounds them. Replica 0 holds them and the others add zero in the gradient sum:
+    // adding each shard's rounded part instead loses the small dgamma of a channel whose parts
+    // nearly cancel (measured: 2% off on norm0.weight).
+    const bool holder = sync_->replica() == 0;
+    for (int64_t j = 0; j < C; ++j) {
+        bn.dweight[j] = holder ? grad_sums_[size_t(j)] : 0.0f;
+        bn.dbias[j] = holder ? grad_sums_[size_t(C + j)] : 0.0f;
+    }
+    return {grad_sums_.data(), grad_sums_.data() + C, stats_count(x.pixels())};
+}
+
+// bn_relu_backward with dx assigned, over the global batch where batch norm is synchronised.
+void DenseNet::bn_relu_backward_synced(const FeatureMap& dx, const BatchNormParams& bn, const FeatureMap& dy,
+                                       const FeatureMap& x, const float* mean, const float* var) {
+    const GradSums sums = bn_relu_backward_sums(bn, nullptr, dy, x, mean, var);
+    bn_relu_backward_input(dx, Accumulate::assign, dy, x, mean, var, bn.weight, bn.bias, sums.dgamma, sums.dbeta,
+                           sums.count);
+}
+
+// Parameters are stored in state_dict order and backward runs in reverse, so once a module's
+// backward is done every gradient from its first parameter to the end is final.
+void DenseNet::gradients_final_from(const float* first_parameter) {
+    if (sync_) sync_->gradients_final_from(first_parameter - params_.values());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,13 +334,14 @@ void DenseNet::head_backward() {
     const BatchNormParams& bn = params_.norm5;
     const LinearParams& fc = params_.classifier;
     const int64_t N = plan_.shape.batch;
-    log_softmax_nll_backward(at(plan_.d_logits), at(plan_.log_probs), labels_, N, fc.out_features);
+    log_softmax_nll_backward(at(plan_.d_logits), at(plan_.log_probs), labels_, N, fc.out_features,
+                             sync_ ? sync_->global_batch() : N);
     classifier_->backward(at(plan_.d_pooled), fc.dweight, fc.dbias, at(plan_.d_logits), at(plan_.pooled), fc.weight);
     FeatureMap x = block_features(last);
     FeatureMap d_activated = dense_map(at(plan_.d_wide), x.n, x.h, x.w, x.c);
     global_avg_pool_backward(d_activated, at(plan_.d_pooled));
-    bn_relu_backward(block_grad(last), Accumulate::assign, bn.dweight, bn.dbias, d_activated, x, at(block.mean),
-                     at(block.var), bn.weight, bn.bias);
+    bn_relu_backward_synced(block_grad(last), bn, d_activated, x, at(block.mean), at(block.var));
+    gradients_final_from(bn.weight);
 }
 
 void DenseNet::dense_layer_backward(size_t b, size_t i) {
@@ -302,21 +370,18 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
 
     FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, C);
     FeatureMap d_bottleneck = act_map(plan_.d_bottleneck, block.h, block.w, C);
-    bn_relu_backward(d_bottleneck, Accumulate::assign, l.norm2.dweight, l.norm2.dbias,
-                     act_map(plan_.d_activated_bottleneck, block.h, block.w, C), bottleneck,
-                     at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2.weight, l.norm2.bias);
+    bn_relu_backward_synced(d_bottleneck, l.norm2, act_map(plan_.d_activated_bottleneck, block.h, block.w, C),
+                            bottleneck, at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const BatchNormParams& n1 = l.norm1;
     FeatureMap x = block_features(b).channels(0, in), d_input = act_map(plan_.d_wide, block.h, block.w, in);
     ops.conv1->backward_data(d_bottleneck.data, d_input.data);
-    if (input_late) {
-        bn_relu_backward_params_recomputing(act_map(lp.activated_input, block.h, block.w, in), n1.dweight, n1.dbias,
-                                            d_input, x, at(block.mean), at(block.var), n1.weight, n1.bias);
-    } else {
-        bn_relu_backward_params(n1.dweight, n1.dbias, d_input, x, at(block.mean), at(block.var), n1.weight, n1.bias);
-    }
+    const FeatureMap activated_input = act_map(lp.activated_input, block.h, block.w, in);
+    const GradSums sums = bn_relu_backward_sums(n1, input_late ? &activated_input : nullptr, d_input, x, at(block.mean),
+                                                at(block.var));
     ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
     bn_relu_backward_input(block_grad(b).channels(0, in), Accumulate::add, d_input, x, at(block.mean), at(block.var),
-                           n1.weight, n1.bias, n1.dweight, n1.dbias);
+                           n1.weight, n1.bias, sums.dgamma, sums.dbeta, sums.count);
+    gradients_final_from(n1.weight);
 }
 
 void DenseNet::transition_backward(size_t b) {
@@ -332,9 +397,9 @@ void DenseNet::transition_backward(size_t b) {
     transitions_[b].conv->backward_weights(raw(tp.activated), raw(plan_.d_bottleneck), t.conv.dweight);
     transitions_[b].conv->backward_data(raw(plan_.d_bottleneck), raw(plan_.d_wide));
     FeatureMap x = block_features(b);
-    bn_relu_backward(block_grad(b), Accumulate::assign, t.norm.dweight, t.norm.dbias,
-                     act_map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean), at(block.var), t.norm.weight,
-                     t.norm.bias);
+    bn_relu_backward_synced(block_grad(b), t.norm, act_map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean),
+                            at(block.var));
+    gradients_final_from(t.norm.weight);
 }
 
 void DenseNet::stem_backward() {
@@ -345,6 +410,7 @@ void DenseNet::stem_backward() {
     copy_channels(d_stem, block_grad(0).channels(0, F0));
     if (cfg_.stem == Stem::small_inputs) {
         conv0_->backward_weights(raw(plan_.input), d_stem.data, params_.conv0.dweight);
+        gradients_final_from(params_.conv0.weight);
         return;
     }
     const BatchNormParams& bn = *params_.norm0;
@@ -352,10 +418,10 @@ void DenseNet::stem_backward() {
     pool0_->backward(d_stem.data, d_relu0.data, arena_.base() + plan_.pool0_workspace);
     // relu0's output is dead by now, so its region takes conv0's output gradient.
     FeatureMap d_conv0 = act_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
-    bn_relu_backward(d_conv0, Accumulate::assign, bn.dweight, bn.dbias, d_relu0,
-                     act_map(plan_.conv0_out, plan_.stem_h, plan_.stem_w, F0), at(plan_.stem_mean),
-                     at(plan_.stem_var), bn.weight, bn.bias);
+    bn_relu_backward_synced(d_conv0, bn, d_relu0, act_map(plan_.conv0_out, plan_.stem_h, plan_.stem_w, F0),
+                            at(plan_.stem_mean), at(plan_.stem_var));
     conv0_->backward_weights(raw(plan_.input), d_conv0.data, params_.conv0.dweight);
+    gradients_final_from(params_.conv0.weight);
 }
 
 }  // namespace dn

@@ -3,6 +3,7 @@
 #pragma once
 #include "model/activation_plan.h"
 #include "model/parameters.h"
+#include "model/replica_sync.h"
 #include "ops/conv.h"
 #include "ops/linear.h"
 #include "ops/pool.h"
@@ -29,6 +30,10 @@ public:
     float forward(const float* images_nchw, const int32_t* labels, Mode mode);
     // After forward(..., Mode::train): assigns every parameter gradient in params.
     void backward();
+
+    // Data parallelism: this model trains on its shard of a global batch, beside replicas that
+    // train on the others (see ReplicaSync). nullptr (the default): it trains alone.
+    void set_replica_sync(ReplicaSync* sync) { sync_ = sync; }
 
     const float* logits() const;     // (N,K)
     const float* log_probs() const;  // (N,K)
@@ -61,6 +66,19 @@ private:
     void activate_bottleneck(size_t b, size_t i, Mode mode);
     void activate_transition_input(size_t b, Mode mode);
 
+    // Batch norm's reductions, over the global batch where batch norm is synchronised.
+    void compute_batch_stats(float* mean, float* var, const FeatureMap& x);
+    int64_t stats_count(int64_t pixels) const;
+    struct GradSums {
+        const float *dgamma, *dbeta;  // sum(g * xhat) and sum(g) per channel
+        int64_t count;                // the pixels they sum over
+    };
+    GradSums bn_relu_backward_sums(const BatchNormParams& bn, const FeatureMap* recomputed, const FeatureMap& dy,
+                                   const FeatureMap& x, const float* mean, const float* var);
+    void bn_relu_backward_synced(const FeatureMap& dx, const BatchNormParams& bn, const FeatureMap& dy,
+                                 const FeatureMap& x, const float* mean, const float* var);
+    void gradients_final_from(const float* first_parameter);
+
     void head_backward();
     void dense_layer_backward(size_t b, size_t i);
     void transition_backward(size_t b);
@@ -82,6 +100,11 @@ private:
     std::unique_ptr<Linear> classifier_;
     const int32_t* labels_ = nullptr;
     bool has_forward_for_backward_ = false;
+    ReplicaSync* sync_ = nullptr;
+    // Under synchronised batch norm, (2, widest batch norm): moments or sums in double, and the
+    // global batch's sums for pass 2 of a backward.
+    std::vector<double> moments_;
+    std::vector<float> grad_sums_;
 };
 
 }  // namespace dn

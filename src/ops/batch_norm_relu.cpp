@@ -50,8 +50,9 @@ void add_row(double* __restrict sum, double* __restrict sum_sq, const X* __restr
     }
 }
 
-template <class X>
-void batch_stats_kernel(float* mean, float* var, const FeatureMap& x) {
+// O: float for batch_stats, double for batch_moments.
+template <class X, class O>
+void batch_stats_kernel(O* mean, O* var, const FeatureMap& x) {
     const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
     thread_local std::vector<double> room;
     if (int64_t(room.size()) < (1 + 2 * blocks) * C) room.resize(size_t((1 + 2 * blocks) * C));
@@ -73,15 +74,20 @@ void batch_stats_kernel(float* mean, float* var, const FeatureMap& x) {
             sq += partial[b * 2 * C + C + j];
         }
         const double m = s / double(P);
-        mean[j] = float(shift[j] + m);
-        var[j] = float(std::max(0.0, sq / double(P) - m * m));
+        mean[j] = O(shift[j] + m);
+        var[j] = O(std::max(0.0, sq / double(P) - m * m));
     }
 }
 }  // namespace
 
 void batch_stats(float* mean, float* var, const FeatureMap& x) {
     PhaseTimer timer(Phase::bn_stats, 0.0, double(x.bytes()));
-    with_type(x.type, [&](auto xt) { batch_stats_kernel<decltype(xt)>(mean, var, x); });
+    with_type(x.type, [&](auto xt) { batch_stats_kernel<decltype(xt), float>(mean, var, x); });
+}
+
+void batch_moments(double* mean, double* var, const FeatureMap& x) {
+    PhaseTimer timer(Phase::bn_stats, 0.0, double(x.bytes()));
+    with_type(x.type, [&](auto xt) { batch_stats_kernel<decltype(xt), double>(mean, var, x); });
 }
 
 void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,
@@ -147,8 +153,9 @@ BackwardConstants backward_constants(float* room, int64_t C, const float* mean, 
 // Pass 1: with g = dy where the ReLU was open, dbeta = sum(g) and dgamma = sum(g * xhat), in
 // blocks of pixels (kSumBlock) summed in float. With a Y other than void it also writes
 // y = max(0, xhat * gamma + beta), as bn_relu_forward does.
-template <class Y, class DY, class X>
-void bn_relu_backward_params_kernel(const FeatureMap* y, float* dgamma, float* dbeta, const FeatureMap& dy,
+// O: float for the parameter gradients, double for bn_relu_backward_param_sums.
+template <class O, class Y, class DY, class X>
+void bn_relu_backward_params_kernel(const FeatureMap* y, O* dgamma, O* dbeta, const FeatureMap& dy,
                                     const FeatureMap& x, const float* mean, const float* var, const float* gamma,
                                     const float* beta) {
     const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
@@ -196,8 +203,8 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, float* dgamma, float* d
             g += double(partial[b * 2 * C + j]);
             gx += double(partial[b * 2 * C + C + j]);
         }
-        dbeta[j] = float(g);
-        dgamma[j] = float(gx);
+        dbeta[j] = O(g);
+        dgamma[j] = O(gx);
     }
 }
 
@@ -205,7 +212,7 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, float* dgamma, float* d
 template <class DX, class DY, class X>
 void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                                    const float* mean, const float* var, const float* gamma, const float* beta,
-                                   const float* dgamma, const float* dbeta) {
+                                   const float* dgamma, const float* dbeta, int64_t count) {
     const int64_t C = x.c, P = x.pixels();
     float* room = channel_scratch(5 * C);
     const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
@@ -213,8 +220,8 @@ void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const 
     float* mean_g = room + 3 * C;
     float* mean_gx = room + 4 * C;
     for (int64_t j = 0; j < C; ++j) {
-        mean_g[j] = dbeta[j] / float(P);
-        mean_gx[j] = dgamma[j] / float(P);
+        mean_g[j] = dbeta[j] / float(count);
+        mean_gx[j] = dgamma[j] / float(count);
     }
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < P; ++p) {
@@ -245,7 +252,7 @@ void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, 
     PhaseTimer timer(Phase::bn_relu_backward, 0.0, double(x.bytes() + dy.bytes()));
     with_type(dy.type, [&](auto dyt) {
         with_type(x.type, [&](auto xt) {
-            bn_relu_backward_params_kernel<void, decltype(dyt), decltype(xt)>(nullptr, dgamma, dbeta, dy, x, mean, var,
+            bn_relu_backward_params_kernel<float, void, decltype(dyt), decltype(xt)>(nullptr, dgamma, dbeta, dy, x, mean, var,
                                                                              gamma, beta);
         });
     });
@@ -258,8 +265,28 @@ void bn_relu_backward_params_recomputing(const FeatureMap& y, float* dgamma, flo
     with_type(y.type, [&](auto yt) {
         with_type(dy.type, [&](auto dyt) {
             with_type(x.type, [&](auto xt) {
-                bn_relu_backward_params_kernel<decltype(yt), decltype(dyt), decltype(xt)>(&y, dgamma, dbeta, dy, x, mean,
+                bn_relu_backward_params_kernel<float, decltype(yt), decltype(dyt), decltype(xt)>(&y, dgamma, dbeta, dy, x, mean,
                                                                                          var, gamma, beta);
+            });
+        });
+    });
+}
+
+void bn_relu_backward_param_sums(double* dgamma, double* dbeta, const FeatureMap* y, const FeatureMap& dy,
+                                 const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                                 const float* beta) {
+    PhaseTimer timer(Phase::bn_relu_backward, 0.0, double(x.bytes() + dy.bytes() + (y ? y->bytes() : 0)));
+    with_type(dy.type, [&](auto dyt) {
+        with_type(x.type, [&](auto xt) {
+            using DY = decltype(dyt);
+            using X = decltype(xt);
+            if (!y) {
+                bn_relu_backward_params_kernel<double, void, DY, X>(nullptr, dgamma, dbeta, dy, x, mean, var, gamma, beta);
+                return;
+            }
+            with_type(y->type, [&](auto yt) {
+                bn_relu_backward_params_kernel<double, decltype(yt), DY, X>(y, dgamma, dbeta, dy, x, mean, var, gamma,
+                                                                            beta);
             });
         });
     });
@@ -267,7 +294,7 @@ void bn_relu_backward_params_recomputing(const FeatureMap& y, float* dgamma, flo
 
 void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                             const float* mean, const float* var, const float* gamma, const float* beta,
-                            const float* dgamma, const float* dbeta) {
+                            const float* dgamma, const float* dbeta, int64_t count) {
     // A gradient that many layers add into must keep f32's precision.
     if (mode == Accumulate::add && dx.type != DType::f32)
         throw std::logic_error("bn_relu_backward accumulates into f32 gradients only");
@@ -278,7 +305,8 @@ void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const Feature
         with_type(dy.type, [&](auto dyt) {
             with_type(x.type, [&](auto xt) {
                 bn_relu_backward_input_kernel<decltype(dxt), decltype(dyt), decltype(xt)>(dx, mode, dy, x, mean, var,
-                                                                                         gamma, beta, dgamma, dbeta);
+                                                                                         gamma, beta, dgamma, dbeta,
+                                                                                         count);
             });
         });
     });
@@ -288,7 +316,7 @@ void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, floa
                       const FeatureMap& x, const float* mean, const float* var, const float* gamma,
                       const float* beta) {
     bn_relu_backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta);
-    bn_relu_backward_input(dx, mode, dy, x, mean, var, gamma, beta, dgamma, dbeta);
+    bn_relu_backward_input(dx, mode, dy, x, mean, var, gamma, beta, dgamma, dbeta, x.pixels());
 }
 
 }  // namespace dn

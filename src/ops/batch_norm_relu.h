@@ -1,5 +1,5 @@
-// defines: batch_stats, update_running_stats, bn_relu_forward, bn_relu_backward, bn_relu_backward_params,
-//          bn_relu_backward_params_recomputing, bn_relu_backward_input
+// defines: batch_stats, batch_moments, update_running_stats, bn_relu_forward, bn_relu_backward, bn_relu_backward_params,
+//          bn_relu_backward_params_recomputing, bn_relu_backward_param_sums, bn_relu_backward_input
 //
 // BatchNorm2d followed by ReLU, as one pass over memory, on the engine's own kernels.
 // These read strided channel views (a dense layer's input prefix inside its block buffer),
@@ -21,6 +21,9 @@ inline constexpr float kBnMomentum = 0.1f;
 
 // Biased batch mean and variance of every channel, over all N*H*W pixels.
 void batch_stats(float* mean, float* var, const FeatureMap& x);
+// The same before their rounding to float: data-parallel processes combine these, so that the
+// combination rounds to the float that one process computing the whole batch gets.
+void batch_moments(double* mean, double* var, const FeatureMap& x);
 
 // running = (1 - momentum) * running + momentum * batch, with the unbiased variance, as PyTorch.
 void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,
@@ -47,9 +50,17 @@ void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, 
 void bn_relu_backward_params_recomputing(const FeatureMap& y, float* dgamma, float* dbeta, const FeatureMap& dy,
                                          const FeatureMap& x, const float* mean, const float* var, const float* gamma,
                                          const float* beta);
-// Pass 2: dx from dy, x and pass 1's dgamma and dbeta.
+// Pass 1's sums before their rounding to float, for data-parallel processes to add (a batch of
+// 64-pixel blocks summed in double, as one process sums them), and optionally writing y as
+// bn_relu_backward_params_recomputing does (y: nullptr for none).
+void bn_relu_backward_param_sums(double* dgamma, double* dbeta, const FeatureMap* y, const FeatureMap& dy,
+                                 const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                                 const float* beta);
+// Pass 2: dx from dy, x and pass 1's dgamma and dbeta, which are sums over `count` pixels: this
+// x's own (x.pixels()), or, with batch norm synchronised across data-parallel processes, the sums
+// of every process's pass 1 over the whole batch's pixels.
 void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                             const float* mean, const float* var, const float* gamma, const float* beta,
-                            const float* dgamma, const float* dbeta);
+                            const float* dgamma, const float* dbeta, int64_t count);
 
 }  // namespace dn

@@ -30,9 +30,9 @@ float log_softmax_nll_forward(float* log_probs, const float* logits, const int32
 }
 
 void log_softmax_nll_backward(float* dlogits, const float* log_probs, const int32_t* labels, int64_t batch,
-                              int64_t classes) {
+                              int64_t classes, int64_t loss_batch) {
     PhaseTimer timer(Phase::classifier_loss);
-    const float inv = 1.0f / float(batch);
+    const float inv = 1.0f / float(loss_batch);
     for (int64_t n = 0; n < batch; ++n)
         for (int64_t k = 0; k < classes; ++k)
             dlogits[n * classes + k] = (std::exp(log_probs[n * classes + k]) - (k == labels[n] ? 1.0f : 0.0f)) * inv;

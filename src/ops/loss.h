@@ -8,8 +8,9 @@ namespace dn {
 // Writes log_probs (N,K) and returns the loss; a label outside [0,K) is a std::out_of_range.
 float log_softmax_nll_forward(float* log_probs, const float* logits, const int32_t* labels, int64_t batch,
                               int64_t classes);
-// dlogits (N,K) = (softmax - onehot(label)) / N.
+// dlogits (N,K) = (softmax - onehot(label)) / loss_batch. loss_batch is the number of images the
+// loss is the mean of: N, or under data parallelism the global batch this shard of N belongs to.
 void log_softmax_nll_backward(float* dlogits, const float* log_probs, const int32_t* labels, int64_t batch,
-                              int64_t classes);
+                              int64_t classes, int64_t loss_batch);
 
 }  // namespace dn

@@ -51,4 +51,23 @@ std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std
     return r;
 }
 
+std::optional<EvalResult> evaluate_sharded(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
+                                           Communicator& comm, const std::atomic<bool>* interrupted) {
+    if (comm.size() == 1) return evaluate(net, loader, progress_label, interrupted);
+    std::optional<EvalResult> r = evaluate(net, loader, progress_label, nullptr);
+    // Counts and the loss sum, over the processes; they are exact in double (counts below 2^53).
+    std::vector<double> sums(r->confusion.size() + 2);
+    sums[0] = r->loss * double(r->images);
+    sums[1] = double(r->images);
+    for (size_t i = 0; i < r->confusion.size(); ++i) sums[i + 2] = double(r->confusion[i]);
+    comm.sum(sums.data(), int64_t(sums.size()));
+    r->images = int64_t(sums[1]);
+    int64_t correct = 0;
+    for (size_t i = 0; i < r->confusion.size(); ++i) r->confusion[i] = int64_t(sums[i + 2]);
+    for (int64_t k = 0; k < r->classes; ++k) correct += r->count(k, k);
+    r->loss = sums[0] / double(std::max<int64_t>(r->images, 1));
+    r->accuracy = double(correct) / double(std::max<int64_t>(r->images, 1));
+    return r;
+}
+
 }  // namespace dn

@@ -1,6 +1,7 @@
 // defines: EvalResult, evaluate (test loss, accuracy and confusion matrix over a whole data set)
 #pragma once
 #include "data/batch_loader.h"
+#include "dist/communicator.h"
 #include "model/densenet.h"
 
 #include <atomic>
@@ -26,5 +27,12 @@ struct EvalResult {
 // Returns nothing when `interrupted` becomes true before the end (Ctrl-C during a long test).
 std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
                                    const std::atomic<bool>* interrupted = nullptr);
+
+// The same over processes that each evaluate their shard of every batch: the result, the same in
+// every process, is that of the whole set. A test is not stopped halfway here (a stop must be
+// agreed on, and the training step does that); interrupted still ends the bar's work early in
+// a single process.
+std::optional<EvalResult> evaluate_sharded(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
+                                           Communicator& comm, const std::atomic<bool>* interrupted = nullptr);
 
 }  // namespace dn

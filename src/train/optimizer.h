@@ -3,6 +3,7 @@
 #include "model/parameters.h"
 
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ public:
     virtual int64_t steps() const = 0;
     virtual void save(const Parameters& params, const std::string& path) const = 0;
     virtual void load(const Parameters& params, const std::string& path) = 0;
+    // The state as flat arrays, and the step count: what data-parallel processes copy from rank 0
+    // after it resumes a run.
+    virtual std::vector<std::span<float>> state_arrays() = 0;
+    virtual void set_steps(int64_t steps) = 0;
 };
 
 // Both walk the flat parameter and gradient arrays of Parameters; their state has the same layout,
@@ -47,6 +52,8 @@ public:
     AdamOptions& options() { return options_; }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
+    std::vector<std::span<float>> state_arrays() override { return {exp_avg_, exp_avg_sq_, max_exp_avg_sq_}; }
+    void set_steps(int64_t steps) override { steps_ = steps; }
 
 private:
     AdamOptions options_;
@@ -62,6 +69,8 @@ public:
     int64_t steps() const override { return steps_; }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
+    std::vector<std::span<float>> state_arrays() override { return {momentum_buffer_}; }
+    void set_steps(int64_t steps) override { steps_ = steps; }
 
 private:
     SgdOptions options_;

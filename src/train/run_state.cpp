@@ -23,12 +23,12 @@ void write_atomically(const std::string& path, const std::string& text) {
 }
 }  // namespace
 
-void save_run_state(const RunState& s, const std::string& path) {
+nlohmann::json run_state_json(const RunState& s) {
     nlohmann::json history = nlohmann::json::array();
     for (const auto& r : s.history)
         history.push_back({{"epoch", r.epoch}, {"train_loss", r.train_loss}, {"train_acc", r.train_acc},
                            {"test_loss", r.test_loss}, {"test_acc", r.test_acc}, {"seconds", r.seconds}});
-    const nlohmann::json j{
+    return nlohmann::json{
         {"version", 1},
         {"options", s.options},
         {"epoch", s.epoch},
@@ -43,31 +43,37 @@ void save_run_state(const RunState& s, const std::string& path) {
         {"best_accuracy", s.best_accuracy},
         {"history", history},
     };
-    write_atomically(path, j.dump(2) + "\n");
+}
+
+RunState run_state_from_json(const nlohmann::json& j) {
+    if (j.at("version").get<int>() != 1) throw std::runtime_error("unknown version");
+    RunState s;
+    s.options = j.at("options");
+    s.epoch = j.at("epoch").get<int64_t>();
+    s.totals.next_batch = j.at("next_batch").get<int64_t>();
+    s.totals.loss_sum = j.at("loss_sum").get<double>();
+    s.totals.correct = j.at("correct").get<int64_t>();
+    s.totals.seen = j.at("seen").get<int64_t>();
+    s.totals.seconds = j.at("seconds").get<double>();
+    s.totals.data_wait_seconds = j.value("data_wait_seconds", 0.0);
+    s.totals.loader_busy_seconds = j.value("loader_busy_seconds", 0.0);
+    s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
+    s.best_accuracy = j.at("best_accuracy").get<double>();
+    for (const auto& r : j.at("history"))
+        s.history.push_back({r.at("epoch").get<int64_t>(), r.at("train_loss").get<double>(), r.at("train_acc").get<double>(),
+                             r.at("test_loss").get<double>(), r.at("test_acc").get<double>(), r.at("seconds").get<double>()});
+    return s;
+}
+
+void save_run_state(const RunState& s, const std::string& path) {
+    write_atomically(path, run_state_json(s).dump(2) + "\n");
 }
 
 RunState load_run_state(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw std::runtime_error("cannot open '" + path + "' (is this a run folder written by densenet train?)");
     try {
-        const nlohmann::json j = nlohmann::json::parse(in);
-        if (j.at("version").get<int>() != 1) throw std::runtime_error("unknown version");
-        RunState s;
-        s.options = j.at("options");
-        s.epoch = j.at("epoch").get<int64_t>();
-        s.totals.next_batch = j.at("next_batch").get<int64_t>();
-        s.totals.loss_sum = j.at("loss_sum").get<double>();
-        s.totals.correct = j.at("correct").get<int64_t>();
-        s.totals.seen = j.at("seen").get<int64_t>();
-        s.totals.seconds = j.at("seconds").get<double>();
-        s.totals.data_wait_seconds = j.value("data_wait_seconds", 0.0);
-        s.totals.loader_busy_seconds = j.value("loader_busy_seconds", 0.0);
-        s.optimizer_steps = j.at("optimizer_steps").get<int64_t>();
-        s.best_accuracy = j.at("best_accuracy").get<double>();
-        for (const auto& r : j.at("history"))
-            s.history.push_back({r.at("epoch").get<int64_t>(), r.at("train_loss").get<double>(), r.at("train_acc").get<double>(),
-                                 r.at("test_loss").get<double>(), r.at("test_acc").get<double>(), r.at("seconds").get<double>()});
-        return s;
+        return run_state_from_json(nlohmann::json::parse(in));
     } catch (const std::exception& e) {
         throw std::runtime_error("'" + path + "' is corrupt: " + e.what());
     }

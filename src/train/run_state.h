@@ -23,6 +23,10 @@ struct RunState {
     std::vector<EpochRecord> history;
 };
 
+// state.json's content, and back (throws on a malformed one).
+nlohmann::json run_state_json(const RunState& state);
+RunState run_state_from_json(const nlohmann::json& j);
+
 // Atomic (temporary file, then rename).
 void save_run_state(const RunState& state, const std::string& path);
 // Throws std::runtime_error naming the file if it is missing or malformed.

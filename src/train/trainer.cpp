@@ -10,39 +10,50 @@
 namespace dn {
 
 EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, BatchLoader& loader, int64_t epoch,
-                     int64_t epochs, EpochTotals& totals, StopRequest& stop) {
+                     int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas) {
     using Clock = std::chrono::steady_clock;
-    const int64_t B = net.shape().batch, K = net.classes();
+    const int64_t B = net.shape().batch, K = net.classes(), global_batch = replicas.global_batch();
+    const bool alone = replicas.communicator().size() == 1;
     const double loader_wait_before = loader.wait_seconds(), epoch_wait_before = totals.data_wait_seconds;
     const double loader_busy_before = loader.busy_seconds(), epoch_busy_before = totals.loader_busy_seconds;
     const int64_t seen_before = totals.seen;
     ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(epochs), loader.images_per_epoch(), "img");
     loader.start_epoch(epoch, totals.next_batch);
     auto last = Clock::now();
+    // A stop asked of one process (Ctrl-C reaches each at its own moment) is agreed on in the next
+    // step's sums, so that all stop after the same step.
+    bool stop_agreed = alone && stop.interrupted && stop.interrupted->load();
     // An epoch whose last batch is trained is completed (and tested), even if a stop comes then.
     while (totals.next_batch < loader.batches_per_epoch()) {
-        if ((stop.interrupted && stop.interrupted->load()) || (stop.max_steps > 0 && stop.steps_taken >= stop.max_steps)) {
+        if (stop_agreed || (stop.max_steps > 0 && stop.steps_taken >= stop.max_steps)) {
             bar.finish();
             return EpochEnd::stopped;
         }
         const Batch* batch = loader.next();
         if (!batch) break;
         const float loss = net.forward(batch->images.data(), batch->labels.data(), Mode::train);
-        if (!std::isfinite(loss)) {
+        // This process's shard, then the global batch's: loss sum, correct, stop requests.
+        double step[3] = {double(loss) * double(B), 0.0, stop.interrupted && stop.interrupted->load() ? 1.0 : 0.0};
+        for (int64_t i = 0; i < B; ++i) {
+            const float* z = net.logits() + i * K;
+            step[1] += (std::max_element(z, z + K) - z) == batch->labels[size_t(i)];
+        }
+        replicas.communicator().sum(step, 3);
+        if (!std::isfinite(step[0])) {
             bar.finish();
             return EpochEnd::diverged;
         }
-        for (int64_t i = 0; i < B; ++i) {
-            const float* z = net.logits() + i * K;
-            totals.correct += (std::max_element(z, z + K) - z) == batch->labels[size_t(i)];
-        }
         net.backward();
+        replicas.finish_gradients();
         optimizer.step(params.values(), params.grads());
+        replicas.share_running_stats();
         net.load_weights();
         ++stop.steps_taken;
         ++totals.next_batch;
-        totals.loss_sum += double(loss) * double(B);
-        totals.seen += B;
+        totals.loss_sum += step[0];
+        totals.correct += int64_t(step[1]);
+        totals.seen += global_batch;
+        stop_agreed = step[2] > 0.0;
         const auto now = Clock::now();
         totals.seconds += std::chrono::duration<double>(now - last).count();
         last = now;

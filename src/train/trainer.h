@@ -1,6 +1,7 @@
 // defines: EpochTotals, EpochEnd, StopRequest, train_epoch (one pass of forward, backward and step)
 #pragma once
 #include "data/batch_loader.h"
+#include "dist/data_parallel.h"
 #include "model/densenet.h"
 #include "train/optimizer.h"
 
@@ -32,7 +33,10 @@ struct StopRequest {
 
 // Trains from totals.next_batch to the end of epoch `epoch`, updating totals after every step.
 // diverged: a loss turned NaN or infinite; that step's update is not applied.
+// replicas: the job's processes (one, or several training data-parallel); net must have it as its
+// ReplicaSync and loader deliver its shard. totals are the global batch's, the same in every
+// process, and every process takes the same decision to stop, at the same step.
 EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, BatchLoader& loader, int64_t epoch,
-                     int64_t epochs, EpochTotals& totals, StopRequest& stop);
+                     int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas);
 
 }  // namespace dn

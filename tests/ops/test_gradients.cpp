@@ -139,7 +139,7 @@ TEST(Gradients, GlobalAveragePoolLinearAndLoss) {
     };
     loss();
     std::vector<float> dlogits(logits.size()), dpooled(pooled.size()), dw(w.size()), db(b.size()), dx(x.size());
-    log_softmax_nll_backward(dlogits.data(), lp.data(), labels.data(), N, K);
+    log_softmax_nll_backward(dlogits.data(), lp.data(), labels.data(), N, K, N);
     fc.backward(dpooled.data(), dw.data(), db.data(), dlogits.data(), pooled.data(), w.data());
     global_avg_pool_backward(dense_map(dx.data(), N, H, W, C), dpooled.data());
     check_gradient("input", x, dx, loss, 1e-2f);
