@@ -120,7 +120,13 @@ Recipe resumed_recipe(const TrainCommand& cmd, const RunState& state) {
 // steps on the compute threads (--loader-threads 0) avoids the contention.
 constexpr double kBusyLoaderShare = 0.10;
 
-void print_epoch(const EpochRecord& r, int64_t epochs, const EpochTotals& t, int64_t loader_threads) {
+// Communication that nothing hid, in one epoch (data parallel only).
+struct CommunicationShare {
+    double batch_norm_seconds = 0.0, gradient_wait_seconds = 0.0;
+};
+
+void print_epoch(const EpochRecord& r, int64_t epochs, const EpochTotals& t, int64_t loader_threads,
+                 const CommunicationShare* communication) {
     std::printf("Iteration: %ld / %ld ; Training Loss: %.6f ; Testing Acc: %.3f ; Time consumed: %s\n", long(r.epoch),
                 long(epochs), r.train_loss, 100.0 * r.test_acc, format_duration(t.seconds).c_str());
     std::printf("    train acc %.3f, test loss %.6f, %.1f img/s, waiting for data %.1f%% of the time", 100.0 * r.train_acc,
@@ -128,6 +134,11 @@ void print_epoch(const EpochRecord& r, int64_t epochs, const EpochTotals& t, int
     const double busy_share = t.loader_busy_seconds / t.seconds;
     if (loader_threads > 0) std::printf(", loader busy %.1f%%", 100.0 * busy_share);
     std::printf("\n");
+    if (communication)
+        std::printf("    communication not hidden (rank 0): batch norm %.1f%%, waiting for gradient sums %.1f%% of the "
+                    "time\n",
+                    100.0 * communication->batch_norm_seconds / t.seconds,
+                    100.0 * communication->gradient_wait_seconds / t.seconds);
     const int64_t cores = int64_t(std::thread::hardware_concurrency());
     if (loader_threads > 0 && busy_share > kBusyLoaderShare && omp_get_max_threads() + loader_threads > cores)
         std::printf("    note: the loader was busy %.0f%% of the time beside %d compute threads on %ld cores; a busy "
@@ -288,6 +299,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         return 1;
     };
     while (state.epoch <= r.epochs) {
+        const CommunicationShare before{replicas.batch_norm_seconds(), replicas.gradient_wait_seconds()};
         const EpochEnd end =
             train_epoch(net, params, *optimizer, train_loader, state.epoch, r.epochs, state.totals, stop, replicas);
         if (end == EpochEnd::diverged) return diverged();
@@ -300,7 +312,9 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         const EpochRecord record{.epoch = state.epoch, .train_loss = t.loss_sum / double(t.seen),
                                  .train_acc = double(t.correct) / double(t.seen), .test_loss = test->loss,
                                  .test_acc = test->accuracy, .seconds = t.seconds};
-        print_epoch(record, r.epochs, t, c.loader_threads);
+        const CommunicationShare communication{replicas.batch_norm_seconds() - before.batch_norm_seconds,
+                                               replicas.gradient_wait_seconds() - before.gradient_wait_seconds};
+        print_epoch(record, r.epochs, t, c.loader_threads, comm.size() > 1 ? &communication : nullptr);
         const bool best = test->accuracy > state.best_accuracy;
         RunState next = state;  // where the run continues from: the next epoch, at its start
         next.history.push_back(record);

@@ -58,6 +58,12 @@ int64_t BatchLoader::images_per_epoch() const {
     return options_.last_batch == LastBatch::drop ? batches_ * options_.batch : count_;
 }
 
+int64_t BatchLoader::shard_images_per_epoch() const {
+    const int64_t B = options_.batch, last = images_per_epoch() - (batches_ - 1) * B;
+    return (batches_ - 1) * shard_size(B, options_.shard, options_.shards) +
+           shard_size(last, options_.shard, options_.shards);
+}
+
 void BatchLoader::start_epoch(int64_t epoch, int64_t first_batch) {
     if (first_batch < 0 || first_batch > batches_)
         throw std::invalid_argument("cannot start at batch " + std::to_string(first_batch) + " of an epoch of " +

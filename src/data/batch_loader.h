@@ -61,6 +61,7 @@ public:
 
     int64_t batches_per_epoch() const { return batches_; }
     int64_t images_per_epoch() const;  // over every shard
+    int64_t shard_images_per_epoch() const;  // in this process's shard
     double wait_seconds() const { return wait_seconds_; }  // time next() spent blocked, all epochs
     // Time workers spent preparing batches, summed over workers, all epochs: while it runs beside
     // the compute's OpenMP threads, a worker takes a core from them.

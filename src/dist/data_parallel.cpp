@@ -3,11 +3,16 @@
 #include "data/shard.h"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 namespace dn {
 
 namespace {
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // Gradient buckets of 4 MB: DenseNet-121's 32 MB of gradients start in 8 sums, the first while
 // backward is still in the last dense block. Smaller buckets would start earlier but pay each
 // sum's latency more often (DDP's default is 25 MB, for models with larger layers).
@@ -50,7 +55,9 @@ int64_t DataParallel::combine_batch_moments(float* mean, float* var, const doubl
     }
     std::copy(local_mean, local_mean + C, packed_.data());
     std::copy(local_var, local_var + C, packed_.data() + C);
+    const auto start = std::chrono::steady_clock::now();
     comm_.gather_all(packed_.data(), gathered_.data(), 2 * C);
+    batch_norm_seconds_ += seconds_since(start);
     // Shards differ by at most an image; each process's count follows from its share of the batch.
     const int64_t per_image = count / local_batch(), total = global_batch_ * per_image;
     for (int64_t j = 0; j < C; ++j) {
@@ -69,6 +76,12 @@ int64_t DataParallel::combine_batch_moments(float* mean, float* var, const doubl
     return total;
 }
 
+void DataParallel::sum(double* values, int64_t n) {
+    const auto start = std::chrono::steady_clock::now();
+    comm_.sum(values, n);
+    batch_norm_seconds_ += seconds_since(start);
+}
+
 void DataParallel::gradients_final_from(int64_t offset) {
     if (comm_.size() == 1) return;
     // Backward finishes gradients from the end of the flat array towards its start.
@@ -83,7 +96,9 @@ void DataParallel::gradients_final_from(int64_t offset) {
 void DataParallel::finish_gradients() {
     if (comm_.size() == 1) return;
     gradients_final_from(0);
+    const auto start = std::chrono::steady_clock::now();
     comm_.finish_sums();
+    gradient_wait_seconds_ += seconds_since(start);
     unstarted_ = buckets_.size();
 }
 

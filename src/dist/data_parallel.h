@@ -34,7 +34,7 @@ public:
     bool synchronises_batch_norm() const override { return stats_ == BatchNormStats::global && comm_.size() > 1; }
     int64_t combine_batch_moments(float* mean, float* var, const double* local_mean, const double* local_var,
                                   int64_t channels, int64_t count) override;
-    void sum(double* values, int64_t n) override { comm_.sum(values, n); }
+    void sum(double* values, int64_t n) override;
     void gradients_final_from(int64_t offset) override;
 
     // After backward: waits for the last gradient sums. params.grads() then hold the gradients of
@@ -51,6 +51,11 @@ public:
 
     // Bytes each process sends into the gradient sums per step (the flat gradient, once).
     int64_t gradient_bytes() const { return params_.count() * int64_t(sizeof(float)); }
+    // Time this process has spent in communication that nothing overlapped, since it started:
+    // synchronised batch norm (its collectives sit between layers), and waiting for gradient sums
+    // after backward (what backward did not hide).
+    double batch_norm_seconds() const { return batch_norm_seconds_; }
+    double gradient_wait_seconds() const { return gradient_wait_seconds_; }
 
 private:
     Communicator& comm_;
@@ -60,6 +65,7 @@ private:
     std::vector<std::pair<int64_t, int64_t>> buckets_;  // [begin, end) of the flat gradient, in order
     size_t unstarted_ = 0;  // buckets_[0, unstarted_) are not yet being summed this step
     std::vector<double> packed_, gathered_;  // combine_batch_moments' (2C) and (size, 2C)
+    double batch_norm_seconds_ = 0.0, gradient_wait_seconds_ = 0.0;
 };
 
 }  // namespace dn

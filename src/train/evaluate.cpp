@@ -19,7 +19,7 @@ std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std
     EvalResult r;
     r.classes = net.classes();
     r.confusion.assign(size_t(r.classes * r.classes), 0);
-    ProgressBar bar(progress_label, loader.images_per_epoch(), "img");
+    ProgressBar bar(progress_label, loader.shard_images_per_epoch(), "img");
     double loss_sum = 0.0;
     int64_t correct = 0;
     loader.start_epoch(1);

@@ -29,7 +29,7 @@ std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std
                                    const std::atomic<bool>* interrupted = nullptr);
 
 // The same over processes that each evaluate their shard of every batch: the result, the same in
-// every process, is that of the whole set. A test is not stopped halfway here (a stop must be
+// every process, is that of the whole set (the progress bar shows rank 0's shard). A test is not stopped halfway here (a stop must be
 // agreed on, and the training step does that); interrupted still ends the bar's work early in
 // a single process.
 std::optional<EvalResult> evaluate_sharded(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
