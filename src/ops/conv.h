@@ -1,25 +1,13 @@
-// defines: ConvShape, ConvKernel, ConvKernels, default_conv_kernels,
+// defines: ConvKernel, ConvKernels, default_conv_kernels,
 //          Conv2d (oneDNN convolution: forward, backward-data, backward-weights)
 #pragma once
+#include "ops/conv_shape.h"
 #include "ops/dnnl_context.h"
 
 #include <cstdint>
 #include <unordered_map>
 
 namespace dn {
-
-struct ConvShape {
-    int64_t batch = 0;
-    int64_t in_channels = 0, in_h = 0, in_w = 0;
-    int64_t out_channels = 0;
-    int64_t kernel = 1, stride = 1, pad = 0;
-
-    int64_t out_h() const { return (in_h + 2 * pad - kernel) / stride + 1; }
-    int64_t out_w() const { return (in_w + 2 * pad - kernel) / stride + 1; }
-    int64_t weight_count() const { return out_channels * in_channels * kernel * kernel; }
-    int64_t macs() const { return batch * out_h() * out_w() * out_channels * in_channels * kernel * kernel; }
-    bool is_pointwise() const { return kernel == 1 && stride == 1 && pad == 0; }
-};
 
 // Which oneDNN primitive computes a pass. A pointwise (1x1, stride 1) convolution over NHWC is the
 // matrix product (N*H*W x I) * (I x O), so oneDNN's matmul can run it on the OIHW weights as they

@@ -1,0 +1,189 @@
+#include "cuda/batch_norm_relu.h"
+
+#include "cuda/cuda_check.h"
+#include "cuda/launch.h"
+
+#include <stdexcept>
+
+namespace dn::cuda {
+
+namespace {
+// Reductions over pixels: one block per chunk of kChunk pixels (its 8 rows of threads take every
+// 8th pixel, then add in row order), then one thread per channel adds the chunks in order.
+constexpr int64_t kChunk = 256;
+
+int64_t chunks_of(int64_t pixels) { return (pixels + kChunk - 1) / kChunk; }
+
+void require_f32(const FeatureMap& m, const char* what) {
+    if (m.type != DType::f32) throw std::logic_error(std::string("cuda batch norm: ") + what + " must be f32 (for now)");
+}
+
+struct ChannelConstants {
+    float scale, shift, rstd;
+};
+
+__device__ ChannelConstants constants_of(int64_t c, const float* mean, const float* var, const float* gamma,
+                                         const float* beta) {
+    const float rstd = 1.0f / sqrtf(var[c] + kBnEps);
+    const float scale = gamma[c] * rstd;
+    return {scale, beta[c] - mean[c] * scale, rstd};
+}
+
+// Block-wide sum over threadIdx.y of two values per channel, in row order; the result is valid
+// in row 0.
+template <class T>
+__device__ void sum_rows(T& a, T& b) {
+    __shared__ T room[2][kRowTile][kChannelTile];
+    room[0][threadIdx.y][threadIdx.x] = a;
+    room[1][threadIdx.y][threadIdx.x] = b;
+    __syncthreads();
+    if (threadIdx.y == 0)
+        for (int r = 1; r < kRowTile; ++r) a += room[0][r][threadIdx.x], b += room[1][r][threadIdx.x];
+}
+
+// partial (chunks, 2, C): per chunk, the sums of d and d^2 with d = x - (the channel's value at
+// pixel 0), in double.
+__global__ void stats_partial(double* partial, const float* x, int64_t ld, int64_t P, int64_t C) {
+    const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x, chunk = blockIdx.y;
+    double s = 0.0, sq = 0.0;
+    if (c < C) {
+        const double shift = x[c];
+        const int64_t end = min(P, (chunk + 1) * kChunk);
+        for (int64_t p = chunk * kChunk + threadIdx.y; p < end; p += kRowTile) {
+            const double d = double(x[p * ld + c]) - shift;
+            s += d;
+            sq += d * d;
+        }
+    }
+    sum_rows(s, sq);
+    if (threadIdx.y == 0 && c < C) {
+        partial[(chunk * 2) * C + c] = s;
+        partial[(chunk * 2 + 1) * C + c] = sq;
+    }
+}
+
+__global__ void stats_final(float* mean, float* var, const double* partial, const float* x, int64_t chunks, int64_t P,
+                            int64_t C) {
+    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double s = 0.0, sq = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) s += partial[(k * 2) * C + c], sq += partial[(k * 2 + 1) * C + c];
+    const double m = s / double(P);
+    mean[c] = float(double(x[c]) + m);
+    var[c] = float(fmax(0.0, sq / double(P) - m * m));
+}
+
+__global__ void bn_relu_forward_kernel(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t P, int64_t C,
+                                       const float* mean, const float* var, const float* gamma, const float* beta) {
+    const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
+    if (c >= C) return;
+    const ChannelConstants k = constants_of(c, mean, var, gamma, beta);
+    for (int64_t p = int64_t(blockIdx.y) * kRowTile + threadIdx.y; p < P; p += int64_t(gridDim.y) * kRowTile)
+        y[p * ldy + c] = fmaxf(0.0f, x[p * ldx + c] * k.scale + k.shift);
+}
+
+// partial (chunks, 2, C) in float: per chunk, sum(g) and sum(g * xhat).
+__global__ void backward_partial(float* partial, const float* dy, int64_t lddy, const float* x, int64_t ldx, int64_t P,
+                                 int64_t C, const float* mean, const float* var, const float* gamma,
+                                 const float* beta) {
+    const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x, chunk = blockIdx.y;
+    float sg = 0.0f, sgx = 0.0f;
+    if (c < C) {
+        const ChannelConstants k = constants_of(c, mean, var, gamma, beta);
+        const int64_t end = min(P, (chunk + 1) * kChunk);
+        for (int64_t p = chunk * kChunk + threadIdx.y; p < end; p += kRowTile) {
+            const float v = x[p * ldx + c];
+            const float g = v * k.scale + k.shift > 0.0f ? dy[p * lddy + c] : 0.0f;
+            sg += g;
+            sgx += g * ((v - mean[c]) * k.rstd);
+        }
+    }
+    sum_rows(sg, sgx);
+    if (threadIdx.y == 0 && c < C) {
+        partial[(chunk * 2) * C + c] = sg;
+        partial[(chunk * 2 + 1) * C + c] = sgx;
+    }
+}
+
+__global__ void backward_final(float* dgamma, float* dbeta, const float* partial, int64_t chunks, int64_t C) {
+    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double g = 0.0, gx = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) g += double(partial[(k * 2) * C + c]), gx += double(partial[(k * 2 + 1) * C + c]);
+    dbeta[c] = float(g);
+    dgamma[c] = float(gx);
+}
+
+__global__ void backward_input_kernel(float* dx, int64_t lddx, bool add, const float* dy, int64_t lddy, const float* x,
+                                      int64_t ldx, int64_t P, int64_t C, const float* mean, const float* var,
+                                      const float* gamma, const float* beta, const float* dgamma, const float* dbeta,
+                                      float count) {
+    const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
+    if (c >= C) return;
+    const ChannelConstants k = constants_of(c, mean, var, gamma, beta);
+    const float mean_g = dbeta[c] / count, mean_gx = dgamma[c] / count;
+    for (int64_t p = int64_t(blockIdx.y) * kRowTile + threadIdx.y; p < P; p += int64_t(gridDim.y) * kRowTile) {
+        const float v = x[p * ldx + c];
+        const float g = v * k.scale + k.shift > 0.0f ? dy[p * lddy + c] : 0.0f;
+        const float d = k.scale * (g - mean_g - (v - mean[c]) * k.rstd * mean_gx);
+        dx[p * lddx + c] = add ? dx[p * lddx + c] + d : d;
+    }
+}
+
+unsigned channel_threads_grid(int64_t C) { return unsigned((C + 255) / 256); }
+}  // namespace
+
+size_t reduction_scratch_bytes(int64_t pixels, int64_t channels) {
+    return size_t(chunks_of(pixels) * 2 * channels) * sizeof(double);
+}
+
+void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cudaStream_t stream) {
+    require_f32(x, "x");
+    const int64_t P = x.pixels(), C = x.c, chunks = chunks_of(P);
+    if (chunks > 65535) throw std::invalid_argument("cuda batch_stats: more than 16.7M pixels");
+    auto* partial = static_cast<double*>(scratch);
+    stats_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(), 0,
+                    stream>>>(partial, static_cast<const float*>(x.data), x.ld, P, C);
+    stats_final<<<channel_threads_grid(C), 256, 0, stream>>>(mean, var, partial, static_cast<const float*>(x.data),
+                                                             chunks, P, C);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                     const float* beta, cudaStream_t stream) {
+    require_f32(x, "x");
+    require_f32(y, "y");
+    bn_relu_forward_kernel<<<channel_grid(x.pixels(), x.c), channel_block(), 0, stream>>>(
+        static_cast<float*>(y.data), y.ld, static_cast<const float*>(x.data), x.ld, x.pixels(), x.c, mean, var, gamma,
+        beta);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
+                             const float* var, const float* gamma, const float* beta, void* scratch,
+                             cudaStream_t stream) {
+    require_f32(x, "x");
+    require_f32(dy, "dy");
+    const int64_t P = x.pixels(), C = x.c, chunks = chunks_of(P);
+    if (chunks > 65535) throw std::invalid_argument("cuda bn_relu_backward_params: more than 16.7M pixels");
+    auto* partial = static_cast<float*>(scratch);
+    backward_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(), 0,
+                       stream>>>(partial, static_cast<const float*>(dy.data), dy.ld,
+                                 static_cast<const float*>(x.data), x.ld, P, C, mean, var, gamma, beta);
+    backward_final<<<channel_threads_grid(C), 256, 0, stream>>>(dgamma, dbeta, partial, chunks, C);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
+                            const float* mean, const float* var, const float* gamma, const float* beta,
+                            const float* dgamma, const float* dbeta, int64_t count, cudaStream_t stream) {
+    require_f32(x, "x");
+    require_f32(dy, "dy");
+    require_f32(dx, "dx");
+    backward_input_kernel<<<channel_grid(x.pixels(), x.c), channel_block(), 0, stream>>>(
+        static_cast<float*>(dx.data), dx.ld, mode == Accumulate::add, static_cast<const float*>(dy.data), dy.ld,
+        static_cast<const float*>(x.data), x.ld, x.pixels(), x.c, mean, var, gamma, beta, dgamma, dbeta, float(count));
+    CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace dn::cuda

@@ -1,0 +1,39 @@
+// defines: cuda::reduction_scratch_bytes, cuda::batch_stats, cuda::bn_relu_forward,
+//          cuda::bn_relu_backward_params, cuda::bn_relu_backward_input
+//
+// ops/batch_norm_relu.h on the GPU: the same functions over the same strided NHWC views
+// (FeatureMap), with device pointers and a stream. The same arithmetic as the CPU's where it
+// decides the result's accuracy: statistics shifted by each channel's first value and summed in
+// double, pass 1 of the backward summed in float over 256-pixel chunks and the chunks in double,
+// each in a fixed order, so a result does not depend on scheduling. f32 views for now.
+#pragma once
+#include "ops/batch_norm_relu.h"  // kBnEps, Accumulate: shared with the CPU engine
+#include "tensor/feature_map.h"
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+namespace dn::cuda {
+
+// Device memory the reductions below need for a view of `pixels` x `channels` (part of the plan).
+size_t reduction_scratch_bytes(int64_t pixels, int64_t channels);
+
+// Biased batch mean and variance of every channel (mean, var: device, (C)).
+void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cudaStream_t stream);
+
+// y = max(0, (x - mean) / sqrt(var + eps) * gamma + beta).
+void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var, const float* gamma,
+                     const float* beta, cudaStream_t stream);
+
+// Pass 1: dbeta = sum(g), dgamma = sum(g * xhat) with g = dy where the ReLU was open (assigned).
+void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
+                             const float* var, const float* gamma, const float* beta, void* scratch,
+                             cudaStream_t stream);
+
+// Pass 2: dx (assigned or added to) from dy, x and pass 1's sums over `count` pixels.
+void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
+                            const float* mean, const float* var, const float* gamma, const float* beta,
+                            const float* dgamma, const float* dbeta, int64_t count, cudaStream_t stream);
+
+}  // namespace dn::cuda

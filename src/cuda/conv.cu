@@ -1,0 +1,120 @@
+#include "cuda/conv.h"
+
+#include "cuda/cuda_check.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#define CUDNN_CHECK(call)                                                                              \
+    do {                                                                                               \
+        const cudnnStatus_t status_ = (call);                                                          \
+        if (status_ != CUDNN_STATUS_SUCCESS) ::dn::cuda::fail(#call, cudnnGetErrorString(status_), __FILE__, __LINE__); \
+    } while (0)
+
+namespace dn::cuda {
+
+namespace {
+// cudnnGet*_v7 lists algorithms best first; the first that cuDNN can run on these descriptors.
+template <class Perf>
+const Perf& first_usable(const Perf* perf, int count, const char* pass) {
+    for (int i = 0; i < count; ++i)
+        if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i];
+    throw std::runtime_error(std::string("cuDNN has no algorithm for this convolution's ") + pass);
+}
+
+__global__ void transpose_weights(float* dst, const float* src, int64_t O, int64_t I, int64_t KK, bool to_ohwi) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= O * I * KK) return;
+    // i indexes OIHW: o, c, k (the spatial position)
+    const int64_t o = i / (I * KK), c = (i / KK) % I, k = i % KK;
+    const int64_t ohwi = (o * KK + k) * I + c;
+    if (to_ohwi) dst[ohwi] = src[i];
+    else dst[i] = src[ohwi];
+}
+}  // namespace
+
+Conv2d::Conv2d(cudnnHandle_t handle, const ConvShape& s, Tf32 tf32) : handle_(handle), shape_(s) {
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_desc_));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&y_desc_));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&w_desc_));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_desc_));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc_, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, int(s.batch),
+                                           int(s.in_channels), int(s.in_h), int(s.in_w)));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc_, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, int(s.batch),
+                                           int(s.out_channels), int(s.out_h()), int(s.out_w())));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, int(s.out_channels),
+                                           int(s.in_channels), int(s.kernel), int(s.kernel)));
+    // PyTorch's convolution is cross-correlation.
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc_, int(s.pad), int(s.pad), int(s.stride), int(s.stride), 1, 1,
+                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    // As PyTorch: TF32 allowed is cuDNN's default math for floats; off is plain FMA.
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, tf32 == Tf32::allowed ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+
+    int count = 0;
+    cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, x_desc_, w_desc_, conv_desc_, y_desc_,
+                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, fwd));
+    forward_algo_ = first_usable(fwd, count, "forward").algo;
+    cudnnConvolutionBwdDataAlgoPerf_t bwd_data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, w_desc_, y_desc_, conv_desc_, x_desc_,
+                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, bwd_data));
+    backward_data_algo_ = first_usable(bwd_data, count, "backward-data").algo;
+    cudnnConvolutionBwdFilterAlgoPerf_t bwd_w[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, x_desc_, y_desc_, conv_desc_, w_desc_,
+                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, bwd_w));
+    backward_weights_algo_ = first_usable(bwd_w, count, "backward-weights").algo;
+
+    size_t bytes = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, x_desc_, w_desc_, conv_desc_, y_desc_, forward_algo_,
+                                                        &bytes));
+    workspace_bytes_ = bytes;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle, w_desc_, y_desc_, conv_desc_, x_desc_,
+                                                             backward_data_algo_, &bytes));
+    workspace_bytes_ = std::max(workspace_bytes_, bytes);
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, x_desc_, y_desc_, conv_desc_, w_desc_,
+                                                               backward_weights_algo_, &bytes));
+    workspace_bytes_ = std::max(workspace_bytes_, bytes);
+}
+
+Conv2d::~Conv2d() {
+    cudnnDestroyConvolutionDescriptor(conv_desc_);
+    cudnnDestroyFilterDescriptor(w_desc_);
+    cudnnDestroyTensorDescriptor(y_desc_);
+    cudnnDestroyTensorDescriptor(x_desc_);
+}
+
+void Conv2d::forward(const float* x, const float* w, float* y, void* workspace) const {
+    const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, x_desc_, x, w_desc_, w, conv_desc_, forward_algo_, workspace,
+                                        workspace_bytes_, &zero, y_desc_, y));
+}
+
+void Conv2d::backward_data(const float* dy, const float* w, float* dx, void* workspace) const {
+    const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, w_desc_, w, y_desc_, dy, conv_desc_, backward_data_algo_,
+                                             workspace, workspace_bytes_, &zero, x_desc_, dx));
+}
+
+void Conv2d::backward_weights(const float* x, const float* dy, float* dw, void* workspace) const {
+    const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, x_desc_, x, y_desc_, dy, conv_desc_,
+                                               backward_weights_algo_, workspace, workspace_bytes_, &zero, w_desc_,
+                                               dw));
+}
+
+void oihw_to_ohwi(float* ohwi, const float* oihw, const ConvShape& s, cudaStream_t stream) {
+    const int64_t n = s.weight_count();
+    transpose_weights<<<unsigned((n + 255) / 256), 256, 0, stream>>>(ohwi, oihw, s.out_channels, s.in_channels,
+                                                                     s.kernel * s.kernel, true);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void ohwi_to_oihw(float* oihw, const float* ohwi, const ConvShape& s, cudaStream_t stream) {
+    const int64_t n = s.weight_count();
+    transpose_weights<<<unsigned((n + 255) / 256), 256, 0, stream>>>(oihw, ohwi, s.out_channels, s.in_channels,
+                                                                     s.kernel * s.kernel, false);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace dn::cuda

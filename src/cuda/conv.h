@@ -1,0 +1,52 @@
+// defines: cuda::Tf32, cuda::Conv2d (cuDNN convolution over dense NHWC: forward, backward-data,
+//          backward-weights, with algorithms picked once per shape), cuda::oihw_to_ohwi,
+//          cuda::ohwi_to_oihw
+#pragma once
+#include "ops/conv_shape.h"
+
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstddef>
+
+namespace dn::cuda {
+
+// allowed: fp32 convolutions may run on TF32 tensor cores (PyTorch's default,
+// torch.backends.cudnn.allow_tf32 = True); off: full fp32 arithmetic.
+enum class Tf32 { allowed, off };
+
+// Activations are dense NHWC floats; weights are OHWI (channels-last, as PyTorch's channels_last
+// keeps them; the parameter buffer stays OIHW, and oihw_to_ohwi / ohwi_to_oihw convert).
+// Algorithms come from cuDNN's heuristics, as PyTorch picks them with cudnn.benchmark off, once,
+// and the caller provides workspace_bytes() of scratch (part of the plan).
+class Conv2d {
+public:
+    Conv2d(cudnnHandle_t handle, const ConvShape& shape, Tf32 tf32);
+    ~Conv2d();
+    Conv2d(const Conv2d&) = delete;
+    Conv2d& operator=(const Conv2d&) = delete;
+
+    const ConvShape& shape() const { return shape_; }
+    size_t workspace_bytes() const { return workspace_bytes_; }
+
+    void forward(const float* x, const float* w, float* y, void* workspace) const;          // y assigned
+    void backward_data(const float* dy, const float* w, float* dx, void* workspace) const;  // dx assigned
+    void backward_weights(const float* x, const float* dy, float* dw, void* workspace) const;  // dw assigned
+
+private:
+    cudnnHandle_t handle_;
+    ConvShape shape_;
+    cudnnTensorDescriptor_t x_desc_ = nullptr, y_desc_ = nullptr;
+    cudnnFilterDescriptor_t w_desc_ = nullptr;
+    cudnnConvolutionDescriptor_t conv_desc_ = nullptr;
+    cudnnConvolutionFwdAlgo_t forward_algo_{};
+    cudnnConvolutionBwdDataAlgo_t backward_data_algo_{};
+    cudnnConvolutionBwdFilterAlgo_t backward_weights_algo_{};
+    size_t workspace_bytes_ = 0;
+};
+
+// Weight layouts: (O,I,K,K) <-> (O,K,K,I), device to device.
+void oihw_to_ohwi(float* ohwi, const float* oihw, const ConvShape& shape, cudaStream_t stream);
+void ohwi_to_oihw(float* oihw, const float* ohwi, const ConvShape& shape, cudaStream_t stream);
+
+}  // namespace dn::cuda

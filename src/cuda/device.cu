@@ -1,0 +1,26 @@
+#include "cuda/device.h"
+
+#include "cuda/cuda_check.h"
+
+#include <cstdio>
+
+namespace dn::cuda {
+
+int visible_devices() {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();  // the runtime keeps the error; clear it for later calls
+        return 0;
+    }
+    return count;
+}
+
+std::string device_name(int device) {
+    cudaDeviceProp p{};
+    CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+    char size[64];
+    std::snprintf(size, sizeof size, "%.1f GiB", double(p.totalGlobalMem) / double(1ull << 30));
+    return std::string(p.name) + " (sm_" + std::to_string(p.major) + std::to_string(p.minor) + ", " + size + ")";
+}
+
+}  // namespace dn::cuda

@@ -1,0 +1,312 @@
+// The GPU engine's ops against exact references: each op runs on the GPU and is compared, per
+// output tensor, with the same computation in double on the host, as ggml's test-backend-ops
+// compares every back end with a reference. A plain program (no GoogleTest), so that it builds on
+// a GPU machine that has only CUDA, cuDNN and CMake: gpu_check.sh builds and runs it there.
+//
+// Exit status: 0 all passed, 1 a failure, 77 no GPU visible (CTest reports the test as skipped).
+#include "cuda/adam.h"
+#include "cuda/batch_norm_relu.h"
+#include "cuda/channel_copy.h"
+#include "cuda/conv.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device.h"
+#include "cuda/global_pool.h"
+#include "cuda/loss.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace dn::cuda {
+namespace {
+
+int failures = 0;
+
+// The largest difference from the reference, relative to the reference's largest magnitude.
+void expect_close(const char* what, const std::vector<float>& got, const std::vector<double>& want, double bar) {
+    double diff = 0.0, scale = 0.0;
+    for (size_t i = 0; i < want.size(); ++i) {
+        diff = std::max(diff, std::abs(double(got[i]) - want[i]));
+        scale = std::max(scale, std::abs(want[i]));
+    }
+    const double error = diff / std::max(scale, 1e-30);
+    const bool ok = error <= bar && std::isfinite(error);
+    std::printf("%-52s relative error %.2e (bar %.0e) %s\n", what, error, bar, ok ? "ok" : "FAILED");
+    if (!ok) ++failures;
+}
+
+template <class T>
+struct Device {
+    T* ptr = nullptr;
+    size_t n = 0;
+    explicit Device(size_t count) : n(count) { CUDA_CHECK(cudaMalloc(&ptr, std::max<size_t>(count, 1) * sizeof(T))); }
+    explicit Device(const std::vector<T>& host) : Device(host.size()) { upload(host); }
+    ~Device() { cudaFree(ptr); }
+    Device(const Device&) = delete;
+    Device& operator=(const Device&) = delete;
+    void upload(const std::vector<T>& host) {
+        CUDA_CHECK(cudaMemcpy(ptr, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+    }
+    std::vector<T> download() const {
+        std::vector<T> host(n);
+        CUDA_CHECK(cudaDeviceSynchronize());
+        CUDA_CHECK(cudaMemcpy(host.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
+        return host;
+    }
+};
+
+std::vector<float> random_floats(size_t n, float mean, float spread, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(mean, spread);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+// ---- batch norm: a channel view of width C inside pixels of LD floats, as a dense-block prefix
+constexpr int64_t N = 4, H = 9, W = 7, C = 45, LD = 64, P = N * H * W;
+
+struct BnReference {
+    std::vector<double> mean, var;
+};
+
+BnReference reference_stats(const std::vector<float>& x) {
+    BnReference r{std::vector<double>(C), std::vector<double>(C)};
+    for (int64_t c = 0; c < C; ++c) {
+        double s = 0.0;
+        for (int64_t p = 0; p < P; ++p) s += x[size_t(p * LD + c)];
+        const double m = s / P;
+        double sq = 0.0;
+        for (int64_t p = 0; p < P; ++p) sq += (x[size_t(p * LD + c)] - m) * (x[size_t(p * LD + c)] - m);
+        r.mean[size_t(c)] = m, r.var[size_t(c)] = sq / P;
+    }
+    return r;
+}
+
+void test_batch_norm() {
+    // A mean that dwarfs the spread, as after a ReLU-free conv with a large bias: E[x^2]-E[x]^2 in
+    // float would lose every digit here.
+    const std::vector<float> x = random_floats(size_t(P * LD), 30.0f, 0.05f, 1);
+    const std::vector<float> gamma = random_floats(C, 1.0f, 0.3f, 2), beta = random_floats(C, 0.0f, 0.3f, 3);
+    const std::vector<float> dy = random_floats(size_t(P * LD), 0.0f, 1.0f, 4);
+    Device<float> dx_(x), dgamma_(gamma), dbeta_(beta), ddy(dy), mean(C), var(C), y(size_t(P * C));
+    Device<char> scratch(reduction_scratch_bytes(P, C));
+    const FeatureMap xv{dx_.ptr, N, H, W, C, LD, DType::f32};
+    batch_stats(mean.ptr, var.ptr, xv, scratch.ptr, nullptr);
+    const BnReference ref = reference_stats(x);
+    const std::vector<float> m = mean.download(), v = var.download();
+    // The mean to float's rounding of 30 (1e-6 of it), the variance to 1e-5 of itself.
+    expect_close("batch_stats: mean", m, ref.mean, 1e-6);
+    expect_close("batch_stats: variance (mean 30, std 0.05)", v, ref.var, 1e-5);
+
+    // The rest use the GPU's statistics, as the engine does; the reference recomputes from them.
+    std::vector<double> mean_d(m.begin(), m.end()), var_d(v.begin(), v.end());
+    auto constants = [&](int64_t c) {
+        const double rstd = 1.0 / std::sqrt(var_d[size_t(c)] + double(kBnEps));
+        const double scale = gamma[size_t(c)] * rstd;
+        return std::array<double, 3>{scale, beta[size_t(c)] - mean_d[size_t(c)] * scale, rstd};
+    };
+    bn_relu_forward(dense_map(y.ptr, N, H, W, C), xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, nullptr);
+    std::vector<double> y_ref(size_t(P * C));
+    for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c) {
+            const auto k = constants(c);
+            y_ref[size_t(p * C + c)] = std::max(0.0, x[size_t(p * LD + c)] * k[0] + k[1]);
+        }
+    expect_close("bn_relu_forward (strided x, dense y)", y.download(), y_ref, 1e-5);
+
+    Device<float> dg(C), db(C);
+    const FeatureMap dyv{ddy.ptr, N, H, W, C, LD, DType::f32};
+    bn_relu_backward_params(dg.ptr, db.ptr, dyv, xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, scratch.ptr, nullptr);
+    std::vector<double> sg(C, 0.0), sgx(C, 0.0);
+    for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c) {
+            const auto k = constants(c);
+            const double v0 = x[size_t(p * LD + c)];
+            const double g = v0 * k[0] + k[1] > 0.0 ? dy[size_t(p * LD + c)] : 0.0;
+            sg[size_t(c)] += g;
+            sgx[size_t(c)] += g * (v0 - mean_d[size_t(c)]) * k[2];
+        }
+    const std::vector<float> dgamma = dg.download(), dbeta = db.download();
+    expect_close("bn_relu_backward_params: dbeta", dbeta, sg, 1e-5);
+    // xhat multiplies rounding in the mean by rstd (20 here): a looser bar than dbeta's.
+    expect_close("bn_relu_backward_params: dgamma", dgamma, sgx, 1e-4);
+
+    for (Accumulate mode : {Accumulate::assign, Accumulate::add}) {
+        const std::vector<float> before = random_floats(size_t(P * LD), 0.0f, 1.0f, 5);
+        Device<float> dxd(before);
+        const FeatureMap dxv{dxd.ptr, N, H, W, C, LD, DType::f32};
+        bn_relu_backward_input(dxv, mode, dyv, xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, dg.ptr, db.ptr, P,
+                               nullptr);
+        std::vector<double> want(before.begin(), before.end());
+        for (int64_t p = 0; p < P; ++p)
+            for (int64_t c = 0; c < C; ++c) {
+                const auto k = constants(c);
+                const double v0 = x[size_t(p * LD + c)];
+                const double g = v0 * k[0] + k[1] > 0.0 ? dy[size_t(p * LD + c)] : 0.0;
+                const double d = k[0] * (g - double(dbeta[size_t(c)]) / P -
+                                         (v0 - mean_d[size_t(c)]) * k[2] * double(dgamma[size_t(c)]) / P);
+                double& out = want[size_t(p * LD + c)];
+                out = mode == Accumulate::add ? out + d : d;
+            }
+        expect_close(mode == Accumulate::add ? "bn_relu_backward_input: add into a strided gradient"
+                                             : "bn_relu_backward_input: assign into a strided gradient",
+                     dxd.download(), want, 1e-5);
+    }
+}
+
+void test_copy_and_pool() {
+    const std::vector<float> block = random_floats(size_t(P * LD), 0.0f, 1.0f, 6);
+    Device<float> src(block), dst(size_t(P * 13));
+    copy_channels(dense_map(dst.ptr, N, H, W, 13), FeatureMap{src.ptr + 20, N, H, W, 13, LD, DType::f32}, nullptr);
+    std::vector<double> want(size_t(P * 13));
+    for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < 13; ++c) want[size_t(p * 13 + c)] = block[size_t(p * LD + 20 + c)];
+    expect_close("copy_channels: a slice of a block", dst.download(), want, 0.0);
+
+    Device<float> pooled(size_t(N * C));
+    global_avg_pool_forward(pooled.ptr, FeatureMap{src.ptr, N, H, W, C, LD, DType::f32}, nullptr);
+    std::vector<double> pool_ref(size_t(N * C), 0.0);
+    for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c) pool_ref[size_t((p / (H * W)) * C + c)] += block[size_t(p * LD + c)] / double(H * W);
+    expect_close("global_avg_pool_forward", pooled.download(), pool_ref, 1e-6);
+    const std::vector<float> dpool = random_floats(size_t(N * C), 0.0f, 1.0f, 7);
+    Device<float> dpooled(dpool), dmap(size_t(P * C));
+    global_avg_pool_backward(dense_map(dmap.ptr, N, H, W, C), dpooled.ptr, nullptr);
+    std::vector<double> back_ref(size_t(P * C));
+    for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c) back_ref[size_t(p * C + c)] = dpool[size_t((p / (H * W)) * C + c)] / double(H * W);
+    expect_close("global_avg_pool_backward", dmap.download(), back_ref, 1e-6);
+}
+
+void test_loss() {
+    const int64_t B = 37, K = 10;
+    const std::vector<float> logits = random_floats(size_t(B * K), 0.0f, 3.0f, 8);
+    std::vector<int32_t> labels(B);
+    for (int64_t i = 0; i < B; ++i) labels[size_t(i)] = int32_t((i * 7) % K);
+    Device<float> z(logits), lp{size_t(B * K)}, rows{size_t(B)}, loss{1}, dz{size_t(B * K)};
+    Device<int32_t> y(labels);
+    log_softmax_nll_forward(loss.ptr, lp.ptr, rows.ptr, z.ptr, y.ptr, B, K, nullptr);
+    std::vector<double> lp_ref(size_t(B * K)), d_ref(size_t(B * K));
+    double total = 0.0;
+    for (int64_t n = 0; n < B; ++n) {
+        double mx = logits[size_t(n * K)], s = 0.0;
+        for (int64_t k = 0; k < K; ++k) mx = std::max(mx, double(logits[size_t(n * K + k)]));
+        for (int64_t k = 0; k < K; ++k) s += std::exp(logits[size_t(n * K + k)] - mx);
+        for (int64_t k = 0; k < K; ++k) lp_ref[size_t(n * K + k)] = logits[size_t(n * K + k)] - mx - std::log(s);
+        total -= lp_ref[size_t(n * K + labels[size_t(n)])];
+        for (int64_t k = 0; k < K; ++k)
+            d_ref[size_t(n * K + k)] = (std::exp(lp_ref[size_t(n * K + k)]) - (k == labels[size_t(n)])) / 64.0;
+    }
+    expect_close("log_softmax_nll_forward: log_probs", lp.download(), lp_ref, 1e-6);
+    expect_close("log_softmax_nll_forward: loss", loss.download(), {total / B}, 1e-6);
+    log_softmax_nll_backward(dz.ptr, lp.ptr, y.ptr, B, K, 64, nullptr);  // a shard of a batch of 64
+    expect_close("log_softmax_nll_backward (loss over a batch of 64)", dz.download(), d_ref, 1e-6);
+}
+
+void test_adam() {
+    const size_t n = 100003;
+    std::vector<float> values = random_floats(n, 0.0f, 0.1f, 9), m = random_floats(n, 0.0f, 1e-3f, 10);
+    std::vector<float> v(n), grads = random_floats(n, 0.0f, 1e-2f, 11);
+    for (size_t i = 0; i < n; ++i) v[i] = m[i] * m[i] * 3.0f;
+    Device<float> dv(values), dm(m), dvv(v), dg(grads);
+    const AdamOptions o{.lr = 1e-3, .weight_decay = 1e-4};
+    const int64_t step = 7;
+    adam_step(dv.ptr, dm.ptr, dvv.ptr, dg.ptr, int64_t(n), adam_scalars(o, step), nullptr);
+    std::vector<double> want(n);
+    const double c1 = 1.0 - std::pow(o.beta1, double(step)), c2 = std::sqrt(1.0 - std::pow(o.beta2, double(step)));
+    for (size_t i = 0; i < n; ++i) {
+        const double g = grads[i] + o.weight_decay * values[i];
+        const double mi = m[i] * o.beta1 + (1 - o.beta1) * g, vi = v[i] * o.beta2 + (1 - o.beta2) * g * g;
+        want[i] = values[i] - o.lr / c1 * mi / (std::sqrt(vi) / c2 + o.eps);
+    }
+    expect_close("adam_step: weights after a step (torch.optim.Adam)", dv.download(), want, 1e-6);
+}
+
+// ---- convolutions against a direct loop in double, over NHWC activations and OIHW weights
+struct ConvCase {
+    const char* name;
+    ConvShape s;
+};
+
+void test_conv(cudnnHandle_t handle, const ConvCase& cc, Tf32 tf32, double bar) {
+    const ConvShape& s = cc.s;
+    const int64_t OH = s.out_h(), OW = s.out_w();
+    const std::vector<float> x = random_floats(size_t(s.batch * s.in_h * s.in_w * s.in_channels), 0.0f, 1.0f, 12);
+    const std::vector<float> w = random_floats(size_t(s.weight_count()), 0.0f, 0.1f, 13);
+    const std::vector<float> dy = random_floats(size_t(s.batch * OH * OW * s.out_channels), 0.0f, 1.0f, 14);
+    std::vector<double> y_ref(dy.size(), 0.0), dx_ref(x.size(), 0.0), dw_ref(w.size(), 0.0);
+    for (int64_t n = 0; n < s.batch; ++n)
+        for (int64_t oh = 0; oh < OH; ++oh)
+            for (int64_t ow = 0; ow < OW; ++ow)
+                for (int64_t o = 0; o < s.out_channels; ++o) {
+                    const size_t yi = size_t(((n * OH + oh) * OW + ow) * s.out_channels + o);
+                    for (int64_t kh = 0; kh < s.kernel; ++kh)
+                        for (int64_t kw = 0; kw < s.kernel; ++kw) {
+                            const int64_t ih = oh * s.stride - s.pad + kh, iw = ow * s.stride - s.pad + kw;
+                            if (ih < 0 || ih >= s.in_h || iw < 0 || iw >= s.in_w) continue;
+                            for (int64_t c = 0; c < s.in_channels; ++c) {
+                                const size_t xi = size_t(((n * s.in_h + ih) * s.in_w + iw) * s.in_channels + c);
+                                const size_t wi = size_t(((o * s.in_channels + c) * s.kernel + kh) * s.kernel + kw);
+                                y_ref[yi] += double(x[xi]) * w[wi];
+                                dx_ref[xi] += double(dy[yi]) * w[wi];
+                                dw_ref[wi] += double(dy[yi]) * x[xi];
+                            }
+                        }
+                }
+    Conv2d conv(handle, s, tf32);
+    Device<float> dxin(x), dw_oihw(w), dw_ohwi(w.size()), dyd(dy), y(dy.size()), dx(x.size()), dwd(w.size()),
+        dw_back(w.size());
+    Device<char> workspace(conv.workspace_bytes());
+    oihw_to_ohwi(dw_ohwi.ptr, dw_oihw.ptr, s, nullptr);
+    conv.forward(dxin.ptr, dw_ohwi.ptr, y.ptr, workspace.ptr);
+    conv.backward_data(dyd.ptr, dw_ohwi.ptr, dx.ptr, workspace.ptr);
+    conv.backward_weights(dxin.ptr, dyd.ptr, dwd.ptr, workspace.ptr);
+    ohwi_to_oihw(dw_back.ptr, dwd.ptr, s, nullptr);
+    const std::string label = std::string(cc.name) + (tf32 == Tf32::allowed ? ", TF32" : ", fp32");
+    expect_close((label + ": forward").c_str(), y.download(), y_ref, bar);
+    expect_close((label + ": backward-data").c_str(), dx.download(), dx_ref, bar);
+    expect_close((label + ": backward-weights").c_str(), dw_back.download(), dw_ref, bar);
+}
+
+}  // namespace
+}  // namespace dn::cuda
+
+int main() {
+    using namespace dn;
+    using namespace dn::cuda;
+    const int devices = visible_devices();
+    if (devices == 0) {
+        std::printf("skipped: no CUDA device is visible\n");
+        return 77;
+    }
+    std::printf("device 0: %s\n", device_name(0).c_str());
+    try {
+        test_batch_norm();
+        test_copy_and_pool();
+        test_loss();
+        test_adam();
+        cudnnHandle_t handle;
+        if (cudnnCreate(&handle) != CUDNN_STATUS_SUCCESS) throw std::runtime_error("cudnnCreate failed");
+        const ConvCase cases[] = {
+            {"conv0 7x7/2 3->64 at 30x30", {2, 3, 30, 30, 64, 7, 2, 3}},
+            {"conv2 3x3 128->32 at 14x14", {2, 128, 14, 14, 32, 3, 1, 1}},
+            {"conv1 1x1 96->128 at 7x7", {3, 96, 7, 7, 128, 1, 1, 0}},
+        };
+        for (const ConvCase& c : cases) {
+            test_conv(handle, c, Tf32::off, 1e-5);
+            // TF32 keeps 10 bits of mantissa: products are off by about 1e-3 of their size.
+            test_conv(handle, c, Tf32::allowed, 1e-2);
+        }
+        cudnnDestroy(handle);
+    } catch (const std::exception& e) {
+        std::printf("error: %s\n", e.what());
+        return 1;
+    }
+    std::printf(failures ? "%d FAILED\n" : "all passed\n", failures);
+    return failures ? 1 : 0;
+}
