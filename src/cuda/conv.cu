@@ -1,16 +1,10 @@
 #include "cuda/conv.h"
 
-#include "cuda/cuda_check.h"
+#include "cuda/cudnn_check.h"
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
-
-#define CUDNN_CHECK(call)                                                                              \
-    do {                                                                                               \
-        const cudnnStatus_t status_ = (call);                                                          \
-        if (status_ != CUDNN_STATUS_SUCCESS) ::dn::cuda::fail(#call, cudnnGetErrorString(status_), __FILE__, __LINE__); \
-    } while (0)
 
 namespace dn::cuda {
 

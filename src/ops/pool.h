@@ -1,21 +1,12 @@
-// defines: PoolShape, Pool2d (oneDNN max / average pooling), global_avg_pool_forward/_backward
+// defines: Pool2d (oneDNN max / average pooling), global_avg_pool_forward/_backward
 #pragma once
 #include "ops/conv.h"
+#include "ops/pool_shape.h"
 #include "tensor/feature_map.h"
 
 #include <unordered_map>
 
 namespace dn {
-
-struct PoolShape {
-    int64_t batch = 0, channels = 0, in_h = 0, in_w = 0;
-    int64_t kernel = 2, stride = 2, pad = 0;
-
-    int64_t out_h() const { return (in_h + 2 * pad - kernel) / stride + 1; }
-    int64_t out_w() const { return (in_w + 2 * pad - kernel) / stride + 1; }
-};
-
-enum class PoolKind { max, average };
 
 // Dense NHWC in and out, all of `type` (a transition's pooling is bf16 in bf16 precision, as its
 // convolution's output and its gradient are). Max pooling keeps the arg-max in a workspace that

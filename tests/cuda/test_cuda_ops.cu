@@ -11,7 +11,9 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device.h"
 #include "cuda/global_pool.h"
+#include "cuda/linear.h"
 #include "cuda/loss.h"
+#include "cuda/pool.h"
 
 #include <algorithm>
 #include <array>
@@ -273,6 +275,74 @@ void test_conv(cudnnHandle_t handle, const ConvCase& cc, Tf32 tf32, double bar) 
     expect_close((label + ": backward-weights").c_str(), dw_back.download(), dw_ref, bar);
 }
 
+// ---- pooling and the classifier
+void test_pool(cudnnHandle_t handle, PoolKind kind, const PoolShape& s, const char* name) {
+    const int64_t OH = s.out_h(), OW = s.out_w(), C = s.channels;
+    const std::vector<float> x = random_floats(size_t(s.batch * s.in_h * s.in_w * C), 0.0f, 1.0f, 15);
+    const std::vector<float> dy = random_floats(size_t(s.batch * OH * OW * C), 0.0f, 1.0f, 16);
+    std::vector<double> y_ref(dy.size()), dx_ref(x.size(), 0.0);
+    for (int64_t n = 0; n < s.batch; ++n)
+        for (int64_t oh = 0; oh < OH; ++oh)
+            for (int64_t ow = 0; ow < OW; ++ow)
+                for (int64_t c = 0; c < C; ++c) {
+                    const size_t yi = size_t(((n * OH + oh) * OW + ow) * C + c);
+                    double best = -1e300, sum = 0.0;
+                    size_t arg = 0;
+                    for (int64_t kh = 0; kh < s.kernel; ++kh)
+                        for (int64_t kw = 0; kw < s.kernel; ++kw) {
+                            const int64_t ih = oh * s.stride - s.pad + kh, iw = ow * s.stride - s.pad + kw;
+                            if (ih < 0 || ih >= s.in_h || iw < 0 || iw >= s.in_w) continue;
+                            const size_t xi = size_t(((n * s.in_h + ih) * s.in_w + iw) * C + c);
+                            sum += x[xi];
+                            if (x[xi] > best) best = x[xi], arg = xi;
+                        }
+                    const double area = double(s.kernel * s.kernel);  // padding counted, as PyTorch
+                    y_ref[yi] = kind == PoolKind::max ? best : sum / area;
+                    if (kind == PoolKind::max) {
+                        dx_ref[arg] += dy[yi];
+                        continue;
+                    }
+                    for (int64_t kh = 0; kh < s.kernel; ++kh)
+                        for (int64_t kw = 0; kw < s.kernel; ++kw) {
+                            const int64_t ih = oh * s.stride - s.pad + kh, iw = ow * s.stride - s.pad + kw;
+                            if (ih < 0 || ih >= s.in_h || iw < 0 || iw >= s.in_w) continue;
+                            dx_ref[size_t(((n * s.in_h + ih) * s.in_w + iw) * C + c)] += dy[yi] / area;
+                        }
+                }
+    Pool2d pool(handle, s, kind);
+    Device<float> xd(x), yd(dy.size()), dyd(dy), dxd(x.size());
+    pool.forward(xd.ptr, yd.ptr);
+    pool.backward(dyd.ptr, xd.ptr, yd.ptr, dxd.ptr);
+    expect_close((std::string(name) + ": forward").c_str(), yd.download(), y_ref, 1e-6);
+    expect_close((std::string(name) + ": backward").c_str(), dxd.download(), dx_ref, 1e-6);
+}
+
+void test_linear(cublasHandle_t handle) {
+    const int64_t B = 6, I = 40, O = 10;
+    const std::vector<float> x = random_floats(size_t(B * I), 0.0f, 1.0f, 17), w = random_floats(size_t(O * I), 0.0f, 0.2f, 18);
+    const std::vector<float> b = random_floats(size_t(O), 0.0f, 0.5f, 19), dy = random_floats(size_t(B * O), 0.0f, 1.0f, 20);
+    std::vector<double> y_ref(size_t(B * O)), dx_ref(size_t(B * I), 0.0), dw_ref(size_t(O * I), 0.0), db_ref(size_t(O), 0.0);
+    for (int64_t n = 0; n < B; ++n)
+        for (int64_t o = 0; o < O; ++o) {
+            double acc = b[size_t(o)];
+            for (int64_t i = 0; i < I; ++i) {
+                acc += double(x[size_t(n * I + i)]) * w[size_t(o * I + i)];
+                dx_ref[size_t(n * I + i)] += double(dy[size_t(n * O + o)]) * w[size_t(o * I + i)];
+                dw_ref[size_t(o * I + i)] += double(dy[size_t(n * O + o)]) * x[size_t(n * I + i)];
+            }
+            y_ref[size_t(n * O + o)] = acc;
+            db_ref[size_t(o)] += dy[size_t(n * O + o)];
+        }
+    Linear fc(handle, B, I, O);
+    Device<float> xd(x), wd(w), bd(b), dyd(dy), y{size_t(B * O)}, dx{size_t(B * I)}, dw{size_t(O * I)}, db{size_t(O)};
+    fc.forward(y.ptr, xd.ptr, wd.ptr, bd.ptr, nullptr);
+    fc.backward(dx.ptr, dw.ptr, db.ptr, dyd.ptr, xd.ptr, wd.ptr, nullptr);
+    expect_close("classifier (cuBLAS): forward", y.download(), y_ref, 1e-6);
+    expect_close("classifier (cuBLAS): backward-data", dx.download(), dx_ref, 1e-6);
+    expect_close("classifier (cuBLAS): backward-weights", dw.download(), dw_ref, 1e-6);
+    expect_close("classifier (cuBLAS): backward-bias", db.download(), db_ref, 1e-6);
+}
+
 }  // namespace
 }  // namespace dn::cuda
 
@@ -302,7 +372,13 @@ int main() {
             // TF32 keeps 10 bits of mantissa: products are off by about 1e-3 of their size.
             test_conv(handle, c, Tf32::allowed, 1e-2);
         }
+        test_pool(handle, PoolKind::max, {2, 64, 15, 13, 3, 2, 1}, "pool0 max 3x3/2 pad 1");
+        test_pool(handle, PoolKind::average, {2, 128, 14, 14, 2, 2, 0}, "transition avg 2x2/2");
         cudnnDestroy(handle);
+        cublasHandle_t blas;
+        if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");
+        test_linear(blas);
+        cublasDestroy(blas);
     } catch (const std::exception& e) {
         std::printf("error: %s\n", e.what());
         return 1;
