@@ -42,7 +42,8 @@ COMMON = ["--dataset", "fashion-mnist", "--input-size", "64", "--batch-size", "3
 
 def train(processes, out, *extra, check=True):
     launcher = ["mpirun", "-np", str(processes), "--oversubscribe"] if processes > 1 else []
-    cmd = launcher + [DENSENET, "train"] + list(extra) + ([] if "--resume" in extra else COMMON + ["--out", out])
+    # extra comes last: a repeated option takes its last value.
+    cmd = launcher + [DENSENET, "train"] + ([] if "--resume" in extra else COMMON + ["--out", out]) + list(extra)
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
     if check and r.returncode != 0:
         sys.exit(f"FAIL: {' '.join(cmd)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
@@ -140,6 +141,24 @@ compare(run("alone"), run("two_then_one"), "2 processes resumed on 1")
 train(1, run("one_then_two"), "--max-steps", "2", "--overwrite")
 train(2, None, "--resume", run("one_then_two"))
 compare(run("alone"), run("one_then_two"), "1 process resumed on 2")
+
+# Three processes: shards of 11, 11 and 10 images, and a short last test batch (70 = 32 + 32 + 6).
+uneven = ["--limit-test", "70", "--max-steps", "2", "--overwrite"]
+train(1, run("uneven_1"), *uneven)
+train(3, run("uneven_3"), *uneven)
+ua = json.load(open(run("uneven_1") + "/state.json"))
+ub = json.load(open(run("uneven_3") + "/state.json"))
+print(f"3 processes, uneven shards: loss sums {ua['loss_sum']:.6f} / {ub['loss_sum']:.6f}")
+if abs(ua["loss_sum"] - ub["loss_sum"]) > 1e-5 * abs(ua["loss_sum"]):
+    sys.exit("FAIL: 3 processes with uneven shards train another model")
+train(1, None, "--resume", run("uneven_1"))
+train(3, None, "--resume", run("uneven_3"))
+ha = json.load(open(run("uneven_1") + "/state.json"))["history"][0]
+hb = json.load(open(run("uneven_3") + "/state.json"))["history"][0]
+print(f"3 processes, a test of 70 images: accuracy {ha['test_acc']:.4f} / {hb['test_acc']:.4f}, "
+      f"loss {ha['test_loss']:.6f} / {hb['test_loss']:.6f}")
+if abs(ha["test_acc"] - hb["test_acc"]) > 1.5 / 70 or abs(ha["test_loss"] - hb["test_loss"]) > 1e-3 * ha["test_loss"]:
+    sys.exit("FAIL: the sharded test of 70 images differs")
 
 # Per-process batch norm runs, and says so.
 r = train(2, run("per_process"), "--batch-norm-stats", "per-process", "--max-steps", "1", "--overwrite")
