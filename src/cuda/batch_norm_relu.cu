@@ -130,8 +130,24 @@ __global__ void backward_input_kernel(float* dx, int64_t lddx, bool add, const f
     }
 }
 
+__global__ void running_stats_kernel(float* running_mean, float* running_var, const float* mean, const float* var,
+                                     int64_t C, float unbias) {
+    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    running_mean[c] = (1 - kBnMomentum) * running_mean[c] + kBnMomentum * mean[c];
+    running_var[c] = (1 - kBnMomentum) * running_var[c] + kBnMomentum * var[c] * unbias;
+}
+
 unsigned channel_threads_grid(int64_t C) { return unsigned((C + 255) / 256); }
 }  // namespace
+
+void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,
+                          int64_t channels, int64_t count, cudaStream_t stream) {
+    const float unbias = count > 1 ? float(count) / float(count - 1) : 1.0f;
+    running_stats_kernel<<<channel_threads_grid(channels), 256, 0, stream>>>(running_mean, running_var, mean, var,
+                                                                            channels, unbias);
+    CUDA_CHECK(cudaGetLastError());
+}
 
 size_t reduction_scratch_bytes(int64_t pixels, int64_t channels) {
     return size_t(chunks_of(pixels) * 2 * channels) * sizeof(double);

@@ -1,4 +1,4 @@
-// defines: cuda::reduction_scratch_bytes, cuda::batch_stats, cuda::bn_relu_forward,
+// defines: cuda::reduction_scratch_bytes, cuda::batch_stats, cuda::update_running_stats, cuda::bn_relu_forward,
 //          cuda::bn_relu_backward_params, cuda::bn_relu_backward_input
 //
 // ops/batch_norm_relu.h on the GPU: the same functions over the same strided NHWC views
@@ -21,6 +21,10 @@ size_t reduction_scratch_bytes(int64_t pixels, int64_t channels);
 
 // Biased batch mean and variance of every channel (mean, var: device, (C)).
 void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cudaStream_t stream);
+
+// running = (1 - momentum) * running + momentum * batch, with the unbiased variance (count values).
+void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,
+                          int64_t channels, int64_t count, cudaStream_t stream);
 
 // y = max(0, (x - mean) / sqrt(var + eps) * gamma + beta).
 void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var, const float* gamma,

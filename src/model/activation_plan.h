@@ -2,7 +2,7 @@
 //          one arena), plan_activations
 #pragma once
 #include "model/config.h"
-#include "ops/dnnl_context.h"
+#include "ops/pass.h"
 #include "ops/precision.h"
 #include "tensor/arena.h"
 

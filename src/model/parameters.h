@@ -72,6 +72,10 @@ public:
     const float* values() const { return values_.data(); }
     const float* grads() const { return grads_.data(); }
     int64_t count() const { return int64_t(values_.size()); }  // 7,978,856 for densenet121/1000
+    // Every BN running_mean and running_var, flat (what a device copy mirrors).
+    float* running_stats() { return running_.data(); }
+    const float* running_stats() const { return running_.data(); }
+    int64_t running_count() const { return int64_t(running_.size()); }
 
     // The storage an entry lives in, as raw bytes (float or int64 by its role).
     void* data(const TensorEntry& e);

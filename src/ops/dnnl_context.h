@@ -1,6 +1,7 @@
 // defines: DnnlContext (the oneDNN engine, its stream and the one scratchpad all primitives share),
 //          dnnl_type, nhwc_desc
 #pragma once
+#include "ops/pass.h"
 #include "tensor/dtype.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -9,9 +10,6 @@
 #include <vector>
 
 namespace dn {
-
-// training: primitives keep what backward needs (workspaces) and have backward passes.
-enum class Pass { training, inference };
 
 // Every primitive is created with scratchpad_mode::user, so a single buffer serves them all
 // instead of each primitive holding its own. Primitives report their need while they are built;

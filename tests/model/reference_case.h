@@ -1,7 +1,8 @@
-// defines: config_of (the DenseNetConfig of a make_reference.py case's metadata), floats_of, labels_of
+// defines: floats_of, labels_of (a make_reference.py fixture's tensors); config_of, from reference_config.h
 #pragma once
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/reference_config.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -11,23 +12,6 @@
 #include <vector>
 
 namespace dn::test {
-
-inline DenseNetConfig config_of(const nlohmann::json& c) {
-    DenseNetConfig cfg;
-    if (c["arch"] != "custom") {
-        cfg = densenet_preset(c["arch"], c["num_classes"]);
-    } else {
-        cfg.arch = "custom";
-        cfg.growth_rate = c["growth_rate"];
-        cfg.block_config = c["block_config"].get<std::vector<int64_t>>();
-        cfg.num_init_features = c["num_init_features"];
-        cfg.bn_size = c["bn_size"];
-        cfg.num_classes = c["num_classes"];
-    }
-    cfg.in_channels = c.value("in_channels", 3);
-    cfg.stem = c.value("stem", "") == "small_inputs" ? Stem::small_inputs : Stem::imagenet;
-    return cfg;
-}
 
 // A fixture's F32 tensor, copied out.
 inline std::vector<float> floats_of(const SafetensorsFile& file, const std::string& name) {

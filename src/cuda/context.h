@@ -1,0 +1,58 @@
+// defines: cuda::Context (one GPU: its stream, and the cuDNN and cuBLAS handles bound to it),
+//          cuda::DeviceBuffer
+#pragma once
+#include "cuda/conv.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <string>
+
+namespace dn::cuda {
+
+// Everything runs on one stream, in order; nothing in a step waits for the host.
+class Context {
+public:
+    Context(int device, Tf32 tf32);
+    ~Context();
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+    int device() const { return device_; }
+    cudaStream_t stream() const { return stream_; }
+    cudnnHandle_t cudnn() const { return cudnn_; }
+    cublasHandle_t cublas() const { return cublas_; }
+    Tf32 tf32() const { return tf32_; }
+    void synchronize() const;
+
+private:
+    int device_;
+    Tf32 tf32_;
+    cudaStream_t stream_ = nullptr;
+    cudnnHandle_t cudnn_ = nullptr;
+    cublasHandle_t cublas_ = nullptr;
+};
+
+// One device allocation, made when the network is built and never inside a step.
+class DeviceBuffer {
+public:
+    DeviceBuffer() = default;
+    explicit DeviceBuffer(size_t bytes);
+    ~DeviceBuffer();
+    DeviceBuffer(DeviceBuffer&& other) noexcept;
+    DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+    char* bytes() const { return data_; }
+    float* floats() const { return reinterpret_cast<float*>(data_); }
+    size_t size() const { return size_; }
+
+private:
+    char* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+}  // namespace dn::cuda

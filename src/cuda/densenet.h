@@ -1,0 +1,125 @@
+// defines: cuda::DeviceParameters (the device copy of a Parameters table: values, gradients,
+//          running statistics), cuda::DenseNet (the CPU engine's DenseNet, on the GPU: the same
+//          activation plan over one device arena, the same forward and backward, fp32)
+#pragma once
+#include "cuda/context.h"
+#include "cuda/conv.h"
+#include "cuda/linear.h"
+#include "cuda/pool.h"
+#include "model/activation_plan.h"
+#include "model/parameters.h"
+#include "tensor/feature_map.h"
+
+#include <memory>
+#include <vector>
+
+namespace dn::cuda {
+
+// The device mirror of a Parameters table, in the same flat layouts, so that a host pointer into
+// params maps to the device pointer at the same offset. The optimizer updates `values` on the
+// device; the host copy is refreshed only to save a checkpoint.
+class DeviceParameters {
+public:
+    explicit DeviceParameters(Parameters& params);
+
+    void upload(cudaStream_t stream);    // host -> device: values and running statistics
+    void download(cudaStream_t stream);  // device -> host: the same, and the gradients (synchronises)
+
+    float* values() const { return values_.floats(); }
+    float* grads() const { return grads_.floats(); }
+    int64_t count() const { return params_.count(); }
+    // The device address of a host pointer into params' values, gradients or running statistics.
+    float* at(const float* host) const;
+
+private:
+    Parameters& params_;
+    DeviceBuffer values_, grads_, running_;
+};
+
+// Mode of the CPU engine: train uses batch statistics and updates the running ones.
+enum class StepMode { train, eval };
+
+class DenseNet {
+public:
+    DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, const RunShape& shape, Pass pass,
+             Intermediates intermediates);
+
+    // The convolution weights in cuDNN's layout (OHWI), from the device's OIHW values: after every
+    // change to them (an optimizer step, an upload).
+    void load_weights();
+
+    // images (N,C,H,W) and labels (N) on the device. Queues the step; loss() waits for it.
+    void forward(const float* images_nchw, const int32_t* labels, StepMode mode);
+    void backward();  // assigns every gradient in the device parameters
+    float loss() const;  // the last forward's mean NLL (synchronises)
+
+    const float* logits() const { return at(plan_.logits); }      // (N,K), device
+    const float* log_probs() const { return at(plan_.log_probs); }  // (N,K), device
+    const ActivationPlan& plan() const { return plan_; }
+    size_t device_bytes() const;  // arena, workspaces, weight copies
+
+private:
+    struct LayerOps {
+        std::unique_ptr<Conv2d> conv1, conv2;
+        float *w1, *w2;  // their OHWI weights
+    };
+    struct TransitionOps {
+        std::unique_ptr<Conv2d> conv;
+        float* w;
+        std::unique_ptr<Pool2d> pool;
+    };
+    struct DeviceBn {  // a BatchNormParams' device addresses
+        float *weight, *bias, *dweight, *dbias, *running_mean, *running_var;
+        int64_t channels;
+        int64_t* num_batches_tracked;  // host: counted on the host, no device work
+    };
+
+    float* at(size_t offset) const { return reinterpret_cast<float*>(arena_.bytes() + offset); }
+    FeatureMap map(size_t offset, int64_t h, int64_t w, int64_t c) const;
+    FeatureMap block_features(size_t b) const;
+    FeatureMap block_grad(size_t b) const;
+    DeviceBn bn(const BatchNormParams& p) const;
+    // Every convolution's OIHW parameters and its OHWI copy, for load_weights.
+    struct ConvWeights {
+        const ConvParams* params;
+        ConvShape shape;
+        float* ohwi;
+    };
+    float* add_conv_weights(const ConvParams& p, const ConvShape& shape, size_t& offset);
+
+    void stats_and_running(float* mean, float* var, const FeatureMap& x, const DeviceBn& b);
+    void conv_backward_weights(const Conv2d& conv, const ConvParams& p, const float* x, const float* dy);
+    void bn_relu_backward_assign(const FeatureMap& dx, const DeviceBn& b, const FeatureMap& dy, const FeatureMap& x,
+                                 const float* mean, const float* var);
+
+    void stem_forward(StepMode mode);
+    void dense_layer_forward(size_t b, size_t i, StepMode mode);
+    void transition_forward(size_t b, StepMode mode);
+    void head_forward(StepMode mode);
+    void activate_layer_input(size_t b, size_t i, StepMode mode);
+    void activate_bottleneck(size_t b, size_t i, StepMode mode);
+    void activate_transition_input(size_t b, StepMode mode);
+    void head_backward();
+    void dense_layer_backward(size_t b, size_t i);
+    void transition_backward(size_t b);
+    void stem_backward();
+
+    Context& ctx_;
+    Parameters& params_;
+    DeviceParameters& device_;
+    const DenseNetConfig& cfg_;
+    ActivationPlan plan_;
+    Pass pass_;
+    DeviceBuffer arena_, workspace_, reduction_scratch_, weights_ohwi_, dweight_ohwi_, loss_;
+    std::vector<ConvWeights> conv_weights_;  // every convolution, in parameter order
+    std::unique_ptr<Conv2d> conv0_;
+    float* w0_ = nullptr;
+    std::unique_ptr<Pool2d> pool0_;
+    std::vector<std::vector<LayerOps>> layers_;
+    std::vector<TransitionOps> transitions_;
+    std::unique_ptr<Linear> classifier_;
+    const int32_t* labels_ = nullptr;
+    bool has_forward_for_backward_ = false;
+};
+
+}  // namespace dn::cuda

@@ -1,0 +1,27 @@
+# densenet_plan: the part of the engine that both the CPU (densenet_core) and the GPU
+# (densenet_cuda) build on, with no library of either: the configuration, the parameter table,
+# its initialisation and its safetensors checkpoints, and the activation plan over one arena. Its
+# one dependency is nlohmann-json (header-only): Debian's, or, on a GPU machine without it, a copy
+# of /usr/include/nlohmann carried in build-deps/include. Included once by whichever of
+# src/CMakeLists.txt (the whole project) and the top level (DENSENET_CUDA_ONLY) builds first.
+if(TARGET densenet_plan)
+  return()
+endif()
+set(PLAN_SOURCES
+  ${PROJECT_SOURCE_DIR}/src/tensor/arena.cpp
+  ${PROJECT_SOURCE_DIR}/src/model/config.cpp
+  ${PROJECT_SOURCE_DIR}/src/model/parameters.cpp
+  ${PROJECT_SOURCE_DIR}/src/model/init.cpp
+  ${PROJECT_SOURCE_DIR}/src/model/activation_plan.cpp
+  ${PROJECT_SOURCE_DIR}/src/model/checkpoint.cpp
+  ${PROJECT_SOURCE_DIR}/src/io/safetensors.cpp
+  ${PROJECT_SOURCE_DIR}/src/io/atomic_file.cpp)
+add_library(densenet_plan STATIC ${PLAN_SOURCES})
+target_include_directories(densenet_plan PUBLIC ${PROJECT_SOURCE_DIR}/src)
+find_package(nlohmann_json QUIET)
+if(nlohmann_json_FOUND)
+  target_link_libraries(densenet_plan PUBLIC nlohmann_json::nlohmann_json)
+else()
+  find_path(NLOHMANN_JSON_INCLUDE_DIR nlohmann/json.hpp HINTS ${PROJECT_SOURCE_DIR}/build-deps/include REQUIRED)
+  target_include_directories(densenet_plan PUBLIC ${NLOHMANN_JSON_INCLUDE_DIR})
+endif()

@@ -1,0 +1,159 @@
+// Parity with PyTorch on the GPU: the GPU DenseNet against the same fixtures as the CPU engine's
+// parity test (tests/python/make_reference.py: torchvision's networks, their inputs, and PyTorch's
+// results in float32 and float64), tensor by tensor, with TF32 off. A plain program (no
+// GoogleTest), so that it builds on a GPU machine: gpu_check.sh runs it there.
+//
+// The bar, per tensor, is that of the CPU parity test: a relative error of 1e-4 from the exact
+// (float64) result, or twice PyTorch float32's own error where that is larger. cuDNN's algorithms
+// are the heuristics' first choice, as PyTorch's with cudnn.benchmark off, and some of them sum
+// in an order that changes from run to run (backward-weights with atomics): the bar is on the
+// error from the exact result, which such orders only move at float32's rounding level.
+//
+// Usage: test_cuda_parity REFERENCE_DIR. Exit status: 0 passed, 1 failed, 77 no GPU.
+#include "cuda/adam.h"
+#include "cuda/context.h"
+#include "cuda/cuda_check.h"
+#include "cuda/densenet.h"
+#include "cuda/device.h"
+#include "io/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/reference_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dn::cuda {
+namespace {
+
+int failures = 0;
+double worst = 0.0;
+
+double relative_error(const float* a, const float* b, size_t n) {
+    double diff = 0.0, ref = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+        diff += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
+        ref += double(b[i]) * double(b[i]);
+    }
+    return ref == 0.0 ? std::sqrt(diff) : std::sqrt(diff / ref);
+}
+
+std::vector<float> floats(const SafetensorsFile& f, const std::string& name) {
+    const auto& t = f.tensors().at(name);
+    std::vector<float> v(t.bytes / 4);
+    std::memcpy(v.data(), t.data, t.bytes);
+    return v;
+}
+
+template <class T>
+std::vector<T> download(const T* device, size_t n, const Context& ctx) {
+    std::vector<T> host(n);
+    CUDA_CHECK(cudaMemcpyAsync(host.data(), device, n * sizeof(T), cudaMemcpyDeviceToHost, ctx.stream()));
+    ctx.synchronize();
+    return host;
+}
+
+void expect_close(const SafetensorsFile& expected, const std::string& what, const float* actual, const std::string& name) {
+    const std::vector<float> exact = floats(expected, "f64." + name), torch32 = floats(expected, name);
+    const double err = relative_error(actual, exact.data(), exact.size());
+    const double torch_err = relative_error(torch32.data(), exact.data(), exact.size());
+    const double bar = std::max(1e-4, 2.0 * torch_err);
+    worst = std::max(worst, err);
+    if (err <= bar) return;
+    ++failures;
+    std::printf("FAILED %s %s: relative error %.3e, bar %.3e (PyTorch float32: %.3e)\n", what.c_str(), name.c_str(), err,
+                bar, torch_err);
+}
+
+void check_case(const std::string& dir) {
+    const SafetensorsFile expected(dir + "/expected.safetensors");
+    const nlohmann::json meta = nlohmann::json::parse(expected.metadata().at("case"));
+    const DenseNetConfig cfg = test::config_of(meta);
+    const RunShape shape{meta["batch"], meta["size"], meta["size"]};
+    Parameters params(cfg);
+    load_checkpoint(params, dir + "/init.safetensors");
+    Context ctx(0, Tf32::off);
+    DeviceParameters device(params);
+    device.upload(ctx.stream());
+    DenseNet net(ctx, params, device, shape, Pass::training, Intermediates::recompute);
+
+    const std::vector<float> input = floats(expected, "input");
+    const auto& label_tensor = expected.tensors().at("labels");
+    std::vector<int32_t> labels(label_tensor.bytes / 4);
+    std::memcpy(labels.data(), label_tensor.data, label_tensor.bytes);
+    DeviceBuffer images(input.size() * sizeof(float)), device_labels(labels.size() * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpy(images.bytes(), input.data(), images.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(device_labels.bytes(), labels.data(), device_labels.size(), cudaMemcpyHostToDevice));
+    const auto* y = reinterpret_cast<const int32_t*>(device_labels.bytes());
+    const size_t logits = size_t(shape.batch * cfg.num_classes);
+
+    net.forward(images.floats(), y, StepMode::eval);
+    float loss = net.loss();
+    expect_close(expected, "eval", download(net.logits(), logits, ctx).data(), "eval.logits");
+    expect_close(expected, "eval", &loss, "eval.loss");
+
+    net.forward(images.floats(), y, StepMode::train);
+    loss = net.loss();
+    expect_close(expected, "train", download(net.logits(), logits, ctx).data(), "train.logits");
+    expect_close(expected, "train", &loss, "train.loss");
+    net.backward();
+    device.download(ctx.stream());
+    for (const auto& e : params.entries()) {
+        if (e.role == TensorRole::parameter) expect_close(expected, "gradient", params.grads() + e.offset, "grad." + e.name);
+        if (e.role == TensorRole::running_stat)
+            expect_close(expected, "running statistic", static_cast<const float*>(params.data(e)), "after_forward." + e.name);
+    }
+
+    // 5 Adam steps from the initial weights, as the fixture's.
+    load_checkpoint(params, dir + "/init.safetensors");
+    device.upload(ctx.stream());
+    net.load_weights();
+    DeviceBuffer m(size_t(params.count()) * sizeof(float)), v(size_t(params.count()) * sizeof(float));
+    CUDA_CHECK(cudaMemset(m.bytes(), 0, m.size()));
+    CUDA_CHECK(cudaMemset(v.bytes(), 0, v.size()));
+    const AdamOptions adam{.lr = 1e-4};
+    std::vector<float> losses;
+    for (int step = 1; step <= 5; ++step) {
+        net.forward(images.floats(), y, StepMode::train);
+        losses.push_back(net.loss());
+        net.backward();
+        adam_step(device.values(), m.floats(), v.floats(), device.grads(), params.count(), adam_scalars(adam, step),
+                  ctx.stream());
+        net.load_weights();
+    }
+    device.download(ctx.stream());
+    expect_close(expected, "Adam", losses.data(), "adam.losses");
+    for (const auto& e : params.entries())
+        if (e.role == TensorRole::parameter) expect_close(expected, "Adam weights", params.values() + e.offset, "adam." + e.name);
+    std::printf("%s: %s, device memory %.1f MB\n", dir.c_str(), failures ? "FAILED" : "ok", double(net.device_bytes()) / 1e6);
+}
+
+}  // namespace
+}  // namespace dn::cuda
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: test_cuda_parity REFERENCE_DIR\n");
+        return 2;
+    }
+    if (dn::cuda::visible_devices() == 0) {
+        std::printf("skipped: no CUDA device is visible\n");
+        return 77;
+    }
+    try {
+        for (const char* name : {"densenet121", "densenet121_64", "custom_small"})
+            dn::cuda::check_case(std::string(argv[1]) + "/" + name);
+    } catch (const std::exception& e) {
+        std::printf("error: %s\n", e.what());
+        return 1;
+    }
+    std::printf("largest relative error from PyTorch's float64: %.3e; %d tensors over their bar\n", dn::cuda::worst,
+                dn::cuda::failures);
+    return dn::cuda::failures ? 1 : 0;
+}
