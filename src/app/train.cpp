@@ -6,7 +6,6 @@
 #include "data/batch_loader.h"
 #include "data/datasets.h"
 #include "data/download.h"
-#include "data/shard.h"
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
 #include "io/progress_bar.h"
