@@ -27,12 +27,14 @@ instead, BN biases are off by 1.4 after one step.
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import safetensors_lite  # noqa: E402  (the project's safetensors reader for tests)
 
 DENSENET, WORK = sys.argv[1], sys.argv[2]
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
@@ -51,17 +53,8 @@ def train(processes, out, *extra, check=True):
 
 
 def load(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    body = data[8 + n:]
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        s, e = v["data_offsets"]
-        out[k] = np.frombuffer(body[s:e], dtype={"F32": np.float32, "I64": np.int64}[v["dtype"]]).astype(np.float64)
-    return out
+    tensors, _ = safetensors_lite.load(path)
+    return {k: t.double().numpy().ravel() for k, t in tensors.items()}
 
 
 def relative(a, b):
