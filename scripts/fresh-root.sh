@@ -76,6 +76,14 @@ for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/a
 done
 cp -a /etc/apt/apt.conf.d/. "$root/etc/apt/apt.conf.d/"
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# Likewise pip's settings and the certificates they name (the tests' readers come from PyPI, through
+# whatever this machine's network needs: here, an egress proxy with its own CA).
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  mkdir -p "$root/etc/ssl/certs" "$root/usr/local/share/ca-certificates"
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+  cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
 
 mkdir -p "$root/build-root"
 git clone -q "$repo" "$root/build-root/project"

@@ -12,6 +12,7 @@ for arg in "$@"; do
   esac
 done
 [ "$install" = 1 ] && bash scripts/install-deps.sh
+bash scripts/test-venv.sh >/dev/null  # ONNX Runtime, onnx and tensorboard from PyPI: the tests' readers
 
 jobs=$(nproc)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
