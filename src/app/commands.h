@@ -21,5 +21,6 @@ Command add_summary_command(CLI::App& app);
 Command add_complexity_command(CLI::App& app);
 Command add_visualize_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
+Command add_import_command(CLI::App& app);
 
 }  // namespace dn

@@ -7,6 +7,7 @@
 #include "model/checkpoint.h"
 #include "model/densenet.h"
 #include "model/model_info.h"
+#include "model/torch_import.h"
 #include "train/evaluate.h"
 
 #include <nlohmann/json.hpp>
@@ -70,7 +71,7 @@ int run_eval(const EvalOptions& o) {
     if (o.batch_size <= 0) throw std::invalid_argument("--batch-size must be at least 1");
     const Precision precision = usable_precision(parse_precision(o.precision));
     set_compute_threads(o.threads);
-    SafetensorsFile file(o.checkpoint);
+    const SafetensorsFile file = open_checkpoint(o.checkpoint);
     const ModelInfo info = read_model_info(file);
     const int64_t size = model_input_size(o.input_size, info);
     const std::string dataset = !o.dataset.empty() ? o.dataset : (!info.dataset.empty() ? info.dataset : "cifar10");
@@ -113,7 +114,7 @@ int run_eval(const EvalOptions& o) {
 Command add_eval_command(CLI::App& app) {
     auto o = std::make_shared<EvalOptions>();
     auto* e = app.add_subcommand("eval", "test a checkpoint: loss, accuracy, per-class accuracy and confusion matrix");
-    e->add_option("--checkpoint", o->checkpoint, "safetensors checkpoint (densenet train's, or a torchvision state_dict)")
+    e->add_option("--checkpoint", o->checkpoint, "checkpoint: safetensors (densenet train's, or a torchvision state_dict), or a PyTorch .pth")
         ->required();
     e->add_option("--dataset", o->dataset,
                   "cifar10, fashion-mnist, mnist or folder (default: the checkpoint's, else cifar10)")

@@ -7,6 +7,7 @@
 #include "model/checkpoint.h"
 #include "model/densenet.h"
 #include "model/model_info.h"
+#include "model/torch_import.h"
 
 #include <nlohmann/json.hpp>
 
@@ -42,7 +43,7 @@ ImageSet as_set(DecodedImage image, int64_t channels) {
 int run_predict(const PredictOptions& o) {
     if (o.top <= 0) throw std::invalid_argument("--top must be at least 1");
     set_compute_threads(o.threads);
-    SafetensorsFile file(o.checkpoint);
+    const SafetensorsFile file = open_checkpoint(o.checkpoint);
     const ModelInfo info = read_model_info(file);
     const DenseNetConfig& cfg = info.config;
     const int64_t size = model_input_size(o.input_size, info);
@@ -91,7 +92,7 @@ int run_predict(const PredictOptions& o) {
 Command add_predict_command(CLI::App& app) {
     auto o = std::make_shared<PredictOptions>();
     auto* p = app.add_subcommand("predict", "the top classes, with probabilities, of PNG or JPEG images");
-    p->add_option("--checkpoint", o->checkpoint, "safetensors checkpoint; its class names and input size are used")
+    p->add_option("--checkpoint", o->checkpoint, "safetensors checkpoint (its class names and input size are used), or a PyTorch .pth")
         ->required();
     p->add_option("images", o->images, "PNG or JPEG files")->required();
     p->add_option("--top", o->top, "classes to show per image")->capture_default_str();

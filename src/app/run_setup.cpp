@@ -3,6 +3,7 @@
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/model_info.h"
+#include "model/torch_import.h"
 
 #include <omp.h>
 #include <sched.h>
@@ -51,7 +52,7 @@ Normalization normalization(const std::string& name, int64_t channels) {
 }
 
 void start_from(Parameters& params, const std::string& checkpoint) {
-    SafetensorsFile file(checkpoint);
+    const SafetensorsFile file = open_checkpoint(checkpoint);
     const ModelInfo info = read_model_info(file);
     const DenseNetConfig& want = params.config();
     const DenseNetConfig& have = info.config;

@@ -354,8 +354,8 @@ Command add_train_command(CLI::App& app) {
                   "folder: DIR/train/<class>/*.png|jpg and DIR/test/<class>/...)");
     t->add_flag("--download", c.download, "fetch CIFAR-10 (163 MB) into --data-dir first, checking its MD5");
     recipe_option("--init", r.init,
-                  "start from this safetensors checkpoint (torchvision names); a classifier for another number of "
-                  "classes is replaced");
+                  "start from this checkpoint: safetensors (torchvision names) or a PyTorch .pth, such as "
+                  "torchvision's ImageNet weights; a classifier for another number of classes is replaced");
     t->add_option("--resume", c.resume, "continue the run in this folder where it stopped");
     t->add_option("--out", c.out, "run folder: checkpoints, metrics.csv, state.json and pictures")->capture_default_str();
     t->add_flag("--overwrite", c.overwrite, "start afresh in an --out folder that already holds a run (its files are removed)");

@@ -1,6 +1,7 @@
 #include "app/commands.h"
 
 #include "io/safetensors.h"
+#include "model/torch_import.h"
 #include "report/weight_grid.h"
 #include "tensor/shape_text.h"
 
@@ -69,9 +70,9 @@ std::string describe(const Weight& w, int64_t output_channel) {
 }
 
 int run_visualize(const VisualizeOptions& o) {
-    SafetensorsFile file(o.checkpoint);
+    const SafetensorsFile file = open_checkpoint(o.checkpoint);
     std::unique_ptr<SafetensorsFile> other;
-    if (!o.compare.empty()) other = std::make_unique<SafetensorsFile>(o.compare);
+    if (!o.compare.empty()) other = std::make_unique<SafetensorsFile>(open_checkpoint(o.compare));
     std::error_code ec;
     std::filesystem::create_directories(o.out, ec);
     if (ec) throw std::runtime_error("cannot create output folder '" + o.out + "': " + ec.message());
@@ -112,7 +113,7 @@ Command add_visualize_command(CLI::App& app) {
         "lays them out, as PNG pictures: a layer with 3 input channels as RGB kernels, one with 1 as grey kernels, "
         "any other as one output channel's kernels over its inputs. Reads only the named weights, so any "
         "architecture works");
-    cmd->add_option("--checkpoint", o->checkpoint, "safetensors checkpoint (e.g. RUN_DIR/last.safetensors)")
+    cmd->add_option("--checkpoint", o->checkpoint, "checkpoint: safetensors (e.g. RUN_DIR/last.safetensors) or a PyTorch .pth")
         ->required()
         ->check(CLI::ExistingFile);
     cmd->add_option("--compare", o->compare,

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -21,8 +22,9 @@ size_t dtype_size(const std::string& dtype) {
     return it->second;
 }
 
-void write_safetensors(const std::string& path, const std::vector<SafeTensor>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+namespace {
+// The JSON header, padded so that the data stays 8-byte aligned, as the reference writer does.
+std::string header_text(const std::vector<SafeTensor>& tensors, const std::map<std::string, std::string>& metadata) {
     nlohmann::ordered_json header;
     if (!metadata.empty()) header["__metadata__"] = metadata;
     size_t offset = 0;
@@ -31,15 +33,24 @@ void write_safetensors(const std::string& path, const std::vector<SafeTensor>& t
         offset += t.bytes;
     }
     std::string text = header.dump();
-    text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as the reference writer does
-    uint64_t length = text.size();
+    text.append((8 - text.size() % 8) % 8, ' ');
+    return text;
+}
 
+std::array<char, 8> little_endian_length(uint64_t length) {
+    std::array<char, 8> le;
+    for (int i = 0; i < 8; ++i) le[size_t(i)] = char((length >> (8 * i)) & 0xff);
+    return le;
+}
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::vector<SafeTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+    const std::string text = header_text(tensors, metadata);
     AtomicFile file(path);
     std::ofstream out(file.temp_path(), std::ios::binary | std::ios::trunc);
     if (!out) throw std::runtime_error("cannot write '" + path + "': " + std::strerror(errno));
-    unsigned char le[8];
-    for (int i = 0; i < 8; ++i) le[i] = (unsigned char)(length >> (8 * i));
-    out.write(reinterpret_cast<const char*>(le), 8);
+    out.write(little_endian_length(text.size()).data(), 8);
     out.write(text.data(), std::streamsize(text.size()));
     for (const auto& t : tensors) out.write(static_cast<const char*>(t.data), std::streamsize(t.bytes));
     out.close();
@@ -47,8 +58,21 @@ void write_safetensors(const std::string& path, const std::vector<SafeTensor>& t
     file.commit();
 }
 
+std::vector<std::byte> safetensors_bytes(const std::vector<SafeTensor>& tensors,
+                                         const std::map<std::string, std::string>& metadata) {
+    const std::string text = header_text(tensors, metadata);
+    std::vector<std::byte> bytes;
+    auto append = [&](const void* p, size_t n) {
+        const auto* b = static_cast<const std::byte*>(p);
+        bytes.insert(bytes.end(), b, b + n);
+    };
+    append(little_endian_length(text.size()).data(), 8);
+    append(text.data(), text.size());
+    for (const auto& t : tensors) append(t.data, t.bytes);
+    return bytes;
+}
+
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-    auto fail = [&](const std::string& why) { throw std::runtime_error("'" + path + "' is not a valid safetensors file: " + why); };
     std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
     const auto size = size_t(in.tellg());
@@ -56,6 +80,18 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     bytes_.resize(size);
     in.read(reinterpret_cast<char*>(bytes_.data()), std::streamsize(size));
     if (!in) throw std::runtime_error("cannot read '" + path + "'");
+    parse();
+}
+
+SafetensorsFile::SafetensorsFile(std::string path, std::vector<std::byte> bytes)
+    : path_(std::move(path)), bytes_(std::move(bytes)) {
+    parse();
+}
+
+void SafetensorsFile::parse() {
+    const std::string& path = path_;
+    auto fail = [&](const std::string& why) { throw std::runtime_error("'" + path + "' is not a valid safetensors file: " + why); };
+    const size_t size = bytes_.size();
 
     if (size < 8) fail("shorter than its 8-byte header length (truncated?)");
     uint64_t length = 0;

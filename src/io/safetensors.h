@@ -25,11 +25,21 @@ size_t dtype_size(const std::string& dtype);  // throws on an unknown dtype
 // Writes to path + ".tmp", then renames: a reader never sees a half-written file.
 void write_safetensors(const std::string& path, const std::vector<SafeTensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+// The same file's bytes, in memory.
+std::vector<std::byte> safetensors_bytes(const std::vector<SafeTensor>& tensors,
+                                         const std::map<std::string, std::string>& metadata = {});
 
 // Reads and validates a whole file; every failure is a std::runtime_error naming the file.
 class SafetensorsFile {
 public:
     explicit SafetensorsFile(const std::string& path);
+    // A file's bytes already in memory (a PyTorch file converted on the fly); path names it in errors.
+    SafetensorsFile(std::string path, std::vector<std::byte> bytes);
+    // Its tensors point into its bytes: moving keeps them valid, a copy would not.
+    SafetensorsFile(SafetensorsFile&&) = default;
+    SafetensorsFile& operator=(SafetensorsFile&&) = default;
+    SafetensorsFile(const SafetensorsFile&) = delete;
+    SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
     struct Tensor {
         std::string dtype;
@@ -42,6 +52,8 @@ public:
     const std::string& path() const { return path_; }
 
 private:
+    void parse();
+
     std::string path_;
     std::vector<std::byte> bytes_;
     std::map<std::string, Tensor> tensors_;

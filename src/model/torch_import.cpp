@@ -1,0 +1,103 @@
+#include "model/torch_import.h"
+
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <stdexcept>
+
+namespace dn {
+
+namespace {
+
+using Kind = PickleObject::Kind;
+
+// A dict whose keys are strings and whose values are all tensors.
+bool is_state_dict(const TorchFile& file, const PickleObject& v) {
+    if (v.kind != Kind::dict || v.entries.empty()) return false;
+    for (const auto& [k, value] : v.entries)
+        if (k->kind != Kind::string || !file.tensor(*value)) return false;
+    return true;
+}
+
+// The keys a training script's checkpoint nests its model under, most common first.
+const char* const kNestingKeys[] = {"state_dict", "model_state_dict", "model", "net", "network", "module"};
+
+const PickleObject* find_state_dict(const TorchFile& file, std::string& found_under) {
+    const PickleObject& root = file.root();
+    if (is_state_dict(file, root)) return &root;
+    for (const char* key : kNestingKeys) {
+        const PickleObject* v = root.find(key);
+        if (v && is_state_dict(file, *v)) {
+            found_under = key;
+            return v;
+        }
+    }
+    std::string keys;
+    if (root.kind == Kind::dict)
+        for (const auto& [k, value] : root.entries)
+            if (k->kind == Kind::string && keys.size() < 200) keys += (keys.empty() ? "" : ", ") + k->text;
+    throw std::runtime_error("'" + file.path() + "' holds no state_dict (a dict of tensors)" +
+                             (keys.empty() ? std::string() : ", at its top or under state_dict or model; its keys: " + keys));
+}
+
+// torchvision's densenet._load_state_dict: "denselayer1.norm.1.weight" -> "denselayer1.norm1.weight".
+std::string torchvision_name(const std::string& key, int64_t& renamed) {
+    static const std::regex old_name(R"(^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$)");
+    std::smatch m;
+    if (!std::regex_match(key, m, old_name)) return key;
+    ++renamed;
+    return m[1].str() + m[2].str();
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+}  // namespace
+
+ImportedStateDict import_state_dict(const TorchFile& file) {
+    ImportedStateDict out;
+    const PickleObject* dict = find_state_dict(file, out.found_under);
+    out.stripped_module_prefix = true;
+    for (const auto& [k, v] : dict->entries) out.stripped_module_prefix &= k->text.rfind("module.", 0) == 0;
+    std::set<std::string> names;
+    for (const auto& [k, v] : dict->entries) {
+        std::string name = out.stripped_module_prefix ? k->text.substr(7) : k->text;
+        name = torchvision_name(name, out.renamed);
+        if (!names.insert(name).second)
+            throw std::runtime_error("'" + file.path() + "' names '" + name + "' twice (under old and new names?)");
+        out.tensors.push_back({name, file.tensor(*v)});
+    }
+    const size_t count = out.tensors.size();
+    for (size_t i = 0; i < count; ++i) {
+        const std::string& name = out.tensors[i].name;
+        if (!ends_with(name, ".running_mean")) continue;
+        const std::string counter = name.substr(0, name.size() - 12) + "num_batches_tracked";
+        if (names.count(counter)) continue;
+        out.added.push_back({.dtype = "I64", .shape = {}, .data = std::vector<std::byte>(8)});
+        out.tensors.push_back({counter, &out.added.back()});
+        names.insert(counter);
+        ++out.added_batch_counts;
+    }
+    return out;
+}
+
+std::vector<std::byte> state_dict_safetensors(const ImportedStateDict& state_dict) {
+    std::vector<SafeTensor> tensors;
+    for (const auto& [name, t] : state_dict.tensors)
+        tensors.push_back({name, t->dtype, t->shape, t->data.data(), t->data.size()});
+    return safetensors_bytes(tensors);
+}
+
+SafetensorsFile open_checkpoint(const std::string& path) {
+    char head[4] = {};
+    std::ifstream in(path, std::ios::binary);
+    if (in) in.read(head, sizeof head);
+    const bool zip = std::memcmp(head, "PK\x03\x04", 4) == 0, pickle = head[0] == '\x80';
+    if (!in || !(zip || pickle)) return SafetensorsFile(path);  // which reports a missing or bad file
+    const TorchFile file(path);
+    return SafetensorsFile(path, state_dict_safetensors(import_state_dict(file)));
+}
+
+}  // namespace dn
