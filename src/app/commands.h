@@ -22,5 +22,6 @@ Command add_complexity_command(CLI::App& app);
 Command add_visualize_command(CLI::App& app);
 Command add_bench_command(CLI::App& app);
 Command add_import_command(CLI::App& app);
+Command add_export_command(CLI::App& app);
 
 }  // namespace dn

@@ -7,7 +7,7 @@
 #include "model/checkpoint.h"
 #include "model/densenet.h"
 #include "model/model_info.h"
-#include "model/torch_import.h"
+#include "interop/torch_import.h"
 #include "train/evaluate.h"
 
 #include <nlohmann/json.hpp>

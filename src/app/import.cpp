@@ -5,7 +5,7 @@
 #include "io/atomic_file.h"
 #include "io/torch_file.h"
 #include "model/model_info.h"
-#include "model/torch_import.h"
+#include "interop/torch_import.h"
 
 #include <cstdio>
 #include <fstream>

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
         dn::add_visualize_command(app),
         dn::add_bench_command(app),
         dn::add_import_command(app),
+        dn::add_export_command(app),
     };
     try {
         app.parse(argc, argv);

@@ -3,7 +3,7 @@
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/model_info.h"
-#include "model/torch_import.h"
+#include "interop/torch_import.h"
 
 #include <omp.h>
 #include <sched.h>

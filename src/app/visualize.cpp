@@ -1,7 +1,7 @@
 #include "app/commands.h"
 
 #include "io/safetensors.h"
-#include "model/torch_import.h"
+#include "interop/torch_import.h"
 #include "report/weight_grid.h"
 #include "tensor/shape_text.h"
 

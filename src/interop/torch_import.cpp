@@ -1,4 +1,4 @@
-#include "model/torch_import.h"
+#include "interop/torch_import.h"
 
 #include <cstring>
 #include <fstream>
