@@ -148,6 +148,59 @@ for path in save_both(old, "oldnames"):
                                         num_classes=10)
     model.load_state_dict(safetensors_lite.load(path + ".safetensors")[0], strict=True)
 
+# 4b. The way torchvision's ImageNet weights were written (PyTorch 0.3 on Python 2): the legacy
+#     stream, with Python 2's byte strings (SHORT_BINSTRING) for names and torch._utils._rebuild_tensor.
+#     Written here by hand, after torch 0.3's serialization.py; torch.load itself must read it back.
+class Python2Pickler(pickle._Pickler):
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_str(self, obj):
+        b = obj.encode("latin-1")
+        self.write(pickle.SHORT_BINSTRING + bytes([len(b)]) + b if len(b) < 256 else
+                   pickle.BINSTRING + struct.pack("<i", len(b)) + b)
+        self.memoize(obj)
+    dispatch[str] = save_str
+
+
+class StorageRef:  # a tensor's storage, as a persistent id names it
+    def __init__(self, t, key):
+        self.t, self.key = t, key
+
+
+class OldTensor:  # what torch 0.3's Tensor.__reduce__ returned
+    def __init__(self, t, key):
+        self.t, self.storage = t, StorageRef(t, key)
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor, (self.storage, 0, tuple(self.t.size()), self.t.stride()))
+
+
+def torch03_save(state_dict, path):
+    tensors = OrderedDict((k, OldTensor(t.contiguous(), str(i))) for i, (k, t) in enumerate(state_dict.items()))
+    storage_type = {torch.float32: torch.FloatStorage, torch.int64: torch.LongStorage}
+    with open(path, "wb") as f:
+        for header in (0x1950a86a20f9469cfc6c, 1001, {"protocol_version": 1001, "little_endian": True,
+                                                      "type_sizes": {"short": 2, "int": 4, "long": 8}}):
+            Python2Pickler(f, protocol=2).dump(header)
+        p = Python2Pickler(f, protocol=2)
+        p.persistent_id = lambda o: (("storage", storage_type[o.t.dtype], o.key, "cpu", o.t.numel(), None)
+                                     if isinstance(o, StorageRef) else None)
+        p.dump(tensors)
+        Python2Pickler(f, protocol=2).dump([o.storage.key for o in tensors.values()])
+        for o in tensors.values():
+            f.write(struct.pack("<q", o.t.numel()))
+            f.write(o.t.numpy().tobytes())
+
+
+old_contiguous = OrderedDict((k, v.contiguous()) for k, v in old.items())
+torch03_save(old_contiguous, f"{WORK}/torch03.pth")
+reloaded = torch.load(f"{WORK}/torch03.pth")
+check(list(reloaded) == list(old_contiguous) and all(torch.equal(reloaded[k], v) for k, v in old_contiguous.items()),
+      "torch.load reads the hand-written PyTorch 0.3 file (the emulation is faithful)")
+check(b"U\x15features.conv0.weight" in open(f"{WORK}/torch03.pth", "rb").read(), "the names are Python 2 byte strings")
+p = import_ok(f"{WORK}/torch03.pth", expected, "a PyTorch 0.3 / Python 2 legacy file")
+check("renamed" in p.stdout and "num_batches_tracked added" in p.stdout, "torch03.pth: renamed and added")
+
 # 5. train --init, eval and visualize read a .pth directly: torchvision's densenet121, ImageNet-shaped.
 torch.manual_seed(1)
 d121 = torchvision.models.densenet121().state_dict()
