@@ -2,7 +2,6 @@
 
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <stdexcept>
 
@@ -41,13 +40,30 @@ const PickleObject* find_state_dict(const TorchFile& file, std::string& found_un
                              (keys.empty() ? std::string() : ", at its top or under state_dict or model; its keys: " + keys));
 }
 
-// torchvision's densenet._load_state_dict: "denselayer1.norm.1.weight" -> "denselayer1.norm1.weight".
+// torchvision's densenet._load_state_dict, which matches
+//   ^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$
+// and drops the dot between the groups: "denselayer1.norm.1.weight" -> "denselayer1.norm1.weight".
 std::string torchvision_name(const std::string& key, int64_t& renamed) {
-    static const std::regex old_name(R"(^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$)");
-    std::smatch m;
-    if (!std::regex_match(key, m, old_name)) return key;
+    std::vector<std::string> parts;
+    for (size_t begin = 0;;) {
+        const size_t dot = key.find('.', begin);
+        parts.push_back(key.substr(begin, dot - begin));
+        if (dot == std::string::npos) break;
+        begin = dot + 1;
+    }
+    const size_t n = parts.size();
+    if (n < 4) return key;
+    const std::string& layer = parts[n - 4];
+    const size_t at = layer.rfind("denselayer");
+    const bool numbered = at != std::string::npos && layer.size() > at + 10 &&
+                          layer.find_first_not_of("0123456789", at + 10) == std::string::npos;
+    const std::set<std::string> modules{"norm", "relu", "conv"}, tensors{"weight", "bias", "running_mean", "running_var"};
+    if (!numbered || !modules.count(parts[n - 3]) || (parts[n - 2] != "1" && parts[n - 2] != "2") ||
+        !tensors.count(parts[n - 1]))
+        return key;
     ++renamed;
-    return m[1].str() + m[2].str();
+    const size_t module_begin = key.size() - parts[n - 1].size() - parts[n - 2].size() - parts[n - 3].size() - 2;
+    return key.substr(0, module_begin) + parts[n - 3] + parts[n - 2] + "." + parts[n - 1];
 }
 
 bool ends_with(const std::string& s, const std::string& tail) {

@@ -240,9 +240,12 @@ TorchTensor gather(const TensorRef& t, const StorageRef& s, const std::vector<st
 
 }  // namespace
 
-TorchFile::TorchFile(const std::string& path) : path_(path) {
-    const std::string what = "'" + path + "'";
-    const std::vector<std::byte> file = read_whole_file(path);
+TorchFile::TorchFile(const std::string& path) : path_(path) { read(read_whole_file(path)); }
+
+TorchFile::TorchFile(std::string path, const std::vector<std::byte>& bytes) : path_(std::move(path)) { read(bytes); }
+
+void TorchFile::read(const std::vector<std::byte>& file) {
+    const std::string what = "'" + path_ + "'";
     auto starts_with = [&](const char* magic, size_t n) {
         return file.size() >= n && std::memcmp(file.data(), magic, n) == 0;
     };

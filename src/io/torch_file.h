@@ -30,6 +30,8 @@ public:
     // Throws std::runtime_error naming the file: not a PyTorch file, damaged or truncated, or one
     // that names code or holds a tensor outside its storage.
     explicit TorchFile(const std::string& path);
+    // A file's bytes already in memory; path names it in errors.
+    TorchFile(std::string path, const std::vector<std::byte>& bytes);
 
     const PickleObject& root() const { return *root_; }
     const std::string& path() const { return path_; }
@@ -38,6 +40,8 @@ public:
     const TorchTensor* tensor(const PickleObject& value) const;
 
 private:
+    void read(const std::vector<std::byte>& file);
+
     std::string path_;
     bool zip_ = false;
     PickleArena arena_;
