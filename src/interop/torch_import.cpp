@@ -1,5 +1,7 @@
 #include "interop/torch_import.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -81,6 +83,11 @@ ImportedStateDict import_state_dict(const TorchFile& file) {
     for (const auto& [k, v] : dict->entries) {
         std::string name = out.stripped_module_prefix ? k->text.substr(7) : k->text;
         name = torchvision_name(name, out.renamed);
+        try {  // safetensors' header is JSON, whose strings are UTF-8; a Python 2 byte string may not be
+            (void)nlohmann::json(name).dump();
+        } catch (const nlohmann::json::exception&) {
+            throw std::runtime_error("'" + file.path() + "' names a tensor with bytes that are not UTF-8 text");
+        }
         if (!names.insert(name).second)
             throw std::runtime_error("'" + file.path() + "' names '" + name + "' twice (under old and new names?)");
         out.tensors.push_back({name, file.tensor(*v)});

@@ -154,6 +154,12 @@ std::vector<std::byte> read_whole_file(const std::string& path) {
     return bytes;
 }
 
+// libarchive's reason for its last failure, which it does not always give.
+std::string archive_reason(archive* a) {
+    const char* why = archive_error_string(a);
+    return why ? why : "unreadable";
+}
+
 // Every entry of a zip archive held in memory. torch.save stores its entries uncompressed, so an
 // archive that inflates to much more than its own size is not one of its (a zip bomb, perhaps).
 std::map<std::string, std::vector<std::byte>> zip_entries(const std::vector<std::byte>& file) {
@@ -161,7 +167,7 @@ std::map<std::string, std::vector<std::byte>> zip_entries(const std::vector<std:
     Reader in(archive_read_new(), archive_read_free);
     archive_read_support_format_zip(in.get());
     if (archive_read_open_memory(in.get(), file.data(), file.size()) != ARCHIVE_OK)
-        throw std::runtime_error(std::string("not a readable zip archive: ") + archive_error_string(in.get()));
+        throw std::runtime_error("not a readable zip archive: " + archive_reason(in.get()));
     const uint64_t budget = 2 * uint64_t(file.size()) + (1u << 20);
     uint64_t total = 0;
     std::map<std::string, std::vector<std::byte>> entries;
@@ -169,12 +175,14 @@ std::map<std::string, std::vector<std::byte>> zip_entries(const std::vector<std:
         archive_entry* entry = nullptr;
         const int r = archive_read_next_header(in.get(), &entry);
         if (r == ARCHIVE_EOF) break;
-        if (r != ARCHIVE_OK) throw std::runtime_error(std::string("damaged zip archive: ") + archive_error_string(in.get()));
-        std::vector<std::byte>& data = entries[archive_entry_pathname(entry)];
+        if (r != ARCHIVE_OK) throw std::runtime_error("damaged zip archive: " + archive_reason(in.get()));
+        const char* name = archive_entry_pathname(entry);
+        if (!name) throw std::runtime_error("damaged zip archive: an entry without a name");
+        std::vector<std::byte>& data = entries[name];
         std::byte block[1 << 16];
         for (;;) {
             const la_ssize_t n = archive_read_data(in.get(), block, sizeof block);
-            if (n < 0) throw std::runtime_error(std::string("damaged zip archive: ") + archive_error_string(in.get()));
+            if (n < 0) throw std::runtime_error("damaged zip archive: " + archive_reason(in.get()));
             if (n == 0) break;
             total += uint64_t(n);
             if (total > budget) throw std::runtime_error("the archive inflates to far more than its size: not torch.save's");
