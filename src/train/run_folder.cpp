@@ -79,6 +79,15 @@ void RunFolder::commit(const Parameters& params, const Optimizer& optimizer, con
 }
 
 void RunFolder::finish_interrupted_save(const RunState& state) const {
+    // A process killed while writing a file leaves AtomicFile's NAME.tmp.PID behind; no live writer
+    // shares a run folder, so every one is a dead process's and is removed.
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+        const std::string name = entry.path().filename().string();
+        const size_t tmp = name.rfind(".tmp.");
+        if (tmp != std::string::npos && tmp > 0 && name.size() > tmp + 5 &&
+            name.find_first_not_of("0123456789", tmp + 5) == std::string::npos)
+            fs::remove(entry.path());
+    }
     for (const char* stem : kStems) {
         const std::string weights = path(std::string(stem) + ".safetensors"), optim = path(std::string(stem) + ".optim.safetensors");
         const bool pending = fs::exists(weights + kPending);
