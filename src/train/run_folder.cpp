@@ -2,6 +2,8 @@
 
 #include "model/checkpoint.h"
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -44,6 +46,7 @@ void RunFolder::claim(ExistingRun existing) const {
     }
     std::error_code ec;
     fs::create_directories(dir_, ec);
+    remove_dead_temporaries();  // of a run killed before its first save
     if (ec) throw std::runtime_error("cannot create the run folder '" + dir_ + "': " + ec.message());
     const std::string probe = path(".write-test");
     if (!std::ofstream(probe)) throw std::runtime_error("cannot write into the run folder '" + dir_ + "'");
@@ -78,36 +81,44 @@ void RunFolder::commit(const Parameters& params, const Optimizer& optimizer, con
     }
 }
 
-void RunFolder::finish_interrupted_save(const RunState& state) const {
-    // A process killed while writing a file leaves AtomicFile's NAME.tmp.PID behind; no live writer
-    // shares a run folder, so every one is a dead process's and is removed.
-    for (const auto& entry : fs::directory_iterator(dir_)) {
+void RunFolder::remove_dead_temporaries() const {
+    // A process killed while writing a file leaves AtomicFile's NAME.tmp.PID behind. No live writer
+    // shares a run folder, so each one of a run file's is a dead process's.
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir_, ec)) {
         const std::string name = entry.path().filename().string();
         const size_t tmp = name.rfind(".tmp.");
-        if (tmp != std::string::npos && tmp > 0 && name.size() > tmp + 5 &&
-            name.find_first_not_of("0123456789", tmp + 5) == std::string::npos)
-            fs::remove(entry.path());
+        if (tmp == std::string::npos || name.size() == tmp + 5 ||
+            name.find_first_not_of("0123456789", tmp + 5) != std::string::npos)
+            continue;
+        std::string base = name.substr(0, tmp);
+        if (base.ends_with(kPending)) base.resize(base.size() - std::strlen(kPending));
+        if (std::find(std::begin(kRunFiles), std::end(kRunFiles), base) != std::end(kRunFiles)) fs::remove(entry.path());
     }
-    for (const char* stem : kStems) {
-        const std::string weights = path(std::string(stem) + ".safetensors"), optim = path(std::string(stem) + ".optim.safetensors");
-        const bool pending = fs::exists(weights + kPending);
-        // Pending checkpoints of the step state.json records were committed: put them in place.
-        // Any others belong to a save that never reached its commit point.
+}
+
+void RunFolder::finish_interrupted_save(const RunState& state) const {
+    remove_dead_temporaries();
+    // A pending file of the step state.json records was committed: it is put in place (the kill
+    // came between the commit and its rename). Any other belongs to a save that never reached its
+    // commit point. Each file is judged by the step it records, since the renames after the commit
+    // point may have been cut anywhere: the optimizer's state renamed, the weights not yet.
+    auto judge = [&](const std::string& file, const char* step_key) {
+        if (!fs::exists(file + kPending)) return;
         bool committed = false;
-        if (pending && fs::exists(optim + kPending)) {
-            try {
-                committed = steps_of(SafetensorsFile(weights + kPending).metadata()) == state.optimizer_steps;
-            } catch (const std::exception&) {
-                committed = false;
-            }
+        try {
+            const auto meta = SafetensorsFile(file + kPending).metadata();
+            auto it = meta.find(step_key);
+            committed = it != meta.end() && std::stoll(it->second) == state.optimizer_steps;
+        } catch (const std::exception&) {
+            committed = false;  // a half-written file: that save never reached its commit point
         }
-        if (committed) {
-            fs::rename(optim + kPending, optim);
-            fs::rename(weights + kPending, weights);
-        } else {
-            fs::remove(weights + kPending);
-            fs::remove(optim + kPending);
-        }
+        if (committed) fs::rename(file + kPending, file);
+        else fs::remove(file + kPending);
+    };
+    for (const char* stem : kStems) {
+        judge(path(std::string(stem) + ".optim.safetensors"), "step");
+        judge(path(std::string(stem) + ".safetensors"), "optimizer_steps");
     }
 }
 

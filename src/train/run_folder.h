@@ -42,6 +42,7 @@ public:
 private:
     void save_weights(const Parameters& params, const std::string& file, int64_t epoch, int64_t steps) const;
     void finish_interrupted_save(const RunState& state) const;
+    void remove_dead_temporaries() const;
 
     std::string dir_;
     ModelInfo info_;
