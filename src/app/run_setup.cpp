@@ -1,15 +1,20 @@
 #include "app/run_setup.h"
 
+#include "app/layer_table.h"
+#include "interop/torch_import.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/complexity.h"
 #include "model/model_info.h"
-#include "interop/torch_import.h"
 
 #include <omp.h>
 #include <sched.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -49,6 +54,61 @@ Normalization normalization(const std::string& name, int64_t channels) {
         return {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
     }
     throw std::invalid_argument("unknown normalisation '" + name + "' (none, imagenet)");
+}
+
+namespace {
+// A number of bytes from a file that holds one ("max" or unreadable: no limit).
+size_t limit_from(const std::string& path) {
+    std::ifstream f(path);
+    size_t value = 0;
+    return f >> value ? value : std::numeric_limits<size_t>::max();
+}
+}  // namespace
+
+size_t available_memory_bytes() {
+    size_t available = std::numeric_limits<size_t>::max();
+    std::ifstream meminfo("/proc/meminfo");
+    for (std::string key; meminfo >> key;) {
+        size_t kib = 0;
+        meminfo >> kib;
+        if (key == "MemAvailable:") available = kib * 1024;
+        meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    // cgroup v2: this process's group's limit, less what the group already uses.
+    std::ifstream self("/proc/self/cgroup");
+    std::string line;
+    if (std::getline(self, line) && line.rfind("0::", 0) == 0) {
+        const std::string dir = "/sys/fs/cgroup" + line.substr(3);
+        const size_t max = limit_from(dir + "/memory.max"), current = limit_from(dir + "/memory.current");
+        if (max != std::numeric_limits<size_t>::max() && current != std::numeric_limits<size_t>::max())
+            available = std::min(available, max > current ? max - current : 0);
+    }
+    return available;
+}
+
+void check_memory_fits(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Intermediates intermediates,
+                       Precision precision, size_t loader_bytes_per_image) {
+    const size_t available = available_memory_bytes();
+    auto need = [&](int64_t batch) {
+        const RunShape s{batch, shape.height, shape.width};
+        return engine_memory(cfg, s, pass, intermediates, /*with_scratchpad=*/false, precision).total() +
+               size_t(batch) * loader_bytes_per_image;
+    };
+    const size_t needed = need(shape.batch);
+    if (needed <= available) return;
+    int64_t fits = 0, too_many = shape.batch;  // the plan grows with the batch: bisection is exact
+    while (too_many - fits > 1) {
+        const int64_t mid = fits + (too_many - fits) / 2;
+        (need(mid) <= available ? fits : too_many) = mid;
+    }
+    std::ostringstream why;
+    why << cfg.arch << " at " << shape.height << "x" << shape.width << ", batch " << shape.batch << " ("
+        << (pass == Pass::training ? "training" : "inference") << ") needs " << bytes_text(int64_t(needed)) << ", but "
+        << bytes_text(int64_t(available)) << " of memory is available: "
+        << (fits > 0 ? "the largest batch that fits is " + std::to_string(fits)
+                     : std::string("not even one image fits; try a smaller --input-size"))
+        << (pass == Pass::training && intermediates == Intermediates::keep ? " (more without --memory keep)" : "");
+    throw std::invalid_argument(why.str());
 }
 
 void start_from(Parameters& params, const std::string& checkpoint) {

@@ -3,6 +3,7 @@
 #pragma once
 #include "data/image_set.h"
 #include "data/transform.h"
+#include "model/activation_plan.h"
 #include "model/config.h"
 #include "model/model_info.h"
 #include "model/parameters.h"
@@ -30,6 +31,18 @@ int64_t model_input_size(int64_t requested, const ModelInfo& info);
 
 // "none" or "imagenet".
 Normalization normalization(const std::string& name, int64_t channels);
+
+// The memory this process may still take: /proc/meminfo's MemAvailable, or less where a cgroup
+// (a container, a systemd slice, a batch job) limits it.
+size_t available_memory_bytes();
+
+// Before a network or its loaders are built: throws std::invalid_argument when the network's arena
+// and state (as the complexity report counts them) and `loader_bytes_per_image` for each image of
+// the batch (the loaders' batch buffers) need more than available_memory_bytes(), naming what it
+// needs, what there is, and the largest batch that fits. Allocating it would otherwise end in a
+// failed allocation or the OOM killer, long after the run began.
+void check_memory_fits(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Intermediates intermediates,
+                       Precision precision, size_t loader_bytes_per_image);
 
 // Loads a checkpoint of the same architecture into params, whatever its number of classes: a
 // classifier of another size is left as initialised, and the program says so.

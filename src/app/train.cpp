@@ -6,6 +6,7 @@
 #include "data/batch_loader.h"
 #include "data/datasets.h"
 #include "data/download.h"
+#include "data/shard.h"
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
 #include "io/progress_bar.h"
@@ -217,6 +218,11 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         throw std::runtime_error("the training and test sets of '" + data_dir + "' have different classes");
     DenseNetConfig cfg = densenet_preset(r.arch, int64_t(train_set.class_names.size()));
     check_input_size(cfg, r.input_size);
+    // Before anything large is allocated: the network, and two loaders of loader_threads + 2
+    // batches of float images each.
+    check_memory_fits(cfg, {shard_size(r.batch_size, comm.rank(), comm.size()), r.input_size, r.input_size},
+                      Pass::training, r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision,
+                      2 * size_t(c.loader_threads + 2) * sizeof(float) * size_t(cfg.in_channels * r.input_size * r.input_size));
     const Transform train_transform{.size = r.input_size, .channels = cfg.in_channels,
                                     .augment = r.augment == "flip-crop" ? Augment::flip_crop : Augment::none,
                                     .normalization = normalization(r.normalize, cfg.in_channels)};

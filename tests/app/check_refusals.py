@@ -58,6 +58,24 @@ shutil.copytree(FASHION, data)
 TRAIN = ["train", "--dataset", "fashion-mnist", "--data-dir", data, "--input-size", 32, "--batch-size", 16,
          "--limit-train", 64, "--limit-test", 32, "--threads", 1]
 
+# 0. A batch that cannot fit in memory is refused before anything is allocated, naming the largest
+#    that fits (read back and checked against the complexity report's own figure).
+import re  # noqa: E402
+out = f"{WORK}/too_big"
+start = time.time()
+p = run("train", "--dataset", "fashion-mnist", "--data-dir", data, "--batch-size", 200000, "--out", out)
+error = p.stderr.strip()
+check(p.returncode == 1 and error.count("\n") == 0 and "largest batch that fits is" in error,
+      f"an impossible batch: one line naming the largest that fits ({error})")
+check(not os.path.exists(out) and time.time() - start < 60, "refused before anything is allocated or written")
+fits = int(re.search(r"largest batch that fits is (\d+)", error).group(1)) if "fits is" in error else 0
+available = int(re.search(r"but ([\d,]+) B", error).group(1).replace(",", "")) if " B " in error else 0
+report = json.loads(run("complexity", "--num-classes", 10, "--batch-size", max(fits, 1), "--memory-gib", available / 2**30,
+                        "--no-scratchpad", "--json").stdout.strip().splitlines()[-1])
+check(0 < fits <= report["max_batch"]["training"] and report["engine_memory_bytes"]["training"]["total"] <= available,
+      f"the largest batch named ({fits}; the report's, without the loaders' buffers: {report['max_batch']['training']}) "
+      "fits by the complexity report's count")
+
 # 1. SIGTERM is Ctrl-C: the run stops after its step, saves, exits 130, and resumes.
 out = f"{WORK}/term"
 proc = subprocess.Popen([DENSENET, *map(str, [*TRAIN, "--epochs", 50, "--limit-train", 640, "--out", out])],
@@ -72,6 +90,9 @@ state = json.load(open(f"{out}/state.json"))
 check(state["epoch"] == 2 and state["next_batch"] > 0, "SIGTERM's save is of the batch it stopped at")
 p = run("train", "--resume", out, "--epochs", 2)
 check(p.returncode == 0 and "Iteration: 2 / 2" in p.stdout, "a run stopped by SIGTERM resumes")
+p = run("eval", "--checkpoint", f"{out}/last.safetensors", "--data-dir", data, "--batch-size", 10**7)
+check(p.returncode == 1 and p.stderr.count("\n") == 1 and "largest batch that fits" in p.stderr,
+      f"eval refuses a batch that cannot fit, too ({p.stderr.strip()[-80:]})")
 
 # 2. Data that disappears mid-run: the data set is read whole at the start, so the run goes on; a
 #    later resume names the missing file.
