@@ -27,6 +27,12 @@ DecodedImage decode_image_memory(const uint8_t* data, size_t size, const std::st
     if (size > size_t(INT32_MAX)) throw std::runtime_error("image '" + name_for_errors + "' is larger than 2 GB");
     int w = 0, h = 0, in_file = 0;
     if (!stbi_info_from_memory(data, int(size), &w, &h, &in_file)) throw fail();
+    // A few bytes of header can claim a picture of gigabytes. PIL refuses images above twice its
+    // MAX_IMAGE_PIXELS (DecompressionBombError); so does this reader, before decoding.
+    constexpr int64_t kMaxPixels = 2 * 89'478'485;
+    if (int64_t(w) * int64_t(h) > kMaxPixels)
+        throw std::runtime_error("image '" + name_for_errors + "' claims " + std::to_string(w) + "x" + std::to_string(h) +
+                                 " pixels, more than PIL's decompression-bomb limit; not decoded");
     // stb drops alpha itself when asked for fewer channels: grey+alpha -> grey, RGBA -> RGB.
     const int want = in_file <= 2 ? 1 : 3;
     std::unique_ptr<stbi_uc, void (*)(void*)> interleaved(stbi_load_from_memory(data, int(size), &w, &h, &in_file, want),

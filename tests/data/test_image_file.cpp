@@ -5,6 +5,7 @@
 #include "test_util.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -116,6 +117,28 @@ TEST(ImageFile, ConvertsChannelsAsPil) {
         EXPECT_TRUE(std::equal(gray.pixels.begin(), gray.pixels.end(), three.pixels.begin() + std::ptrdiff_t(c * plane)));
     EXPECT_EQ(convert_channels(three, 1).pixels, gray.pixels);  // grey survives the round trip
     EXPECT_THROW(convert_channels(rgb, 2), std::invalid_argument);
+}
+
+// A PNG of a few dozen bytes whose header claims 15000x15000 pixels (675 MB decoded, which stb
+// would allocate): refused before decoding, as PIL refuses a decompression bomb.
+TEST(ImageFile, AbsurdDimensionsAreRefusedBeforeDecoding) {
+    auto be32 = [](std::vector<uint8_t>& out, uint32_t v) {
+        for (int s = 24; s >= 0; s -= 8) out.push_back(uint8_t(v >> s));
+    };
+    std::vector<uint8_t> png{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    std::vector<uint8_t> ihdr{'I', 'H', 'D', 'R'};
+    be32(ihdr, 15000);
+    be32(ihdr, 15000);
+    ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});  // 8 bits, RGB
+    be32(png, 13);
+    png.insert(png.end(), ihdr.begin(), ihdr.end());
+    be32(png, uint32_t(crc32(0, ihdr.data(), uInt(ihdr.size()))));
+    try {
+        decode_image_memory(png.data(), png.size(), "bomb.png");
+        ADD_FAILURE() << "decoded";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("15000x15000"), std::string::npos) << e.what();
+    }
 }
 
 TEST(ImageFile, BadFilesAreErrorsNamingTheFile) {
