@@ -30,6 +30,7 @@ DecodedImage decode_image_memory(const uint8_t* data, size_t size, const std::st
     // A few bytes of header can claim a picture of gigabytes. PIL refuses images above twice its
     // MAX_IMAGE_PIXELS (DecompressionBombError); so does this reader, before decoding.
     constexpr int64_t kMaxPixels = 2 * 89'478'485;
+    if (w <= 0 || h <= 0) throw std::runtime_error("image '" + name_for_errors + "' has no pixels");
     if (int64_t(w) * int64_t(h) > kMaxPixels)
         throw std::runtime_error("image '" + name_for_errors + "' claims " + std::to_string(w) + "x" + std::to_string(h) +
                                  " pixels, more than PIL's decompression-bomb limit; not decoded");
