@@ -19,36 +19,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import safetensors_lite  # noqa: E402
+from fashion_as_cifar import write_cifar  # noqa: E402
 
 DENSENET, WORK = sys.argv[1], sys.argv[2]
 KILLS = int(sys.argv[3]) if len(sys.argv) > 3 else 12
-FASHION = "/usr/share/datasets/fashion-mnist"
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
-
-
-def write_cifar(dir, per_train_file, test_count):
-    """Fashion-MNIST images padded to 32x32, as CIFAR-10 binary records (quick to load)."""
-    import gzip
-    os.makedirs(dir, exist_ok=True)
-    with gzip.open(f"{FASHION}/train-images-idx3-ubyte.gz") as f:
-        images = f.read()[16:]
-    with gzip.open(f"{FASHION}/train-labels-idx1-ubyte.gz") as f:
-        labels = f.read()[8:]
-
-    def records(first, count):
-        out = bytearray()
-        for i in range(first, first + count):
-            rows = [bytes(2) + images[i * 784 + r * 28:i * 784 + r * 28 + 28] + bytes(2) for r in range(28)]
-            plane = bytes(64) + b"".join(rows) + bytes(64)
-            out += bytes([labels[i]]) + plane * 3
-        return bytes(out)
-
-    for f in range(5):
-        with open(f"{dir}/data_batch_{f + 1}.bin", "wb") as out:
-            out.write(records(f * per_train_file, per_train_file))
-    with open(f"{dir}/test_batch.bin", "wb") as out:
-        out.write(records(50000, test_count))
 
 
 CIFAR = f"{WORK}/cifar"

@@ -8,7 +8,6 @@ that checkpoints start other runs, and that bad input gets a one-line error and 
 
 Usage: check_train_cli.py DENSENET WORK_DIR
 """
-import gzip
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import safetensors_lite  # noqa: E402
+from fashion_as_cifar import read_idx, write_cifar  # noqa: E402
 
 DENSENET, WORK = sys.argv[1], sys.argv[2]
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -43,38 +43,6 @@ def run(*args, expect_rc=0, **kw):
         print(p.stdout[-3000:], p.stderr[-3000:], sep="\n")
         check(False, f"{' '.join(map(str, args))}: exit {p.returncode}, expected {expect_rc}")
     return p
-
-
-def read_idx(path):
-    with gzip.open(path) as f:
-        data = f.read()
-    n = int.from_bytes(data[4:8], "big")
-    if data[3] == 3:
-        return np.frombuffer(data, np.uint8, offset=16).reshape(n, 28, 28)
-    return np.frombuffer(data, np.uint8, offset=8)
-
-
-def write_cifar(dir, per_train_file, test_count):
-    """Fashion-MNIST padded to 32x32, grey repeated to RGB planes, in CIFAR-10's binary records."""
-    os.makedirs(dir, exist_ok=True)
-    images = read_idx(f"{FASHION}/train-images-idx3-ubyte.gz")
-    labels = read_idx(f"{FASHION}/train-labels-idx1-ubyte.gz")
-
-    def records(first, count):
-        out = bytearray()
-        for i in range(first, first + count):
-            img = np.pad(images[i], 2)
-            out += bytes([labels[i]]) + np.stack([img, img, img]).tobytes()
-        return bytes(out)
-
-    for f in range(5):
-        with open(f"{dir}/data_batch_{f + 1}.bin", "wb") as out:
-            out.write(records(f * per_train_file, per_train_file))
-    with open(f"{dir}/test_batch.bin", "wb") as out:
-        out.write(records(50000, test_count))
-    with open(f"{dir}/batches.meta.txt", "w") as out:
-        out.write("\n".join(["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
-                             "boot"]) + "\n\n")
 
 
 def tensors(path):
