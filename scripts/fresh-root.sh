@@ -11,10 +11,18 @@
 # once (about a minute) and cached as a tarball in $DENSENET_FRESH_CACHE (default /var/tmp); every
 # call unpacks a new copy of it, so installing the packages is part of each run, and removes the
 # copy afterwards. Only committed work is cloned. The command's exit status is this script's.
+#
+# DENSENET_FRESH_COPY_IN=FILE[:FILE...] copies those files into the clone's root, the command's
+# working directory: something built outside, such as the .deb that scripts/check-deb.sh installs.
 set -euo pipefail
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 cmd=("$@"); [ ${#cmd[@]} -gt 0 ] || cmd=(bash scripts/test.sh)
 [ "$(id -u)" -eq 0 ] || { echo "error: fresh-root.sh needs root (debootstrap, chroot, mount)" >&2; exit 2; }
+copy_in=()
+[ -z "${DENSENET_FRESH_COPY_IN:-}" ] || IFS=: read -ra copy_in <<<"$DENSENET_FRESH_COPY_IN"
+for f in "${copy_in[@]}"; do
+  [ -f "$f" ] || { echo "error: DENSENET_FRESH_COPY_IN: no file $f" >&2; exit 2; }
+done
 
 cache=${DENSENET_FRESH_CACHE:-/var/tmp}
 base=$cache/densenet-debian12-minbase.tar
@@ -87,6 +95,7 @@ fi
 
 mkdir -p "$root/build-root"
 git clone -q "$repo" "$root/build-root/project"
+for f in "${copy_in[@]}"; do cp "$f" "$root/build-root/project/"; done
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --rbind /dev "$root/dev"

@@ -1,5 +1,6 @@
 // The densenet program: one binary, one subcommand per job.
 #include "app/commands.h"
+#include "app/version.h"
 
 #include <cstdio>
 #include <exception>
@@ -8,6 +9,7 @@
 int main(int argc, char** argv) {
     CLI::App app{"densenet.cpp: train, inspect and explain DenseNets, numerically as PyTorch/torchvision"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", dn::version_text);  // a callback: oneDNN is asked only when needed
     // A repeated option takes its last value, as in most command lines (scripts append overrides).
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     const std::vector<dn::Command> commands{
