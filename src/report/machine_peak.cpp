@@ -15,51 +15,57 @@ using Clock = std::chrono::steady_clock;
 // Enough independent accumulators to cover the FMA latency on every pipe.
 constexpr int kChains = 16;
 
-// One register's worth of floats, as GCC's vector extension: the same code compiles to AVX-512,
-// AVX2 or plain FMA instructions, whichever the build targets.
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-const char* kIsa = "AVX-512";
-#elif defined(__AVX__)
-constexpr int kLanes = 8;
-const char* kIsa = "AVX2";
-#else
-constexpr int kLanes = 4;
-const char* kIsa = "SSE";
-#endif
-typedef float Register __attribute__((vector_size(kLanes * sizeof(float))));
+// One register's worth of floats, as GCC's vector extension, in three widths, each compiled for its
+// instruction set whatever the build targets: a portable build (the .deb) still measures the
+// CPU's own peak, chosen at run time.
+#define DENSENET_FMA_CHAINS(name, lanes, isa_target)                                      \
+    __attribute__((target(isa_target))) float name(long iterations) {                     \
+        typedef float Register __attribute__((vector_size(lanes * sizeof(float))));       \
+        Register acc[kChains];                                                            \
+        for (int c = 0; c < kChains; ++c) acc[c] = Register{} + float(c);                 \
+        const Register a = Register{} + 0.999999f, b = Register{} + 1e-6f;                \
+        for (long i = 0; i < iterations; ++i)                                             \
+            for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * a + b; /* one FMA each */ \
+        float total = 0.0f;                                                               \
+        for (int c = 0; c < kChains; ++c)                                                 \
+            for (int j = 0; j < lanes; ++j) total += acc[c][j];                           \
+        return total;                                                                     \
+    }
+DENSENET_FMA_CHAINS(fma_chains_avx512, 16, "avx512f,fma")
+DENSENET_FMA_CHAINS(fma_chains_avx2, 8, "avx2,fma")
+DENSENET_FMA_CHAINS(fma_chains_sse, 4, "sse2")
+#undef DENSENET_FMA_CHAINS
 
-float fma_chains(long iterations) {
-    Register acc[kChains];
-    for (int c = 0; c < kChains; ++c) acc[c] = Register{} + float(c);
-    const Register a = Register{} + 0.999999f, b = Register{} + 1e-6f;
-    for (long i = 0; i < iterations; ++i)
-#pragma GCC unroll 16
-        for (int c = 0; c < kChains; ++c) acc[c] = acc[c] * a + b;  // contracted to one FMA
-    float total = 0.0f;
-    for (int c = 0; c < kChains; ++c)
-        for (int j = 0; j < kLanes; ++j) total += acc[c][j];
-    return total;
+struct Isa {
+    const char* name;
+    int lanes;
+    float (*chains)(long);
+};
+
+Isa this_cpu() {
+    if (__builtin_cpu_supports("avx512f")) return {"AVX-512", 16, fma_chains_avx512};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"AVX2", 8, fma_chains_avx2};
+    return {"SSE", 4, fma_chains_sse};
 }
 
 // The result feeds a volatile so that the loops are not optimised away.
 volatile float sink;
 
-double seconds_of_fma(long iterations) {
+double seconds_of_fma(const Isa& isa, long iterations) {
     const auto start = Clock::now();
     float total = 0.0f;
 #pragma omp parallel reduction(+ : total)
-    total += fma_chains(iterations);
+    total += isa.chains(iterations);
     sink = total;
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-double measure_flops(int threads) {
+double measure_flops(const Isa& isa, int threads) {
     long iterations = 100000;
-    while (seconds_of_fma(iterations) < 0.05) iterations *= 4;
+    while (seconds_of_fma(isa, iterations) < 0.05) iterations *= 4;
     double best = 1e30;
-    for (int repeat = 0; repeat < 3; ++repeat) best = std::min(best, seconds_of_fma(iterations));
-    return double(threads) * double(iterations) * kChains * kLanes * 2.0 / best;
+    for (int repeat = 0; repeat < 3; ++repeat) best = std::min(best, seconds_of_fma(isa, iterations));
+    return double(threads) * double(iterations) * kChains * isa.lanes * 2.0 / best;
 }
 
 double measure_copy_bandwidth() {
@@ -85,8 +91,9 @@ double measure_copy_bandwidth() {
 MachinePeak measure_machine_peak() {
     const int threads = omp_get_max_threads();
     MachinePeak peak;
-    peak.flops_per_second = measure_flops(threads);
-    peak.flops_how = std::to_string(threads) + " threads x " + std::to_string(kChains) + " independent " + kIsa +
+    const Isa isa = this_cpu();
+    peak.flops_per_second = measure_flops(isa, threads);
+    peak.flops_how = std::to_string(threads) + " threads x " + std::to_string(kChains) + " independent " + isa.name +
                      " FMA chains, measured";
     peak.bytes_per_second = measure_copy_bandwidth();
     peak.bytes_how = "parallel copy of 128 MB (read + write), measured";
