@@ -16,6 +16,7 @@
 #include "model/model_info.h"
 #include "ops/precision.h"
 #include "report/run_pictures.h"
+#include "report/tensorboard_writer.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
 #include "train/run_folder.h"
@@ -28,6 +29,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -158,6 +160,31 @@ void write_reports(const RunFolder& run, const RunState& state, const Parameters
     }
 }
 
+// TensorBoard's events are a view of the run, like its pictures: failing to write them is one
+// warning, after which the run goes on without them (a reader stops at a half-written record anyway).
+void log_tensorboard(std::unique_ptr<EventWriter>& tensorboard, const std::function<void(EventWriter&)>& write) {
+    if (!tensorboard) return;
+    try {
+        write(*tensorboard);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "\nwarning: TensorBoard logging stopped: %s\n", e.what());
+        tensorboard.reset();
+    }
+}
+
+// A new events file for this session, which starts at first_step (see EventWriter::session_start);
+// null, after a warning, if it cannot be written.
+std::unique_ptr<EventWriter> open_tensorboard(const std::string& dir, int64_t first_step) {
+    try {
+        auto tensorboard = std::make_unique<EventWriter>(dir);
+        tensorboard->session_start(first_step);
+        return tensorboard;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "warning: no TensorBoard logs for this run: %s\n", e.what());
+        return nullptr;
+    }
+}
+
 // Rank 0 reads state.json and hands it to the others, which may not see the run folder.
 RunState shared_run_state(Communicator& comm, const std::string& path) {
     std::string text;
@@ -271,6 +298,21 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         }
         replicas.share_parameters();  // --init was read by each; rank 0's copy is the one saved
     }
+    // TensorBoard, from rank 0: a new run logs from step 0 (the initial weights), a resumed one
+    // from the step after its checkpoint. An overwritten run's events go with its other files.
+    std::unique_ptr<EventWriter> tensorboard;
+    if (root) {
+        if (!resuming && c.overwrite) remove_event_files(out);
+        tensorboard = open_tensorboard(out, resuming ? optimizer->steps() + 1 : 0);
+        if (!resuming) log_tensorboard(tensorboard, [&](EventWriter& w) { write_initial_events(w, initial); });
+    }
+    const StepObserver log_step = [&](const StepRecord& s) {
+        log_tensorboard(tensorboard, [&](EventWriter& w) {
+            w.scalar("step/loss", s.step, s.loss);
+            w.scalar("step/learning_rate", s.step, s.learning_rate);
+            w.scalar("step/images_per_second", s.step, s.images_per_second);
+        });
+    };
     net.load_weights();
     std::printf("training %s (%ld parameters, %ld classes) on %ld %s images at %ldx%ld, batch %ld, %s lr %g, %ld epochs, "
                 "%s\nactivations: %.1f MB (%s); writing to %s\n",
@@ -306,7 +348,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     while (state.epoch <= r.epochs) {
         const CommunicationShare before{replicas.batch_norm_seconds(), replicas.gradient_wait_seconds()};
         const EpochEnd end =
-            train_epoch(net, params, *optimizer, train_loader, state.epoch, r.epochs, state.totals, stop, replicas);
+            train_epoch(net, params, *optimizer, train_loader, state.epoch, r.epochs, state.totals, stop, replicas,
+                        log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
         const std::optional<EvalResult> test = evaluate_sharded(net, test_loader, "  testing", comm, &g_interrupted);
@@ -327,6 +370,11 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         ++next.epoch;
         next.totals = EpochTotals{};
         next.optimizer_steps = optimizer->steps();
+        // Logged before the commit: a kill between the two resumes from the previous save, whose
+        // session start makes TensorBoard forget these, and the epoch is logged again.
+        log_tensorboard(tensorboard, [&](EventWriter& w) {
+            write_epoch_events(w, optimizer->steps(), record, initial, params);
+        });
         if (root) run.commit(params, *optimizer, next, best ? Checkpoints::last_and_best : Checkpoints::last);
         state = std::move(next);
         if (root) write_reports(run, state, initial, params);

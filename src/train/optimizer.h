@@ -32,6 +32,7 @@ public:
     virtual ~Optimizer() = default;
     virtual void step(float* values, const float* grads) = 0;
     virtual int64_t steps() const = 0;
+    virtual double learning_rate() const = 0;  // what the next step uses (for the logs)
     virtual void save(const Parameters& params, const std::string& path) const = 0;
     virtual void load(const Parameters& params, const std::string& path) = 0;
     // The state as flat arrays, and the step count: what data-parallel processes copy from rank 0
@@ -49,6 +50,7 @@ public:
     void step(float* values, const float* grads) override;
 
     int64_t steps() const override { return steps_; }
+    double learning_rate() const override { return options_.lr; }
     AdamOptions& options() { return options_; }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
@@ -67,6 +69,7 @@ public:
     void step(float* values, const float* grads) override;
 
     int64_t steps() const override { return steps_; }
+    double learning_rate() const override { return options_.lr; }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
     std::vector<std::span<float>> state_arrays() override { return {momentum_buffer_}; }

@@ -3,6 +3,7 @@
 #include "io/atomic_file.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -80,12 +81,18 @@ RunState load_run_state(const std::string& path) {
 }
 
 void write_metrics_csv(const std::vector<EpochRecord>& history, const std::string& path) {
+    // The losses and accuracies as the shortest text that reads back as the same double: the very
+    // values of state.json and of TensorBoard's logs, not a rounding of them.
+    auto exact = [](double value) {
+        char text[32];
+        return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
+    };
     std::string csv = "epoch,train_loss,train_acc,test_loss,test_acc,seconds\n";
-    char row[256];
+    char seconds[32];
     for (const auto& r : history) {
-        std::snprintf(row, sizeof row, "%ld,%.6f,%.6f,%.6f,%.6f,%.1f\n", long(r.epoch), r.train_loss, r.train_acc, r.test_loss,
-                      r.test_acc, r.seconds);
-        csv += row;
+        std::snprintf(seconds, sizeof seconds, "%.1f", r.seconds);
+        csv += std::to_string(r.epoch) + "," + exact(r.train_loss) + "," + exact(r.train_acc) + "," + exact(r.test_loss) +
+               "," + exact(r.test_acc) + "," + seconds + "\n";
     }
     write_atomically(path, csv);
 }

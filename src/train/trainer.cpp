@@ -10,7 +10,8 @@
 namespace dn {
 
 EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, BatchLoader& loader, int64_t epoch,
-                     int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas) {
+                     int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
+                     const StepObserver& on_step) {
     using Clock = std::chrono::steady_clock;
     const int64_t B = net.shape().batch, K = net.classes(), global_batch = replicas.global_batch();
     const bool alone = replicas.communicator().size() == 1;
@@ -45,6 +46,7 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, Ba
         }
         net.backward();
         replicas.finish_gradients();
+        const double learning_rate = optimizer.learning_rate();
         optimizer.step(params.values(), params.grads());
         replicas.share_running_stats();
         net.load_weights();
@@ -55,10 +57,14 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, Ba
         totals.seen += global_batch;
         stop_agreed = step[2] > 0.0;
         const auto now = Clock::now();
-        totals.seconds += std::chrono::duration<double>(now - last).count();
+        const double step_seconds = std::chrono::duration<double>(now - last).count();
+        totals.seconds += step_seconds;
         last = now;
         totals.data_wait_seconds = epoch_wait_before + loader.wait_seconds() - loader_wait_before;
         totals.loader_busy_seconds = epoch_busy_before + loader.busy_seconds() - loader_busy_before;
+        if (on_step)
+            on_step({.step = optimizer.steps(), .loss = step[0] / double(global_batch), .learning_rate = learning_rate,
+                     .images_per_second = double(global_batch) / step_seconds});
         char note[96];
         std::snprintf(note, sizeof note, "loss %.4f", totals.loss_sum / double(totals.seen));
         bar.update(totals.seen, note, seen_before);

@@ -1,4 +1,5 @@
-// defines: EpochTotals, EpochEnd, StopRequest, train_epoch (one pass of forward, backward and step)
+// defines: EpochTotals, EpochEnd, StopRequest, StepRecord, StepObserver,
+//          train_epoch (one pass of forward, backward and step)
 #pragma once
 #include "data/batch_loader.h"
 #include "dist/data_parallel.h"
@@ -7,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 
 namespace dn {
 
@@ -31,12 +33,24 @@ struct StopRequest {
     int64_t steps_taken = 0;
 };
 
+// What one step measured, for whoever watches the run (`densenet train` logs it to TensorBoard):
+// the trainer hands it over and knows nothing of where it goes.
+struct StepRecord {
+    int64_t step = 0;                // the optimizer's step count after this step: 1 for a run's first
+    double loss = 0.0;               // the global batch's mean NLL
+    double learning_rate = 0.0;      // the one this step used
+    double images_per_second = 0.0;  // the global batch over this step's wall time, data wait included
+};
+using StepObserver = std::function<void(const StepRecord&)>;
+
 // Trains from totals.next_batch to the end of epoch `epoch`, updating totals after every step.
 // diverged: a loss turned NaN or infinite; that step's update is not applied.
 // replicas: the job's processes (one, or several training data-parallel); net must have it as its
 // ReplicaSync and loader deliver its shard. totals are the global batch's, the same in every
 // process, and every process takes the same decision to stop, at the same step.
+// on_step, when given, is called after each step is applied and counted in totals.
 EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, BatchLoader& loader, int64_t epoch,
-                     int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas);
+                     int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
+                     const StepObserver& on_step = {});
 
 }  // namespace dn
