@@ -68,10 +68,6 @@ std::string torchvision_name(const std::string& key, int64_t& renamed) {
     return key.substr(0, module_begin) + parts[n - 3] + parts[n - 2] + "." + parts[n - 1];
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 }  // namespace
 
 ImportedStateDict import_state_dict(const TorchFile& file) {
@@ -94,8 +90,8 @@ ImportedStateDict import_state_dict(const TorchFile& file) {
     }
     const size_t count = out.tensors.size();
     for (size_t i = 0; i < count; ++i) {
-        const std::string& name = out.tensors[i].name;
-        if (!ends_with(name, ".running_mean")) continue;
+        const std::string name = out.tensors[i].name;  // a copy: the push_back below may move the vector
+        if (!name.ends_with(".running_mean")) continue;
         const std::string counter = name.substr(0, name.size() - 12) + "num_batches_tracked";
         if (names.count(counter)) continue;
         out.added.push_back({.dtype = "I64", .shape = {}, .data = std::vector<std::byte>(8)});
