@@ -15,12 +15,12 @@ done
 bash scripts/test-venv.sh >/dev/null  # ONNX Runtime, onnx and tensorboard from PyPI: the tests' readers
 
 jobs=$(nproc)
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DDENSENET_TESTS=ON  # ON: the quick start turns them off
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure
 
 if [ "$sanitize" = 1 ]; then
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENSENET_SANITIZE=ON
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDENSENET_SANITIZE=ON -DDENSENET_TESTS=ON
   cmake --build build-asan -j "$jobs"
   # oneDNN's OpenMP runtime keeps thread-local state that LeakSanitizer reports at exit.
   ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-asan --output-on-failure
