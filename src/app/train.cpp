@@ -282,12 +282,14 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         if (root) state = run.resume(params, *optimizer, initial);
         share_resumed_run(replicas, *optimizer, state);
         state.options = r;
+        // In case the run stopped between a save and its reports: even a finished run's last
+        // epoch (the kill test found a run killed there, whose metrics.csv lacked that epoch).
+        if (root) write_reports(run, state, initial, params);
         if (state.epoch > r.epochs) {
             std::printf("%s has finished its %ld epochs; pass --epochs N to train further\n", out.c_str(), long(r.epochs));
             return 0;
         }
         std::printf("resuming %s at epoch %ld, batch %ld\n", out.c_str(), long(state.epoch), long(state.totals.next_batch));
-        if (root) write_reports(run, state, initial, params);  // in case the run stopped between a save and its reports
     } else {
         state.options = r;
         if (root) {
