@@ -8,7 +8,6 @@
 #include "interop/torch_import.h"
 
 #include <cstdio>
-#include <fstream>
 #include <stdexcept>
 
 namespace dn {
@@ -36,14 +35,7 @@ int run_import(const ImportOptions& o) {
     const SafetensorsFile check(o.torch, bytes);  // what train --init and eval will read, checked before writing
     const std::string kind = what_it_is(check);
 
-    AtomicFile out(o.out);
-    {
-        std::ofstream f(out.temp_path(), std::ios::binary | std::ios::trunc);
-        f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-        f.close();
-        if (!f) throw std::runtime_error("failed while writing '" + o.out + "' (disk full?)");
-    }
-    out.commit();
+    write_file_atomically(o.out, {reinterpret_cast<const char*>(bytes.data()), bytes.size()});
 
     std::printf("%s (torch.save's %s format): %zu tensors%s -> %s\n  %s\n", o.torch.c_str(), file.format(),
                 state_dict.tensors.size(),

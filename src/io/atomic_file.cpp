@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 namespace dn {
@@ -38,6 +39,18 @@ void AtomicFile::commit() {
     committed_ = true;
     const std::string folder = std::filesystem::path(path_).parent_path().string();
     sync_path(folder.empty() ? "." : folder, O_RDONLY | O_DIRECTORY);  // best effort: the rename is done
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+    AtomicFile file(path);
+    {
+        std::ofstream out(file.temp_path(), std::ios::binary | std::ios::trunc);
+        if (!out) throw std::runtime_error("cannot write '" + path + "': " + std::strerror(errno));
+        out.write(bytes.data(), std::streamsize(bytes.size()));
+        out.close();
+        if (!out) throw std::runtime_error("failed while writing '" + path + "' (disk full?)");
+    }
+    file.commit();
 }
 
 }  // namespace dn

@@ -1,6 +1,7 @@
 // defines: AtomicFile (write a file under a temporary name, then put it in place in one step)
 #pragma once
 #include <string>
+#include <string_view>
 
 namespace dn {
 
@@ -23,5 +24,8 @@ private:
     std::string path_, temp_;
     bool committed_ = false;
 };
+
+// A whole file of bytes through an AtomicFile; throws std::runtime_error naming path.
+void write_file_atomically(const std::string& path, std::string_view bytes);
 
 }  // namespace dn

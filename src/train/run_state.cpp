@@ -12,18 +12,6 @@
 
 namespace dn {
 
-namespace {
-void write_atomically(const std::string& path, const std::string& text) {
-    AtomicFile file(path);
-    std::ofstream out(file.temp_path(), std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write '" + path + "': " + std::strerror(errno));
-    out << text;
-    out.close();
-    if (!out) throw std::runtime_error("failed while writing '" + path + "' (disk full?)");
-    file.commit();
-}
-}  // namespace
-
 nlohmann::json run_state_json(const RunState& s) {
     nlohmann::json history = nlohmann::json::array();
     for (const auto& r : s.history)
@@ -67,7 +55,7 @@ RunState run_state_from_json(const nlohmann::json& j) {
 }
 
 void save_run_state(const RunState& s, const std::string& path) {
-    write_atomically(path, run_state_json(s).dump(2) + "\n");
+    write_file_atomically(path, run_state_json(s).dump(2) + "\n");
 }
 
 RunState load_run_state(const std::string& path) {
@@ -94,7 +82,7 @@ void write_metrics_csv(const std::vector<EpochRecord>& history, const std::strin
         csv += std::to_string(r.epoch) + "," + exact(r.train_loss) + "," + exact(r.train_acc) + "," + exact(r.test_loss) +
                "," + exact(r.test_acc) + "," + seconds + "\n";
     }
-    write_atomically(path, csv);
+    write_file_atomically(path, csv);
 }
 
 }  // namespace dn
