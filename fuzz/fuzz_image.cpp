@@ -3,8 +3,6 @@
 #include "data/image_file.h"
 #include "data/resize.h"
 
-#include <stb_image.h>
-
 #include <stdexcept>
 #include <vector>
 
@@ -15,11 +13,10 @@ constexpr int64_t kMaxFuzzPixels = int64_t(1) << 22;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace dn;
-    int w = 0, h = 0, channels = 0;
-    if (size <= size_t(INT32_MAX) && stbi_info_from_memory(data, int(size), &w, &h, &channels) &&
-        int64_t(w) * int64_t(h) > kMaxFuzzPixels && int64_t(w) * int64_t(h) <= 2 * 89'478'485)
-        return 0;
     try {
+        const ImageHeader header = read_image_header(data, size, "fuzz image");
+        const int64_t pixels = header.width * header.height;
+        if (pixels > kMaxFuzzPixels && pixels <= kMaxImagePixels) return 0;
         const DecodedImage image = decode_image_memory(data, size, "fuzz image");
         for (int64_t channels : {1, 3}) {
             const DecodedImage converted = convert_channels(image, channels);

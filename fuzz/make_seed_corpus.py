@@ -8,19 +8,25 @@ import gzip
 import io
 import json
 import os
-import shutil
 import struct
 import sys
+import tempfile
 
+import numpy as np
 import torch
 import torchvision
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 import safetensors_lite  # noqa: E402
+from make_image_reference import write_png  # noqa: E402  (the PNG kinds PIL does not write)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-shutil.rmtree(ROOT, ignore_errors=True)
+# Seeds are rewritten; inputs that once found a bug (regression-*, added by hand) stay.
+for target in os.listdir(ROOT) if os.path.isdir(ROOT) else []:
+    for name in os.listdir(os.path.join(ROOT, target)):
+        if not name.startswith("regression-"):
+            os.remove(os.path.join(ROOT, target, name))
 
 
 def put(target, name, data):
@@ -70,7 +76,7 @@ records = bytes([3]) + bytes(range(256)) * 12 + bytes([7]) + bytes(reversed(rang
 meta = "\n".join(["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]).encode() + b"\n"
 put("fuzz_cifar10", "two_records", split(records, meta))
 
-# Images: PNG in each colour type, JPEG baseline, progressive and grey.
+# Images: PNG in each colour type and bit depth, interlaced too; JPEG baseline, progressive, grey, CMYK.
 def picture(mode, size=(9, 7)):
     img = Image.new("RGB", size)
     img.putdata([(x * 28 % 256, y * 36 % 256, (x * y * 5) % 256) for y in range(size[1]) for x in range(size[0])])
@@ -78,17 +84,24 @@ def picture(mode, size=(9, 7)):
 
 
 pictures = {}
-for mode in ["L", "LA", "RGB", "RGBA", "P"]:
+for mode in ["1", "L", "LA", "RGB", "RGBA", "P", "I"]:  # "I" is saved as 16-bit grey
     f = io.BytesIO()
     picture(mode).save(f, "PNG")
     pictures[f"{mode}.png"] = f.getvalue()
 for name, mode, options in [("baseline.jpg", "RGB", {}), ("progressive.jpg", "RGB", {"progressive": True}),
-                            ("grey.jpg", "L", {})]:
+                            ("grey.jpg", "L", {}), ("cmyk.jpg", "CMYK", {})]:
     f = io.BytesIO()
     picture(mode, (17, 11)).save(f, "JPEG", quality=80, **options)
     pictures[name] = f.getvalue()
+for name, samples, color_type, bit_depth, interlaced in [
+        ("RGB16_interlaced.png", np.arange(5 * 6 * 3, dtype=np.uint16).reshape(5, 6, 3) * 601, 2, 16, True),
+        ("grey2.png", np.arange(4 * 9, dtype=np.uint8).reshape(4, 9) % 4, 0, 2, False)]:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_png(os.path.join(tmp, name), samples, color_type, bit_depth, interlaced)
+        with open(os.path.join(tmp, name), "rb") as f:
+            pictures[name] = f.read()
 for name, data in pictures.items():
-    put("fuzz_image", name, data)
+    put("fuzz_image", name.replace(";", ""), data)
 
 # An image folder: two classes, a nested folder, PNG and JPEG.
 tree = b""

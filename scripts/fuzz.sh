@@ -5,6 +5,8 @@
 # input. Any crash, leak, hang or out-of-memory fails the run, and the input that caused it is
 # kept in build-fuzz/findings/<target>/.
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]   (default: 20 s each, every target; CI runs this)
+# FUZZ_MAX_RUNS=N stops a target after N executions if that comes before SECONDS (a campaign:
+# FUZZ_MAX_RUNS=10000000 bash scripts/fuzz.sh 1800 is 10 million runs or 30 minutes, each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}; shift || true
@@ -28,6 +30,7 @@ for target in "${targets[@]}"; do
   if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      TMPDIR=${TMPDIR:-/dev/shm} build-fuzz/fuzz/"$target" "$work" -max_total_time="$seconds" -rss_limit_mb=2048 \
        -timeout=10 -max_len=65536 -artifact_prefix="$findings/" -print_final_stats=1 \
+       ${FUZZ_MAX_RUNS:+-runs=$FUZZ_MAX_RUNS} \
        >build-fuzz/"$target".log 2>&1; then
     echo "$target: $(grep -o 'stat::number_of_executed_units: *[0-9]*' build-fuzz/"$target".log | grep -o '[0-9]*$') runs," \
          "$(grep -o 'cov: [0-9]*' build-fuzz/"$target".log | tail -1), no finding"

@@ -13,7 +13,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
   libdnnl-dev ocl-icd-opencl-dev libcli11-dev nlohmann-json3-dev zlib1g-dev libcurl4-openssl-dev libarchive-dev \
-  libssl-dev libpng-dev libstb-dev libplplot-dev plplot-driver-cairo \
+  libssl-dev libpng-dev libjpeg-dev libplplot-dev plplot-driver-cairo \
   libgtest-dev libbenchmark-dev \
   libprotobuf-dev protobuf-compiler libonnx-dev libboost-dev libopencv-dnn-dev dpkg-dev \
   libopenmpi-dev openmpi-bin \

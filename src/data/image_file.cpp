@@ -1,15 +1,49 @@
 #include "data/image_file.h"
 
-#include <stb_image.h>
+#include "data/image_codecs.h"
 
 #include <algorithm>
 #include <fstream>
 #include <iterator>
-#include <memory>
 #include <stdexcept>
 #include <string>
 
 namespace dn {
+
+namespace codec {
+
+void refuse_too_many_pixels(const std::string& name, int64_t width, int64_t height) {
+    throw std::runtime_error("image '" + name + "' claims " + std::to_string(width) + "x" + std::to_string(height) +
+                             " pixels, more than PIL's decompression-bomb limit; not decoded");
+}
+
+DecodedImage to_planar(const ImageHeader& header, const uint8_t* interleaved) {
+    DecodedImage image;
+    image.channels = header.channels;
+    image.height = header.height;
+    image.width = header.width;
+    const int64_t plane = header.height * header.width, channels = header.channels;
+    image.pixels.resize(size_t(channels * plane));
+    for (int64_t p = 0; p < plane; ++p)
+        for (int64_t c = 0; c < channels; ++c) image.pixels[size_t(c * plane + p)] = interleaved[p * channels + c];
+    return image;
+}
+
+}  // namespace codec
+
+namespace {
+
+[[noreturn]] void refuse_unknown_format(const std::string& name) {
+    throw std::runtime_error("cannot decode image '" + name + "': not a PNG or JPEG file");
+}
+
+}  // namespace
+
+ImageHeader read_image_header(const uint8_t* data, size_t size, const std::string& name_for_errors) {
+    if (codec::is_png(data, size)) return codec::png_header(data, size, name_for_errors);
+    if (codec::is_jpeg(data, size)) return codec::jpeg_header(data, size, name_for_errors);
+    refuse_unknown_format(name_for_errors);
+}
 
 DecodedImage decode_image(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -20,34 +54,9 @@ DecodedImage decode_image(const std::string& path) {
 }
 
 DecodedImage decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors) {
-    auto fail = [&] {
-        const char* why = stbi_failure_reason();  // thread-local in Debian's stb
-        return std::runtime_error("cannot decode image '" + name_for_errors + "': " + (why ? why : "unknown reason"));
-    };
-    if (size > size_t(INT32_MAX)) throw std::runtime_error("image '" + name_for_errors + "' is larger than 2 GB");
-    int w = 0, h = 0, in_file = 0;
-    if (!stbi_info_from_memory(data, int(size), &w, &h, &in_file)) throw fail();
-    // A few bytes of header can claim a picture of gigabytes. PIL refuses images above twice its
-    // MAX_IMAGE_PIXELS (DecompressionBombError); so does this reader, before decoding.
-    constexpr int64_t kMaxPixels = 2 * 89'478'485;
-    if (w <= 0 || h <= 0) throw std::runtime_error("image '" + name_for_errors + "' has no pixels");
-    if (int64_t(w) * int64_t(h) > kMaxPixels)
-        throw std::runtime_error("image '" + name_for_errors + "' claims " + std::to_string(w) + "x" + std::to_string(h) +
-                                 " pixels, more than PIL's decompression-bomb limit; not decoded");
-    // stb drops alpha itself when asked for fewer channels: grey+alpha -> grey, RGBA -> RGB.
-    const int want = in_file <= 2 ? 1 : 3;
-    std::unique_ptr<stbi_uc, void (*)(void*)> interleaved(stbi_load_from_memory(data, int(size), &w, &h, &in_file, want),
-                                                          stbi_image_free);
-    if (!interleaved) throw fail();
-    DecodedImage img;
-    img.channels = want;
-    img.height = h;
-    img.width = w;
-    const int64_t plane = img.height * img.width;
-    img.pixels.resize(size_t(want * plane));
-    for (int64_t p = 0; p < plane; ++p)  // (h, w, want) -> (want, h, w)
-        for (int64_t c = 0; c < want; ++c) img.pixels[size_t(c * plane + p)] = interleaved.get()[p * want + c];
-    return img;
+    if (codec::is_png(data, size)) return codec::decode_png(data, size, name_for_errors, kMaxImagePixels);
+    if (codec::is_jpeg(data, size)) return codec::decode_jpeg(data, size, name_for_errors, kMaxImagePixels);
+    refuse_unknown_format(name_for_errors);
 }
 
 DecodedImage convert_channels(const DecodedImage& image, int64_t channels) {

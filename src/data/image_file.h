@@ -1,4 +1,5 @@
-// defines: DecodedImage, decode_image, decode_image_memory, convert_channels (PNG and JPEG via stb_image)
+// defines: DecodedImage, ImageHeader, read_image_header, decode_image, decode_image_memory, convert_channels
+// (PNG through libpng, JPEG through libjpeg-turbo: the libraries PIL decodes with, kept for untrusted input)
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -12,9 +13,31 @@ struct DecodedImage {
     std::vector<uint8_t> pixels;  // (channels, height, width), planar as ImageSet's
 };
 
-// PNG or JPEG (anything stb_image reads), 8 bits a sample. Grey and grey+alpha give 1 channel,
-// RGB and RGBA 3: alpha is dropped, as PIL's convert("RGB") and convert("L") drop it. Throws
-// std::runtime_error naming the file and stb's reason for a missing or undecodable one.
+enum class ImageFormat { png, jpeg };
+
+// What a file's header says, before any pixel is decoded: channels as decode_image gives them.
+struct ImageHeader {
+    ImageFormat format = ImageFormat::png;
+    int64_t channels = 0, height = 0, width = 0;
+};
+
+// Above this many pixels an image is refused before decoding: PIL's decompression-bomb limit
+// (twice its MAX_IMAGE_PIXELS, where PIL raises DecompressionBombError).
+constexpr int64_t kMaxImagePixels = 2 * 89'478'485;
+
+// Throws std::runtime_error naming the file and the reason for bytes that are neither PNG nor JPEG
+// or whose header is broken. Does not apply kMaxImagePixels.
+ImageHeader read_image_header(const uint8_t* data, size_t size, const std::string& name_for_errors);
+
+// PNG or JPEG to 8 bits a sample, pixel for pixel as PIL's Image.open(...).convert("RGB" or "L"),
+// which torchvision's loader calls:
+// - grey (any depth) and grey+alpha give 1 channel; RGB, RGBA, palette and CMYK give 3;
+// - alpha and tRNS are dropped, as convert("RGB") and convert("L") drop them;
+// - 16-bit samples keep their high byte, but for 16-bit grey, which PIL opens as 32-bit integers
+//   and clips to 0..255;
+// - CMYK JPEGs are read as Adobe writes them (inverted) and turned to RGB by PIL's formula.
+// Throws std::runtime_error naming the file and the library's reason for a missing, truncated or
+// undecodable one, and for one of more than kMaxImagePixels pixels.
 DecodedImage decode_image(const std::string& path);
 DecodedImage decode_image_memory(const uint8_t* data, size_t size, const std::string& name_for_errors);
 

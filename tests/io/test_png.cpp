@@ -1,10 +1,11 @@
-// write_png: what is written decodes (with stb_image) to the same pixels; failures are errors.
+// write_png: what is written decodes (with the data loader's decoder) to the same pixels; failures are errors.
 #include "io/png.h"
+
+#include "data/image_file.h"
 
 #include "scratch_dir.h"
 
 #include <gtest/gtest.h>
-#include <stb_image.h>
 
 #include <unistd.h>
 
@@ -28,14 +29,14 @@ void expect_round_trip(int64_t height, int64_t width, int64_t channels) {
     for (const auto& f : fs::directory_iterator(fs::path(path).parent_path()))
         EXPECT_EQ(f.path().string().find(".tmp"), std::string::npos) << f.path();  // no temporary file left
 
-    int w = 0, h = 0, c = 0;
-    stbi_uc* decoded = stbi_load(path.c_str(), &w, &h, &c, 0);
-    ASSERT_NE(decoded, nullptr) << stbi_failure_reason();
-    EXPECT_EQ(h, height);
-    EXPECT_EQ(w, width);
-    EXPECT_EQ(c, channels);
-    EXPECT_TRUE(std::equal(pixels.begin(), pixels.end(), decoded));
-    stbi_image_free(decoded);
+    const DecodedImage decoded = decode_image(path);
+    EXPECT_EQ(decoded.height, height);
+    EXPECT_EQ(decoded.width, width);
+    ASSERT_EQ(decoded.channels, channels);
+    const int64_t plane = height * width;
+    for (int64_t p = 0; p < plane; ++p)  // written (height, width, channels), decoded planar
+        for (int64_t c = 0; c < channels; ++c)
+            ASSERT_EQ(decoded.pixels[size_t(c * plane + p)], pixels[size_t(p * channels + c)]) << p << " " << c;
 }
 
 TEST(WritePng, RgbAndGreyRoundTrip) {

@@ -6,10 +6,11 @@ Into OUT/images/ (built in a temporary folder, then renamed into place):
   resize/<name>.in      random uint8 image, planar (channels, in_h, in_w)
   resize/<name>.out     PIL's Image.resize((out_w, out_h), BILINEAR) of it, planar
   files/manifest.txt    one image file a line: file channels height width
-  files/<file>          PNGs (RGB, L, RGBA, LA, P) and JPEGs (RGB, L) written by PIL
+  files/<file>          PNGs and JPEGs of every kind PIL opens: written by PIL, or by write_png
+                        below for what PIL does not write (16-bit colour, 2-bit grey, interlaced)
   files/<file>.expected PIL's decoded pixels, converted to RGB or L as torchvision's loader does
   files/rgb.png.L       rgb.png converted by PIL's convert("L")
-  files/truncated.png, files/text.png   files that must not decode
+  files/truncated.png, files/text.png, files/truncated.jpg   files that must not decode
   folder/               an ImageFolder tree; folder_samples.txt: relative path and label per sample,
                         folder_classes.txt: class names; folder_rgb_<S>.raw and folder_gray_<S>.raw:
                         torchvision's ImageFolder with Resize((S, S)), and Grayscale() first, as uint8
@@ -17,7 +18,9 @@ Into OUT/images/ (built in a temporary folder, then renamed into place):
 """
 import os
 import shutil
+import struct
 import sys
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -71,6 +74,38 @@ def smooth_rgb(rng, h, w):
     return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
 
 
+def write_png(path, samples, color_type, bit_depth, interlaced=False):
+    """A PNG of samples (height, width[, components]) as given, unfiltered; Adam7 when interlaced."""
+    height, width = samples.shape[:2]
+    rows = samples.reshape(height, width, -1)
+
+    def scanlines(part):
+        if part.size == 0:
+            return b""
+        if bit_depth < 8:  # pack grey samples, most significant bits first
+            per_byte = 8 // bit_depth
+            padded = np.zeros((part.shape[0], -(-part.shape[1] // per_byte) * per_byte), np.uint8)
+            padded[:, : part.shape[1]] = part[..., 0]
+            shifts = np.arange(per_byte - 1, -1, -1) * bit_depth
+            data = (padded.reshape(part.shape[0], -1, per_byte) << shifts).sum(axis=2).astype(np.uint8)
+        else:
+            data = part.astype(">u2" if bit_depth == 16 else np.uint8).reshape(part.shape[0], -1).view(np.uint8)
+        return b"".join(b"\0" + row.tobytes() for row in data)
+
+    if interlaced:  # Adam7: (x0, y0, dx, dy) of each pass
+        passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+        raw = b"".join(scanlines(rows[y0::dy, x0::dx]) for x0, y0, dx, dy in passes)
+    else:
+        raw = scanlines(rows)
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, int(interlaced))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def write_files(out, rng):
     os.makedirs(out)
     rgb = rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)
@@ -83,13 +118,34 @@ def write_files(out, rng):
         "palette.png": Image.fromarray(rgb, "RGB").quantize(16),
         "rgb.jpg": Image.fromarray(smooth_rgb(rng, 37, 29), "RGB"),
         "gray.jpg": Image.fromarray(smooth_rgb(rng, 29, 37)[..., 1], "L"),
+        "bilevel.png": Image.fromarray(rng.integers(0, 2, (9, 21), dtype=np.uint8) * 255, "L").convert("1"),
+        "gray16.png": Image.fromarray(rng.integers(0, 1000, (7, 9), dtype=np.uint16)),  # PIL clips above 255
+        "palette_trns.png": Image.fromarray(rgb, "RGB").quantize(8),
+        "palette256.png": Image.fromarray(rgb, "RGB").quantize(200),  # 8 bits an index (palette.png has 4)
+        "progressive.jpg": Image.fromarray(smooth_rgb(rng, 45, 33), "RGB"),
+        "subsampled444.jpg": Image.fromarray(smooth_rgb(rng, 21, 26), "RGB"),
+        "cmyk.jpg": Image.fromarray(smooth_rgb(rng, 23, 19), "RGB").convert("CMYK"),
     }
+    save_options = {"palette_trns.png": {"transparency": 3}, "progressive.jpg": {"progressive": True},
+                    "subsampled444.jpg": {"subsampling": 0, "quality": 95}}
     lines = []
-    for name, img in images.items():
-        img.save(os.path.join(out, name))
+    written_by_hand = {  # name: (samples, colour type, bit depth, interlaced)
+        "rgb16.png": (rng.integers(0, 65536, (6, 11, 3), dtype=np.uint16), 2, 16, False),
+        "la16.png": (rng.integers(0, 65536, (5, 7, 2), dtype=np.uint16), 4, 16, False),
+        "rgba16.png": (rng.integers(0, 65536, (4, 9, 4), dtype=np.uint16), 6, 16, False),
+        "gray2.png": (rng.integers(0, 4, (5, 13), dtype=np.uint8), 0, 2, False),
+        "interlaced.png": (rng.integers(0, 256, (19, 23, 3), dtype=np.uint8), 2, 8, True),
+        "interlaced_gray.png": (rng.integers(0, 256, (3, 2), dtype=np.uint8), 0, 8, True),
+    }
+    for name, (samples, color_type, bit_depth, interlaced) in written_by_hand.items():
+        write_png(os.path.join(out, name), samples, color_type, bit_depth, interlaced)
+    for name in list(images) + list(written_by_hand):
+        if name in images:
+            images[name].save(os.path.join(out, name), **save_options.get(name, {}))
         # torchvision's loader opens the file and converts to RGB; grey files compared as L.
         with Image.open(os.path.join(out, name)) as decoded:
-            mode = "L" if decoded.mode in ("L", "LA") else "RGB"
+            grey = decoded.mode in ("1", "L", "LA", "I") or name == "la16.png"  # PIL opens 16-bit LA as RGBA
+            mode = "L" if grey else "RGB"
             pixels = planar(decoded.convert(mode))
         pixels.tofile(os.path.join(out, name + ".expected"))
         lines.append(f"{name} {pixels.shape[0]} {pixels.shape[1]} {pixels.shape[2]}")
@@ -102,6 +158,10 @@ def write_files(out, rng):
         f.write(png[: len(png) // 2])
     with open(os.path.join(out, "text.png"), "w") as f:
         f.write("this is not a PNG\n")
+    with open(os.path.join(out, "rgb.jpg"), "rb") as f:
+        jpeg = f.read()
+    with open(os.path.join(out, "truncated.jpg"), "wb") as f:
+        f.write(jpeg[: len(jpeg) * 2 // 3])
 
 
 def save(img, path):

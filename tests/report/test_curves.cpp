@@ -1,5 +1,6 @@
 // write_curves and draw_run_pictures: the files exist, decode, show both curves in their colours,
 // appear atomically, and PLplot stays quiet.
+#include "data/image_file.h"
 #include "model/init.h"
 #include "report/curves.h"
 #include "report/run_pictures.h"
@@ -7,7 +8,6 @@
 #include "scratch_dir.h"
 
 #include <gtest/gtest.h>
-#include <stb_image.h>
 
 #include <unistd.h>
 
@@ -28,17 +28,23 @@ struct Decoded {
 
 Decoded decode(const fs::path& path) {
     Decoded d;
-    int channels = 0;
-    stbi_uc* p = stbi_load(path.c_str(), &d.width, &d.height, &channels, 3);
-    if (!p) ADD_FAILURE() << path << ": " << stbi_failure_reason();
-    if (!p) return d;
-    for (int i = 0; i < d.width * d.height; ++i) {
-        const int r = p[3 * i], g = p[3 * i + 1], b = p[3 * i + 2];
+    DecodedImage image;
+    try {
+        image = convert_channels(decode_image(path.string()), 3);
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        return d;
+    }
+    d.width = int(image.width);
+    d.height = int(image.height);
+    const size_t plane = size_t(image.height * image.width);
+    const uint8_t *red = image.pixels.data(), *green = red + plane, *blue = green + plane;
+    for (size_t i = 0; i < plane; ++i) {
+        const int r = red[i], g = green[i], b = blue[i];
         d.red += r > 180 && g < 80 && b < 80;
         d.green += g > 110 && r < 80 && b < 110;
         d.dark += r < 60 && g < 60 && b < 60;
     }
-    stbi_image_free(p);
     return d;
 }
 
