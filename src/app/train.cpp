@@ -18,7 +18,9 @@
 #include "report/run_pictures.h"
 #include "report/tensorboard_writer.h"
 #include "train/evaluate.h"
+#include "train/lr_schedule.h"
 #include "train/optimizer.h"
+#include "train/parameter_update.h"
 #include "train/run_folder.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
@@ -51,6 +53,17 @@ struct Recipe {
     double lr = 1e-4;
     double momentum = 0.9;
     double weight_decay = 0.0;
+    bool no_decay_bn_bias = false;
+    std::string schedule = "constant";
+    int64_t step_size = 30;
+    std::vector<int64_t> milestones;
+    double gamma = 0.1;
+    double eta_min = 0.0;
+    double pct_start = 0.3;
+    int64_t warmup_epochs = 0;
+    double warmup_start_factor = 1.0 / 3.0;
+    double label_smoothing = 0.0;
+    double clip_grad_norm = 0.0;
     int64_t epochs = 10;
     uint64_t seed = 0;
     bool no_shuffle = false;
@@ -60,9 +73,12 @@ struct Recipe {
     std::string memory = "recompute";
     std::string precision = "fp32";
 };
+// A run saved before a field existed reads it as the default, which is what that run did.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Recipe, arch, dataset, data_dir, init, input_size, batch_size, optimizer,
-                                                lr, momentum, weight_decay, epochs, seed, no_shuffle, augment, normalize,
-                                                limit_train, limit_test, memory, precision)
+                                                lr, momentum, weight_decay, no_decay_bn_bias, schedule, step_size,
+                                                milestones, gamma, eta_min, pct_start, warmup_epochs,
+                                                warmup_start_factor, label_smoothing, clip_grad_norm, epochs, seed,
+                                                no_shuffle, augment, normalize, limit_train, limit_test, memory, precision)
 
 // How this process runs it: free to differ between a run and its resumption. One thread gives
 // bit-identical weights whether or not the run was stopped and resumed (tested); more threads
@@ -92,11 +108,55 @@ extern "C" void on_interrupt(int) {
     if (g_interrupted.exchange(true)) std::_Exit(130);
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, int64_t count) {
-    if (r.optimizer == "adam") return std::make_unique<Adam>(count, AdamOptions{.lr = r.lr, .weight_decay = r.weight_decay});
+ScheduleOptions schedule_options(const Recipe& r) {
+    return {.kind = parse_schedule(r.schedule), .lr = r.lr, .step_size = r.step_size, .milestones = r.milestones,
+            .gamma = r.gamma, .eta_min = r.eta_min, .pct_start = r.pct_start, .warmup_epochs = r.warmup_epochs,
+            .warmup_start_factor = r.warmup_start_factor};
+}
+
+// What the run does beyond the lecture's constant-rate step, in one line ("" when nothing).
+std::string recipe_extras(const Recipe& r) {
+    std::vector<std::string> parts;
+    auto number = [](double v) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%g", v);
+        return std::string(text);
+    };
+    if (r.schedule == "step") parts.push_back("StepLR every " + std::to_string(r.step_size) + " epochs by " + number(r.gamma));
+    if (r.schedule == "multistep") {
+        std::string at;
+        for (int64_t m : r.milestones) at += (at.empty() ? "" : ",") + std::to_string(m);
+        parts.push_back("MultiStepLR at epochs " + at + " by " + number(r.gamma));
+    }
+    if (r.schedule == "cosine") parts.push_back("CosineAnnealingLR to " + number(r.eta_min));
+    if (r.schedule == "onecycle") parts.push_back("OneCycleLR per batch, max lr " + number(r.lr) + ", pct_start " + number(r.pct_start));
+    if (r.warmup_epochs > 0)
+        parts.push_back("linear warmup over " + std::to_string(r.warmup_epochs) + " epochs from " +
+                        number(r.warmup_start_factor) + " of the lr");
+    if (r.weight_decay > 0)
+        parts.push_back(std::string(r.optimizer == "adamw" ? "decoupled" : "L2") + " weight decay " + number(r.weight_decay) +
+                        (r.no_decay_bn_bias ? " (not on batch norm and biases)" : ""));
+    if (r.label_smoothing > 0) parts.push_back("label smoothing " + number(r.label_smoothing));
+    if (r.clip_grad_norm > 0) parts.push_back("gradients clipped to norm " + number(r.clip_grad_norm));
+    std::string line;
+    for (const auto& p : parts) line += (line.empty() ? "" : "; ") + p;
+    return line;
+}
+
+// As torch.optim's constructors, then OneCycleLR's, which sets the momentum (Adam's beta1) to its
+// max_momentum before the first step.
+std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, const ScheduleOptions& schedule, int64_t count) {
+    const bool cycled = schedule.kind == ScheduleKind::onecycle && schedule.cycle_momentum;
+    if (r.optimizer == "adam" || r.optimizer == "adamw") {
+        AdamOptions o{.lr = r.lr, .weight_decay = r.weight_decay,
+                      .decay = r.optimizer == "adamw" ? WeightDecay::decoupled : WeightDecay::l2};
+        if (cycled) o.beta1 = schedule.max_momentum;
+        return std::make_unique<Adam>(count, o);
+    }
     if (r.optimizer == "sgd")
-        return std::make_unique<Sgd>(count, SgdOptions{.lr = r.lr, .momentum = r.momentum, .weight_decay = r.weight_decay});
-    throw std::invalid_argument("unknown optimizer '" + r.optimizer + "' (adam, sgd)");
+        return std::make_unique<Sgd>(count, SgdOptions{.lr = r.lr, .momentum = cycled ? schedule.max_momentum : r.momentum,
+                                                       .weight_decay = r.weight_decay});
+    throw std::invalid_argument("unknown optimizer '" + r.optimizer + "' (adam, adamw, sgd)");
 }
 
 // --resume DIR: the recipe from DIR/state.json, with the overrides the command line may make.
@@ -131,8 +191,9 @@ void print_epoch(const EpochRecord& r, int64_t epochs, const EpochTotals& t, int
                  const CommunicationShare* communication) {
     std::printf("Iteration: %ld / %ld ; Training Loss: %.6f ; Testing Acc: %.3f ; Time consumed: %s\n", long(r.epoch),
                 long(epochs), r.train_loss, 100.0 * r.test_acc, format_duration(t.seconds).c_str());
-    std::printf("    train acc %.3f, test loss %.6f, %.1f img/s, waiting for data %.1f%% of the time", 100.0 * r.train_acc,
-                r.test_loss, double(t.seen) / t.seconds, 100.0 * t.data_wait_seconds / t.seconds);
+    std::printf("    train acc %.3f, test loss %.6f, lr %.6g, %.1f img/s, waiting for data %.1f%% of the time",
+                100.0 * r.train_acc, r.test_loss, r.learning_rate, double(t.seen) / t.seconds,
+                100.0 * t.data_wait_seconds / t.seconds);
     const double busy_share = t.loader_busy_seconds / t.seconds;
     if (loader_threads > 0) std::printf(", loader busy %.1f%%", 100.0 * busy_share);
     std::printf("\n");
@@ -223,6 +284,9 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     if (r.batch_size <= 0) throw std::invalid_argument("--batch-size must be at least 1");
     if (r.epochs <= 0) throw std::invalid_argument("--epochs must be at least 1");
     if (!(r.lr > 0)) throw std::invalid_argument("--lr must be positive");
+    if (!(r.label_smoothing >= 0 && r.label_smoothing <= 1)) throw std::invalid_argument("--label-smoothing must be in [0, 1]");
+    if (!(r.clip_grad_norm >= 0)) throw std::invalid_argument("--clip-grad-norm must be positive (0: no clipping)");
+    const ScheduleOptions schedule_opts = schedule_options(r);
     if (r.batch_size < comm.size())
         throw std::invalid_argument("--batch-size " + std::to_string(r.batch_size) + " (the global batch) is smaller "
                                     "than the " + std::to_string(comm.size()) + " processes that share it");
@@ -269,12 +333,17 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     Parameters params(cfg), initial(cfg);
     init_parameters(params, r.seed);
     if (!resuming && !r.init.empty()) start_from(params, r.init);
-    std::unique_ptr<Optimizer> optimizer = make_optimizer(r, params.count());
+    // The schedule is a function of the step: a resumed run picks it up from the optimizer's count.
+    const LrSchedule schedule(schedule_opts, train_loader.batches_per_epoch(), r.epochs);
+    std::unique_ptr<Optimizer> optimizer = make_optimizer(r, schedule_opts, params.count());
+    if (r.no_decay_bn_bias) optimizer->exclude_from_decay(no_decay_ranges(params));
+    ParameterUpdate update(*optimizer, {.schedule = &schedule, .max_grad_norm = r.clip_grad_norm});
     DataParallel replicas(comm, params, r.batch_size, bn_stats);
     DnnlContext ctx;
     DenseNet net(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::training,
                  r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
     net.set_replica_sync(&replicas);
+    net.set_label_smoothing(r.label_smoothing);
 
     // Rank 0 alone reads and writes the run folder; the others get what it read from it.
     RunFolder run(out, {cfg, r.input_size, train_set.class_names, r.dataset, r.normalize});
@@ -322,6 +391,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                 r.dataset.c_str(), long(r.input_size), long(r.input_size), long(r.batch_size), r.optimizer.c_str(), r.lr,
                 long(r.epochs), precision_name(precision), double(net.plan().memory.total_bytes()) / 1e6,
                 r.memory.c_str(), out.c_str());
+    if (const std::string extras = recipe_extras(r); !extras.empty()) std::printf("recipe: %s\n", extras.c_str());
     if (comm.size() > 1)
         std::printf("data parallel: %d processes (%d on this machine), %d compute threads each, %ld images of each batch "
                     "on rank 0; batch norm statistics %s; %.1f MB of gradients summed per step\n",
@@ -350,7 +420,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     while (state.epoch <= r.epochs) {
         const CommunicationShare before{replicas.batch_norm_seconds(), replicas.gradient_wait_seconds()};
         const EpochEnd end =
-            train_epoch(net, params, *optimizer, train_loader, state.epoch, r.epochs, state.totals, stop, replicas,
+            train_epoch(net, params, update, train_loader, state.epoch, r.epochs, state.totals, stop, replicas,
                         log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
@@ -361,7 +431,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         const EpochTotals& t = state.totals;
         const EpochRecord record{.epoch = state.epoch, .train_loss = t.loss_sum / double(t.seen),
                                  .train_acc = double(t.correct) / double(t.seen), .test_loss = test->loss,
-                                 .test_acc = test->accuracy, .seconds = t.seconds};
+                                 .test_acc = test->accuracy, .seconds = t.seconds, .learning_rate = t.last_learning_rate};
         const CommunicationShare communication{replicas.batch_norm_seconds() - before.batch_norm_seconds,
                                                replicas.gradient_wait_seconds() - before.gradient_wait_seconds};
         print_epoch(record, r.epochs, t, c.loader_threads, comm.size() > 1 ? &communication : nullptr);
@@ -417,10 +487,34 @@ Command add_train_command(CLI::App& app) {
     t->add_flag("--overwrite", c.overwrite, "start afresh in an --out folder that already holds a run (its files are removed)");
     recipe_option("--input-size", r.input_size, "images are resized (bilinear, as PIL) to this square");
     recipe_option("--batch-size", r.batch_size, "images per step");
-    recipe_option("--optimizer", r.optimizer, "adam or sgd")->check(CLI::IsMember({"adam", "sgd"}));
-    recipe_option("--lr", r.lr, "learning rate");
+    recipe_option("--optimizer", r.optimizer, "adam, adamw (decoupled weight decay, as torch.optim.AdamW) or sgd")
+        ->check(CLI::IsMember({"adam", "adamw", "sgd"}));
+    recipe_option("--lr", r.lr, "learning rate (with --schedule onecycle: its max_lr)");
     recipe_option("--momentum", r.momentum, "SGD momentum");
-    recipe_option("--weight-decay", r.weight_decay, "L2 penalty added to the gradient");
+    recipe_option("--weight-decay", r.weight_decay,
+                  "adam, sgd: L2 penalty added to the gradient; adamw: decoupled decay (default 0.01 with adamw, "
+                  "as PyTorch's)");
+    recipe_flag("--no-decay-bn-bias", r.no_decay_bn_bias, "no weight decay on batch norm's weights and biases and the "
+                                                          "classifier's bias (a second param group with weight_decay 0)");
+    recipe_option("--schedule", r.schedule,
+                  "learning-rate schedule, as torch.optim.lr_scheduler: constant; step (StepLR, per epoch: "
+                  "--step-size, --gamma); multistep (MultiStepLR, per epoch: --milestones, --gamma); cosine "
+                  "(CosineAnnealingLR over the epochs, per epoch: --eta-min); onecycle (OneCycleLR per batch with "
+                  "PyTorch's defaults, --lr its max_lr, cycling Adam's beta1 or SGD's momentum 0.95-0.85)")
+        ->check(CLI::IsMember({"constant", "step", "multistep", "cosine", "onecycle"}));
+    recipe_option("--step-size", r.step_size, "step: epochs between decays");
+    recipe_option("--milestones", r.milestones, "multistep: the epochs (0-based, as PyTorch's) at which the lr decays")
+        ->delimiter(',');
+    recipe_option("--gamma", r.gamma, "step, multistep: the factor of each decay");
+    recipe_option("--eta-min", r.eta_min, "cosine: the lr it anneals to");
+    recipe_option("--pct-start", r.pct_start, "onecycle: the share of steps spent raising the lr");
+    recipe_option("--warmup-epochs", r.warmup_epochs,
+                  "before the schedule, raise the lr linearly over N epochs (LinearLR, then SequentialLR)");
+    recipe_option("--warmup-start-factor", r.warmup_start_factor, "the warmup's first lr, as a share of --lr");
+    recipe_option("--label-smoothing", r.label_smoothing,
+                  "train on nn.CrossEntropyLoss(label_smoothing=...) (the test loss stays the NLL)");
+    recipe_option("--clip-grad-norm", r.clip_grad_norm,
+                  "clip the gradients' global norm to this before each step (clip_grad_norm_; 0: no clipping)");
     recipe_option("--epochs", r.epochs, "passes over the training set (with --resume: extend a run)");
     recipe_option("--seed", r.seed, "seed of the initial weights, the shuffling and the augmentation");
     recipe_flag("--no-shuffle", r.no_shuffle, "keep the data set's order");
@@ -455,6 +549,8 @@ Command add_train_command(CLI::App& app) {
                   "stop after N steps, as Ctrl-C does, leaving a checkpoint that --resume continues (0: no limit)")
         ->capture_default_str();
     return {t, [cmd] {
+        // AdamW's own default weight decay, as torch.optim.AdamW's, unless one was given.
+        if (cmd->recipe.optimizer == "adamw" && !cmd->parser->count("--weight-decay")) cmd->recipe.weight_decay = 0.01;
         std::unique_ptr<Communicator> comm = connect_processes();
         if (comm->size() == 1) return run_train(*cmd, *comm);
         // A process that fails ends the whole job at once, naming itself: the others would

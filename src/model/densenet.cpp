@@ -245,7 +245,8 @@ float DenseNet::head_forward(const int32_t* labels, Mode mode) {
     global_avg_pool_forward(at(plan_.pooled), activated);
     const LinearParams& fc = params_.classifier;
     classifier_->forward(at(plan_.logits), at(plan_.pooled), fc.weight, fc.bias);
-    return log_softmax_nll_forward(at(plan_.log_probs), at(plan_.logits), labels, x.n, fc.out_features);
+    return log_softmax_nll_forward(at(plan_.log_probs), at(plan_.logits), labels, x.n, fc.out_features,
+                                   mode == Mode::train ? label_smoothing_ : 0.0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,7 +336,7 @@ void DenseNet::head_backward() {
     const LinearParams& fc = params_.classifier;
     const int64_t N = plan_.shape.batch;
     log_softmax_nll_backward(at(plan_.d_logits), at(plan_.log_probs), labels_, N, fc.out_features,
-                             sync_ ? sync_->global_batch() : N);
+                             sync_ ? sync_->global_batch() : N, label_smoothing_);
     classifier_->backward(at(plan_.d_pooled), fc.dweight, fc.dbias, at(plan_.d_logits), at(plan_.pooled), fc.weight);
     FeatureMap x = block_features(last);
     FeatureMap d_activated = dense_map(at(plan_.d_wide), x.n, x.h, x.w, x.c);

@@ -26,7 +26,8 @@ public:
     // Reorders the convolution weights into oneDNN's layouts: after every change to params.
     void load_weights();
 
-    // images (N,C,H,W) in PyTorch's layout, labels (N). Returns the mean NLL loss of log_softmax.
+    // images (N,C,H,W) in PyTorch's layout, labels (N). Returns the mean NLL loss of log_softmax;
+    // in Mode::train with label smoothing, the smoothed cross-entropy that is minimised.
     float forward(const float* images_nchw, const int32_t* labels, Mode mode);
     // After forward(..., Mode::train): assigns every parameter gradient in params.
     void backward();
@@ -34,6 +35,8 @@ public:
     // Data parallelism: this model trains on its shard of a global batch, beside replicas that
     // train on the others (see ReplicaSync). nullptr (the default): it trains alone.
     void set_replica_sync(ReplicaSync* sync) { sync_ = sync; }
+    // nn.CrossEntropyLoss(label_smoothing=...) in training (see ops/loss.h); evaluation stays NLL.
+    void set_label_smoothing(double label_smoothing) { label_smoothing_ = label_smoothing; }
 
     const float* logits() const;     // (N,K)
     const float* log_probs() const;  // (N,K)
@@ -101,6 +104,7 @@ private:
     const int32_t* labels_ = nullptr;
     bool has_forward_for_backward_ = false;
     ReplicaSync* sync_ = nullptr;
+    double label_smoothing_ = 0.0;
     // Under synchronised batch norm, (2, widest batch norm): moments or sums in double, and the
     // global batch's sums for pass 2 of a backward.
     std::vector<double> moments_;

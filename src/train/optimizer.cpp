@@ -45,7 +45,36 @@ SafetensorsFile load_state(const Parameters& params, const std::string& path, co
     }
     return file;
 }
+
+// The ranges of the flat array in order, each with its weight decay: the excluded ones get none.
+struct DecayRange {
+    int64_t begin, end;
+    float weight_decay;
+};
+
+std::vector<DecayRange> decay_ranges(int64_t count, const std::vector<DecayExclusion>& excluded, float weight_decay) {
+    std::vector<DecayRange> ranges;
+    int64_t at = 0;
+    for (const DecayExclusion& e : excluded) {
+        if (e.begin > at) ranges.push_back({at, e.begin, weight_decay});
+        ranges.push_back({e.begin, e.end, 0.0f});
+        at = e.end;
+    }
+    if (at < count) ranges.push_back({at, count, weight_decay});
+    return ranges;
+}
+
 }  // namespace
+
+std::vector<DecayExclusion> no_decay_ranges(const Parameters& params) {
+    std::vector<DecayExclusion> ranges;
+    for (const TensorEntry& e : params.entries()) {
+        if (e.role != TensorRole::parameter || e.shape.size() != 1) continue;
+        if (!ranges.empty() && ranges.back().end == e.offset) ranges.back().end = e.offset + e.numel();  // weight, then bias
+        else ranges.push_back({e.offset, e.offset + e.numel()});
+    }
+    return ranges;
+}
 
 Adam::Adam(int64_t count, const AdamOptions& options)
     : options_(options), exp_avg_(size_t(count), 0.0f), exp_avg_sq_(size_t(count), 0.0f),
@@ -55,23 +84,35 @@ void Adam::step(float* values, const float* grads) {
     // values, m and v are read and written, grads read (max_exp_avg_sq too with amsgrad).
     PhaseTimer timer(Phase::optimizer, 0.0, 4.0 * (options_.amsgrad ? 9.0 : 7.0) * double(exp_avg_.size()));
     ++steps_;
+    const std::vector<DecayRange> ranges = decay_ranges(int64_t(exp_avg_.size()), no_decay_, float(options_.weight_decay));
+    // One parallel region; the ranges are disjoint, so no thread waits at the end of one.
+#pragma omp parallel
+    for (const DecayRange& r : ranges) update(values, grads, r.begin, r.end, r.weight_decay);
+}
+
+// Called by every thread of the parallel region in step(): the loop is shared among them.
+void Adam::update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay) {
     const AdamOptions& o = options_;
-    // As torch.optim.Adam (1.13, single-tensor): scalars computed in double, applied in float.
+    // As torch.optim.Adam and AdamW (1.13, single-tensor): scalars computed in double, applied in float.
     const double correction1 = 1.0 - std::pow(o.beta1, double(steps_));
     const float correction2_sqrt = float(std::sqrt(1.0 - std::pow(o.beta2, double(steps_))));
     const float step_size = float(o.lr / correction1);
     const float beta1 = float(o.beta1), one_minus_beta1 = float(1.0 - o.beta1);
     const float beta2 = float(o.beta2), one_minus_beta2 = float(1.0 - o.beta2);
-    const float eps = float(o.eps), weight_decay = float(o.weight_decay);
+    const float eps = float(o.eps);
+    const bool decoupled = o.decay == WeightDecay::decoupled;
+    const float l2 = decoupled ? 0.0f : weight_decay;
+    // AdamW: param.mul_(1 - lr * weight_decay), the factor a double rounded to float.
+    const float shrink = decoupled ? float(1.0 - o.lr * double(weight_decay)) : 1.0f;
     const bool amsgrad = o.amsgrad;
-    const int64_t n = int64_t(exp_avg_.size());
     float* m = exp_avg_.data();
     float* v = exp_avg_sq_.data();
     float* vmax = max_exp_avg_sq_.data();
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+#pragma omp for simd schedule(static) nowait
+    for (int64_t i = begin; i < end; ++i) {
         float g = grads[i];
-        if (weight_decay != 0.0f) g += weight_decay * values[i];
+        if (l2 != 0.0f) g += l2 * values[i];
+        if (shrink != 1.0f) values[i] *= shrink;
         m[i] = m[i] * beta1 + one_minus_beta1 * g;
         v[i] = v[i] * beta2 + one_minus_beta2 * g * g;
         float second = v[i];
@@ -89,13 +130,13 @@ void Adam::save(const Parameters& params, const std::string& path) const {
     std::vector<NamedState> states{{"exp_avg", &self->exp_avg_}, {"exp_avg_sq", &self->exp_avg_sq_}};
     if (options_.amsgrad) states.push_back({"max_exp_avg_sq", &self->max_exp_avg_sq_});
     save_state(params, path, states,
-               {{"optimizer", "adam"}, {"step", std::to_string(steps_)}, {"lr", std::to_string(options_.lr)}});
+               {{"optimizer", name()}, {"step", std::to_string(steps_)}, {"lr", std::to_string(options_.lr)}});
 }
 
 void Adam::load(const Parameters& params, const std::string& path) {
     std::vector<NamedState> states{{"exp_avg", &exp_avg_}, {"exp_avg_sq", &exp_avg_sq_}};
     if (options_.amsgrad) states.push_back({"max_exp_avg_sq", &max_exp_avg_sq_});
-    SafetensorsFile file = load_state(params, path, states, "adam");
+    SafetensorsFile file = load_state(params, path, states, name());
     steps_ = std::stoll(file.metadata().at("step"));
 }
 
@@ -105,16 +146,28 @@ Sgd::Sgd(int64_t count, const SgdOptions& options)
         throw std::invalid_argument("Nesterov momentum requires a momentum and zero dampening");
 }
 
+void Sgd::set_momentum(double momentum) {
+    if (momentum != 0.0 && momentum_buffer_.empty())
+        throw std::logic_error("SGD was made without momentum; give it one to cycle it");
+    options_.momentum = momentum;
+}
+
 void Sgd::step(float* values, const float* grads) {
     PhaseTimer timer(Phase::optimizer, 0.0, 4.0 * (options_.momentum != 0.0 ? 5.0 : 3.0) * double(count_));
-    const bool first = steps_ == 0;
     ++steps_;
+    const std::vector<DecayRange> ranges = decay_ranges(count_, no_decay_, float(options_.weight_decay));
+#pragma omp parallel
+    for (const DecayRange& r : ranges) update(values, grads, r.begin, r.end, r.weight_decay);
+}
+
+void Sgd::update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay) {
+    const bool first = steps_ == 1;
     const float lr = float(options_.lr), momentum = float(options_.momentum);
-    const float one_minus_dampening = float(1.0 - options_.dampening), weight_decay = float(options_.weight_decay);
+    const float one_minus_dampening = float(1.0 - options_.dampening);
     const bool use_momentum = options_.momentum != 0.0, nesterov = options_.nesterov;
     float* buf = momentum_buffer_.data();
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < count_; ++i) {
+#pragma omp for simd schedule(static) nowait
+    for (int64_t i = begin; i < end; ++i) {
         float d = grads[i];
         if (weight_decay != 0.0f) d += weight_decay * values[i];
         if (use_momentum) {

@@ -1,4 +1,5 @@
-// defines: AdamOptions, Adam, SgdOptions, Sgd: PyTorch's torch.optim.Adam and SGD, step for step
+// defines: WeightDecay, AdamOptions, Adam, SgdOptions, Sgd, DecayExclusion, no_decay_ranges:
+//          PyTorch's torch.optim.Adam, AdamW and SGD, step for step
 #pragma once
 #include "model/parameters.h"
 
@@ -9,12 +10,17 @@
 
 namespace dn {
 
+// l2: added to the gradient (torch.optim.Adam's and SGD's weight_decay); decoupled: the weights
+// shrink by lr * weight_decay before the update (torch.optim.AdamW).
+enum class WeightDecay { l2, decoupled };
+
 // Hyper-parameters are doubles, as Python's floats: PyTorch derives its float32 scalars from them.
 struct AdamOptions {
     double lr = 1e-3;
     double beta1 = 0.9, beta2 = 0.999;
     double eps = 1e-8;
-    double weight_decay = 0.0;  // L2, added to the gradient (Adam, not AdamW)
+    double weight_decay = 0.0;
+    WeightDecay decay = WeightDecay::l2;  // decoupled: AdamW
     bool amsgrad = false;
 };
 
@@ -26,6 +32,15 @@ struct SgdOptions {
     bool nesterov = false;
 };
 
+// Ranges [begin, end) of the flat parameter array that get no weight decay, in increasing order:
+// PyTorch's second param group {"params": ..., "weight_decay": 0}.
+struct DecayExclusion {
+    int64_t begin = 0, end = 0;
+};
+// The ranges of every 1-dimensional parameter: batch norm's weights and biases and the classifier's
+// bias (the usual "no decay for BN and bias" group, timm's rule of ndim <= 1).
+std::vector<DecayExclusion> no_decay_ranges(const Parameters& params);
+
 // What the trainer needs of any optimizer.
 class Optimizer {
 public:
@@ -33,6 +48,12 @@ public:
     virtual void step(float* values, const float* grads) = 0;
     virtual int64_t steps() const = 0;
     virtual double learning_rate() const = 0;  // what the next step uses (for the logs)
+    // What a schedule changes between steps, as it writes param_groups: "lr", and "momentum" or
+    // Adam's beta1 (OneCycleLR's momentum cycling).
+    virtual void set_learning_rate(double lr) = 0;
+    virtual void set_momentum(double momentum) = 0;
+    // Parameters that get no weight decay (none unless set).
+    virtual void exclude_from_decay(std::vector<DecayExclusion> ranges) = 0;
     virtual void save(const Parameters& params, const std::string& path) const = 0;
     virtual void load(const Parameters& params, const std::string& path) = 0;
     // The state as flat arrays, and the step count: what data-parallel processes copy from rank 0
@@ -43,7 +64,8 @@ public:
 
 // Both walk the flat parameter and gradient arrays of Parameters; their state has the same layout,
 // so a parameter's state is found at its own offset. save() names it after the parameter
-// ("features.conv0.weight.exp_avg") in a safetensors file beside the checkpoint.
+// ("features.conv0.weight.exp_avg") in a safetensors file beside the checkpoint, whose metadata
+// says which optimizer wrote it ("adam", "adamw", "sgd").
 class Adam : public Optimizer {
 public:
     Adam(int64_t count, const AdamOptions& options);
@@ -51,6 +73,9 @@ public:
 
     int64_t steps() const override { return steps_; }
     double learning_rate() const override { return options_.lr; }
+    void set_learning_rate(double lr) override { options_.lr = lr; }
+    void set_momentum(double momentum) override { options_.beta1 = momentum; }
+    void exclude_from_decay(std::vector<DecayExclusion> ranges) override { no_decay_ = std::move(ranges); }
     AdamOptions& options() { return options_; }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
@@ -58,9 +83,13 @@ public:
     void set_steps(int64_t steps) override { steps_ = steps; }
 
 private:
+    const char* name() const { return options_.decay == WeightDecay::decoupled ? "adamw" : "adam"; }
+    void update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay);
+
     AdamOptions options_;
     int64_t steps_ = 0;
     std::vector<float> exp_avg_, exp_avg_sq_, max_exp_avg_sq_;
+    std::vector<DecayExclusion> no_decay_;
 };
 
 class Sgd : public Optimizer {
@@ -70,16 +99,23 @@ public:
 
     int64_t steps() const override { return steps_; }
     double learning_rate() const override { return options_.lr; }
+    void set_learning_rate(double lr) override { options_.lr = lr; }
+    // The buffer exists from the start where momentum may be set later (SgdOptions::momentum > 0).
+    void set_momentum(double momentum) override;
+    void exclude_from_decay(std::vector<DecayExclusion> ranges) override { no_decay_ = std::move(ranges); }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
     std::vector<std::span<float>> state_arrays() override { return {momentum_buffer_}; }
     void set_steps(int64_t steps) override { steps_ = steps; }
 
 private:
+    void update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay);
+
     SgdOptions options_;
     int64_t count_;
     int64_t steps_ = 0;
     std::vector<float> momentum_buffer_;
+    std::vector<DecayExclusion> no_decay_;
 };
 
 }  // namespace dn

@@ -32,7 +32,7 @@ void save_run_state(const RunState& state, const std::string& path);
 // Throws std::runtime_error naming the file if it is missing or malformed.
 RunState load_run_state(const std::string& path);
 
-// metrics.csv: epoch,train_loss,train_acc,test_loss,test_acc,seconds; atomic.
+// metrics.csv: epoch,train_loss,train_acc,test_loss,test_acc,seconds,lr; atomic.
 void write_metrics_csv(const std::vector<EpochRecord>& history, const std::string& path);
 
 }  // namespace dn

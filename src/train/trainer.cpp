@@ -9,7 +9,7 @@
 
 namespace dn {
 
-EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, BatchLoader& loader, int64_t epoch,
+EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update, BatchLoader& loader, int64_t epoch,
                      int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
                      const StepObserver& on_step) {
     using Clock = std::chrono::steady_clock;
@@ -46,8 +46,7 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, Ba
         }
         net.backward();
         replicas.finish_gradients();
-        const double learning_rate = optimizer.learning_rate();
-        optimizer.step(params.values(), params.grads());
+        const AppliedUpdate applied = update.apply(params);
         replicas.share_running_stats();
         net.load_weights();
         ++stop.steps_taken;
@@ -55,6 +54,7 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, Ba
         totals.loss_sum += step[0];
         totals.correct += int64_t(step[1]);
         totals.seen += global_batch;
+        totals.last_learning_rate = applied.learning_rate;
         stop_agreed = step[2] > 0.0;
         const auto now = Clock::now();
         const double step_seconds = std::chrono::duration<double>(now - last).count();
@@ -63,7 +63,8 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, Ba
         totals.data_wait_seconds = epoch_wait_before + loader.wait_seconds() - loader_wait_before;
         totals.loader_busy_seconds = epoch_busy_before + loader.busy_seconds() - loader_busy_before;
         if (on_step)
-            on_step({.step = optimizer.steps(), .loss = step[0] / double(global_batch), .learning_rate = learning_rate,
+            on_step({.step = update.optimizer().steps(), .loss = step[0] / double(global_batch),
+                     .learning_rate = applied.learning_rate,
                      .images_per_second = double(global_batch) / step_seconds});
         char note[96];
         std::snprintf(note, sizeof note, "loss %.4f", totals.loss_sum / double(totals.seen));

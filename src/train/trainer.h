@@ -4,7 +4,7 @@
 #include "data/batch_loader.h"
 #include "dist/data_parallel.h"
 #include "model/densenet.h"
-#include "train/optimizer.h"
+#include "train/parameter_update.h"
 
 #include <atomic>
 #include <cstdint>
@@ -21,6 +21,7 @@ struct EpochTotals {
     double seconds = 0.0;    // training time spent in this epoch so far
     double data_wait_seconds = 0.0;  // of which spent waiting for the loader
     double loader_busy_seconds = 0.0;  // loader workers' time preparing batches meanwhile
+    double last_learning_rate = 0.0;   // what the epoch's latest step used
 };
 
 enum class EpochEnd { completed, stopped, diverged };
@@ -48,8 +49,10 @@ using StepObserver = std::function<void(const StepRecord&)>;
 // replicas: the job's processes (one, or several training data-parallel); net must have it as its
 // ReplicaSync and loader deliver its shard. totals are the global batch's, the same in every
 // process, and every process takes the same decision to stop, at the same step.
-// on_step, when given, is called after each step is applied and counted in totals.
-EpochEnd train_epoch(DenseNet& net, Parameters& params, Optimizer& optimizer, BatchLoader& loader, int64_t epoch,
+// update steps the optimizer (with the run's schedule and clipping); totals.last_learning_rate is
+// the one its last step used. on_step, when given, is called after each step is applied and
+// counted in totals.
+EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update, BatchLoader& loader, int64_t epoch,
                      int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
                      const StepObserver& on_step = {});
 

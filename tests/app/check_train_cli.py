@@ -78,7 +78,7 @@ for name in ["init.safetensors", "last.safetensors", "last.optim.safetensors", "
     check(os.path.getsize(f"{A}/{name}") > 0, f"run folder holds {name}")
 check(not [f for f in os.listdir(A) if ".tmp" in f or ".part" in f or ".pending" in f], "no temporary files left")
 header, rows = metrics(f"{A}/metrics.csv")
-check(header == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"], "metrics.csv columns")
+check(header == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "lr"], "metrics.csv columns")
 check(len(rows) == 2 and float(rows[1][1]) < float(rows[0][1]), "two epochs, training loss falls")
 check(abs(float(rows[1][4]) * 100 - float(lines[1][2])) < 1e-3, "metrics.csv test_acc is the printed one")
 check(float(rows[1][4]) > 0.3, f"learns something in 2 short epochs (test acc {rows[1][4]}; chance 0.1)")
@@ -120,6 +120,38 @@ p = run("train", "--resume", f"{WORK}/torn", expect_rc=1)
 check("different steps" in p.stderr, "a resume from files of different moments is refused")
 p = run("train", "--resume", B, "--lr", 0.1, expect_rc=1)
 check(p.stderr.startswith("error:") and "cannot be changed" in p.stderr, "--resume refuses changed options")
+
+# 2b. A recipe beyond the lecture's (AdamW without decay on BN and biases, OneCycleLR per batch,
+# label smoothing, clipping), stopped mid-epoch and resumed: the schedule picks up at the step
+# where it stopped, so the run ends as an uninterrupted one; metrics.csv's lr is OneCycleLR's.
+RECIPE = ["--optimizer", "adamw", "--no-decay-bn-bias", "--schedule", "onecycle", "--lr", 2e-3, "--label-smoothing", 0.1,
+          "--clip-grad-norm", 2.0, "--limit-train", 160, "--limit-test", 64, "--epochs", 2]
+R1, R2 = f"{WORK}/recipe", f"{WORK}/recipe_stopped"
+p = run("train", *COMMON, *RECIPE, "--out", R1)
+check("recipe: OneCycleLR per batch, max lr 0.002" in p.stdout and "decoupled weight decay 0.01 (not on batch norm" in
+      p.stdout and "label smoothing 0.1" in p.stdout and "clipped to norm 2" in p.stdout,
+      f"the recipe's choices are printed, with AdamW's default decay: {p.stdout[:600]}")
+run("train", *COMMON, *RECIPE, "--out", R2, "--max-steps", 7)
+run("train", "--resume", R2, "--threads", 1)
+check(same_tensors(f"{R1}/last.safetensors", f"{R2}/last.safetensors") and
+      same_tensors(f"{R1}/last.optim.safetensors", f"{R2}/last.optim.safetensors"),
+      "a recipe run stopped and resumed ends with the weights and AdamW state of one never stopped")
+opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
+one_cycle = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=20)
+torch_lrs = []
+for _ in range(20):
+    torch_lrs.append(opt.param_groups[0]["lr"])
+    opt.step()
+    one_cycle.step()
+recipe_rows = metrics(f"{R1}/metrics.csv")[1]
+check([float(r[6]) for r in recipe_rows] == [torch_lrs[9], torch_lrs[19]],
+      f"metrics.csv's lr is OneCycleLR's at each epoch's last step ({[r[6] for r in recipe_rows]} vs "
+      f"{[torch_lrs[9], torch_lrs[19]]})")
+check(json.load(open(f"{R1}/state.json"))["options"]["schedule"] == "onecycle", "state.json records the recipe")
+p = run("train", "--resume", R2, "--schedule", "cosine", expect_rc=1)
+check("cannot be changed" in p.stderr, "--resume refuses another schedule")
+p = run("train", *COMMON, *RECIPE, "--warmup-epochs", 1, "--out", f"{WORK}/bad", expect_rc=1)
+check(p.stderr.startswith("error:") and "warms up" in p.stderr, f"OneCycleLR with a warmup is refused: {p.stderr}")
 
 # 3. A real Ctrl-C mid-epoch leaves a checkpoint that --resume continues from.
 C = f"{WORK}/interrupted"

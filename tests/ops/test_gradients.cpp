@@ -125,7 +125,11 @@ TEST(Gradients, MaxAndAveragePooling) {
     }
 }
 
-TEST(Gradients, GlobalAveragePoolLinearAndLoss) {
+class GradientsOfTheHead : public testing::TestWithParam<double> {};
+
+// The loss plain (NLL) and with label smoothing, whose gradient has a second term.
+TEST_P(GradientsOfTheHead, GlobalAveragePoolLinearAndLoss) {
+    const double smoothing = GetParam();
     DnnlContext ctx;
     const int64_t N = 3, H = 2, W = 2, C = 6, K = 4;
     Linear fc(ctx, N, C, K, "test");
@@ -135,17 +139,19 @@ TEST(Gradients, GlobalAveragePoolLinearAndLoss) {
     auto loss = [&] {
         global_avg_pool_forward(pooled.data(), dense_map(x.data(), N, H, W, C));
         fc.forward(logits.data(), pooled.data(), w.data(), b.data());
-        return double(log_softmax_nll_forward(lp.data(), logits.data(), labels.data(), N, K));
+        return double(log_softmax_nll_forward(lp.data(), logits.data(), labels.data(), N, K, smoothing));
     };
     loss();
     std::vector<float> dlogits(logits.size()), dpooled(pooled.size()), dw(w.size()), db(b.size()), dx(x.size());
-    log_softmax_nll_backward(dlogits.data(), lp.data(), labels.data(), N, K, N);
+    log_softmax_nll_backward(dlogits.data(), lp.data(), labels.data(), N, K, N, smoothing);
     fc.backward(dpooled.data(), dw.data(), db.data(), dlogits.data(), pooled.data(), w.data());
     global_avg_pool_backward(dense_map(dx.data(), N, H, W, C), dpooled.data());
     check_gradient("input", x, dx, loss, 1e-2f);
     check_gradient("classifier weight", w, dw, loss, 1e-2f);
     check_gradient("classifier bias", b, db, loss, 1e-2f);
 }
+
+INSTANTIATE_TEST_SUITE_P(LabelSmoothing, GradientsOfTheHead, testing::Values(0.0, 0.1, 0.5));
 
 }  // namespace
 }  // namespace dn

@@ -38,7 +38,7 @@ protected:
 };
 
 TEST_F(OptimizerParity, AdamVariants) {
-    for (std::string name : {"adam", "adam_wd_amsgrad"}) {
+    for (std::string name : {"adam", "adam_wd_amsgrad", "adamw"}) {
         auto j = options(name);
         AdamOptions o;
         o.lr = j["lr"];
@@ -46,6 +46,7 @@ TEST_F(OptimizerParity, AdamVariants) {
         o.eps = j.value("eps", 1e-8);
         o.weight_decay = j.value("weight_decay", 0.0);
         o.amsgrad = j.value("amsgrad", false);
+        if (name == "adamw") o.decay = WeightDecay::decoupled;
         Adam adam(1000, o);
         check(name, adam);
     }

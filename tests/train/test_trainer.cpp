@@ -40,6 +40,7 @@ struct Fixture {
     BatchLoader loader{set, {8, 1, Augment::none, {}}, {4, Order::shuffled, LastBatch::drop, 0, 1, 1}};
     std::unique_ptr<DenseNet> net;
     Adam adam{params.count(), AdamOptions{}};
+    ParameterUpdate update{adam, {}};
     std::unique_ptr<Communicator> alone = single_process();
     DataParallel replicas{*alone, params, 4, BatchNormStats::global};
 
@@ -54,12 +55,12 @@ TEST(Trainer, CountsAnEpochAndStopsWhereAsked) {
     Fixture f;
     EpochTotals totals;
     StopRequest stop{nullptr, 4, 0};
-    EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::stopped);
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::stopped);
     EXPECT_EQ(totals.next_batch, 4);
     EXPECT_EQ(totals.seen, 16);
     EXPECT_EQ(f.adam.steps(), 4);
     stop.max_steps = 0;
-    EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::completed);
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::completed);
     EXPECT_EQ(totals.next_batch, 6);
     EXPECT_EQ(totals.seen, 24);
     EXPECT_EQ(f.adam.steps(), 6);
@@ -69,7 +70,7 @@ TEST(Trainer, CountsAnEpochAndStopsWhereAsked) {
     std::atomic<bool> interrupted{true};
     EpochTotals next;
     StopRequest ctrl_c{&interrupted, 0, 0};
-    EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 2, 2, next, ctrl_c, f.replicas), EpochEnd::stopped);
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, 2, 2, next, ctrl_c, f.replicas), EpochEnd::stopped);
     EXPECT_EQ(next.next_batch, 0);
 }
 
@@ -79,7 +80,7 @@ TEST(Trainer, ANonFiniteLossStopsBeforeTheStep) {
     const std::vector<float> before(f.params.values(), f.params.values() + f.params.count());
     EpochTotals totals;
     StopRequest stop;
-    EXPECT_EQ(train_epoch(*f.net, f.params, f.adam, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::diverged);
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::diverged);
     EXPECT_EQ(f.adam.steps(), 0);
     EXPECT_EQ(totals.seen, 0);
     for (int64_t i = 0; i < f.params.count(); ++i) {

@@ -1,0 +1,41 @@
+// defines: UpdateRules, ParameterUpdate (what a training step does between backward and the next
+//          forward: the schedule's hyper-parameters, gradient clipping, the optimizer's step),
+//          clip_grad_norm
+#pragma once
+#include "model/parameters.h"
+#include "train/lr_schedule.h"
+#include "train/optimizer.h"
+
+namespace dn {
+
+struct UpdateRules {
+    const LrSchedule* schedule = nullptr;  // nullptr: the optimizer's own learning rate throughout
+    double max_grad_norm = 0.0;            // > 0: torch.nn.utils.clip_grad_norm_(max_norm) before each step
+};
+
+// What a step used: for the logs and the epoch line.
+struct AppliedUpdate {
+    double learning_rate = 0.0;
+    double grad_norm = 0.0;  // the gradients' global norm before clipping (0 when not clipping)
+};
+
+class ParameterUpdate {
+public:
+    ParameterUpdate(Optimizer& optimizer, UpdateRules rules);
+    // After backward (and the replicas' gradient sums): the step's learning rate and momentum from
+    // the schedule, clipping, then the optimizer's step on params.
+    AppliedUpdate apply(Parameters& params);
+    Optimizer& optimizer() { return optimizer_; }
+    const Optimizer& optimizer() const { return optimizer_; }
+
+private:
+    Optimizer& optimizer_;
+    UpdateRules rules_;
+};
+
+// As torch.nn.utils.clip_grad_norm_ (1.13): the 2-norm of every parameter's gradient norm; when it
+// exceeds max_norm, every gradient is scaled by max_norm / (norm + 1e-6), in float as PyTorch.
+// Returns the norm before clipping.
+double clip_grad_norm(Parameters& params, double max_norm);
+
+}  // namespace dn

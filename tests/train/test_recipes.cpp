@@ -1,0 +1,189 @@
+// The training recipes against PyTorch (make_recipe_reference.py): every schedule's learning rate
+// and momentum at each of 280 steps against torch.optim.lr_scheduler, and 20 training steps of the
+// custom_small network with AdamW, param groups without weight decay, label smoothing, gradient
+// clipping, OneCycleLR and all of them together, per tensor.
+#include "io/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/densenet.h"
+#include "model/reference_case.h"
+#include "train/lr_schedule.h"
+#include "train/parameter_update.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+
+namespace dn {
+namespace {
+
+std::string recipes_dir() { return test::reference_dir() + "/recipes"; }
+
+ScheduleOptions schedule_of(const nlohmann::json& j) {
+    ScheduleOptions o;
+    o.kind = parse_schedule(j.at("kind"));
+    o.lr = j.at("lr");
+    o.step_size = j.value("step_size", o.step_size);
+    o.milestones = j.value("milestones", o.milestones);
+    o.gamma = j.value("gamma", o.gamma);
+    o.eta_min = j.value("eta_min", o.eta_min);
+    o.pct_start = j.value("pct_start", o.pct_start);
+    o.warmup_epochs = j.value("warmup_epochs", o.warmup_epochs);
+    o.warmup_start_factor = j.value("warmup_start_factor", o.warmup_start_factor);
+    return o;
+}
+
+// PyTorch steps CosineAnnealingLR and LinearLR by recursive formulas, the closed forms here:
+// equal to the rounding of a few hundred double operations.
+TEST(Schedules, EveryStepAsTorchOptimLrScheduler) {
+    std::ifstream f(recipes_dir() + "/schedules.json");
+    ASSERT_TRUE(f) << "run the make_recipe_reference fixture";
+    const nlohmann::json all = nlohmann::json::parse(f);
+    EXPECT_EQ(all.size(), 8u);
+    for (const auto& [name, c] : all.items()) {
+        const LrSchedule schedule(schedule_of(c.at("options")), c.at("steps_per_epoch"), c.at("epochs"));
+        const std::vector<double> lrs = c.at("lr"), momenta = c.at("momentum");
+        double worst = 0.0;
+        for (size_t step = 0; step < lrs.size(); ++step) {
+            const StepHyperparameters h = schedule.at(int64_t(step));
+            const double err = std::abs(h.lr - lrs[step]) / lrs[step];
+            worst = std::max(worst, err);
+            ASSERT_LE(err, 1e-12) << name << " step " << step << ": " << h.lr << " vs " << lrs[step];
+            if (h.momentum) ASSERT_NEAR(*h.momentum, momenta[step], 1e-12) << name << " step " << step;
+            else ASSERT_EQ(momenta[step], momenta[0]) << name << ": PyTorch changed the momentum at step " << step;
+        }
+        std::printf("%-14s %zu steps, lr from %.4g to %.4g, worst relative difference %.2g\n", name.c_str(), lrs.size(),
+                    lrs.front(), lrs.back(), worst);
+    }
+}
+
+TEST(Schedules, RefusesWhatPyTorchWouldNotRun) {
+    ScheduleOptions o;
+    o.kind = ScheduleKind::onecycle;
+    o.warmup_epochs = 1;
+    EXPECT_THROW(LrSchedule(o, 10, 3), std::invalid_argument);  // OneCycleLR warms up by itself
+    o = {};
+    o.kind = ScheduleKind::multistep;
+    o.milestones = {5, 3};
+    EXPECT_THROW(LrSchedule(o, 10, 3), std::invalid_argument);
+    o = {};
+    o.kind = ScheduleKind::cosine;
+    o.warmup_epochs = 3;
+    EXPECT_THROW(LrSchedule(o, 10, 3), std::invalid_argument);  // nothing left to anneal
+    EXPECT_THROW(parse_schedule("linear"), std::invalid_argument);
+}
+
+// 20 steps of each recipe on the same batch, as the reference trains.
+class Recipes : public testing::Test {
+protected:
+    void SetUp() override {
+        expected_ = std::make_unique<SafetensorsFile>(recipes_dir() + "/expected.safetensors");
+        const auto meta = nlohmann::json::parse(expected_->metadata().at("case"));
+        cfg_ = test::config_of(meta);
+        shape_ = {meta["batch"], meta["size"], meta["size"]};
+        recipes_ = nlohmann::json::parse(expected_->metadata().at("recipes"));
+        steps_ = std::stoll(expected_->metadata().at("steps"));
+        epochs_ = std::stoll(expected_->metadata().at("epochs"));
+        input_ = test::floats_of(*expected_, "input");
+        labels_ = test::labels_of(*expected_);
+    }
+
+    // Against PyTorch's float64 result, with the bar of the parity tests: 1e-4, or twice PyTorch
+    // float32's own distance from float64 where the computation's conditioning allows no better.
+    void expect_close(const std::string& key, const float* actual, int64_t n) {
+        const std::vector<float> exact = test::floats_of(*expected_, "f64." + key), torch32 = test::floats_of(*expected_, key);
+        ASSERT_EQ(int64_t(exact.size()), n) << key;
+        const double err = test::relative_error(actual, exact.data(), n);
+        const double torch_err = test::relative_error(torch32.data(), exact.data(), n);
+        EXPECT_LE(err, std::max(1e-4, 2.0 * torch_err)) << key << " (PyTorch float32: " << torch_err << ")";
+        worst_ = std::max(worst_, err);
+        worst_torch_ = std::max(worst_torch_, torch_err);
+    }
+
+    void run(const std::string& name) {
+        const nlohmann::json r = recipes_.at(name);
+        Parameters params(cfg_);
+        load_checkpoint(params, recipes_dir() + "/init.safetensors");
+        DnnlContext ctx;
+        DenseNet net(ctx, params, shape_, Pass::training, Intermediates::recompute);
+        net.load_weights();
+        net.set_label_smoothing(r.value("label_smoothing", 0.0));
+
+        const std::string kind = r.at("optimizer");
+        const double lr = r.at("lr"), weight_decay = r.value("weight_decay", 0.0);
+        ScheduleOptions so;
+        so.lr = lr;
+        const std::string schedule_name = r.value("schedule", "constant");
+        so.kind = parse_schedule(schedule_name);
+        so.warmup_epochs = r.value("warmup_epochs", 0);
+        so.warmup_start_factor = r.value("warmup_start_factor", so.warmup_start_factor);
+        const LrSchedule schedule(so, steps_ / epochs_, epochs_);
+        const bool cycled = so.kind == ScheduleKind::onecycle;
+        std::unique_ptr<Optimizer> optimizer;
+        if (kind == "sgd")
+            optimizer = std::make_unique<Sgd>(params.count(), SgdOptions{.lr = lr, .momentum = cycled ? so.max_momentum : double(r.at("momentum")),
+                                                                         .weight_decay = weight_decay});
+        else
+            optimizer = std::make_unique<Adam>(params.count(), AdamOptions{.lr = lr, .weight_decay = weight_decay,
+                                                                           .decay = kind == "adamw" ? WeightDecay::decoupled : WeightDecay::l2});
+        if (r.value("no_decay_bn_bias", false)) optimizer->exclude_from_decay(no_decay_ranges(params));
+        ParameterUpdate update(*optimizer, {.schedule = &schedule, .max_grad_norm = r.value("clip_grad_norm", 0.0)});
+
+        std::vector<float> losses, norms;
+        for (int64_t s = 0; s < steps_; ++s) {
+            losses.push_back(net.forward(input_.data(), labels_.data(), Mode::train));
+            net.backward();
+            norms.push_back(float(update.apply(params).grad_norm));
+            net.load_weights();
+        }
+        expect_close(name + ".losses", losses.data(), steps_);
+        if (r.contains("clip_grad_norm")) expect_close(name + ".grad_norms", norms.data(), steps_);
+        int compared = 0;
+        for (const TensorEntry& e : params.entries()) {
+            if (e.role == TensorRole::batch_count) continue;  // an integer: 7 + 20 steps in both
+            const float* values = e.role == TensorRole::parameter ? params.values() + e.offset
+                                                                   : static_cast<const float*>(params.data(e));
+            expect_close(name + "." + e.name, values, e.numel());
+            ++compared;
+        }
+        EXPECT_GT(compared, 20);
+        std::printf("%-24s worst relative error against PyTorch float64 %.3g (PyTorch float32's own %.3g)\n", name.c_str(),
+                    worst_, worst_torch_);
+    }
+
+    std::unique_ptr<SafetensorsFile> expected_;
+    DenseNetConfig cfg_;
+    RunShape shape_;
+    nlohmann::json recipes_;
+    int64_t steps_ = 0, epochs_ = 0;
+    std::vector<float> input_;
+    std::vector<int32_t> labels_;
+    double worst_ = 0.0, worst_torch_ = 0.0;
+};
+
+TEST_F(Recipes, AdamW) { run("adamw"); }
+TEST_F(Recipes, AdamWWithoutDecayOnBatchNormAndBiases) { run("adamw_no_decay_bn_bias"); }
+TEST_F(Recipes, SgdWithoutDecayOnBatchNormAndBiases) { run("sgd_no_decay_bn_bias"); }
+TEST_F(Recipes, LabelSmoothing) { run("label_smoothing"); }
+TEST_F(Recipes, GradientClipping) { run("clip_grad_norm"); }
+TEST_F(Recipes, OneCycleWithAdamsBeta1) { run("onecycle_adam"); }
+TEST_F(Recipes, OneCycleWithSgdMomentum) { run("onecycle_sgd"); }
+TEST_F(Recipes, AllTogether) { run("all_together"); }
+
+TEST(DecayExclusion, OneDimensionalParametersOnly) {
+    DenseNetConfig cfg;
+    cfg.arch = "custom";
+    cfg.growth_rate = 4, cfg.block_config = {1, 1}, cfg.num_init_features = 8, cfg.num_classes = 3;
+    Parameters params(cfg);
+    int64_t excluded = 0, one_dimensional = 0;
+    for (const DecayExclusion& r : no_decay_ranges(params)) excluded += r.end - r.begin;
+    for (const TensorEntry& e : params.entries())
+        if (e.role == TensorRole::parameter && e.shape.size() == 1) one_dimensional += e.numel();
+    EXPECT_EQ(excluded, one_dimensional);
+    EXPECT_GT(excluded, 0);
+}
+
+}  // namespace
+}  // namespace dn
