@@ -24,6 +24,7 @@
 #include "train/run_folder.h"
 #include "train/run_state.h"
 #include "train/trainer.h"
+#include "train/weight_average.h"
 
 #include <omp.h>
 
@@ -64,6 +65,8 @@ struct Recipe {
     double warmup_start_factor = 1.0 / 3.0;
     double label_smoothing = 0.0;
     double clip_grad_norm = 0.0;
+    double ema_decay = 0.0;  // 0: no average of the weights
+    bool test_ema = false;
     int64_t epochs = 10;
     uint64_t seed = 0;
     bool no_shuffle = false;
@@ -77,7 +80,8 @@ struct Recipe {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Recipe, arch, dataset, data_dir, init, input_size, batch_size, optimizer,
                                                 lr, momentum, weight_decay, no_decay_bn_bias, schedule, step_size,
                                                 milestones, gamma, eta_min, pct_start, warmup_epochs,
-                                                warmup_start_factor, label_smoothing, clip_grad_norm, epochs, seed,
+                                                warmup_start_factor, label_smoothing, clip_grad_norm, ema_decay,
+                                                test_ema, epochs, seed,
                                                 no_shuffle, augment, normalize, limit_train, limit_test, memory, precision)
 
 // How this process runs it: free to differ between a run and its resumption. One thread gives
@@ -138,6 +142,9 @@ std::string recipe_extras(const Recipe& r) {
                         (r.no_decay_bn_bias ? " (not on batch norm and biases)" : ""));
     if (r.label_smoothing > 0) parts.push_back("label smoothing " + number(r.label_smoothing));
     if (r.clip_grad_norm > 0) parts.push_back("gradients clipped to norm " + number(r.clip_grad_norm));
+    if (r.ema_decay > 0)
+        parts.push_back("EMA of the weights and batch norm statistics, decay " + number(r.ema_decay) +
+                        (r.test_ema ? ", tested (and kept as best) each epoch" : " (ema.safetensors)"));
     std::string line;
     for (const auto& p : parts) line += (line.empty() ? "" : "; ") + p;
     return line;
@@ -255,8 +262,18 @@ RunState shared_run_state(Communicator& comm, const std::string& path) {
 }
 
 // After rank 0 resumed from the run folder: its weights, optimizer state and position to all.
-void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, RunState& state) {
+void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, WeightAverage* average, RunState& state) {
     replicas.share_parameters();
+    if (average) {  // the average as rank 0 read it: weights, statistics, batch counts and updates
+        Parameters& a = average->averaged();
+        replicas.share({a.values(), size_t(a.count())});
+        replicas.share({a.running_stats(), size_t(a.running_count())});
+        for (const TensorEntry& e : a.entries())
+            if (e.role == TensorRole::batch_count) replicas.share(*static_cast<int64_t*>(a.data(e)));
+        int64_t updates = average->updates();
+        replicas.share(updates);
+        average->set_updates(updates);
+    }
     for (std::span<float> array : optimizer.state_arrays()) replicas.share(array);
     int64_t steps = optimizer.steps();
     replicas.share(steps);
@@ -264,6 +281,25 @@ void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, RunState& s
     std::string text = run_state_json(state).dump();
     broadcast_text(replicas.communicator(), text, 0);
     state = run_state_from_json(nlohmann::json::parse(text));
+}
+
+// The test of the average of the weights: it takes the trained weights' place in the network
+// for the test, and gives it back whatever happens.
+std::optional<EvalResult> test_average(DenseNet& net, Parameters& params, WeightAverage& average, BatchLoader& loader,
+                                       Communicator& comm) {
+    struct Exchange {
+        DenseNet& net;
+        Parameters &a, &b;
+        Exchange(DenseNet& n, Parameters& x, Parameters& y) : net(n), a(x), b(y) {
+            a.swap_state(b);
+            net.load_weights();
+        }
+        ~Exchange() {
+            a.swap_state(b);
+            net.load_weights();
+        }
+    } exchange(net, params, average.averaged());
+    return evaluate_sharded(net, loader, "  testing the EMA", comm, &g_interrupted);
 }
 
 int run_train(const TrainCommand& cmd, Communicator& comm) {
@@ -286,6 +322,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     if (!(r.lr > 0)) throw std::invalid_argument("--lr must be positive");
     if (!(r.label_smoothing >= 0 && r.label_smoothing <= 1)) throw std::invalid_argument("--label-smoothing must be in [0, 1]");
     if (!(r.clip_grad_norm >= 0)) throw std::invalid_argument("--clip-grad-norm must be positive (0: no clipping)");
+    if (!(r.ema_decay >= 0 && r.ema_decay < 1)) throw std::invalid_argument("--ema-decay must be in [0, 1) (0: no average)");
+    if (r.test_ema && r.ema_decay == 0) throw std::invalid_argument("--test-ema needs an average: give --ema-decay");
     const ScheduleOptions schedule_opts = schedule_options(r);
     if (r.batch_size < comm.size())
         throw std::invalid_argument("--batch-size " + std::to_string(r.batch_size) + " (the global batch) is smaller "
@@ -337,7 +375,9 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     const LrSchedule schedule(schedule_opts, train_loader.batches_per_epoch(), r.epochs);
     std::unique_ptr<Optimizer> optimizer = make_optimizer(r, schedule_opts, params.count());
     if (r.no_decay_bn_bias) optimizer->exclude_from_decay(no_decay_ranges(params));
-    ParameterUpdate update(*optimizer, {.schedule = &schedule, .max_grad_norm = r.clip_grad_norm});
+    std::unique_ptr<WeightAverage> average;
+    if (r.ema_decay > 0) average = std::make_unique<WeightAverage>(cfg, r.ema_decay);
+    ParameterUpdate update(*optimizer, {.schedule = &schedule, .max_grad_norm = r.clip_grad_norm, .average = average.get()});
     DataParallel replicas(comm, params, r.batch_size, bn_stats);
     DnnlContext ctx;
     DenseNet net(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::training,
@@ -347,9 +387,10 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
 
     // Rank 0 alone reads and writes the run folder; the others get what it read from it.
     RunFolder run(out, {cfg, r.input_size, train_set.class_names, r.dataset, r.normalize});
+    run.keep_average(average.get(), r.test_ema ? TestedWeights::average : TestedWeights::trained);
     if (resuming) {
         if (root) state = run.resume(params, *optimizer, initial);
-        share_resumed_run(replicas, *optimizer, state);
+        share_resumed_run(replicas, *optimizer, average.get(), state);
         state.options = r;
         // In case the run stopped between a save and its reports: even a finished run's last
         // epoch (the kill test found a run killed there, whose metrics.csv lacked that epoch).
@@ -424,7 +465,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                         log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
-        const std::optional<EvalResult> test = evaluate_sharded(net, test_loader, "  testing", comm, &g_interrupted);
+        const std::optional<EvalResult> test = r.test_ema ? test_average(net, params, *average, test_loader, comm)
+                                                          : evaluate_sharded(net, test_loader, "  testing", comm, &g_interrupted);
         if (!test) return stopped();  // the epoch's training is saved; --resume runs its test
         if (!std::isfinite(test->loss)) return diverged();  // the last step left non-finite weights
 
@@ -513,6 +555,11 @@ Command add_train_command(CLI::App& app) {
     recipe_option("--warmup-start-factor", r.warmup_start_factor, "the warmup's first lr, as a share of --lr");
     recipe_option("--label-smoothing", r.label_smoothing,
                   "train on nn.CrossEntropyLoss(label_smoothing=...) (the test loss stays the NLL)");
+    recipe_option("--ema-decay", r.ema_decay,
+                  "keep an exponential moving average of the weights and batch norm statistics, updated after every "
+                  "step (AveragedModel with use_buffers), saved as ema.safetensors (0: none)");
+    recipe_flag("--test-ema", r.test_ema, "test the average each epoch instead of the trained weights; best.safetensors "
+                                          "keeps the best average");
     recipe_option("--clip-grad-norm", r.clip_grad_norm,
                   "clip the gradients' global norm to this before each step (clip_grad_norm_; 0: no clipping)");
     recipe_option("--epochs", r.epochs, "passes over the training set (with --resume: extend a run)");

@@ -110,11 +110,15 @@ std::vector<std::byte> state_dict_safetensors(const ImportedStateDict& state_dic
 }
 
 SafetensorsFile open_checkpoint(const std::string& path) {
-    char head[4] = {};
+    // safetensors: an 8-byte little-endian header length, then the header's JSON, "{...". The
+    // length's first byte may be anything, 0x80 (a pickle's PROTO) among them: the '{' decides.
+    // Otherwise a zip (torch.save since 1.6) or a pickle of protocol 2 to 5 (the legacy format).
+    unsigned char head[9] = {};
     std::ifstream in(path, std::ios::binary);
-    if (in) in.read(head, sizeof head);
-    const bool zip = std::memcmp(head, "PK\x03\x04", 4) == 0, pickle = head[0] == '\x80';
-    if (!in || !(zip || pickle)) return SafetensorsFile(path);  // which reports a missing or bad file
+    if (in) in.read(reinterpret_cast<char*>(head), sizeof head);
+    const bool safetensors = in && head[8] == '{';
+    const bool zip = std::memcmp(head, "PK\x03\x04", 4) == 0, pickle = head[0] == 0x80 && head[1] >= 2 && head[1] <= 5;
+    if (!in || safetensors || !(zip || pickle)) return SafetensorsFile(path);  // which reports a missing or bad file
     const TorchFile file(path);
     return SafetensorsFile(path, state_dict_safetensors(import_state_dict(file)));
 }

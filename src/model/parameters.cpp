@@ -1,5 +1,8 @@
 #include "model/parameters.h"
 
+#include <algorithm>
+#include <stdexcept>
+
 namespace dn {
 
 int64_t TensorEntry::numel() const {
@@ -120,5 +123,29 @@ void* Parameters::data(const TensorEntry& e) {
 }
 
 const void* Parameters::data(const TensorEntry& e) const { return const_cast<Parameters*>(this)->data(e); }
+
+namespace {
+void require_same_network(const std::vector<TensorEntry>& a, const std::vector<TensorEntry>& b) {
+    const bool same = a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const TensorEntry& x, const TensorEntry& y) {
+        return x.name == y.name && x.shape == y.shape;
+    });
+    if (!same) throw std::invalid_argument("the two sets of parameters belong to different networks");
+}
+}  // namespace
+
+void Parameters::copy_state_from(const Parameters& other) {
+    require_same_network(entries_, other.entries_);
+    // Copied into place, so that the views into this storage stay valid.
+    std::copy(other.values_.begin(), other.values_.end(), values_.begin());
+    std::copy(other.running_.begin(), other.running_.end(), running_.begin());
+    std::copy(other.batch_counts_.begin(), other.batch_counts_.end(), batch_counts_.begin());
+}
+
+void Parameters::swap_state(Parameters& other) {
+    require_same_network(entries_, other.entries_);
+    std::swap_ranges(values_.begin(), values_.end(), other.values_.begin());
+    std::swap_ranges(running_.begin(), running_.end(), other.running_.begin());
+    std::swap_ranges(batch_counts_.begin(), batch_counts_.end(), other.batch_counts_.begin());
+}
 
 }  // namespace dn

@@ -77,6 +77,12 @@ public:
     const float* running_stats() const { return running_.data(); }
     int64_t running_count() const { return int64_t(running_.size()); }
 
+    // The weights, running statistics and batch counts of another Parameters of the same network
+    // (gradients stay as they are): copied, or exchanged element by element (every view into
+    // either stays valid). Throws std::invalid_argument for another network.
+    void copy_state_from(const Parameters& other);
+    void swap_state(Parameters& other);
+
     // The storage an entry lives in, as raw bytes (float or int64 by its role).
     void* data(const TensorEntry& e);
     const void* data(const TensorEntry& e) const;

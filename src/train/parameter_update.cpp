@@ -19,6 +19,10 @@ AppliedUpdate ParameterUpdate::apply(Parameters& params) {
     return applied;
 }
 
+void ParameterUpdate::fold_into_average(const Parameters& params) {
+    if (rules_.average) rules_.average->update(params);
+}
+
 double clip_grad_norm(Parameters& params, double max_norm) {
     // torch.norm of each gradient (a float), then the norm of those: accumulated here in double.
     double sum_of_squares = 0.0;

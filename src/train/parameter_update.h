@@ -5,12 +5,14 @@
 #include "model/parameters.h"
 #include "train/lr_schedule.h"
 #include "train/optimizer.h"
+#include "train/weight_average.h"
 
 namespace dn {
 
 struct UpdateRules {
     const LrSchedule* schedule = nullptr;  // nullptr: the optimizer's own learning rate throughout
     double max_grad_norm = 0.0;            // > 0: torch.nn.utils.clip_grad_norm_(max_norm) before each step
+    WeightAverage* average = nullptr;      // an EMA of the weights, folded in after each step
 };
 
 // What a step used: for the logs and the epoch line.
@@ -25,6 +27,9 @@ public:
     // After backward (and the replicas' gradient sums): the step's learning rate and momentum from
     // the schedule, clipping, then the optimizer's step on params.
     AppliedUpdate apply(Parameters& params);
+    // Once the step is complete, batch norm's running statistics included (after the replicas
+    // shared theirs): folds it into the average of the weights, if the run keeps one.
+    void fold_into_average(const Parameters& params);
     Optimizer& optimizer() { return optimizer_; }
     const Optimizer& optimizer() const { return optimizer_; }
 

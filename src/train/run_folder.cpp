@@ -19,6 +19,7 @@ const char* const kStems[] = {"last", "best"};
 // Everything a run writes, so that --overwrite can clear an old run without touching anything else.
 const char* const kRunFiles[] = {
     "init.safetensors", "last.safetensors", "last.optim.safetensors", "best.safetensors", "best.optim.safetensors",
+    "ema.safetensors",
     "state.json", "metrics.csv", "loss.png", "loss.svg", "accuracy.png", "accuracy.svg", "conv0_init.png",
     "conv0_trained.png", "conv0_diff.png", "denselayer1_conv1.png"};
 
@@ -33,6 +34,12 @@ int64_t steps_of(const std::map<std::string, std::string>& meta) {
 RunFolder::RunFolder(std::string dir, ModelInfo info) : dir_(std::move(dir)), info_(std::move(info)) {}
 
 std::string RunFolder::path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
+
+void RunFolder::keep_average(WeightAverage* average, TestedWeights tested) {
+    if (!average && tested == TestedWeights::average) throw std::invalid_argument("there is no average of the weights to test");
+    average_ = average;
+    tested_ = tested;
+}
 
 void RunFolder::claim(ExistingRun existing) const {
     if (fs::exists(path("state.json"))) {
@@ -70,8 +77,18 @@ void RunFolder::commit(const Parameters& params, const Optimizer& optimizer, con
     const int stems = which == Checkpoints::last_and_best ? 2 : 1;
     for (int s = 0; s < stems; ++s) {
         const std::string stem = kStems[s];
-        save_weights(params, stem + ".safetensors" + kPending, epoch, optimizer.steps());
+        const bool best_is_average = stem == "best" && tested_ == TestedWeights::average;
+        save_weights(best_is_average ? average_->averaged() : params, stem + ".safetensors" + kPending, epoch,
+                     optimizer.steps());
         optimizer.save(params, path(stem + ".optim.safetensors" + kPending));
+    }
+    if (average_) {
+        auto meta = model_metadata(info_);
+        meta["epoch"] = std::to_string(epoch);
+        meta["optimizer_steps"] = std::to_string(optimizer.steps());
+        meta["ema_decay"] = std::to_string(average_->decay());
+        meta["ema_updates"] = std::to_string(average_->updates());
+        save_checkpoint(average_->averaged(), path(std::string("ema.safetensors") + kPending), meta);
     }
     save_run_state(state, path("state.json"));  // the commit point
     for (int s = 0; s < stems; ++s) {
@@ -79,6 +96,7 @@ void RunFolder::commit(const Parameters& params, const Optimizer& optimizer, con
         fs::rename(path(stem + ".optim.safetensors" + kPending), path(stem + ".optim.safetensors"));
         fs::rename(path(stem + ".safetensors" + kPending), path(stem + ".safetensors"));
     }
+    if (average_) fs::rename(path(std::string("ema.safetensors") + kPending), path("ema.safetensors"));
 }
 
 void RunFolder::remove_dead_temporaries() const {
@@ -120,6 +138,7 @@ void RunFolder::finish_interrupted_save(const RunState& state) const {
         judge(path(std::string(stem) + ".optim.safetensors"), "step");
         judge(path(std::string(stem) + ".safetensors"), "optimizer_steps");
     }
+    judge(path("ema.safetensors"), "optimizer_steps");
 }
 
 RunState RunFolder::resume(Parameters& params, Optimizer& optimizer, Parameters& initial) const {
@@ -135,6 +154,14 @@ RunState RunFolder::resume(Parameters& params, Optimizer& optimizer, Parameters&
                                  ") and state.json (step " + std::to_string(state.optimizer_steps) +
                                  ") are from different steps; start a new run from its weights with --init " +
                                  path("last.safetensors"));
+    if (average_) {
+        const auto meta = load_checkpoint(average_->averaged(), path("ema.safetensors"));
+        auto updates = meta.find("ema_updates");
+        if (steps_of(meta) != state.optimizer_steps || updates == meta.end())
+            throw std::runtime_error("'" + dir_ + "': ema.safetensors is not of the step state.json records (" +
+                                     std::to_string(state.optimizer_steps) + ")");
+        average_->set_updates(std::stoll(updates->second));
+    }
     return state;
 }
 

@@ -5,6 +5,7 @@
 #include "model/parameters.h"
 #include "train/optimizer.h"
 #include "train/run_state.h"
+#include "train/weight_average.h"
 
 #include <string>
 
@@ -12,6 +13,8 @@ namespace dn {
 
 enum class Checkpoints { last, last_and_best };
 enum class ExistingRun { refuse, overwrite };
+// Which weights the run's tests measure, and best.safetensors therefore keeps.
+enum class TestedWeights { trained, average };
 
 // RUN_DIR holds init.safetensors, last.safetensors and best.safetensors (torchvision state_dicts
 // whose metadata also records the optimizer step they were taken at), *.optim.safetensors with
@@ -21,10 +24,16 @@ enum class ExistingRun { refuse, overwrite };
 // the checkpoints are written as *.pending; state.json, written next, is the commit point; the
 // pending files are then renamed into place. A kill at any moment leaves the previous save or
 // this one: resume() finishes a save whose state.json was written and discards one whose wasn't.
+// A run that keeps an average of its weights (--ema-decay) saves it as ema.safetensors, in the
+// same journal.
 class RunFolder {
 public:
     RunFolder(std::string dir, ModelInfo info);
     std::string path(const std::string& name) const;
+
+    // For the run's life: its average of the weights (saved and resumed with the rest) and the
+    // weights its tests measure. Without a call, the run keeps none and tests its trained weights.
+    void keep_average(WeightAverage* average, TestedWeights tested);
 
     // A new run: creates the folder, refusing one that already holds a run unless told to
     // overwrite it (then that run's files are removed first), and checks it can be written.
@@ -35,8 +44,8 @@ public:
     void commit(const Parameters& params, const Optimizer& optimizer, const RunState& state, Checkpoints which) const;
 
     // For --resume: completes or discards an interrupted save, then loads the last checkpoint,
-    // the optimizer state and the initial weights, and checks that they and state.json are of
-    // the same step. Throws std::runtime_error naming the folder otherwise.
+    // the optimizer state, the initial weights and the average of the weights, and checks that
+    // they and state.json are of the same step. Throws std::runtime_error naming the folder otherwise.
     RunState resume(Parameters& params, Optimizer& optimizer, Parameters& initial) const;
 
 private:
@@ -46,6 +55,8 @@ private:
 
     std::string dir_;
     ModelInfo info_;
+    WeightAverage* average_ = nullptr;
+    TestedWeights tested_ = TestedWeights::trained;
 };
 
 }  // namespace dn

@@ -48,6 +48,7 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update,
         replicas.finish_gradients();
         const AppliedUpdate applied = update.apply(params);
         replicas.share_running_stats();
+        update.fold_into_average(params);
         net.load_weights();
         ++stop.steps_taken;
         ++totals.next_batch;

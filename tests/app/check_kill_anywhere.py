@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Kill anywhere: `densenet train` killed with SIGKILL at random moments (mid-epoch, during the test
-pass, inside a save), resumed each time, ends with the weights, Adam state and metrics of a run that
-was never killed (one compute thread: bit for bit).
+pass, inside a save), resumed each time, ends with the weights, Adam state, average of the weights
+and metrics of a run that was never killed (one compute thread: bit for bit).
 
 A kill before the first save leaves no run to resume; the run is then started again, as a user
 would (`--resume` says so). A kill inside a save leaves pending files behind, which the resume
@@ -29,8 +29,10 @@ os.makedirs(WORK)
 
 CIFAR = f"{WORK}/cifar"
 write_cifar(CIFAR, 32, 48)  # 160 training images: 10 steps of 16 an epoch
+# With a per-batch schedule and an average of the weights, so that they too are shown to resume
+# exactly (the schedule from the step count, the average from ema.safetensors, saved in the journal).
 TRAIN = ["train", "--dataset", "cifar10", "--data-dir", CIFAR, "--input-size", "32", "--batch-size", "16",
-         "--epochs", "3", "--threads", "1"]
+         "--epochs", "3", "--threads", "1", "--schedule", "onecycle", "--lr", "1e-3", "--ema-decay", "0.9"]
 
 # The run that is never killed.
 start = time.time()
@@ -50,7 +52,7 @@ def metrics_without_times(path):
 
 def same_run(folder):
     problems = []
-    for name in ["last.safetensors", "last.optim.safetensors", "best.safetensors", "init.safetensors"]:
+    for name in ["last.safetensors", "last.optim.safetensors", "best.safetensors", "init.safetensors", "ema.safetensors"]:
         a, b = safetensors_lite.load(f"{folder}/{name}")[0], safetensors_lite.load(f"{reference}/{name}")[0]
         if a.keys() != b.keys() or any(not (a[k] == b[k]).all() for k in a):
             problems.append(name)

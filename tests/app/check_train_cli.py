@@ -125,7 +125,8 @@ check(p.stderr.startswith("error:") and "cannot be changed" in p.stderr, "--resu
 # label smoothing, clipping), stopped mid-epoch and resumed: the schedule picks up at the step
 # where it stopped, so the run ends as an uninterrupted one; metrics.csv's lr is OneCycleLR's.
 RECIPE = ["--optimizer", "adamw", "--no-decay-bn-bias", "--schedule", "onecycle", "--lr", 2e-3, "--label-smoothing", 0.1,
-          "--clip-grad-norm", 2.0, "--limit-train", 160, "--limit-test", 64, "--epochs", 2]
+          "--clip-grad-norm", 2.0, "--ema-decay", 0.9, "--test-ema", "--limit-train", 160, "--limit-test", 64,
+          "--epochs", 2]
 R1, R2 = f"{WORK}/recipe", f"{WORK}/recipe_stopped"
 p = run("train", *COMMON, *RECIPE, "--out", R1)
 check("recipe: OneCycleLR per batch, max lr 0.002" in p.stdout and "decoupled weight decay 0.01 (not on batch norm" in
@@ -134,8 +135,16 @@ check("recipe: OneCycleLR per batch, max lr 0.002" in p.stdout and "decoupled we
 run("train", *COMMON, *RECIPE, "--out", R2, "--max-steps", 7)
 run("train", "--resume", R2, "--threads", 1)
 check(same_tensors(f"{R1}/last.safetensors", f"{R2}/last.safetensors") and
-      same_tensors(f"{R1}/last.optim.safetensors", f"{R2}/last.optim.safetensors"),
-      "a recipe run stopped and resumed ends with the weights and AdamW state of one never stopped")
+      same_tensors(f"{R1}/last.optim.safetensors", f"{R2}/last.optim.safetensors") and
+      same_tensors(f"{R1}/ema.safetensors", f"{R2}/ema.safetensors"),
+      "a recipe run stopped and resumed ends with the weights, AdamW state and EMA of one never stopped")
+check("EMA of the weights and batch norm statistics, decay 0.9, tested" in p.stdout, "the EMA is announced")
+p = run("eval", "--checkpoint", f"{R1}/ema.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--limit", 64,
+        "--json")
+ema_eval, last_epoch = json.loads(p.stdout.strip().splitlines()[-1]), metrics(f"{R1}/metrics.csv")[1][-1]
+check(abs(ema_eval["loss"] - float(last_epoch[3])) <= 1e-4 * float(last_epoch[3]),
+      f"--test-ema tests ema.safetensors: eval of it gives the last epoch's test loss ({ema_eval['loss']} vs "
+      f"{last_epoch[3]})")
 opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
 one_cycle = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=20)
 torch_lrs = []

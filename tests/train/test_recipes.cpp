@@ -1,7 +1,7 @@
 // The training recipes against PyTorch (make_recipe_reference.py): every schedule's learning rate
 // and momentum at each of 280 steps against torch.optim.lr_scheduler, and 20 training steps of the
 // custom_small network with AdamW, param groups without weight decay, label smoothing, gradient
-// clipping, OneCycleLR and all of them together, per tensor.
+// clipping, OneCycleLR, an EMA of the weights (AveragedModel) and all of them together, per tensor.
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/densenet.h"
@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
 namespace dn {
@@ -102,6 +103,25 @@ protected:
         worst_torch_ = std::max(worst_torch_, torch_err);
     }
 
+    // Every tensor of params against the reference's PREFIX<name>; returns how many were compared.
+    int compare(const Parameters& params, const std::string& prefix) {
+        int compared = 0;
+        for (const TensorEntry& e : params.entries()) {
+            if (e.role == TensorRole::batch_count) {  // an integer, compared exactly
+                const auto& t = expected_->tensors().at(prefix + e.name);
+                int64_t want = 0;
+                std::memcpy(&want, t.data, sizeof want);
+                EXPECT_EQ(*static_cast<const int64_t*>(params.data(e)), want) << prefix << e.name;
+                continue;
+            }
+            const float* values = e.role == TensorRole::parameter ? params.values() + e.offset
+                                                                   : static_cast<const float*>(params.data(e));
+            expect_close(prefix + e.name, values, e.numel());
+            ++compared;
+        }
+        return compared;
+    }
+
     void run(const std::string& name) {
         const nlohmann::json r = recipes_.at(name);
         Parameters params(cfg_);
@@ -129,26 +149,26 @@ protected:
             optimizer = std::make_unique<Adam>(params.count(), AdamOptions{.lr = lr, .weight_decay = weight_decay,
                                                                            .decay = kind == "adamw" ? WeightDecay::decoupled : WeightDecay::l2});
         if (r.value("no_decay_bn_bias", false)) optimizer->exclude_from_decay(no_decay_ranges(params));
-        ParameterUpdate update(*optimizer, {.schedule = &schedule, .max_grad_norm = r.value("clip_grad_norm", 0.0)});
+        std::unique_ptr<WeightAverage> average;
+        if (r.contains("ema_decay")) average = std::make_unique<WeightAverage>(cfg_, r.at("ema_decay"));
+        ParameterUpdate update(*optimizer, {.schedule = &schedule, .max_grad_norm = r.value("clip_grad_norm", 0.0),
+                                            .average = average.get()});
 
         std::vector<float> losses, norms;
         for (int64_t s = 0; s < steps_; ++s) {
             losses.push_back(net.forward(input_.data(), labels_.data(), Mode::train));
             net.backward();
             norms.push_back(float(update.apply(params).grad_norm));
+            update.fold_into_average(params);
             net.load_weights();
         }
         expect_close(name + ".losses", losses.data(), steps_);
         if (r.contains("clip_grad_norm")) expect_close(name + ".grad_norms", norms.data(), steps_);
-        int compared = 0;
-        for (const TensorEntry& e : params.entries()) {
-            if (e.role == TensorRole::batch_count) continue;  // an integer: 7 + 20 steps in both
-            const float* values = e.role == TensorRole::parameter ? params.values() + e.offset
-                                                                   : static_cast<const float*>(params.data(e));
-            expect_close(name + "." + e.name, values, e.numel());
-            ++compared;
+        EXPECT_GT(compare(params, name + "."), 20);
+        if (average) {
+            EXPECT_EQ(average->updates(), steps_);
+            EXPECT_GT(compare(average->averaged(), name + ".average."), 20);
         }
-        EXPECT_GT(compared, 20);
         std::printf("%-24s worst relative error against PyTorch float64 %.3g (PyTorch float32's own %.3g)\n", name.c_str(),
                     worst_, worst_torch_);
     }
@@ -170,6 +190,7 @@ TEST_F(Recipes, LabelSmoothing) { run("label_smoothing"); }
 TEST_F(Recipes, GradientClipping) { run("clip_grad_norm"); }
 TEST_F(Recipes, OneCycleWithAdamsBeta1) { run("onecycle_adam"); }
 TEST_F(Recipes, OneCycleWithSgdMomentum) { run("onecycle_sgd"); }
+TEST_F(Recipes, ExponentialMovingAverageWithBatchNormStatistics) { run("ema"); }
 TEST_F(Recipes, AllTogether) { run("all_together"); }
 
 TEST(DecayExclusion, OneDimensionalParametersOnly) {
