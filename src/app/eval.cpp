@@ -31,6 +31,7 @@ struct EvalOptions {
     std::string normalize;  // empty: the checkpoint's
     std::string precision = "fp32";
     int64_t threads = 0;
+    std::string tta = "none";
     bool json = false;
 };
 
@@ -94,20 +95,23 @@ int run_eval(const EvalOptions& o) {
     DnnlContext ctx;
     DenseNet net(ctx, params, {o.batch_size, size, size}, Pass::inference, Intermediates::recompute, precision);
     net.load_weights();
-    const Transform transform{.size = size, .channels = info.config.in_channels, .augment = Augment::none,
+    const Transform transform{.size = size, .channels = info.config.in_channels, .augment = Augment{},
                               .normalization = normalization(o.normalize.empty() ? info.normalize : o.normalize,
                                                              info.config.in_channels)};
     BatchLoader loader(test_set, transform,
                        {.batch = o.batch_size, .order = Order::sequential, .last_batch = LastBatch::keep,
                         .limit = o.limit, .seed = 0, .threads = 1});
-    std::printf("%s (%s, %ld classes) on %ld %s test images at %ldx%ld, %s\n", o.checkpoint.c_str(),
+    const TestTimeAugment tta = o.tta == "flip" ? TestTimeAugment::flip : TestTimeAugment::none;
+    std::printf("%s (%s, %ld classes) on %ld %s test images at %ldx%ld, %s%s\n", o.checkpoint.c_str(),
                 info.config.arch.c_str(), long(info.config.num_classes), long(loader.images_per_epoch()), dataset.c_str(),
-                long(size), long(size), precision_name(precision));
-    const EvalResult r = *evaluate(net, loader, "  testing");
+                long(size), long(size), precision_name(precision),
+                tta == TestTimeAugment::flip ? ", each image also mirrored (probabilities averaged)" : "");
+    const EvalResult r = *evaluate(net, loader, "  testing", nullptr, tta);
     print_report(r, test_set.class_names);
     if (o.json) {
         nlohmann::json j = to_json(r, test_set.class_names);
         j["precision"] = precision_name(precision);
+        j["tta"] = o.tta;
         std::printf("%s\n", j.dump().c_str());
     }
     return 0;
@@ -132,6 +136,11 @@ Command add_eval_command(CLI::App& app) {
                   "fp32, or bf16: the forward pass as train --precision bf16 tests (fp32 where the CPU has no AVX512-BF16)")
         ->capture_default_str();
     e->add_option("--threads", o->threads, "compute threads (0: one per core)")->capture_default_str();
+    e->add_option("--tta", o->tta,
+                  "test-time augmentation: none, or flip: classify each image and its mirror image and average the "
+                  "two softmax probabilities")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"none", "flip"}));
     e->add_flag("--json", o->json, "end with one JSON line: loss, accuracy (0..1), per-class accuracy, confusion");
     return {e, [o] { return run_eval(*o); }};
 }

@@ -59,7 +59,7 @@ int run_predict(const PredictOptions& o) {
     DnnlContext ctx;
     DenseNet net(ctx, params, {1, size, size}, Pass::inference, Intermediates::recompute);
     net.load_weights();
-    const Transform transform{size, cfg.in_channels, Augment::none, normalization(info.normalize, cfg.in_channels)};
+    const Transform transform{size, cfg.in_channels, Augment{}, normalization(info.normalize, cfg.in_channels)};
     std::vector<float> x(size_t(cfg.in_channels * size * size));
     std::vector<uint8_t> scratch;
     std::mt19937_64 unused_rng(0);

@@ -353,10 +353,10 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                       Pass::training, r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision,
                       2 * size_t(c.loader_threads + 2) * sizeof(float) * size_t(cfg.in_channels * r.input_size * r.input_size));
     const Transform train_transform{.size = r.input_size, .channels = cfg.in_channels,
-                                    .augment = r.augment == "flip-crop" ? Augment::flip_crop : Augment::none,
+                                    .augment = parse_augment(r.augment),
                                     .normalization = normalization(r.normalize, cfg.in_channels)};
     Transform test_transform = train_transform;
-    test_transform.augment = Augment::none;
+    test_transform.augment = Augment{};
     // Each process prepares only its shard of every batch; the batches are those of one process.
     const int64_t shard = comm.rank(), shards = comm.size();
     BatchLoader train_loader(train_set, train_transform,
@@ -565,8 +565,18 @@ Command add_train_command(CLI::App& app) {
     recipe_option("--epochs", r.epochs, "passes over the training set (with --resume: extend a run)");
     recipe_option("--seed", r.seed, "seed of the initial weights, the shuffling and the augmentation");
     recipe_flag("--no-shuffle", r.no_shuffle, "keep the data set's order");
-    recipe_option("--augment", r.augment, "none, or flip-crop: random crop with padding size/8, horizontal flip")
-        ->check(CLI::IsMember({"none", "flip-crop"}));
+    recipe_option("--augment", r.augment,
+                  "none, or a comma list of torchvision's transforms: crop (RandomCrop, padding size/8), resized-crop "
+                  "(RandomResizedCrop in place of the resize), flip (RandomHorizontalFlip), erase (RandomErasing, "
+                  "p 0.5, to 0); flip-crop is crop,flip")
+        ->check([](const std::string& text) {
+            try {
+                parse_augment(text);
+                return std::string();
+            } catch (const std::invalid_argument& e) {
+                return std::string(e.what());
+            }
+        });
     recipe_option("--normalize", r.normalize,
                   "none (as the lecture), or imagenet: mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)")
         ->check(CLI::IsMember({"none", "imagenet"}));

@@ -14,14 +14,30 @@ double EvalResult::class_accuracy(int64_t truth) const {
     return total ? double(count(truth, truth)) / double(total) : std::nan("");
 }
 
+namespace {
+// images (N, C, H, W) mirrored left to right into out.
+void mirror(std::vector<float>& out, const float* images, int64_t rows, int64_t width) {
+    out.resize(size_t(rows * width));
+    for (int64_t r = 0; r < rows; ++r)
+        std::reverse_copy(images + r * width, images + (r + 1) * width, out.begin() + std::ptrdiff_t(r * width));
+}
+
+// log of the mean of the probabilities of two classifications, row by row, into a.
+void average_probabilities(float* a, const float* b, int64_t count) {
+    for (int64_t k = 0; k < count; ++k)
+        a[k] = float(std::log((std::exp(double(a[k])) + std::exp(double(b[k]))) / 2.0));
+}
+}  // namespace
+
 std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
-                                   const std::atomic<bool>* interrupted) {
+                                   const std::atomic<bool>* interrupted, TestTimeAugment tta) {
     EvalResult r;
     r.classes = net.classes();
     r.confusion.assign(size_t(r.classes * r.classes), 0);
     ProgressBar bar(progress_label, loader.shard_images_per_epoch(), "img");
     double loss_sum = 0.0;
     int64_t correct = 0;
+    std::vector<float> mirrored, averaged;  // for TestTimeAugment::flip
     loader.start_epoch(1);
     while (const Batch* batch = loader.next()) {
         if (interrupted && interrupted->load()) {
@@ -30,6 +46,15 @@ std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std
         }
         net.forward(batch->images.data(), batch->labels.data(), Mode::eval);
         const float* log_probs = net.log_probs();
+        if (tta == TestTimeAugment::flip) {
+            const RunShape& shape = net.shape();
+            const int64_t logits = shape.batch * r.classes;
+            averaged.assign(log_probs, log_probs + logits);
+            mirror(mirrored, batch->images.data(), int64_t(batch->images.size()) / shape.width, shape.width);
+            net.forward(mirrored.data(), batch->labels.data(), Mode::eval);
+            average_probabilities(averaged.data(), net.log_probs(), logits);
+            log_probs = averaged.data();
+        }
         for (int64_t i = 0; i < batch->size; ++i) {
             const float* row = log_probs + i * r.classes;
             const int64_t truth = batch->labels[size_t(i)];
@@ -52,9 +77,10 @@ std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std
 }
 
 std::optional<EvalResult> evaluate_sharded(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
-                                           Communicator& comm, const std::atomic<bool>* interrupted) {
-    if (comm.size() == 1) return evaluate(net, loader, progress_label, interrupted);
-    std::optional<EvalResult> r = evaluate(net, loader, progress_label, nullptr);
+                                           Communicator& comm, const std::atomic<bool>* interrupted,
+                                           TestTimeAugment tta) {
+    if (comm.size() == 1) return evaluate(net, loader, progress_label, interrupted, tta);
+    std::optional<EvalResult> r = evaluate(net, loader, progress_label, nullptr, tta);
     // Counts and the loss sum, over the processes; they are exact in double (counts below 2^53).
     std::vector<double> sums(r->confusion.size() + 2);
     sums[0] = r->loss * double(r->images);

@@ -22,17 +22,23 @@ struct EvalResult {
     double class_accuracy(int64_t truth) const;  // NaN when the class has no images
 };
 
+// flip: each image is also classified mirrored, and the two softmax probabilities averaged (the
+// prediction their argmax, the loss the NLL of the average).
+enum class TestTimeAugment { none, flip };
+
 // The model in eval mode (running statistics) over every image the loader delivers (it should
 // keep the short last batch and use the data set's order). progress_label: empty for no bar.
 // Returns nothing when `interrupted` becomes true before the end (Ctrl-C during a long test).
 std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
-                                   const std::atomic<bool>* interrupted = nullptr);
+                                   const std::atomic<bool>* interrupted = nullptr,
+                                   TestTimeAugment tta = TestTimeAugment::none);
 
 // The same over processes that each evaluate their shard of every batch: the result, the same in
 // every process, is that of the whole set (the progress bar shows rank 0's shard). A test is not stopped halfway here (a stop must be
 // agreed on, and the training step does that); interrupted still ends the bar's work early in
 // a single process.
 std::optional<EvalResult> evaluate_sharded(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
-                                           Communicator& comm, const std::atomic<bool>* interrupted = nullptr);
+                                           Communicator& comm, const std::atomic<bool>* interrupted = nullptr,
+                                           TestTimeAugment tta = TestTimeAugment::none);
 
 }  // namespace dn

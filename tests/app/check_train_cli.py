@@ -186,6 +186,23 @@ check(result["images"] == 96 and len(result["confusion"]) == 10, "eval sees ever
 check(sum(map(sum, result["confusion"])) == 96, "the confusion matrix counts every image")
 check("confusion matrix" in p.stdout and "trouser" in p.stdout, "eval prints the matrix with class names")
 check(result["precision"] == "fp32", "eval runs fp32 by default")
+# Test-time flip averaging, against torchvision computing it: the mean of the softmax of each image
+# and of its mirror image.
+p = run("eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--json",
+        "--tta", "flip")
+tta = json.loads(p.stdout.strip().splitlines()[-1])
+raw = np.frombuffer(open(f"{CIFAR}/test_batch.bin", "rb").read(), np.uint8).reshape(-1, 3073)
+x, y = torch.from_numpy(raw[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255), torch.from_numpy(raw[:, 0].astype(np.int64))
+net.load_state_dict(tensors(f"{A}/last.safetensors"))
+net.eval()
+with torch.no_grad():
+    probs = (torch.softmax(net(x), 1) + torch.softmax(net(torch.flip(x, [3])), 1)) / 2
+torch_loss = float(torch.nn.functional.nll_loss(torch.log(probs), y))
+torch_acc = float((probs.argmax(1) == y).float().mean())
+check(tta["tta"] == "flip" and abs(tta["loss"] - torch_loss) <= 1e-4 * torch_loss and abs(tta["accuracy"] - torch_acc) <= 1.5 / 96,
+      f"eval --tta flip is torchvision's flip averaging: loss {tta['loss']} vs {torch_loss}, accuracy {tta['accuracy']} "
+      f"vs {torch_acc}")
+check(tta["loss"] != result["loss"], "and differs from the plain test")
 # bf16 mixed precision rounds the activations: the same test within a few images and a few percent of loss.
 p = run("eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--json",
         "--precision", "bf16")

@@ -34,7 +34,7 @@ std::vector<std::vector<float>> epoch_images(BatchLoader& loader, int64_t epoch,
 
 TEST(BatchLoader, SameSeedSameBatchesWhateverTheThreadCount) {
     const ImageSet set = numbered_set(50, 3, 8);
-    const Transform t{8, 3, Augment::flip_crop, {}};
+    const Transform t{8, 3, Augment{.crop = Crop::padded, .flip = true}, {}};
     BatchLoader one(set, t, {4, Order::shuffled, LastBatch::drop, 0, 7, 1});
     BatchLoader three(set, t, {4, Order::shuffled, LastBatch::drop, 0, 7, 3});
     BatchLoader inline_loader(set, t, {4, Order::shuffled, LastBatch::drop, 0, 7, 0});
@@ -52,7 +52,7 @@ TEST(BatchLoader, SameSeedSameBatchesWhateverTheThreadCount) {
 // batch), spent on the workers, and no more than they could have spent.
 TEST(BatchLoader, CountsTheTimeItsWorkersSpend) {
     const ImageSet set = numbered_set(256, 3, 32);
-    const Transform t{96, 3, Augment::none, {}};
+    const Transform t{96, 3, Augment{}, {}};
     BatchLoader worker(set, t, {64, Order::shuffled, LastBatch::drop, 0, 1, 2});
     BatchLoader inline_loader(set, t, {64, Order::shuffled, LastBatch::drop, 0, 1, 0});
     EXPECT_EQ(worker.busy_seconds(), 0.0);
@@ -68,7 +68,7 @@ TEST(BatchLoader, CountsTheTimeItsWorkersSpend) {
 
 TEST(BatchLoader, ResumingMidEpochGivesTheRestOfThatEpoch) {
     const ImageSet set = numbered_set(40, 1, 6);
-    const Transform t{6, 3, Augment::flip_crop, {}};
+    const Transform t{6, 3, Augment{.crop = Crop::padded, .flip = true}, {}};
     BatchLoader loader(set, t, {5, Order::shuffled, LastBatch::drop, 0, 3, 2});
     const auto whole = epoch_images(loader, 4);
     const auto tail = epoch_images(loader, 4, 3);
@@ -78,7 +78,7 @@ TEST(BatchLoader, ResumingMidEpochGivesTheRestOfThatEpoch) {
 
 TEST(BatchLoader, ShuffledEpochsArePermutationsAndSequentialKeepsOrder) {
     const ImageSet set = numbered_set(23, 1, 4);
-    const Transform t{4, 1, Augment::none, {}};
+    const Transform t{4, 1, Augment{}, {}};
     BatchLoader shuffled(set, t, {5, Order::shuffled, LastBatch::drop, 0, 1, 2});
     std::multiset<int> seen;
     shuffled.start_epoch(1);
@@ -106,7 +106,7 @@ TEST(BatchLoader, ShuffledEpochsArePermutationsAndSequentialKeepsOrder) {
 
 TEST(BatchLoader, GreyIsRepeatedAndNormalisedAsTorchvision) {
     const ImageSet set = numbered_set(2, 1, 4);
-    const Transform t{4, 3, Augment::none, {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}};
+    const Transform t{4, 3, Augment{}, {{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}}};
     BatchLoader loader(set, t, {2, Order::sequential, LastBatch::keep, 0, 0, 1});
     loader.start_epoch(1);
     const Batch* b = loader.next();
@@ -124,7 +124,7 @@ TEST(BatchLoader, FlipCropMovesPixelsAndPadsWithZeros) {
         for (int x = 0; x < 16; ++x) set.pixels.push_back(uint8_t(x + 1));
     set.labels = {0};
     set.class_names = {"a"};
-    const Transform t{16, 1, Augment::flip_crop, {}};
+    const Transform t{16, 1, Augment{.crop = Crop::padded, .flip = true}, {}};
     std::set<std::vector<float>> distinct;
     for (uint64_t seed = 0; seed < 40; ++seed) {
         BatchLoader loader(set, t, {1, Order::sequential, LastBatch::keep, 0, seed, 1});
@@ -147,10 +147,10 @@ TEST(BatchLoader, FlipCropMovesPixelsAndPadsWithZeros) {
 
 TEST(BatchLoader, RejectsImpossibleRequests) {
     const ImageSet set = numbered_set(3, 3, 4);
-    EXPECT_THROW(BatchLoader(set, {4, 3, Augment::none, {}}, {0, Order::sequential, LastBatch::keep, 0, 0, 1}),
+    EXPECT_THROW(BatchLoader(set, {4, 3, Augment{}, {}}, {0, Order::sequential, LastBatch::keep, 0, 0, 1}),
                  std::invalid_argument);
-    EXPECT_THROW(BatchLoader(set, {4, 3, Augment::none, {}}, {4, Order::shuffled, LastBatch::drop, 0, 0, 1}),
+    EXPECT_THROW(BatchLoader(set, {4, 3, Augment{}, {}}, {4, Order::shuffled, LastBatch::drop, 0, 0, 1}),
                  std::invalid_argument);  // fewer images than one batch
-    EXPECT_THROW(BatchLoader(set, {4, 1, Augment::none, {}}, {1, Order::sequential, LastBatch::keep, 0, 0, 1}),
+    EXPECT_THROW(BatchLoader(set, {4, 1, Augment{}, {}}, {1, Order::sequential, LastBatch::keep, 0, 0, 1}),
                  std::invalid_argument);  // 3 channels into a 1-channel model
 }

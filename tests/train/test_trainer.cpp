@@ -37,7 +37,7 @@ struct Fixture {
     Parameters params{cfg};
     DnnlContext ctx;
     ImageSet set = random_set(24);
-    BatchLoader loader{set, {8, 1, Augment::none, {}}, {4, Order::shuffled, LastBatch::drop, 0, 1, 1}};
+    BatchLoader loader{set, {8, 1, Augment{}, {}}, {4, Order::shuffled, LastBatch::drop, 0, 1, 1}};
     std::unique_ptr<DenseNet> net;
     Adam adam{params.count(), AdamOptions{}};
     ParameterUpdate update{adam, {}};
