@@ -2,6 +2,7 @@
 // resumable, with checkpoints, metrics and pictures in its run folder.
 #include "app/commands.h"
 #include "app/run_setup.h"
+#include "app/train_recipe.h"
 
 #include "data/batch_loader.h"
 #include "data/datasets.h"
@@ -23,12 +24,14 @@
 #include "train/parameter_update.h"
 #include "train/run_folder.h"
 #include "train/run_state.h"
+#include "train/time_budget.h"
 #include "train/trainer.h"
 #include "train/weight_average.h"
 
 #include <omp.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -41,49 +44,6 @@
 namespace dn {
 
 namespace {
-// What decides a run's result. It is saved in state.json and fixed for the run's life: --resume
-// refuses to change it (epochs may grow, and the data may have moved).
-struct Recipe {
-    std::string arch = "densenet121";
-    std::string dataset = "cifar10";
-    std::string data_dir;  // empty: the data set's default
-    std::string init;      // checkpoint the run started from
-    int64_t input_size = 224;
-    int64_t batch_size = 32;
-    std::string optimizer = "adam";
-    double lr = 1e-4;
-    double momentum = 0.9;
-    double weight_decay = 0.0;
-    bool no_decay_bn_bias = false;
-    std::string schedule = "constant";
-    int64_t step_size = 30;
-    std::vector<int64_t> milestones;
-    double gamma = 0.1;
-    double eta_min = 0.0;
-    double pct_start = 0.3;
-    int64_t warmup_epochs = 0;
-    double warmup_start_factor = 1.0 / 3.0;
-    double label_smoothing = 0.0;
-    double clip_grad_norm = 0.0;
-    double ema_decay = 0.0;  // 0: no average of the weights
-    bool test_ema = false;
-    int64_t epochs = 10;
-    uint64_t seed = 0;
-    bool no_shuffle = false;
-    std::string augment = "none";
-    std::string normalize = "none";
-    int64_t limit_train = 0, limit_test = 0;  // 0: the whole set
-    std::string memory = "recompute";
-    std::string precision = "fp32";
-};
-// A run saved before a field existed reads it as the default, which is what that run did.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Recipe, arch, dataset, data_dir, init, input_size, batch_size, optimizer,
-                                                lr, momentum, weight_decay, no_decay_bn_bias, schedule, step_size,
-                                                milestones, gamma, eta_min, pct_start, warmup_epochs,
-                                                warmup_start_factor, label_smoothing, clip_grad_norm, ema_decay,
-                                                test_ema, epochs, seed,
-                                                no_shuffle, augment, normalize, limit_train, limit_test, memory, precision)
-
 // How this process runs it: free to differ between a run and its resumption. One thread gives
 // bit-identical weights whether or not the run was stopped and resumed (tested); more threads
 // give results equal to rounding.
@@ -100,6 +60,8 @@ struct Controls {
 struct TrainCommand {
     Recipe recipe;
     Controls controls;
+    std::string time_budget;                  // as given: "15m"
+    std::vector<std::string> recipe_choices;  // what --recipe set, for the run's first lines
     std::vector<std::string> recipe_flags;  // filled as the options are declared
     CLI::App* parser = nullptr;
 };
@@ -116,38 +78,6 @@ ScheduleOptions schedule_options(const Recipe& r) {
     return {.kind = parse_schedule(r.schedule), .lr = r.lr, .step_size = r.step_size, .milestones = r.milestones,
             .gamma = r.gamma, .eta_min = r.eta_min, .pct_start = r.pct_start, .warmup_epochs = r.warmup_epochs,
             .warmup_start_factor = r.warmup_start_factor};
-}
-
-// What the run does beyond the lecture's constant-rate step, in one line ("" when nothing).
-std::string recipe_extras(const Recipe& r) {
-    std::vector<std::string> parts;
-    auto number = [](double v) {
-        char text[32];
-        std::snprintf(text, sizeof text, "%g", v);
-        return std::string(text);
-    };
-    if (r.schedule == "step") parts.push_back("StepLR every " + std::to_string(r.step_size) + " epochs by " + number(r.gamma));
-    if (r.schedule == "multistep") {
-        std::string at;
-        for (int64_t m : r.milestones) at += (at.empty() ? "" : ",") + std::to_string(m);
-        parts.push_back("MultiStepLR at epochs " + at + " by " + number(r.gamma));
-    }
-    if (r.schedule == "cosine") parts.push_back("CosineAnnealingLR to " + number(r.eta_min));
-    if (r.schedule == "onecycle") parts.push_back("OneCycleLR per batch, max lr " + number(r.lr) + ", pct_start " + number(r.pct_start));
-    if (r.warmup_epochs > 0)
-        parts.push_back("linear warmup over " + std::to_string(r.warmup_epochs) + " epochs from " +
-                        number(r.warmup_start_factor) + " of the lr");
-    if (r.weight_decay > 0)
-        parts.push_back(std::string(r.optimizer == "adamw" ? "decoupled" : "L2") + " weight decay " + number(r.weight_decay) +
-                        (r.no_decay_bn_bias ? " (not on batch norm and biases)" : ""));
-    if (r.label_smoothing > 0) parts.push_back("label smoothing " + number(r.label_smoothing));
-    if (r.clip_grad_norm > 0) parts.push_back("gradients clipped to norm " + number(r.clip_grad_norm));
-    if (r.ema_decay > 0)
-        parts.push_back("EMA of the weights and batch norm statistics, decay " + number(r.ema_decay) +
-                        (r.test_ema ? ", tested (and kept as best) each epoch" : " (ema.safetensors)"));
-    std::string line;
-    for (const auto& p : parts) line += (line.empty() ? "" : "; ") + p;
-    return line;
 }
 
 // As torch.optim's constructors, then OneCycleLR's, which sets the momentum (Adam's beta1) to its
@@ -303,6 +233,10 @@ std::optional<EvalResult> test_average(DenseNet& net, Parameters& params, Weight
 }
 
 int run_train(const TrainCommand& cmd, Communicator& comm) {
+    const auto started = std::chrono::steady_clock::now();
+    auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    };
     const Controls& c = cmd.controls;
     const bool resuming = !c.resume.empty();
     const std::string out = resuming ? c.resume : c.out;
@@ -316,7 +250,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     const BatchNormStats bn_stats = c.batch_norm_stats == "global" ? BatchNormStats::global : BatchNormStats::per_process;
     RunState state;
     if (resuming) state = shared_run_state(comm, out + "/state.json");
-    const Recipe r = resuming ? resumed_recipe(cmd, state) : cmd.recipe;
+    Recipe r = resuming ? resumed_recipe(cmd, state) : cmd.recipe;  // a time budget sets its epochs below
     if (r.batch_size <= 0) throw std::invalid_argument("--batch-size must be at least 1");
     if (r.epochs <= 0) throw std::invalid_argument("--epochs must be at least 1");
     if (!(r.lr > 0)) throw std::invalid_argument("--lr must be positive");
@@ -371,6 +305,25 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     Parameters params(cfg), initial(cfg);
     init_parameters(params, r.seed);
     if (!resuming && !r.init.empty()) start_from(params, r.init);
+    DataParallel replicas(comm, params, r.batch_size, bn_stats);
+    DnnlContext ctx;
+    DenseNet net(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::training,
+                 r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
+    net.set_replica_sync(&replicas);
+    net.set_label_smoothing(r.label_smoothing);
+    // A new run with a time budget: as many epochs as its measured steps fit (a resumed run keeps
+    // the number it chose, which state.json records).
+    if (!resuming && r.time_budget > 0) {
+        net.load_weights();
+        const StepTimes times = time_steps(net, params, train_loader, test_loader, replicas, 8);
+        int64_t epochs = epochs_within(r.time_budget, seconds_since(started), times, train_loader.batches_per_epoch(),
+                                       test_loader.batches_per_epoch());
+        comm.broadcast(&epochs, sizeof epochs, 0);  // rank 0's measure decides for all
+        r.epochs = epochs;
+        std::printf("time budget %s: %.3f s a step (%ld an epoch), %.3f s a test batch (%ld): %ld epochs\n",
+                    format_duration(r.time_budget).c_str(), times.train_step_seconds, long(train_loader.batches_per_epoch()),
+                    times.test_batch_seconds, long(test_loader.batches_per_epoch()), long(r.epochs));
+    }
     // The schedule is a function of the step: a resumed run picks it up from the optimizer's count.
     const LrSchedule schedule(schedule_opts, train_loader.batches_per_epoch(), r.epochs);
     std::unique_ptr<Optimizer> optimizer = make_optimizer(r, schedule_opts, params.count());
@@ -378,12 +331,6 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     std::unique_ptr<WeightAverage> average;
     if (r.ema_decay > 0) average = std::make_unique<WeightAverage>(cfg, r.ema_decay);
     ParameterUpdate update(*optimizer, {.schedule = &schedule, .max_grad_norm = r.clip_grad_norm, .average = average.get()});
-    DataParallel replicas(comm, params, r.batch_size, bn_stats);
-    DnnlContext ctx;
-    DenseNet net(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::training,
-                 r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
-    net.set_replica_sync(&replicas);
-    net.set_label_smoothing(r.label_smoothing);
 
     // Rank 0 alone reads and writes the run folder; the others get what it read from it.
     RunFolder run(out, {cfg, r.input_size, train_set.class_names, r.dataset, r.normalize});
@@ -432,6 +379,11 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                 r.dataset.c_str(), long(r.input_size), long(r.input_size), long(r.batch_size), r.optimizer.c_str(), r.lr,
                 long(r.epochs), precision_name(precision), double(net.plan().memory.total_bytes()) / 1e6,
                 r.memory.c_str(), out.c_str());
+    if (!resuming && !cmd.recipe_choices.empty()) {
+        std::string chose;
+        for (const auto& flag : cmd.recipe_choices) chose += " " + flag;
+        std::printf("recipe %s chose:%s (any flag given overrides it)\n", r.recipe.c_str(), chose.c_str());
+    }
     if (const std::string extras = recipe_extras(r); !extras.empty()) std::printf("recipe: %s\n", extras.c_str());
     if (comm.size() > 1)
         std::printf("data parallel: %d processes (%d on this machine), %d compute threads each, %ld images of each batch "
@@ -515,7 +467,17 @@ Command add_train_command(CLI::App& app) {
         cmd->recipe_flags.push_back(flag);
         return t->add_flag(flag, value, help);
     };
-    recipe_option("--arch", r.arch, "densenet121, densenet161, densenet169 or densenet201");
+    recipe_option("--recipe", r.recipe,
+                  "lecture: the lecture's run (the defaults shown); fast: the best accuracy in a fixed time on a small "
+                  "CPU (a small DenseNet-BC at the data set's own size, SGD with OneCycleLR, label smoothing, crop and "
+                  "flip, bf16, 15 minutes); flags given override its choices")
+        ->check(CLI::IsMember({"lecture", "fast"}));
+    cmd->recipe_flags.push_back("--time-budget");
+    t->add_option("--time-budget", cmd->time_budget,
+                  "fit the number of epochs to this much wall time (as 15m, 900s, 1h), testing included, from the "
+                  "speed of the first steps");
+    recipe_option("--arch", r.arch, "densenet121, densenet161, densenet169, densenet201, or densenet-bc-L-k: the "
+                                    "DenseNet paper's network for small images (as densenet-bc-100-12)");
     recipe_option("--dataset", r.dataset, "cifar10, fashion-mnist, mnist or folder")->check(CLI::IsMember(dataset_names()));
     recipe_option("--data-dir", r.data_dir,
                   "the data set's folder (default: data/cifar10, /usr/share/datasets/fashion-mnist, data/mnist; "
@@ -606,8 +568,14 @@ Command add_train_command(CLI::App& app) {
                   "stop after N steps, as Ctrl-C does, leaving a checkpoint that --resume continues (0: no limit)")
         ->capture_default_str();
     return {t, [cmd] {
+        CLI::App& parser = *cmd->parser;
+        auto given = [&parser](const std::string& flag) { return parser.count(flag) > 0; };
+        if (given("--epochs") && given("--time-budget"))
+            throw std::invalid_argument("give --epochs or --time-budget, not both");
+        if (given("--time-budget")) cmd->recipe.time_budget = parse_duration(cmd->time_budget);
+        if (!given("--resume")) cmd->recipe_choices = apply_named_recipe(cmd->recipe, cmd->recipe.recipe, given);
         // AdamW's own default weight decay, as torch.optim.AdamW's, unless one was given.
-        if (cmd->recipe.optimizer == "adamw" && !cmd->parser->count("--weight-decay")) cmd->recipe.weight_decay = 0.01;
+        if (cmd->recipe.optimizer == "adamw" && !given("--weight-decay")) cmd->recipe.weight_decay = 0.01;
         std::unique_ptr<Communicator> comm = connect_processes();
         if (comm->size() == 1) return run_train(*cmd, *comm);
         // A process that fails ends the whole job at once, naming itself: the others would

@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 namespace dn {
@@ -17,9 +18,19 @@ DenseNetConfig densenet_preset(const std::string& name, int64_t num_classes) {
         c.growth_rate = 32, c.block_config = {6, 12, 32, 32}, c.num_init_features = 64;
     } else if (name == "densenet201") {
         c.growth_rate = 32, c.block_config = {6, 12, 48, 32}, c.num_init_features = 64;
+    } else if (name.starts_with("densenet-bc-")) {
+        // densenet-bc-L-k
+        int64_t depth = 0, growth = 0;
+        char end = 0;
+        const bool parsed = std::sscanf(name.c_str() + 12, "%ld-%ld%c", &depth, &growth, &end) == 2;
+        if (!parsed || depth < 10 || (depth - 4) % 6 != 0 || growth < 1 || growth > 128)
+            throw std::invalid_argument("'" + name + "': densenet-bc-L-k needs a depth L of 6n + 4 (10 or more) and a "
+                                        "growth rate k of 1 to 128, as densenet-bc-100-12");
+        c.growth_rate = growth, c.block_config.assign(3, (depth - 4) / 6), c.num_init_features = 2 * growth;
+        c.stem = Stem::small_inputs;
     } else {
         throw std::invalid_argument("unknown architecture '" + name +
-                                    "' (known: densenet121, densenet161, densenet169, densenet201)");
+                                    "' (known: densenet121, densenet161, densenet169, densenet201, densenet-bc-L-k)");
     }
     return c;
 }

@@ -26,7 +26,10 @@ struct DenseNetConfig {
     int64_t bottleneck_channels() const { return bn_size * growth_rate; }
 };
 
-// densenet121, densenet161, densenet169, densenet201 as torchvision builds them; throws on others.
+// densenet121, densenet161, densenet169, densenet201 as torchvision builds them; and the DenseNet
+// paper's networks for small images, densenet-bc-L-k (depth L, growth rate k): the small-inputs
+// stem (one 3x3 convolution to 2k channels), three blocks of (L - 4) / 6 layers, bottlenecks of 4k,
+// compression 0.5 (densenet-bc-100-12 is the paper's 0.8M-parameter CIFAR model). Throws on others.
 DenseNetConfig densenet_preset(const std::string& name, int64_t num_classes);
 
 // Output channels of the transition after a block with `channels` outputs.

@@ -162,6 +162,30 @@ check("cannot be changed" in p.stderr, "--resume refuses another schedule")
 p = run("train", *COMMON, *RECIPE, "--warmup-epochs", 1, "--out", f"{WORK}/bad", expect_rc=1)
 check(p.stderr.startswith("error:") and "warms up" in p.stderr, f"OneCycleLR with a warmup is refused: {p.stderr}")
 
+# 2c. --recipe fast with a time budget: its choices are printed and recorded, the flags given
+# override them, and the number of epochs comes from the measured speed of the first steps.
+FAST = f"{WORK}/fast"
+p = run("train", *COMMON, "--recipe", "fast", "--time-budget", "25s", "--limit-train", 320, "--limit-test", 96,
+        "--out", FAST)
+options = json.load(open(f"{FAST}/state.json"))["options"]
+check("recipe fast chose: --arch densenet-bc-40-12" in p.stdout and "--schedule onecycle" in p.stdout and
+      "--batch-size" not in p.stdout.split("recipe fast chose:")[1].split("\n")[0],
+      f"the fast recipe's choices are printed, without those the command line made: {p.stdout[:500]}")
+check(options["recipe"] == "fast" and options["arch"] == "densenet-bc-40-12" and options["batch_size"] == 16 and
+      options["input_size"] == 32 and options["time_budget"] == 25 and options["precision"] == "bf16",
+      f"state.json records the recipe's choices and the flags given: {options}")
+budget = re.search(r"time budget 0m 25s: ([\d.]+) s a step \(20 an epoch\), ([\d.]+) s a test batch \(6\): (\d+) epochs",
+                   p.stdout)
+check(budget and int(budget[3]) == options["epochs"] == len(metrics(f"{FAST}/metrics.csv")[1]),
+      f"the epochs are fitted to the budget and all of them run: {p.stdout[-800:]}")
+if budget:
+    fitted = int(budget[3]) * (20 * float(budget[1]) + 6 * float(budget[2]))
+    check(fitted <= 25 or int(budget[3]) == 1, f"the fitted epochs' estimated time ({fitted:.1f} s) is within the budget")
+p = run("train", *COMMON, "--epochs", 2, "--time-budget", "1m", "--out", f"{WORK}/bad", expect_rc=1)
+check("not both" in p.stderr, "--epochs and --time-budget together are refused")
+p = run("train", *COMMON, "--time-budget", "soon", "--out", f"{WORK}/bad", expect_rc=1)
+check("not a duration" in p.stderr, "a budget that is not a duration is refused")
+
 # 3. A real Ctrl-C mid-epoch leaves a checkpoint that --resume continues from.
 C = f"{WORK}/interrupted"
 proc = subprocess.Popen([DENSENET, "train", *map(str, COMMON), "--epochs", "1", "--out", C], stdout=subprocess.PIPE,

@@ -1,0 +1,29 @@
+// defines: StepTimes, time_steps, epochs_within (fitting a run's epochs to a wall-clock budget)
+#pragma once
+#include "data/batch_loader.h"
+#include "dist/data_parallel.h"
+#include "model/densenet.h"
+
+#include <cstdint>
+
+namespace dn {
+
+struct StepTimes {
+    double train_step_seconds = 0.0;  // forward, backward, the replicas' sums, an Adam step
+    double test_batch_seconds = 0.0;  // a forward pass in eval mode
+};
+
+// Times `steps` training steps (after two untimed ones) and three test batches on the run's own
+// network and data, then puts the weights, statistics and batch counts back as they were: the run
+// starts as if nothing had been measured. Adam stands in for the run's optimizer (the dearest of
+// them; an update costs under 1% of a DenseNet step). Every process takes part (the steps sum
+// gradients); the times are this process's.
+StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loader, BatchLoader& test_loader,
+                     DataParallel& replicas, int64_t steps);
+
+// How many whole epochs, each `train_batches` steps and a test of `test_batches`, fit in what is
+// left of budget_seconds after spent_seconds, keeping 3% for saves and reports; at least 1.
+int64_t epochs_within(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
+                      int64_t test_batches);
+
+}  // namespace dn
