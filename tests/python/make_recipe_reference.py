@@ -21,9 +21,8 @@ import torch.nn.functional as F
 from torch.optim import lr_scheduler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference_models  # noqa: E402
 import safetensors_lite  # noqa: E402
-from make_reference import CASES  # noqa: E402
+from make_reference import CASES, network_and_batch  # noqa: E402
 
 STEPS_PER_EPOCH, EPOCHS = 7, 40
 LR = 0.01
@@ -171,13 +170,7 @@ def recipe_run(net, init, x, y, recipe, dtype):
 
 def write_recipes(out):
     case = CASES["custom_small"]
-    torch.manual_seed(1234)
-    g = torch.Generator().manual_seed(99)
-    net = reference_models.build(case)
-    reference_models.perturb(net, g)
-    x = torch.rand(case["batch"], case.get("in_channels", 3), case["size"], case["size"], generator=g)
-    y = torch.randint(0, case["num_classes"], (case["batch"],), generator=g)
-    init = copy.deepcopy(net.state_dict())
+    net, x, y, init = network_and_batch(case)
     safetensors_lite.save(init, os.path.join(out, "init.safetensors"))
     expected = {"input": x, "labels": y.to(torch.int32)}
     for name, recipe in RECIPES.items():

@@ -114,14 +114,20 @@ def run_autocast(net, x, y):
     return out
 
 
-def make(name, case, out):
+def network_and_batch(case):
+    """The case's network (perturbed away from its defaults), its batch and labels, and its initial
+    state_dict: the same for every fixture made from the case."""
     torch.manual_seed(1234)
     g = torch.Generator().manual_seed(99)
     net = reference_models.build(case)
     reference_models.perturb(net, g)
     x = torch.rand(case["batch"], case.get("in_channels", 3), case["size"], case["size"], generator=g)
     y = torch.randint(0, case["num_classes"], (case["batch"],), generator=g)
-    init = copy.deepcopy(net.state_dict())
+    return net, x, y, copy.deepcopy(net.state_dict())
+
+
+def make(name, case, out):
+    net, x, y, init = network_and_batch(case)
     os.makedirs(out, exist_ok=True)
     safetensors_lite.save(init, os.path.join(out, "init.safetensors"))
 
