@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""`densenet train --recipe fast` done in PyTorch, for the comparison the recipes issue asks for:
+the same network (torchvision's DenseNet as densenet-bc-40-12: growth 12, three blocks of 6 layers,
+24 initial features, the small-inputs 3x3 stem), the same data (Fashion-MNIST at 28x28, grey repeated
+to RGB, RandomCrop(28, padding=3) and RandomHorizontalFlip), SGD with momentum 0.9, OneCycleLR to
+0.2 per batch, weight decay 5e-4 without batch norm and biases, label smoothing 0.1, batch 128,
+bf16 autocast, a test after each epoch; and the same way of fitting the epochs to a wall-clock
+budget: 8 timed steps and 3 timed test batches, then as many whole epochs as fit in 97% of what is
+left. A benchmark, not a test: run it alone on the machine.
+
+  /usr/bin/python3 scripts/fast_recipe_pytorch.py [--time-budget 900] [--seed 0] [--threads 2] [--json]
+  (or with the peers' python from ../shared/peer/setup-peers.sh for PyTorch 2.x)
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision
+
+START = time.time()
+p = argparse.ArgumentParser()
+p.add_argument("--time-budget", type=float, default=900.0, help="seconds of wall time, testing included")
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+p.add_argument("--json", action="store_true", help="end with one JSON line")
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(a.seed)
+
+
+def idx(name):
+    with gzip.open(os.path.join(a.data, name)) as f:
+        data = f.read()
+    n = int.from_bytes(data[4:8], "big")
+    return np.frombuffer(data, np.uint8, offset=16 if data[3] == 3 else 8).reshape((n, 28, 28) if data[3] == 3 else (n,))
+
+
+train_x = torch.from_numpy(idx("train-images-idx3-ubyte.gz").copy())
+train_y = torch.from_numpy(idx("train-labels-idx1-ubyte.gz").astype(np.int64))
+test_x = torch.from_numpy(idx("t10k-images-idx3-ubyte.gz").copy()).float().div(255).unsqueeze(1).expand(-1, 3, -1, -1)
+test_y = torch.from_numpy(idx("t10k-labels-idx1-ubyte.gz").astype(np.int64))
+
+net = torchvision.models.DenseNet(growth_rate=12, block_config=(6, 6, 6), num_init_features=24, bn_size=4, num_classes=10)
+net.features.conv0 = nn.Conv2d(3, 24, 3, stride=1, padding=1, bias=False)
+del net.features.norm0, net.features.relu0, net.features.pool0
+nn.init.kaiming_normal_(net.features.conv0.weight)
+BATCH, PAD = 128, 28 // 8
+decay = [q for q in net.parameters() if q.ndim > 1]
+no_decay = [q for q in net.parameters() if q.ndim <= 1]
+criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+
+
+def augmented(indices, generator):
+    """RandomCrop(28, padding=3) and RandomHorizontalFlip on a batch of uint8 images, as floats."""
+    images = nn.functional.pad(train_x[indices], (PAD, PAD, PAD, PAD))
+    out = torch.empty(len(indices), 28, 28, dtype=torch.uint8)
+    shifts = torch.randint(0, 2 * PAD + 1, (len(indices), 2), generator=generator)
+    flips = torch.rand(len(indices), generator=generator) < 0.5
+    for k in range(len(indices)):
+        crop = images[k, shifts[k, 0]:shifts[k, 0] + 28, shifts[k, 1]:shifts[k, 1] + 28]
+        out[k] = crop.flip(1) if flips[k] else crop
+    return out.float().div(255).unsqueeze(1).expand(-1, 3, -1, -1)
+
+
+def step(opt, scheduler, x, y):
+    net.train()
+    opt.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = criterion(net(x).float(), y)
+    loss.backward()
+    opt.step()
+    if scheduler:
+        scheduler.step()
+    return loss.item()
+
+
+def test():
+    net.eval()
+    correct, loss = 0, 0.0
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for s in range(0, len(test_x), BATCH):
+            logits = net(test_x[s:s + BATCH]).float()
+            loss += float(nn.functional.cross_entropy(logits, test_y[s:s + BATCH], reduction="sum"))
+            correct += int((logits.argmax(1) == test_y[s:s + BATCH]).sum())
+    return loss / len(test_x), correct / len(test_x)
+
+
+def make_optimizer(lr):
+    return torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0.0}],
+                           lr=lr, momentum=0.9)
+
+
+# Fit the epochs to the budget from timed steps, then put the weights back (as densenet train does).
+generator = torch.Generator().manual_seed(a.seed)
+steps_per_epoch = len(train_x) // BATCH
+test_batches = math.ceil(len(test_x) / BATCH)
+saved = {k: v.clone() for k, v in net.state_dict().items()}
+probe = make_optimizer(0.0)
+order = torch.randperm(len(train_x), generator=generator)
+for s in range(10):
+    if s == 2:
+        t0 = time.perf_counter()
+    batch = order[s * BATCH:(s + 1) * BATCH]
+    step(probe, None, augmented(batch, generator), train_y[batch])
+step_seconds = (time.perf_counter() - t0) / 8
+t0 = time.perf_counter()
+net.eval()
+with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    for s in range(3):
+        net(test_x[s * BATCH:(s + 1) * BATCH])
+test_batch_seconds = (time.perf_counter() - t0) / 3
+net.load_state_dict(saved)
+epoch_seconds = steps_per_epoch * step_seconds + test_batches * test_batch_seconds
+epochs = max(1, int((0.97 * a.time_budget - (time.time() - START)) // epoch_seconds))
+print(f"PyTorch {torch.__version__}: {step_seconds:.3f} s a step, {test_batch_seconds:.3f} s a test batch: "
+      f"{epochs} epochs in {a.time_budget:.0f} s", flush=True)
+
+opt = make_optimizer(0.2)
+scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=epochs * steps_per_epoch)
+history = []
+for epoch in range(1, epochs + 1):
+    order = torch.randperm(len(train_x), generator=generator)
+    losses = []
+    for s in range(steps_per_epoch):
+        batch = order[s * BATCH:(s + 1) * BATCH]
+        losses.append(step(opt, scheduler, augmented(batch, generator), train_y[batch]))
+    test_loss, accuracy = test()
+    history.append({"epoch": epoch, "train_loss": sum(losses) / len(losses), "test_loss": test_loss,
+                    "test_acc": accuracy, "elapsed": time.time() - START})
+    print(f"epoch {epoch}/{epochs}: train loss {history[-1]['train_loss']:.4f}, test accuracy {100 * accuracy:.2f}%, "
+          f"{time.time() - START:.0f} s", flush=True)
+if a.json:
+    print(json.dumps({"torch": torch.__version__, "seed": a.seed, "time_budget": a.time_budget, "epochs": epochs,
+                      "test_acc": history[-1]["test_acc"], "seconds": time.time() - START, "history": history}))
