@@ -108,7 +108,9 @@ DecodedImage decode_png(const uint8_t* data, size_t size, const std::string& nam
     // first IDAT: a bomb is refused from IHDR alone, before libpng reads (and allocates) anything.
     if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
         auto be32 = [&](size_t at) { return int64_t(data[at]) << 24 | int64_t(data[at + 1]) << 16 | int64_t(data[at + 2]) << 8 | data[at + 3]; };
-        if (be32(16) * be32(20) > max_pixels) refuse_too_many_pixels(name, be32(16), be32(20));
+        // Compared by division: two 32-bit sizes multiply past int64 (the fuzzer found that overflow).
+        const int64_t width = be32(16), height = be32(20);
+        if (width > 0 && height > max_pixels / width) refuse_too_many_pixels(name, width, height);
     }
     std::vector<uint8_t> interleaved;
     PngRead read;

@@ -137,6 +137,14 @@ TEST(ImageFile, AbsurdDimensionsAreRefusedBeforeDecoding) {
     } catch (const std::runtime_error& e) {
         EXPECT_NE(std::string(e.what()).find("15000x15000"), std::string::npos) << e.what();
     }
+    // Sizes whose product overflows 64 bits (the fuzzer's finding: the check itself overflowed).
+    for (size_t at = 16; at < 24; ++at) png[at] = 0xff;  // width and height 2^32 - 1
+    try {
+        decode_image_memory(png.data(), png.size(), "overflow.png");
+        ADD_FAILURE() << "decoded";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("decompression-bomb"), std::string::npos) << e.what();
+    }
 }
 
 TEST(ImageFile, BadFilesAreErrorsNamingTheFile) {
