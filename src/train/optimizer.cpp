@@ -46,25 +46,19 @@ SafetensorsFile load_state(const Parameters& params, const std::string& path, co
     return file;
 }
 
-// The ranges of the flat array in order, each with its weight decay: the excluded ones get none.
-struct DecayRange {
-    int64_t begin, end;
-    float weight_decay;
-};
+}  // namespace
 
-std::vector<DecayRange> decay_ranges(int64_t count, const std::vector<DecayExclusion>& excluded, float weight_decay) {
+std::vector<DecayRange> decay_ranges(int64_t count, const std::vector<DecayExclusion>& excluded) {
     std::vector<DecayRange> ranges;
     int64_t at = 0;
     for (const DecayExclusion& e : excluded) {
-        if (e.begin > at) ranges.push_back({at, e.begin, weight_decay});
-        ranges.push_back({e.begin, e.end, 0.0f});
+        if (e.begin > at) ranges.push_back({at, e.begin, true});
+        ranges.push_back({e.begin, e.end, false});
         at = e.end;
     }
-    if (at < count) ranges.push_back({at, count, weight_decay});
+    if (at < count) ranges.push_back({at, count, true});
     return ranges;
 }
-
-}  // namespace
 
 std::vector<DecayExclusion> no_decay_ranges(const Parameters& params) {
     std::vector<DecayExclusion> ranges;
@@ -78,16 +72,16 @@ std::vector<DecayExclusion> no_decay_ranges(const Parameters& params) {
 
 Adam::Adam(int64_t count, const AdamOptions& options)
     : options_(options), exp_avg_(size_t(count), 0.0f), exp_avg_sq_(size_t(count), 0.0f),
-      max_exp_avg_sq_(options.amsgrad ? size_t(count) : 0, 0.0f) {}
+      max_exp_avg_sq_(options.amsgrad ? size_t(count) : 0, 0.0f), ranges_(decay_ranges(count, {})) {}
 
 void Adam::step(float* values, const float* grads) {
     // values, m and v are read and written, grads read (max_exp_avg_sq too with amsgrad).
     PhaseTimer timer(Phase::optimizer, 0.0, 4.0 * (options_.amsgrad ? 9.0 : 7.0) * double(exp_avg_.size()));
     ++steps_;
-    const std::vector<DecayRange> ranges = decay_ranges(int64_t(exp_avg_.size()), no_decay_, float(options_.weight_decay));
+    const float weight_decay = float(options_.weight_decay);
     // One parallel region; the ranges are disjoint, so no thread waits at the end of one.
 #pragma omp parallel
-    for (const DecayRange& r : ranges) update(values, grads, r.begin, r.end, r.weight_decay);
+    for (const DecayRange& r : ranges_) update(values, grads, r.begin, r.end, r.decayed ? weight_decay : 0.0f);
 }
 
 // Called by every thread of the parallel region in step(): the loop is shared among them.
@@ -141,7 +135,8 @@ void Adam::load(const Parameters& params, const std::string& path) {
 }
 
 Sgd::Sgd(int64_t count, const SgdOptions& options)
-    : options_(options), count_(count), momentum_buffer_(options.momentum != 0.0 ? size_t(count) : 0, 0.0f) {
+    : options_(options), count_(count), momentum_buffer_(options.momentum != 0.0 ? size_t(count) : 0, 0.0f),
+      ranges_(decay_ranges(count, {})) {
     if (options.nesterov && (options.momentum <= 0.0 || options.dampening != 0.0))
         throw std::invalid_argument("Nesterov momentum requires a momentum and zero dampening");
 }
@@ -155,9 +150,9 @@ void Sgd::set_momentum(double momentum) {
 void Sgd::step(float* values, const float* grads) {
     PhaseTimer timer(Phase::optimizer, 0.0, 4.0 * (options_.momentum != 0.0 ? 5.0 : 3.0) * double(count_));
     ++steps_;
-    const std::vector<DecayRange> ranges = decay_ranges(count_, no_decay_, float(options_.weight_decay));
+    const float weight_decay = float(options_.weight_decay);
 #pragma omp parallel
-    for (const DecayRange& r : ranges) update(values, grads, r.begin, r.end, r.weight_decay);
+    for (const DecayRange& r : ranges_) update(values, grads, r.begin, r.end, r.decayed ? weight_decay : 0.0f);
 }
 
 void Sgd::update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay) {

@@ -1,4 +1,4 @@
-// defines: WeightDecay, AdamOptions, Adam, SgdOptions, Sgd, DecayExclusion, no_decay_ranges:
+// defines: WeightDecay, AdamOptions, Adam, SgdOptions, Sgd, DecayExclusion, no_decay_ranges, DecayRange, decay_ranges:
 //          PyTorch's torch.optim.Adam, AdamW and SGD, step for step
 #pragma once
 #include "model/parameters.h"
@@ -41,6 +41,14 @@ struct DecayExclusion {
 // bias (the usual "no decay for BN and bias" group, timm's rule of ndim <= 1).
 std::vector<DecayExclusion> no_decay_ranges(const Parameters& params);
 
+// The flat array of count values cut into the ranges an update walks, in order, each with or
+// without weight decay: made once, when the exclusions are set, not at every step.
+struct DecayRange {
+    int64_t begin = 0, end = 0;
+    bool decayed = true;
+};
+std::vector<DecayRange> decay_ranges(int64_t count, const std::vector<DecayExclusion>& excluded);
+
 // What the trainer needs of any optimizer.
 class Optimizer {
 public:
@@ -75,7 +83,9 @@ public:
     double learning_rate() const override { return options_.lr; }
     void set_learning_rate(double lr) override { options_.lr = lr; }
     void set_momentum(double momentum) override { options_.beta1 = momentum; }
-    void exclude_from_decay(std::vector<DecayExclusion> ranges) override { no_decay_ = std::move(ranges); }
+    void exclude_from_decay(std::vector<DecayExclusion> ranges) override {
+        ranges_ = decay_ranges(int64_t(exp_avg_.size()), ranges);
+    }
     AdamOptions& options() { return options_; }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
@@ -89,7 +99,7 @@ private:
     AdamOptions options_;
     int64_t steps_ = 0;
     std::vector<float> exp_avg_, exp_avg_sq_, max_exp_avg_sq_;
-    std::vector<DecayExclusion> no_decay_;
+    std::vector<DecayRange> ranges_;
 };
 
 class Sgd : public Optimizer {
@@ -102,7 +112,7 @@ public:
     void set_learning_rate(double lr) override { options_.lr = lr; }
     // The buffer exists from the start where momentum may be set later (SgdOptions::momentum > 0).
     void set_momentum(double momentum) override;
-    void exclude_from_decay(std::vector<DecayExclusion> ranges) override { no_decay_ = std::move(ranges); }
+    void exclude_from_decay(std::vector<DecayExclusion> ranges) override { ranges_ = decay_ranges(count_, ranges); }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
     std::vector<std::span<float>> state_arrays() override { return {momentum_buffer_}; }
@@ -115,7 +125,7 @@ private:
     int64_t count_;
     int64_t steps_ = 0;
     std::vector<float> momentum_buffer_;
-    std::vector<DecayExclusion> no_decay_;
+    std::vector<DecayRange> ranges_;
 };
 
 }  // namespace dn

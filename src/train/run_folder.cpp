@@ -60,8 +60,10 @@ void RunFolder::claim(ExistingRun existing) const {
     fs::remove(probe, ec);
 }
 
-void RunFolder::save_weights(const Parameters& params, const std::string& file, int64_t epoch, int64_t steps) const {
+void RunFolder::save_weights(const Parameters& params, const std::string& file, int64_t epoch, int64_t steps,
+                             const std::map<std::string, std::string>& extra) const {
     auto meta = model_metadata(info_);
+    meta.insert(extra.begin(), extra.end());
     meta["epoch"] = std::to_string(epoch);
     meta["optimizer_steps"] = std::to_string(steps);
     save_checkpoint(params, path(file), meta);
@@ -82,14 +84,9 @@ void RunFolder::commit(const Parameters& params, const Optimizer& optimizer, con
                      optimizer.steps());
         optimizer.save(params, path(stem + ".optim.safetensors" + kPending));
     }
-    if (average_) {
-        auto meta = model_metadata(info_);
-        meta["epoch"] = std::to_string(epoch);
-        meta["optimizer_steps"] = std::to_string(optimizer.steps());
-        meta["ema_decay"] = std::to_string(average_->decay());
-        meta["ema_updates"] = std::to_string(average_->updates());
-        save_checkpoint(average_->averaged(), path(std::string("ema.safetensors") + kPending), meta);
-    }
+    if (average_)
+        save_weights(average_->averaged(), std::string("ema.safetensors") + kPending, epoch, optimizer.steps(),
+                     {{"ema_decay", std::to_string(average_->decay())}, {"ema_updates", std::to_string(average_->updates())}});
     save_run_state(state, path("state.json"));  // the commit point
     for (int s = 0; s < stems; ++s) {
         const std::string stem = kStems[s];

@@ -7,6 +7,7 @@
 #include "train/run_state.h"
 #include "train/weight_average.h"
 
+#include <map>
 #include <string>
 
 namespace dn {
@@ -49,7 +50,9 @@ public:
     RunState resume(Parameters& params, Optimizer& optimizer, Parameters& initial) const;
 
 private:
-    void save_weights(const Parameters& params, const std::string& file, int64_t epoch, int64_t steps) const;
+    // extra: metadata beyond the model's, the epoch and the step.
+    void save_weights(const Parameters& params, const std::string& file, int64_t epoch, int64_t steps,
+                      const std::map<std::string, std::string>& extra = {}) const;
     void finish_interrupted_save(const RunState& state) const;
     void remove_dead_temporaries() const;
 
