@@ -1,17 +1,24 @@
 #!/usr/bin/python3
-"""densenet.cpp against PyTorch on the speed issue's cases, one run after the other.
+"""densenet.cpp against every CPU peer on the speed issue's cases, one run after the other.
 
-Runs `densenet bench --json` and the reference peer (../shared/peer/pytorch_bench.py, with Debian's
-/usr/bin/python3 and its torch) with the same architecture, shape, batch, mode, precision, thread
-count, warm-up and timed steps, and prints images/s and peak resident memory side by side with
-their ratio. Both sides time `steps` steps after `warmup` untimed ones and report batch / (mean
-seconds per step), and ru_maxrss * 1024 for memory, so the figures compare like for like.
+Runs `densenet bench --json` and the reference measurement (../shared/peer/pytorch_bench.py) for
+each peer with the same architecture, shape, batch, mode, precision, thread count, warm-up and
+timed steps:
+  - PyTorch 1.13 eager, Debian's, with /usr/bin/python3;
+  - PyTorch 2.x eager, in NCHW and in channels_last, and torch.compile (inductor), with the python
+    of ../shared/peer/setup-peers.sh (--peers-python, found on its own where that script put it);
+  - for inference, ONNX Runtime and OpenVINO from the same environment.
+Each row prints every peer's figure and the ratio to the best peer of the group the issue judges
+that row by (best PyTorch 2.x, or best of PyTorch 2.x, ONNX Runtime and OpenVINO). All sides time
+`steps` steps after `warmup` untimed ones and report batch / (mean seconds per step), and
+ru_maxrss * 1024 for memory, so the figures compare like for like.
 
   scripts/compare_pytorch.py [--quick] [--threads T] [--steps S] [--densenet build/densenet]
-                             [--peer PATH (or env PYTORCH_BENCH)] [--out runs/compare_pytorch.jsonl]
+                             [--peers-python PY] [--case TEXT]... [--skip PEER]... [--out runs/compare_peers.jsonl]
+  (the peers' python: bash scripts/peers-venv.sh, which adds onnxscript for the ONNX export)
 
 Every raw JSON line goes to --out. Measure with nothing else running: on a 2-core machine another
-job stalls OpenMP's barriers and both figures become noise.
+job stalls OpenMP's barriers and every figure becomes noise.
 """
 import argparse
 import json
@@ -20,55 +27,65 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PEERS_PYTHON = "/opt/densenet-peers/bin/python"
 
-# name, what ours runs, what PyTorch runs, and which figure the row compares.
+# Peers: name -> (which python runs pytorch_bench.py, its extra flags, the modes it measures).
+PEERS = {
+    "pt1.13": ("debian", [], ("train", "infer")),
+    "pt2": ("peers", [], ("train", "infer")),
+    "pt2 cl": ("peers", ["--channels-last"], ("train", "infer")),
+    "pt2 compile": ("peers", ["--compile"], ("train", "infer")),
+    "onnxruntime": ("peers", ["--runtime", "onnxruntime"], ("infer",)),
+    "openvino": ("peers", ["--runtime", "openvino"], ("infer",)),
+}
+PYTORCH2 = ("pt2", "pt2 cl", "pt2 compile")
+INFERENCE_PEERS = PYTORCH2 + ("onnxruntime", "openvino")
+
+# name, what ours runs, the figure compared, the peers measured, the peers whose best is the bar.
+B224 = dict(input_size=224, batch_size=32)
 FULL = [
-    ("fp32 train 224x224 b32", dict(mode="train", input_size=224, batch_size=32), {}, "speed"),
-    ("fp32 train 224x224 b32, ours --memory keep", dict(mode="train", input_size=224, batch_size=32, memory="keep"), {}, "speed"),
-    ("fp32 train 224x224 b16", dict(mode="train", input_size=224, batch_size=16), {}, "speed"),
-    ("fp32 train 32x32 b64", dict(mode="train", input_size=32, batch_size=64, steps=10, warmup=2), {}, "speed"),
-    ("fp32 infer 224x224 b32", dict(mode="infer", input_size=224, batch_size=32), {}, "speed"),
-    ("fp32 infer 224x224 b16", dict(mode="infer", input_size=224, batch_size=16), {}, "speed"),
-    ("bf16 train 224x224 b32 (PyTorch: autocast)", dict(mode="train", input_size=224, batch_size=32, precision="bf16"), {}, "speed"),
-    ("peak memory, bf16 train 224x224 b32", dict(mode="train", input_size=224, batch_size=32, precision="bf16"), {}, "memory"),
-    ("peak memory, fp32 train 224x224 b32", dict(mode="train", input_size=224, batch_size=32), {}, "memory"),
-    ("peak memory, ours --memory keep", dict(mode="train", input_size=224, batch_size=32, memory="keep"), {}, "memory"),
-    ("vs memory_efficient=True: speed", dict(mode="train", input_size=224, batch_size=32), {"memory_efficient": True}, "speed"),
-    ("vs memory_efficient=True: peak memory", dict(mode="train", input_size=224, batch_size=32), {"memory_efficient": True}, "memory"),
+    ("fp32 train 224x224 b32", dict(mode="train", **B224), "speed", ("pt1.13",) + PYTORCH2, PYTORCH2),
+    ("bf16 train 224x224 b32 (autocast)", dict(mode="train", precision="bf16", **B224), "speed", ("pt1.13",) + PYTORCH2, PYTORCH2),
+    ("fp32 train 32x32 b64", dict(mode="train", input_size=32, batch_size=64, steps=10, warmup=2), "speed",
+     ("pt1.13",) + PYTORCH2, PYTORCH2),
+    ("fp32 infer 224x224 b32", dict(mode="infer", **B224), "speed", ("pt1.13",) + INFERENCE_PEERS, INFERENCE_PEERS),
+    ("fp32 infer 224x224 b1", dict(mode="infer", input_size=224, batch_size=1, steps=20, warmup=3), "speed",
+     ("pt1.13",) + INFERENCE_PEERS, INFERENCE_PEERS),
+    ("bf16 infer 224x224 b32", dict(mode="infer", precision="bf16", **B224), "speed", ("openvino",), ("openvino",)),
+    ("peak memory, fp32 train 224x224 b32", dict(mode="train", **B224), "memory", ("pt1.13",) + PYTORCH2, PYTORCH2),
 ]
 SMALL = dict(input_size=32, batch_size=16, steps=10, warmup=2)
 QUICK = [
-    ("fp32 train 32x32 b16", dict(mode="train", **SMALL), {}, "speed"),
-    ("fp32 infer 32x32 b16", dict(mode="infer", **SMALL), {}, "speed"),
-    ("bf16 train 32x32 b16 (PyTorch: autocast)", dict(mode="train", precision="bf16", **SMALL), {}, "speed"),
-    ("peak memory, fp32 train 32x32 b16", dict(mode="train", **SMALL), {}, "memory"),
-    ("vs memory_efficient=True: speed", dict(mode="train", **SMALL), {"memory_efficient": True}, "speed"),
+    ("fp32 train 32x32 b16", dict(mode="train", **SMALL), "speed", ("pt1.13",) + PYTORCH2, PYTORCH2),
+    ("fp32 infer 32x32 b16", dict(mode="infer", **SMALL), "speed", ("pt1.13",) + INFERENCE_PEERS, INFERENCE_PEERS),
+    ("peak memory, fp32 train 32x32 b16", dict(mode="train", **SMALL), "memory", ("pt1.13",) + PYTORCH2, PYTORCH2),
 ]
-# The fields both sides print that must agree for a row to be a comparison.
+# The fields every side prints that must agree for a figure to be a comparison.
 SHAPE_FIELDS = ("arch", "mode", "precision", "input_size", "batch_size", "threads")
 
 
-def shared_args(case, a):
+def shared_args(case, a, warmup_at_least=0):
     steps = a.steps if a.steps else case.get("steps", 3)
     warmup = a.warmup if a.warmup is not None else case.get("warmup", 1)
     return ["--arch", a.arch, "--num-classes", "10", "--input-size", str(case["input_size"]),
-            "--batch-size", str(case["batch_size"]), "--steps", str(steps), "--warmup", str(warmup),
+            "--batch-size", str(case["batch_size"]), "--steps", str(steps), "--warmup", str(max(warmup, warmup_at_least)),
             "--mode", case["mode"], "--threads", str(a.threads)]
 
 
 def ours_command(case, a):
     cmd = [a.densenet, "bench", *shared_args(case, a), "--precision", case.get("precision", "fp32"), "--json"]
     if case["mode"] == "train":
-        cmd += ["--memory", case.get("memory", "recompute")]
+        cmd += ["--memory", "recompute"]
     return cmd
 
 
 def peer_command(case, peer, a):
-    cmd = [a.python, a.peer, *shared_args(case, a)]
+    which, flags, _ = PEERS[peer]
+    python = a.debian_python if which == "debian" else a.peers_python
+    # torch.compile compiles during its first steps: the reference script asks for 2 untimed ones.
+    cmd = [python, a.peer, *shared_args(case, a, warmup_at_least=2 if "--compile" in flags else 0), *flags]
     if case.get("precision", "fp32") == "bf16":
         cmd += ["--precision", "bf16"]
-    if peer.get("memory_efficient"):
-        cmd += ["--memory-efficient"]
     return cmd
 
 
@@ -93,62 +110,87 @@ def run(cmd, cache, log):
     return outcome
 
 
+def figure_of(outcome, figure):
+    r = outcome["result"]
+    return r["images_per_second"] if figure == "speed" else r["peak_rss_bytes"]
+
+
 def cell(outcome, figure):
+    if outcome is None:
+        return "-"
     if "error" in outcome:
         return "not implemented" if "not implemented" in outcome["error"] else "failed"
-    r = outcome["result"]
-    if figure == "speed":
-        return "%.2f img/s" % r["images_per_second"]
-    return "%.2f GB" % (r["peak_rss_bytes"] / 1e9)
+    value = figure_of(outcome, figure)
+    return "%.2f" % value if figure == "speed" else "%.2f GB" % (value / 1e9)
 
 
-def ratio(ours, theirs, figure):
-    if "error" in ours or "error" in theirs:
-        return "-"
-    mismatch = [f for f in SHAPE_FIELDS if ours["result"].get(f) != theirs["result"].get(f)]
-    if mismatch:
-        return "mismatch: " + ", ".join(mismatch)
-    if figure == "speed":
-        return "%.2fx" % (ours["result"]["images_per_second"] / theirs["result"]["images_per_second"])
-    return "%.2fx" % (ours["result"]["peak_rss_bytes"] / theirs["result"]["peak_rss_bytes"])
+def best_peer(ours, peers, judged_by, figure):
+    """The judged peer with the best figure whose shape matches ours, or None."""
+    usable = [(name, peers[name]) for name in judged_by
+              if peers.get(name) and "result" in peers[name]
+              and all(ours["result"].get(f) == peers[name]["result"].get(f) for f in SHAPE_FIELDS)]
+    if not usable:
+        return None
+    pick = max if figure == "speed" else min
+    return pick(usable, key=lambda item: figure_of(item[1], figure))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="32x32 shapes only: a smoke run of a minute or two")
+    p.add_argument("--quick", action="store_true", help="32x32 shapes only: a smoke run of a few minutes")
     p.add_argument("--arch", default="densenet121")
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--steps", type=int, default=0, help="timed steps for every case (default: 3 at 224x224, 10 at 32x32)")
+    p.add_argument("--steps", type=int, default=0, help="timed steps for every case (default: 3 at 224x224 b32, 10 at 32x32)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 1 at 224x224, 2 at 32x32)")
     p.add_argument("--densenet", default=os.path.join(ROOT, "build", "densenet"))
     p.add_argument("--peer", default=os.environ.get("PYTORCH_BENCH", os.path.normpath(os.path.join(ROOT, "..", "shared", "peer", "pytorch_bench.py"))),
                    help="the reference script (env PYTORCH_BENCH)")
-    p.add_argument("--python", default="/usr/bin/python3", help="a Python with torch and torchvision")
-    p.add_argument("--out", default=os.path.join(ROOT, "runs", "compare_pytorch.jsonl"), help="raw JSON lines")
+    p.add_argument("--debian-python", default="/usr/bin/python3", help="the Python with Debian's torch 1.13")
+    p.add_argument("--peers-python", default=DEFAULT_PEERS_PYTHON,
+                   help="the Python of ../shared/peer/setup-peers.sh (PyTorch 2.x, ONNX Runtime, OpenVINO)")
+    p.add_argument("--case", action="append", default=[], help="only the cases whose name holds this text (repeatable)")
+    p.add_argument("--skip", action="append", default=[], choices=sorted(PEERS), help="leave a peer out (repeatable)")
+    p.add_argument("--out", default=os.path.join(ROOT, "runs", "compare_peers.jsonl"), help="raw JSON lines")
     a = p.parse_args()
     for path, what in ((a.densenet, "densenet program (build it, or pass --densenet)"),
-                       (a.peer, "PyTorch reference script (pass --peer or set PYTORCH_BENCH)"),
-                       (a.python, "Python with torch (pass --python)")):
+                       (a.peer, "reference script (pass --peer or set PYTORCH_BENCH)"),
+                       (a.debian_python, "Python with Debian's torch (pass --debian-python)")):
         if not os.path.isfile(path):
             sys.exit("error: %s not found: %s" % (what, path))
+    if not os.path.isfile(a.peers_python):
+        print("note: no peers' python at %s (run ../shared/peer/setup-peers.sh): PyTorch 2.x, ONNX Runtime and "
+              "OpenVINO are left out" % a.peers_python, file=sys.stderr)
+        a.skip += [name for name, (which, _, _) in PEERS.items() if which == "peers"]
     load = os.getloadavg()[0]
     if load > 0.5 * a.threads:
         print("warning: load average %.1f on %d threads: something else is running, the figures will be noise" % (load, a.threads),
               file=sys.stderr)
 
+    cases = [c for c in (QUICK if a.quick else FULL) if not a.case or any(text in c[0] for text in a.case)]
+    if not cases:
+        sys.exit("error: no case's name holds " + " or ".join(repr(t) for t in a.case))
+    columns = [name for name in PEERS if name not in a.skip and any(name in c[3] for c in cases)]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     cache, rows = {}, []
     with open(a.out, "w") as log:
-        for name, case, peer, figure in (QUICK if a.quick else FULL):
+        for name, case, figure, measured, judged_by in cases:
             ours = run(ours_command(case, a), cache, log)
-            theirs = run(peer_command(case, peer, a), cache, log)
-            rows.append((name, cell(ours, figure), cell(theirs, figure), ratio(ours, theirs, figure)))
+            peers = {peer: run(peer_command(case, peer, a), cache, log)
+                     for peer in measured if peer not in a.skip and case["mode"] in PEERS[peer][2]}
+            best = best_peer(ours, peers, judged_by, figure) if "result" in ours else None
+            if best:
+                r = figure_of(ours, figure) / figure_of(best[1], figure)
+                verdict = "%.2fx %s" % (r, best[0])
+            else:
+                verdict = "-"
+            rows.append([name, cell(ours, figure)] + [cell(peers.get(c), figure) for c in columns] + [verdict])
 
-    print("%s, %d threads; speed ratios > 1 and memory ratios < 1 favour densenet.cpp" % (a.arch, a.threads))
-    widths = [max(len(r[i]) for r in rows + [("case", "ours", "PyTorch", "ours/PyTorch")]) for i in range(4)]
-    for r in [("case", "ours", "PyTorch", "ours/PyTorch")] + rows:
+    header = ["case", "ours"] + columns + ["ours / best judged peer"]
+    print("%s, %d threads; images/s (higher is better) or peak resident memory (lower is better)" % (a.arch, a.threads))
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for r in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    print("raw JSON lines: " + a.out)
+    print("raw JSON lines, with each peer's version: " + a.out)
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, WeightAvera
 // The test of the average of the weights: it takes the trained weights' place in the network
 // for the test, and gives it back whatever happens.
 std::optional<EvalResult> test_average(DenseNet& net, Parameters& params, WeightAverage& average, BatchLoader& loader,
-                                       Communicator& comm) {
+                                       Communicator& comm, TestTimeAugment tta) {
     struct Exchange {
         DenseNet& net;
         Parameters &a, &b;
@@ -229,7 +229,7 @@ std::optional<EvalResult> test_average(DenseNet& net, Parameters& params, Weight
             net.load_weights();
         }
     } exchange(net, params, average.averaged());
-    return evaluate_sharded(net, loader, "  testing the EMA", comm, &g_interrupted);
+    return evaluate_sharded(net, loader, "  testing the EMA", comm, &g_interrupted, tta);
 }
 
 int run_train(const TrainCommand& cmd, Communicator& comm) {
@@ -311,11 +311,13 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                  r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
     net.set_replica_sync(&replicas);
     net.set_label_smoothing(r.label_smoothing);
+    const TestTimeAugment tta = r.test_tta == "flip" ? TestTimeAugment::flip : TestTimeAugment::none;
     // A new run with a time budget: as many epochs as its measured steps fit (a resumed run keeps
     // the number it chose, which state.json records).
     if (!resuming && r.time_budget > 0) {
         net.load_weights();
-        const StepTimes times = time_steps(net, params, train_loader, test_loader, replicas, 8);
+        StepTimes times = time_steps(net, params, train_loader, test_loader, replicas, 16);
+        if (tta == TestTimeAugment::flip) times.test_batch_seconds *= 2;  // each batch runs twice
         int64_t epochs = epochs_within(r.time_budget, seconds_since(started), times, train_loader.batches_per_epoch(),
                                        test_loader.batches_per_epoch());
         comm.broadcast(&epochs, sizeof epochs, 0);  // rank 0's measure decides for all
@@ -417,8 +419,9 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                         log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
-        const std::optional<EvalResult> test = r.test_ema ? test_average(net, params, *average, test_loader, comm)
-                                                          : evaluate_sharded(net, test_loader, "  testing", comm, &g_interrupted);
+        const std::optional<EvalResult> test =
+            r.test_ema ? test_average(net, params, *average, test_loader, comm, tta)
+                       : evaluate_sharded(net, test_loader, "  testing", comm, &g_interrupted, tta);
         if (!test) return stopped();  // the epoch's training is saved; --resume runs its test
         if (!std::isfinite(test->loss)) return diverged();  // the last step left non-finite weights
 
@@ -522,6 +525,10 @@ Command add_train_command(CLI::App& app) {
                   "step (AveragedModel with use_buffers), saved as ema.safetensors (0: none)");
     recipe_flag("--test-ema", r.test_ema, "test the average each epoch instead of the trained weights; best.safetensors "
                                           "keeps the best average");
+    recipe_option("--test-tta", r.test_tta,
+                  "none, or flip: the test after each epoch also classifies each image mirrored and averages the two "
+                  "probabilities (as eval --tta flip)")
+        ->check(CLI::IsMember({"none", "flip"}));
     recipe_option("--clip-grad-norm", r.clip_grad_norm,
                   "clip the gradients' global norm to this before each step (clip_grad_norm_; 0: no clipping)");
     recipe_option("--epochs", r.epochs, "passes over the training set (with --resume: extend a run)");

@@ -28,18 +28,23 @@ std::vector<std::string> apply_named_recipe(Recipe& r, const std::string& name,
     };
     // The data set's own size: no resize, no upsampling cost.
     const int64_t size = r.dataset == "cifar10" ? 32 : r.dataset == "folder" ? 64 : 28;
-    choose("--arch", r.arch, std::string("densenet-bc-40-12"), "densenet-bc-40-12");
+    // Measured here, 15 minutes on 2 cores (README): densenet-bc-28-16 (181k parameters) runs 8
+    // epochs at 600 images/s and reached 93.3%; densenet-bc-40-12 (176k) 6 epochs at 530, 93.1%.
+    // Batch 64 runs faster than 128 here and takes twice the steps.
+    choose("--arch", r.arch, std::string("densenet-bc-28-16"), "densenet-bc-28-16");
     choose("--input-size", r.input_size, size, std::to_string(size));
-    choose("--batch-size", r.batch_size, int64_t(128), "128");
+    choose("--batch-size", r.batch_size, int64_t(64), "64");
     choose("--optimizer", r.optimizer, std::string("sgd"), "sgd");
     choose("--momentum", r.momentum, 0.9, "0.9");
-    choose("--lr", r.lr, 0.2, "0.2");
+    choose("--lr", r.lr, 0.15, "0.15");
     choose("--schedule", r.schedule, std::string("onecycle"), "onecycle");
     choose("--weight-decay", r.weight_decay, 5e-4, "0.0005");
     choose("--no-decay-bn-bias", r.no_decay_bn_bias, true, "");
     choose("--label-smoothing", r.label_smoothing, 0.1, "0.1");
     choose("--augment", r.augment, std::string("crop,flip"), "crop,flip");
     choose("--precision", r.precision, std::string("bf16"), "bf16");
+    choose("--memory", r.memory, std::string("keep"), "keep");
+    choose("--test-tta", r.test_tta, std::string("flip"), "flip");
     if (!given("--epochs") && !given("--time-budget")) choose("--time-budget", r.time_budget, 900.0, "15m");
     return chosen;
 }
@@ -65,6 +70,7 @@ std::string recipe_extras(const Recipe& r) {
                         (r.no_decay_bn_bias ? " (not on batch norm and biases)" : ""));
     if (r.label_smoothing > 0) parts.push_back("label smoothing " + number(r.label_smoothing));
     if (r.clip_grad_norm > 0) parts.push_back("gradients clipped to norm " + number(r.clip_grad_norm));
+    if (r.test_tta == "flip") parts.push_back("tests average each image's and its mirror's probabilities");
     if (r.ema_decay > 0)
         parts.push_back("EMA of the weights and batch norm statistics, decay " + number(r.ema_decay) +
                         (r.test_ema ? ", tested (and kept as best) each epoch" : " (ema.safetensors)"));

@@ -13,8 +13,8 @@ struct StepTimes {
     double test_batch_seconds = 0.0;  // a forward pass in eval mode
 };
 
-// Times `steps` training steps (after two untimed ones) and three test batches on the run's own
-// network and data, then puts the weights, statistics and batch counts back as they were: the run
+// Times `steps` training steps (after two untimed ones) and five test batches (after one) on the
+// run's own network and data, each on its own, and keeps the median of each; then puts the weights, statistics and batch counts back as they were: the run
 // starts as if nothing had been measured. Adam stands in for the run's optimizer (the dearest of
 // them; an update costs under 1% of a DenseNet step). Every process takes part (the steps sum
 // gradients); the times are this process's.
@@ -22,7 +22,8 @@ StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loade
                      DataParallel& replicas, int64_t steps);
 
 // How many whole epochs, each `train_batches` steps and a test of `test_batches`, fit in what is
-// left of budget_seconds after spent_seconds, keeping 3% for saves and reports; at least 1.
+// left of budget_seconds after spent_seconds, keeping 8% for slower steps later on, saves and
+// reports; at least 1.
 int64_t epochs_within(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
                       int64_t test_batches);
 

@@ -168,10 +168,10 @@ FAST = f"{WORK}/fast"
 p = run("train", *COMMON, "--recipe", "fast", "--time-budget", "25s", "--limit-train", 320, "--limit-test", 96,
         "--out", FAST)
 options = json.load(open(f"{FAST}/state.json"))["options"]
-check("recipe fast chose: --arch densenet-bc-40-12" in p.stdout and "--schedule onecycle" in p.stdout and
+check("recipe fast chose: --arch densenet-bc-28-16" in p.stdout and "--schedule onecycle" in p.stdout and
       "--batch-size" not in p.stdout.split("recipe fast chose:")[1].split("\n")[0],
       f"the fast recipe's choices are printed, without those the command line made: {p.stdout[:500]}")
-check(options["recipe"] == "fast" and options["arch"] == "densenet-bc-40-12" and options["batch_size"] == 16 and
+check(options["recipe"] == "fast" and options["arch"] == "densenet-bc-28-16" and options["batch_size"] == 16 and
       options["input_size"] == 32 and options["time_budget"] == 25 and options["precision"] == "bf16",
       f"state.json records the recipe's choices and the flags given: {options}")
 budget = re.search(r"time budget 0m 25s: ([\d.]+) s a step \(20 an epoch\), ([\d.]+) s a test batch \(6\): (\d+) epochs",
@@ -181,6 +181,14 @@ check(budget and int(budget[3]) == options["epochs"] == len(metrics(f"{FAST}/met
 if budget:
     fitted = int(budget[3]) * (20 * float(budget[1]) + 6 * float(budget[2]))
     check(fitted <= 25 or int(budget[3]) == 1, f"the fitted epochs' estimated time ({fitted:.1f} s) is within the budget")
+# The recipe tests with flip averaging (--test-tta flip): its last test is eval --tta flip's of its
+# last weights, at the run's precision.
+check(options["test_tta"] == "flip" and options["memory"] == "keep", f"the fast recipe keeps activations and tests with flips: {options}")
+p = run("eval", "--checkpoint", f"{FAST}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--json",
+        "--tta", "flip", "--precision", "bf16", "--batch-size", 16, "--threads", 1)
+flipped, last = json.loads(p.stdout.strip().splitlines()[-1]), metrics(f"{FAST}/metrics.csv")[1][-1]
+check(abs(flipped["accuracy"] - float(last[4])) <= 1.5 / 96 and abs(flipped["loss"] - float(last[3])) <= 1e-3 * float(last[3]),
+      f"the run's test with --test-tta flip is eval --tta flip's: {flipped['accuracy']}, {flipped['loss']} vs {last}")
 p = run("train", *COMMON, "--epochs", 2, "--time-budget", "1m", "--out", f"{WORK}/bad", expect_rc=1)
 check("not both" in p.stderr, "--epochs and --time-budget together are refused")
 p = run("train", *COMMON, "--time-budget", "soon", "--out", f"{WORK}/bad", expect_rc=1)
