@@ -32,7 +32,7 @@ StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loade
     // all an epoch has.
     train_loader.start_epoch(1);
     const int64_t available = train_loader.batches_per_epoch();
-    const int64_t untimed = std::min<int64_t>(2, available - 1), timed = std::min<int64_t>(steps, available - untimed);
+    const int64_t untimed = std::clamp<int64_t>(available - 1, 0, 2), timed = std::min<int64_t>(steps, available - untimed);
     std::vector<double> step_seconds;
     for (int64_t s = 0; s < untimed + timed; ++s) {
         const Clock::time_point start = Clock::now();
@@ -48,7 +48,7 @@ StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loade
     times.train_step_seconds = median_seconds(step_seconds);
     test_loader.start_epoch(1);
     const int64_t test_batches = test_loader.batches_per_epoch();
-    const int64_t untimed_tests = std::min<int64_t>(1, test_batches - 1), tests = std::min<int64_t>(5, test_batches - untimed_tests);
+    const int64_t untimed_tests = std::clamp<int64_t>(test_batches - 1, 0, 1), tests = std::min<int64_t>(5, test_batches - untimed_tests);
     std::vector<double> test_seconds;
     for (int64_t t = 0; t < untimed_tests + tests; ++t) {
         const Clock::time_point start = Clock::now();
@@ -69,7 +69,8 @@ int64_t epochs_within(double budget_seconds, double spent_seconds, const StepTim
     // in the first epoch, 545-600 in the later ones), so 8% of the budget is kept back for that,
     // the saves and the reports.
     const double left = 0.92 * budget_seconds - spent_seconds;
-    return std::max<int64_t>(1, int64_t(std::floor(left / epoch)));
+    if (!(epoch > 0) || !(left > epoch)) return 1;
+    return int64_t(std::floor(left / epoch));
 }
 
 }  // namespace dn

@@ -8,6 +8,7 @@
 #include "model/reference_case.h"
 #include "train/lr_schedule.h"
 #include "train/parameter_update.h"
+#include "train/time_budget.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -208,3 +209,15 @@ TEST(DecayExclusion, OneDimensionalParametersOnly) {
 
 }  // namespace
 }  // namespace dn
+
+// The time budget: whole epochs (steps and a test) within 92% of what is left, at least one.
+TEST(TimeBudget, WholeEpochsWithinWhatIsLeft) {
+    const dn::StepTimes times{.train_step_seconds = 1.0, .test_batch_seconds = 0.5};
+    // 0.92 * 900 - 10 = 818 s left; an epoch is 100 steps and 10 test batches, 105 s: 7 fit.
+    EXPECT_EQ(dn::epochs_within(900, 10, times, 100, 10), 7);
+    EXPECT_EQ(dn::epochs_within(900, 0, times, 100, 10), 7);     // 828 s: still 7 (8 would need 840)
+    EXPECT_EQ(dn::epochs_within(1000, 0, times, 100, 10), 8);    // 920 s: 8
+    EXPECT_EQ(dn::epochs_within(60, 0, times, 100, 10), 1);      // not even one: one anyway
+    EXPECT_EQ(dn::epochs_within(900, 950, times, 100, 10), 1);   // the budget already spent
+    EXPECT_EQ(dn::epochs_within(900, 0, dn::StepTimes{}, 100, 10), 1);  // nothing measured: one, not infinity
+}
