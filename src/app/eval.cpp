@@ -101,7 +101,7 @@ int run_eval(const EvalOptions& o) {
     BatchLoader loader(test_set, transform,
                        {.batch = o.batch_size, .order = Order::sequential, .last_batch = LastBatch::keep,
                         .limit = o.limit, .seed = 0, .threads = 1});
-    const TestTimeAugment tta = o.tta == "flip" ? TestTimeAugment::flip : TestTimeAugment::none;
+    const TestTimeAugment tta = test_time_augment(o.tta);
     std::printf("%s (%s, %ld classes) on %ld %s test images at %ldx%ld, %s%s\n", o.checkpoint.c_str(),
                 info.config.arch.c_str(), long(info.config.num_classes), long(loader.images_per_epoch()), dataset.c_str(),
                 long(size), long(size), precision_name(precision),

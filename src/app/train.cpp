@@ -311,13 +311,12 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                  r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
     net.set_replica_sync(&replicas);
     net.set_label_smoothing(r.label_smoothing);
-    const TestTimeAugment tta = r.test_tta == "flip" ? TestTimeAugment::flip : TestTimeAugment::none;
+    const TestTimeAugment tta = test_time_augment(r.test_tta);
     // A new run with a time budget: as many epochs as its measured steps fit (a resumed run keeps
     // the number it chose, which state.json records).
     if (!resuming && r.time_budget > 0) {
         net.load_weights();
-        StepTimes times = time_steps(net, params, train_loader, test_loader, replicas, 16);
-        if (tta == TestTimeAugment::flip) times.test_batch_seconds *= 2;  // each batch runs twice
+        const StepTimes times = time_steps(net, params, train_loader, test_loader, replicas, 16, tta);
         int64_t epochs = epochs_within(r.time_budget, seconds_since(started), times, train_loader.batches_per_epoch(),
                                        test_loader.batches_per_epoch());
         comm.broadcast(&epochs, sizeof epochs, 0);  // rank 0's measure decides for all

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 
 namespace dn {
 
@@ -28,6 +29,12 @@ void average_probabilities(float* a, const float* b, int64_t count) {
         a[k] = float(std::log((std::exp(double(a[k])) + std::exp(double(b[k]))) / 2.0));
 }
 }  // namespace
+
+TestTimeAugment test_time_augment(const std::string& name) {
+    if (name == "none") return TestTimeAugment::none;
+    if (name == "flip") return TestTimeAugment::flip;
+    throw std::invalid_argument("unknown test-time augmentation '" + name + "' (none, flip)");
+}
 
 std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
                                    const std::atomic<bool>* interrupted, TestTimeAugment tta) {

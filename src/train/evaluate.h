@@ -25,6 +25,10 @@ struct EvalResult {
 // flip: each image is also classified mirrored, and the two softmax probabilities averaged (the
 // prediction their argmax, the loss the NLL of the average).
 enum class TestTimeAugment { none, flip };
+// "none" or "flip" (the command lines' spelling); throws std::invalid_argument for another name.
+TestTimeAugment test_time_augment(const std::string& name);
+// The forward passes a test batch takes: two with flip.
+inline int forward_passes(TestTimeAugment tta) { return tta == TestTimeAugment::flip ? 2 : 1; }
 
 // The model in eval mode (running statistics) over every image the loader delivers (it should
 // keep the short last batch and use the data set's order). progress_label: empty for no bar.

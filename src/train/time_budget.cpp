@@ -23,7 +23,7 @@ double median_seconds(std::vector<double> seconds) {
 }  // namespace
 
 StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loader, BatchLoader& test_loader,
-                     DataParallel& replicas, int64_t steps) {
+                     DataParallel& replicas, int64_t steps, TestTimeAugment tta) {
     Parameters saved(params.config());
     saved.copy_state_from(params);
     Adam stand_in(params.count(), AdamOptions{.lr = 0.0});  // lr 0: the weights do not move anyway
@@ -53,7 +53,8 @@ StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loade
     for (int64_t t = 0; t < untimed_tests + tests; ++t) {
         const Clock::time_point start = Clock::now();
         const Batch* batch = test_loader.next();
-        net.forward(batch->images.data(), batch->labels.data(), Mode::eval);
+        for (int pass = 0; pass < forward_passes(tta); ++pass)
+            net.forward(batch->images.data(), batch->labels.data(), Mode::eval);
         if (t >= untimed_tests) test_seconds.push_back(since(start));
     }
     times.test_batch_seconds = median_seconds(test_seconds);
