@@ -15,10 +15,9 @@ struct StepTimes {
 };
 
 // Times `steps` training steps (after two untimed ones) and five test batches (after one, each
-// with the forward passes `tta` takes) on the
-// run's own network and data, each on its own, and keeps the median of each; then puts the
-// weights, statistics and batch counts back as they were: the run starts as if nothing had been
-// measured. Adam stands in for the run's optimizer (the dearest of them; an update costs under 1%
+// with the forward passes `tta` takes) on the run's own network and data, each on its own, and
+// keeps the median of each; then puts the weights, statistics and batch counts back as they were:
+// the run starts as if nothing had been measured. Adam stands in for the run's optimizer (the dearest of them; an update costs under 1%
 // of a DenseNet step). Every process takes part (the steps sum gradients); the times are this
 // process's.
 StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loader, BatchLoader& test_loader,
