@@ -117,10 +117,12 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
         if (b + 1 < plan_.blocks.size()) {
             const ConvParams& c = params.transitions[b].conv;
             TransitionOps t;
-            const ConvShape st = conv_shape(c, N, block.h, block.w, 1, 0);
+            // Pool first, then the convolution on the pooled pixels (see TransitionPlan).
+            const BlockPlan& next = plan_.blocks[b + 1];
+            const ConvShape st = conv_shape(c, N, next.h, next.w, 1, 0);
             t.conv = std::make_unique<Conv2d>(ctx.cudnn(), st, ctx.tf32());
             t.w = add_conv_weights(c, st, offset);
-            t.pool = std::make_unique<Pool2d>(ctx.cudnn(), PoolShape{N, c.out_channels, block.h, block.w, 2, 2, 0},
+            t.pool = std::make_unique<Pool2d>(ctx.cudnn(), PoolShape{N, c.in_channels, block.h, block.w, 2, 2, 0},
                                               PoolKind::average);
             track(*t.conv);
             transitions_.push_back(std::move(t));
@@ -280,12 +282,12 @@ void DenseNet::transition_forward(size_t b, StepMode mode) {
         *n.num_batches_tracked += 1;
     }
     activate_transition_input(b, mode);
-    ops.conv->forward(at(tp.activated), ops.w, at(tp.conv_out), workspace_.bytes());
-    ops.pool->forward(at(tp.conv_out), at(tp.pooled));
-    const FeatureMap pooled = map(tp.pooled, next.h, next.w, next.first_channels);
-    copy_channels(block_features(b + 1).channels(0, next.first_channels), pooled, ctx_.stream());
+    ops.pool->forward(at(tp.activated), at(tp.pooled_input));
+    ops.conv->forward(at(tp.pooled_input), ops.w, at(tp.conv_out), workspace_.bytes());
+    const FeatureMap out = map(tp.conv_out, next.h, next.w, next.first_channels);
+    copy_channels(block_features(b + 1).channels(0, next.first_channels), out, ctx_.stream());
     if (mode == StepMode::train)
-        batch_stats(at(next.mean), at(next.var), pooled, reduction_scratch_.bytes(), ctx_.stream());
+        batch_stats(at(next.mean), at(next.var), out, reduction_scratch_.bytes(), ctx_.stream());
 }
 
 void DenseNet::head_forward(StepMode mode) {
@@ -395,13 +397,16 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionPlan& tp = plan_.transitions[b];
     const TransitionParams& t = params_.transitions[b];
     TransitionOps& ops = transitions_[b];
-    const FeatureMap d_pooled = map(plan_.d_narrow, next.h, next.w, next.first_channels);
-    copy_channels(d_pooled, block_grad(b + 1).channels(0, next.first_channels), ctx_.stream());
+    if (plan_.intermediates == Intermediates::recompute) {
+        activate_transition_input(b, StepMode::train);
+        ops.pool->forward(at(tp.activated), at(tp.pooled_input));
+    }
+    const FeatureMap d_out = map(plan_.d_narrow, next.h, next.w, next.first_channels);
+    copy_channels(d_out, block_grad(b + 1).channels(0, next.first_channels), ctx_.stream());
+    conv_backward_weights(*ops.conv, t.conv, at(tp.pooled_input), static_cast<const float*>(d_out.data));
+    ops.conv->backward_data(static_cast<const float*>(d_out.data), ops.w, at(plan_.d_bottleneck), workspace_.bytes());
     // Average pooling's backward reads only dy (x and y are passed, not used).
-    ops.pool->backward(static_cast<const float*>(d_pooled.data), at(tp.conv_out), at(tp.pooled), at(plan_.d_bottleneck));
-    if (plan_.intermediates == Intermediates::recompute) activate_transition_input(b, StepMode::train);
-    conv_backward_weights(*ops.conv, t.conv, at(tp.activated), at(plan_.d_bottleneck));
-    ops.conv->backward_data(at(plan_.d_bottleneck), ops.w, at(plan_.d_wide), workspace_.bytes());
+    ops.pool->backward(at(plan_.d_bottleneck), at(tp.activated), at(tp.pooled_input), at(plan_.d_wide));
     const FeatureMap x = block_features(b);
     bn_relu_backward_assign(block_grad(b), bn(t.norm), map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean),
                             at(block.var));

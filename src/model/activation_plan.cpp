@@ -62,8 +62,8 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         plan.blocks.push_back(block);
         if (b + 1 < cfg.block_config.size()) {
             const int64_t out = transition_channels(cfg, channels);
-            mid = std::max(mid, act(P * out));
             h /= 2, w /= 2;
+            mid = std::max(mid, act(N * h * w * channels));  // the pooled input's gradient
             narrow = std::max(narrow, act(N * h * w * out));
             channels = out;
         }
@@ -113,12 +113,14 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
             block.layers.push_back(l);
         }
         if (b + 1 < plan.blocks.size()) {
+            const BlockPlan& next = plan.blocks[b + 1];
+            const int64_t pooled_pixels = N * next.h * next.w;
             TransitionPlan t;
-            t.activated = keep ? m.reserve("transition" + std::to_string(b + 1) + ".activated",
-                                           size_t(act(P * block.channels)))
-                               : shared_wide;
-            t.conv_out = shared_bottleneck;
-            t.pooled = shared_narrow;
+            t.activated = shared_wide;
+            t.pooled_input = keep ? m.reserve("transition" + std::to_string(b + 1) + ".pooled_input",
+                                                  size_t(act(pooled_pixels * block.channels)))
+                                      : shared_bottleneck;
+            t.conv_out = shared_narrow;
             plan.transitions.push_back(t);
         }
     }

@@ -77,10 +77,23 @@ size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, P
     int64_t h = shape.height, w = shape.width, c = cfg.in_channels;
     // The primitives DenseNet's constructor builds, with the same shapes; they register their
     // scratchpad need with the context as they are created.
-    for (const Layer& l : describe_layers(cfg, N, shape.height, shape.width)) {
+    const std::vector<Layer> layers = describe_layers(cfg, N, shape.height, shape.width);
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const Layer& l = layers[i];
         const char* name = l.name.c_str();
+        const bool transition_conv = l.kind == LayerKind::conv && i + 1 < layers.size() &&
+                                     layers[i + 1].kind == LayerKind::avg_pool;
         switch (l.kind) {
         case LayerKind::conv:
+            if (transition_conv) {  // the engine pools first (TransitionPlan)
+                const Layer& pool = layers[i + 1];
+                Pool2d(ctx, PoolShape{N, c, h, w, pool.kernel, pool.stride, pool.padding}, PoolKind::average, pass,
+                       pool.name.c_str(), act);
+                Conv2d(ctx, ConvShape{N, c, pool.output[2], pool.output[3], l.out_channels, 1, 1, 0}, pass, name, act);
+                ++i;
+                c = pool.output[1], h = pool.output[2], w = pool.output[3];
+                continue;
+            }
             Conv2d(ctx, ConvShape{N, c, h, w, l.out_channels, l.kernel, l.stride, l.padding}, pass, name, act);
             break;
         case LayerKind::max_pool:

@@ -75,10 +75,12 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             const ConvParams& c = params.transitions[b].conv;
             const std::string name = "transition" + std::to_string(b + 1);
             TransitionOps t;
-            t.conv = std::make_unique<Conv2d>(ctx, conv_shape(c, N, block.h, block.w, 1, 0), pass, (name + ".conv").c_str(),
-                                              act);
-            t.pool = std::make_unique<Pool2d>(ctx, PoolShape{N, c.out_channels, block.h, block.w, 2, 2, 0},
+            const BlockPlan& next = plan_.blocks[b + 1];
+            // Pool first, then the convolution on the pooled pixels (see TransitionPlan).
+            t.pool = std::make_unique<Pool2d>(ctx, PoolShape{N, c.in_channels, block.h, block.w, 2, 2, 0},
                                               PoolKind::average, pass, (name + ".pool").c_str(), act);
+            t.conv = std::make_unique<Conv2d>(ctx, conv_shape(c, N, next.h, next.w, 1, 0), pass, (name + ".conv").c_str(),
+                                              act);
             transitions_.push_back(std::move(t));
         }
     }
@@ -227,11 +229,11 @@ void DenseNet::transition_forward(size_t b, Mode mode) {
         normalisation_stats(mode, at(block.mean), at(block.var), params_.transitions[b].norm,
                             stats_count(N * block.h * block.w));
     activate_transition_input(b, mode);
-    transitions_[b].conv->forward(raw(tp.activated), raw(tp.conv_out));
-    transitions_[b].pool->forward(raw(tp.conv_out), raw(tp.pooled), nullptr);
-    FeatureMap pooled = act_map(tp.pooled, next.h, next.w, next.first_channels);
-    copy_channels(block_features(b + 1).channels(0, next.first_channels), pooled);
-    if (mode == Mode::train) compute_batch_stats(at(next.mean), at(next.var), pooled);
+    transitions_[b].pool->forward(raw(tp.activated), raw(tp.pooled_input), nullptr);
+    transitions_[b].conv->forward(raw(tp.pooled_input), raw(tp.conv_out));
+    FeatureMap out = act_map(tp.conv_out, next.h, next.w, next.first_channels);
+    copy_channels(block_features(b + 1).channels(0, next.first_channels), out);
+    if (mode == Mode::train) compute_batch_stats(at(next.mean), at(next.var), out);
 }
 
 float DenseNet::head_forward(const int32_t* labels, Mode mode) {
@@ -391,12 +393,15 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionPlan& tp = plan_.transitions[b];
     const TransitionParams& t = params_.transitions[b];
 
-    FeatureMap d_pooled = act_map(plan_.d_narrow, next.h, next.w, next.first_channels);
-    copy_channels(d_pooled, block_grad(b + 1).channels(0, next.first_channels));
-    transitions_[b].pool->backward(d_pooled.data, raw(plan_.d_bottleneck), nullptr);
-    if (plan_.intermediates == Intermediates::recompute) activate_transition_input(b, Mode::train);
-    transitions_[b].conv->backward_weights(raw(tp.activated), raw(plan_.d_bottleneck), t.conv.dweight);
-    transitions_[b].conv->backward_data(raw(plan_.d_bottleneck), raw(plan_.d_wide));
+    if (plan_.intermediates == Intermediates::recompute) {
+        activate_transition_input(b, Mode::train);
+        transitions_[b].pool->forward(raw(tp.activated), raw(tp.pooled_input), nullptr);
+    }
+    FeatureMap d_out = act_map(plan_.d_narrow, next.h, next.w, next.first_channels);
+    copy_channels(d_out, block_grad(b + 1).channels(0, next.first_channels));
+    transitions_[b].conv->backward_weights(raw(tp.pooled_input), d_out.data, t.conv.dweight);
+    transitions_[b].conv->backward_data(d_out.data, raw(plan_.d_bottleneck));
+    transitions_[b].pool->backward(raw(plan_.d_bottleneck), raw(plan_.d_wide), nullptr);
     FeatureMap x = block_features(b);
     bn_relu_backward_synced(block_grad(b), t.norm, act_map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean),
                             at(block.var));
