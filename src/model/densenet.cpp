@@ -6,6 +6,7 @@
 #include "ops/profiler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -47,7 +48,7 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
 
     if (cfg_.stem == Stem::imagenet) {
         conv0_ = std::make_unique<Conv2d>(ctx, conv_shape(params.conv0, N, shape.height, shape.width, 2, 3), pass, "conv0",
-                                          act);
+                                          act, folded_epilogue());
         pool0_ = std::make_unique<Pool2d>(ctx, PoolShape{N, cfg_.num_init_features, plan_.stem_h, plan_.stem_w, 3, 2, 1},
                                           PoolKind::max, pass, "pool0", act);
         if (pool0_->workspace_bytes() > plan_.pool0_workspace_bytes)
@@ -65,7 +66,7 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             const std::string name = "block" + std::to_string(b + 1) + ".layer" + std::to_string(i + 1);
             LayerOps o;
             o.conv1 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv1, N, block.h, block.w, 1, 0), pass,
-                                               (name + ".conv1").c_str(), act);
+                                               (name + ".conv1").c_str(), act, folded_epilogue());
             o.conv2 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv2, N, block.h, block.w, 1, 1), pass,
                                                (name + ".conv2").c_str(), act);
             ops.push_back(std::move(o));
@@ -89,12 +90,34 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
     load_weights();
 }
 
+void DenseNet::FoldedNorm::fold(const BatchNormParams& bn) {
+    scale.resize(size_t(bn.channels));
+    shift.resize(size_t(bn.channels));
+    for (int64_t c = 0; c < bn.channels; ++c) {
+        const double s = double(bn.weight[c]) / std::sqrt(double(bn.running_var[c]) + double(kBnEps));
+        scale[size_t(c)] = float(s);
+        shift[size_t(c)] = float(double(bn.bias[c]) - double(bn.running_mean[c]) * s);
+    }
+}
+
 void DenseNet::load_weights() {
-    conv0_->load_weights(params_.conv0.weight);
+    if (folds_norms() && cfg_.stem == Stem::imagenet) {
+        norm0_.fold(*params_.norm0);
+        conv0_->load_weights(params_.conv0.weight, norm0_.scale.data(), norm0_.shift.data());
+    } else {
+        conv0_->load_weights(params_.conv0.weight);
+    }
     for (size_t b = 0; b < layers_.size(); ++b)
         for (size_t i = 0; i < layers_[b].size(); ++i) {
-            layers_[b][i].conv1->load_weights(params_.blocks[b][i].conv1.weight);
-            layers_[b][i].conv2->load_weights(params_.blocks[b][i].conv2.weight);
+            LayerOps& ops = layers_[b][i];
+            const DenseLayerParams& l = params_.blocks[b][i];
+            if (folds_norms()) {
+                ops.norm2.fold(l.norm2);
+                ops.conv1->load_weights(l.conv1.weight, ops.norm2.scale.data(), ops.norm2.shift.data());
+            } else {
+                ops.conv1->load_weights(l.conv1.weight);
+            }
+            ops.conv2->load_weights(l.conv2.weight);
         }
     for (size_t t = 0; t < transitions_.size(); ++t) transitions_[t].conv->load_weights(params_.transitions[t].conv.weight);
 }
@@ -142,7 +165,9 @@ void DenseNet::stem_forward(Mode mode) {
     const int64_t F0 = cfg_.num_init_features;
     const BlockPlan& first = plan_.blocks[0];
     FeatureMap conv0_out = act_map(plan_.conv0_out, plan_.stem_h, plan_.stem_w, F0);
-    conv0_->forward(raw(plan_.input), conv0_out.data);
+    FeatureMap relu0 = act_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
+    const bool folded_norm0 = folds_norms() && cfg_.stem == Stem::imagenet;
+    conv0_->forward(raw(plan_.input), folded_norm0 ? relu0.data : conv0_out.data);
 
     FeatureMap stem_out = conv0_out;
     if (cfg_.stem == Stem::imagenet) {
@@ -150,8 +175,7 @@ void DenseNet::stem_forward(Mode mode) {
         if (mode == Mode::train) compute_batch_stats(at(plan_.stem_mean), at(plan_.stem_var), conv0_out);
         Stats s = normalisation_stats(mode, at(plan_.stem_mean), at(plan_.stem_var), bn,
                                       stats_count(conv0_out.pixels()));
-        FeatureMap relu0 = act_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
-        bn_relu_forward(relu0, conv0_out, s.mean, s.var, bn.weight, bn.bias);
+        if (!folded_norm0) bn_relu_forward(relu0, conv0_out, s.mean, s.var, bn.weight, bn.bias);
         stem_out = act_map(plan_.pool0_out, first.h, first.w, F0);
         // A training-pass pool records its arg-max even in evaluation; the workspace is always there.
         pool0_->forward(relu0.data, stem_out.data, pass_ == Pass::training ? arena_.base() + plan_.pool0_workspace : nullptr);
@@ -193,14 +217,17 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
     // norm1 reuses the block's statistics of these channels; only its gamma and beta are its own.
     if (mode == Mode::train) normalisation_stats(mode, at(block.mean), at(block.var), l.norm1, P);
     activate_layer_input(b, i, mode);
-    layers_[b][i].conv1->forward(raw(lp.activated_input), raw(lp.bottleneck));
-
-    FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, l.norm2.channels);
-    if (mode == Mode::train) {
-        compute_batch_stats(at(lp.bottleneck_mean), at(lp.bottleneck_var), bottleneck);
-        normalisation_stats(mode, at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2, P);
+    if (folds_norms()) {  // conv1 applies norm2 and relu2 itself
+        layers_[b][i].conv1->forward(raw(lp.activated_input), raw(lp.activated_bottleneck));
+    } else {
+        layers_[b][i].conv1->forward(raw(lp.activated_input), raw(lp.bottleneck));
+        FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, l.norm2.channels);
+        if (mode == Mode::train) {
+            compute_batch_stats(at(lp.bottleneck_mean), at(lp.bottleneck_var), bottleneck);
+            normalisation_stats(mode, at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2, P);
+        }
+        activate_bottleneck(b, i, mode);
     }
-    activate_bottleneck(b, i, mode);
 
     // conv2 writes dense; its k channels are then put into the block buffer, once.
     FeatureMap fresh = act_map(plan_.fresh_features, block.h, block.w, k);

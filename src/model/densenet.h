@@ -46,8 +46,15 @@ public:
     int64_t classes() const { return cfg_.num_classes; }
 
 private:
+    // An eval-mode BatchNorm as the per-channel affine map it is: y = scale * x + shift.
+    // Inference folds norm0 into conv0 and each norm2 into its conv1 (ConvEpilogue::bias_relu).
+    struct FoldedNorm {
+        std::vector<float> scale, shift;
+        void fold(const BatchNormParams& bn);
+    };
     struct LayerOps {
         std::unique_ptr<Conv2d> conv1, conv2;
+        FoldedNorm norm2;  // inference only
     };
     struct TransitionOps {
         std::unique_ptr<Conv2d> conv;
@@ -68,6 +75,9 @@ private:
     void activate_layer_input(size_t b, size_t i, Mode mode);
     void activate_bottleneck(size_t b, size_t i, Mode mode);
     void activate_transition_input(size_t b, Mode mode);
+    // Whether the norms that follow a convolution run inside it (Pass::inference).
+    bool folds_norms() const { return pass_ == Pass::inference; }
+    ConvEpilogue folded_epilogue() const { return folds_norms() ? ConvEpilogue::bias_relu : ConvEpilogue::none; }
 
     // Batch norm's reductions, over the global batch where batch norm is synchronised.
     void compute_batch_stats(float* mean, float* var, const FeatureMap& x);
@@ -98,6 +108,7 @@ private:
     dnnl::reorder to_nhwc_;
     std::unique_ptr<Conv2d> conv0_;
     std::unique_ptr<Pool2d> pool0_;
+    FoldedNorm norm0_;  // inference with the imagenet stem only
     std::vector<std::vector<LayerOps>> layers_;
     std::vector<TransitionOps> transitions_;
     std::unique_ptr<Linear> classifier_;

@@ -27,14 +27,47 @@ ConvKernels default_conv_kernels(const ConvShape& s) {
 Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type)
     : Conv2d(ctx, s, pass, name, type, default_conv_kernels(s)) {}
 
-Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type, ConvKernels kernels)
-    : ctx_(ctx), shape_(s), type_(type), pass_(pass), kernels_(kernels) {
+Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type, ConvEpilogue epilogue)
+    : Conv2d(ctx, s, pass, name, type, default_conv_kernels(s), epilogue) {}
+
+Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type, ConvKernels kernels,
+               ConvEpilogue epilogue)
+    : ctx_(ctx), shape_(s), type_(type), pass_(pass), kernels_(kernels), epilogue_(epilogue) {
     if (uses(ConvKernel::matmul) && !s.is_pointwise())
         throw std::invalid_argument(std::string(name) + ": matmul computes only 1x1, stride-1, unpadded convolutions");
+    if (epilogue != ConvEpilogue::none && pass != Pass::inference)
+        throw std::invalid_argument(std::string(name) + ": an epilogue is for inference only (backward would need its input)");
     const auto& eng = ctx.engine();
     user_weights_ = memory({{s.out_channels, s.in_channels, s.kernel, s.kernel}, dt::f32, tag::oihw}, eng, nullptr);
+    if (epilogue != ConvEpilogue::none) {
+        scale_ = memory({{s.out_channels}, dt::f32, tag::x}, eng, nullptr);
+        bias_ = memory({{s.out_channels}, dt::f32, tag::x}, eng, nullptr);
+    }
     if (uses(ConvKernel::convolution)) build_convolution(name);
     if (uses(ConvKernel::matmul)) build_matmul(name);
+}
+
+primitive_attr Conv2d::forward_attr() const {
+    primitive_attr attr = ctx_.attr();
+    if (epilogue_ == ConvEpilogue::bias_relu) {
+        post_ops relu;
+        relu.append_eltwise(1.0f, algorithm::eltwise_relu, 0.0f, 0.0f);
+        attr.set_post_ops(relu);
+    }
+    return attr;
+}
+
+// The scale is given at each reorder (a runtime value), as the norm it comes from changes with training.
+primitive_attr Conv2d::weight_scale_attr() const {
+    primitive_attr attr;
+    if (epilogue_ != ConvEpilogue::none) attr.set_output_scales(1 << 0, {DNNL_RUNTIME_F32_VAL});  // per O
+    return attr;
+}
+
+void Conv2d::reorder_weights(reorder& r, memory& to) {
+    std::unordered_map<int, memory> args{{DNNL_ARG_FROM, user_weights_}, {DNNL_ARG_TO, to}};
+    if (epilogue_ != ConvEpilogue::none) args[DNNL_ARG_ATTR_OUTPUT_SCALES] = scale_;
+    r.execute(ctx_.stream(), args);
 }
 
 bool Conv2d::uses(ConvKernel kernel) const {
@@ -56,15 +89,23 @@ void Conv2d::build_convolution(const char* name) {
     dst_ = memory(dst_md, eng, nullptr);
 
     // The backward passes take the forward's descriptor as their hint, whichever kernel runs forward.
-    convolution_forward::primitive_desc fwd_pd(
-        {prop, algorithm::convolution_direct, src_md, any_w_md, dst_md, strides, pad, pad}, ctx_.attr(), eng);
+    auto forward_pd = [&]() {
+        if (epilogue_ == ConvEpilogue::none)
+            return convolution_forward::primitive_desc(
+                {prop, algorithm::convolution_direct, src_md, any_w_md, dst_md, strides, pad, pad}, ctx_.attr(), eng);
+        return convolution_forward::primitive_desc({prop, algorithm::convolution_direct, src_md, any_w_md,
+                                                    bias_.get_desc(), dst_md, strides, pad, pad},
+                                                   forward_attr(), eng);
+    };
+    convolution_forward::primitive_desc fwd_pd = forward_pd();
     const bool conv_forward = kernels_.forward == ConvKernel::convolution;
     if (conv_forward) {
         ctx_.register_primitive(std::string(name) + " forward", fwd_pd);
         fwd_ = convolution_forward(fwd_pd);
         fwd_weights_ = memory(fwd_pd.weights_desc(), eng);
-        to_fwd_weights_ = reorder(user_weights_, fwd_weights_);
+        to_fwd_weights_ = reorder(reorder::primitive_desc(user_weights_, fwd_weights_, weight_scale_attr()));
         fwd_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, fwd_weights_}, {DNNL_ARG_DST, dst_}};
+        if (epilogue_ != ConvEpilogue::none) fwd_args_[DNNL_ARG_BIAS] = bias_;
     }
     if (pass_ == Pass::inference) return;
 
@@ -107,18 +148,23 @@ void Conv2d::build_matmul(const char* name) {
     mm_dst_ = memory(dst_md, eng, nullptr);
     mm_weights_transposed_ = memory(weights_t_md, eng, nullptr);
     mm_weights_ = memory(weights_md, eng, nullptr);
-    if (type_ == DType::bf16) {
-        bf16_weights_ = memory({{O, I, 1, 1}, dt::bf16, tag::oihw}, eng);
-        to_bf16_weights_ = reorder(user_weights_, bf16_weights_);
-        mm_weights_transposed_.set_data_handle(bf16_weights_.get_data_handle());
-        mm_weights_.set_data_handle(bf16_weights_.get_data_handle());
+    if (type_ == DType::bf16 || epilogue_ != ConvEpilogue::none) {
+        weight_copy_ = memory({{O, I, 1, 1}, type, tag::oihw}, eng);
+        to_weight_copy_ = reorder(reorder::primitive_desc(user_weights_, weight_copy_, weight_scale_attr()));
+        mm_weights_transposed_.set_data_handle(weight_copy_.get_data_handle());
+        mm_weights_.set_data_handle(weight_copy_.get_data_handle());
     }
 
     if (kernels_.forward == ConvKernel::matmul) {
-        matmul::primitive_desc pd({src_md, weights_t_md, dst_md}, ctx_.attr(), eng);
+        const bool bias = epilogue_ != ConvEpilogue::none;
+        memory::desc bias_md({1, O}, dt::f32, tag::ab);
+        matmul::primitive_desc pd = bias ? matmul::primitive_desc({src_md, weights_t_md, bias_md, dst_md}, forward_attr(), eng)
+                                         : matmul::primitive_desc({src_md, weights_t_md, dst_md}, ctx_.attr(), eng);
         ctx_.register_primitive(std::string(name) + " forward", pd);
         mm_fwd_ = matmul(pd);
         mm_fwd_args_ = {{DNNL_ARG_SRC, mm_src_}, {DNNL_ARG_WEIGHTS, mm_weights_transposed_}, {DNNL_ARG_DST, mm_dst_}};
+        // The (O) bias read as (1,O).
+        if (bias) mm_fwd_args_[DNNL_ARG_BIAS] = memory(bias_md, eng, nullptr);
     }
     if (pass_ == Pass::inference) return;
     if (kernels_.backward_data == ConvKernel::matmul) {
@@ -141,27 +187,40 @@ void Conv2d::build_matmul(const char* name) {
 }
 
 void Conv2d::load_weights(const float* weights_oihw) {
+    if (epilogue_ != ConvEpilogue::none)
+        throw std::logic_error("a convolution with an epilogue loads its weights with their scale and bias");
+    load_weights(weights_oihw, nullptr, nullptr);
+}
+
+void Conv2d::load_weights(const float* weights_oihw, const float* output_channel_scale, const float* bias) {
+    if ((epilogue_ != ConvEpilogue::none) != (output_channel_scale && bias))
+        throw std::logic_error("a scale and a bias are for a convolution with an epilogue, and it needs both");
+    if (bias) {
+        scale_.set_data_handle(const_cast<float*>(output_channel_scale));
+        bias_.set_data_handle(const_cast<float*>(bias));
+        if (kernels_.forward == ConvKernel::matmul) mm_fwd_args_[DNNL_ARG_BIAS].set_data_handle(const_cast<float*>(bias));
+    }
     const bool training = pass_ == Pass::training;
     const bool conv_forward = kernels_.forward == ConvKernel::convolution;
     const bool conv_bwd_data_layout =
         training && kernels_.backward_data == ConvKernel::convolution && !bwd_data_shares_weights_;
     const bool matmul_weights =
         kernels_.forward == ConvKernel::matmul || (training && kernels_.backward_data == ConvKernel::matmul);
-    const bool bf16_copy = matmul_weights && type_ == DType::bf16;
+    const bool matmul_copy = matmul_weights && weight_copy_;
     user_weights_.set_data_handle(const_cast<float*>(weights_oihw));
-    if (matmul_weights && !bf16_copy) {
+    if (matmul_weights && !matmul_copy) {
         // f32 matmul reads the weights where the optimizer leaves them.
         mm_weights_transposed_.set_data_handle(const_cast<float*>(weights_oihw));
         mm_weights_.set_data_handle(const_cast<float*>(weights_oihw));
     }
-    const int layouts = int(conv_forward) + int(conv_bwd_data_layout) + int(bf16_copy);
+    const int layouts = int(conv_forward) + int(conv_bwd_data_layout) + int(matmul_copy);
     if (layouts == 0) return;
     // Reads the f32 weights and writes each layout in the operands' type.
     PhaseTimer timer(Phase::weight_reorder, 0.0,
                      (4.0 + layouts * double(dtype_bytes(type_))) * double(shape_.weight_count()));
-    if (conv_forward) to_fwd_weights_.execute(ctx_.stream(), user_weights_, fwd_weights_);
+    if (conv_forward) reorder_weights(to_fwd_weights_, fwd_weights_);
     if (conv_bwd_data_layout) to_bwd_data_weights_.execute(ctx_.stream(), user_weights_, bwd_data_weights_);
-    if (bf16_copy) to_bf16_weights_.execute(ctx_.stream(), user_weights_, bf16_weights_);
+    if (matmul_copy) reorder_weights(to_weight_copy_, weight_copy_);
 }
 
 // The scratchpad is looked up at every call: the context replaces it when a later primitive

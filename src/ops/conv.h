@@ -23,6 +23,13 @@ struct ConvKernels {
 // The faster kernel for each pass of `shape`, from measurements on DenseNet's shapes.
 ConvKernels default_conv_kernels(const ConvShape& shape);
 
+// What an inference forward does to its output before writing it: nothing, or relu(y + bias), the
+// epilogue that folds the eval-mode BatchNorm+ReLU following a convolution into it, as ONNX
+// Runtime and OpenVINO fold theirs. The BatchNorm's per-channel scale goes into the weights as
+// they are reordered (load_weights with a scale), its shift into the bias; the folded values
+// differ from PyTorch's conv-then-norm only in rounding.
+enum class ConvEpilogue { none, bias_relu };
+
 // Activations are dense NHWC, all of `type`: src, dst and their gradients. With bf16, oneDNN's
 // AVX512-BF16 kernels multiply bf16 and accumulate in f32. Weights and their gradient are
 // PyTorch's OIHW floats. Where a pass runs the convolution primitive, oneDNN picks its own weight
@@ -34,12 +41,19 @@ class Conv2d {
 public:
     Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type = DType::f32);
     // `kernels` other than the default: for tests that compare the two. Matmul needs a pointwise shape.
-    Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type, ConvKernels kernels);
+    // An epilogue other than none needs Pass::inference.
+    Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type, ConvKernels kernels,
+           ConvEpilogue epilogue = ConvEpilogue::none);
+    Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type, ConvEpilogue epilogue);
 
     const ConvShape& shape() const { return shape_; }
     DType type() const { return type_; }
+    ConvEpilogue epilogue() const { return epilogue_; }
 
     void load_weights(const float* weights_oihw);  // (O,I,K,K); call after every weight update
+    // With the bias_relu epilogue: forward computes relu(conv(x, scale (O) * weights) + bias (O)).
+    // The scaled weights are made here; the bias is read at each forward and must stay valid.
+    void load_weights(const float* weights_oihw, const float* output_channel_scale, const float* bias);
     void forward(const void* src, void* dst);      // src (N,H,W,I) -> dst (N,OH,OW,O)
     void backward_data(const void* ddst, void* dsrc);
     void backward_weights(const void* src, const void* ddst, float* dweights_oihw);  // assigns
@@ -48,12 +62,17 @@ private:
     void build_convolution(const char* name);
     void build_matmul(const char* name);
     bool uses(ConvKernel kernel) const;
+    dnnl::primitive_attr forward_attr() const;     // the epilogue's post-op
+    dnnl::primitive_attr weight_scale_attr() const;  // a weight reorder's per-output-channel scale
+    void reorder_weights(dnnl::reorder& r, dnnl::memory& to);
 
     DnnlContext& ctx_;
     ConvShape shape_;
     DType type_;
     Pass pass_;
     ConvKernels kernels_;
+    ConvEpilogue epilogue_ = ConvEpilogue::none;
+    dnnl::memory scale_, bias_;  // (O) f32 each, the epilogue's
 
     // The convolution primitive's passes.
     dnnl::memory src_, dst_, user_weights_, fwd_weights_, bwd_data_weights_, diff_weights_, user_diff_weights_;
@@ -69,8 +88,10 @@ private:
     dnnl::memory mm_src_, mm_dst_;            // (P,I), (P,O)
     dnnl::memory mm_weights_transposed_;      // (I,O): the (O,I) weights read column-major
     dnnl::memory mm_weights_, mm_ddst_transposed_, mm_dweights_;  // (O,I); (O,P); (O,I) f32
-    dnnl::memory bf16_weights_;               // (O,I,1,1) bf16 copy, bf16 matmul only
-    dnnl::reorder to_bf16_weights_;
+    // (O,I,1,1) copy in the operands' type, where matmul can't read the f32 weights as they are:
+    // in bf16, or scaled for an epilogue.
+    dnnl::memory weight_copy_;
+    dnnl::reorder to_weight_copy_;
     dnnl::matmul mm_fwd_, mm_bwd_data_, mm_bwd_weights_;
     std::unordered_map<int, dnnl::memory> mm_fwd_args_, mm_bwd_data_args_, mm_bwd_weights_args_;
 };

@@ -102,6 +102,16 @@ TEST_P(Parity, EvalLogitsAndLoss) {
     report();
 }
 
+// An inference network folds each norm that follows a convolution into it (ConvEpilogue): the
+// same logits, rounded differently.
+TEST_P(Parity, InferenceNetworkEvalLogitsAndLoss) {
+    DenseNet inference(ctx_, *params_, shape_, Pass::inference, Intermediates::recompute);
+    float loss = inference.forward(input_.data(), labels_.data(), Mode::eval);
+    expect_close("inference", inference.logits(), "eval.logits", kTolerance);
+    expect_close("inference", &loss, "eval.loss", kTolerance);
+    report();
+}
+
 TEST_P(Parity, TrainLogitsLossGradientsAndRunningStats) {
     float loss = net_->forward(input_.data(), labels_.data(), Mode::train);
     expect_close("train", net_->logits(), "train.logits", kTolerance);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace dn {
@@ -66,6 +67,48 @@ TEST(Conv, MatmulRefusesAConvolutionItCannotCompute) {
                  std::invalid_argument);
     EXPECT_THROW(Conv2d(ctx, ConvShape{2, 8, 4, 4, 8, 1, 2, 0}, Pass::inference, "strided", DType::f32, {mm, cv, cv}),
                  std::invalid_argument);
+}
+
+// relu(conv(x, scale * W) + bias) against the plain convolution followed by the same affine map
+// and relu, per output channel, on both kernels; negative scales flip channels through the relu.
+TEST(Conv, BiasReluEpilogueIsTheFollowingAffineMapAndRelu) {
+    const ConvKernel mm = ConvKernel::matmul, cv = ConvKernel::convolution;
+    for (const ConvShape& s : {ConvShape{4, 40, 3, 3, 24, 1, 1, 0}, ConvShape{3, 5, 9, 9, 16, 7, 2, 3},
+                               ConvShape{8, 136, 1, 1, 128, 1, 1, 0}})
+        for (ConvKernel kernel : {cv, mm}) {
+            if (kernel == mm && !s.is_pointwise()) continue;
+            DnnlContext ctx;
+            Conv2d plain(ctx, s, Pass::inference, "plain", DType::f32, ConvKernels{kernel, cv, cv});
+            Conv2d fused(ctx, s, Pass::inference, "fused", DType::f32, ConvKernels{kernel, cv, cv},
+                         ConvEpilogue::bias_relu);
+            const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
+            const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
+            const size_t O = size_t(s.out_channels);
+            std::vector<float> x = random_vector(in, 1), w = random_vector(size_t(s.weight_count()), 2);
+            std::vector<float> scale = random_vector(O, 3), bias = random_vector(O, 4);
+            std::vector<float> y(out), want(out), got(out);
+            plain.load_weights(w.data());
+            plain.forward(x.data(), y.data());
+            for (size_t j = 0; j < out; ++j)  // NHWC: the channel is the fastest index
+                want[j] = std::max(0.0f, scale[j % O] * y[j] + bias[j % O]);
+            fused.load_weights(w.data(), scale.data(), bias.data());
+            fused.forward(x.data(), got.data());
+            EXPECT_LE(test::relative_error(got.data(), want.data(), int64_t(out)), 1e-6)
+                << (kernel == mm ? "matmul " : "convolution ") << s.in_channels << "->" << s.out_channels;
+            size_t zeros = 0;
+            for (float v : got) zeros += v == 0.0f;
+            EXPECT_GT(zeros, out / 4);  // the relu acted
+            EXPECT_LT(zeros, 3 * out / 4);
+        }
+}
+
+TEST(Conv, EpilogueIsForInferenceWithItsScaleAndBias) {
+    DnnlContext ctx;
+    const ConvShape s{2, 8, 4, 4, 8, 1, 1, 0};
+    EXPECT_THROW(Conv2d(ctx, s, Pass::training, "train", DType::f32, ConvEpilogue::bias_relu), std::invalid_argument);
+    Conv2d fused(ctx, s, Pass::inference, "fused", DType::f32, ConvEpilogue::bias_relu);
+    std::vector<float> w(size_t(s.weight_count()));
+    EXPECT_THROW(fused.load_weights(w.data()), std::logic_error);
 }
 
 }  // namespace
