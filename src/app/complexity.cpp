@@ -2,6 +2,7 @@
 
 #include "app/layer_table.h"
 #include "model/complexity.h"
+#include "model/inference_chunk.h"
 
 #include <cstdio>
 
@@ -63,18 +64,21 @@ void print_report(const Complexity& c) {
     print_memory_row("", "inference", "training");
     print_memory_row("naive: every forward tensor kept", bytes_text(c.naive_bytes), bytes_text(c.naive_bytes));
     print_memory_row("PyTorch: what autograd saves for backward", "-", bytes_text(c.autograd_saved));
-    print_memory_row("this engine's arena, recomputing", bytes_text(int64_t(c.inference.activations)),
+    print_memory_row("this engine's arena, recomputing", bytes_text(int64_t(c.inference.activations)) + " *",
                      bytes_text(int64_t(c.training_recompute.activations)));
     print_memory_row("this engine's arena, keeping", "(same)", bytes_text(int64_t(c.training_keep.activations)));
     print_memory_row("+ parameters, gradients, buffers (+ Adam)", bytes_text(int64_t(c.inference.state)),
                      bytes_text(int64_t(c.training_recompute.state)));
     print_memory_row(o.with_scratchpad ? "+ oneDNN scratchpad" : "+ oneDNN scratchpad (not measured)",
                      bytes_text(int64_t(c.inference.scratchpad)), bytes_text(int64_t(c.training_recompute.scratchpad)));
+    print_memory_row("+ the batch's images and outputs", bytes_text(int64_t(c.inference.batch)), "-");
     print_memory_row("= this engine in all, recomputing", bytes_text(int64_t(c.inference.total())),
                      bytes_text(int64_t(c.training_recompute.total())));
     print_memory_row("= this engine in all, keeping", "", bytes_text(int64_t(c.training_keep.total())));
     std::printf("  (naive: the input, every module, torch.cat and head output, and the max-pool's indices;\n"
-                "  PyTorch: torchvision's DenseNet, memory_efficient=False; oneDNN's weight copies not counted)\n\n");
+                "  PyTorch: torchvision's DenseNet, memory_efficient=False; oneDNN's weight copies not counted;\n"
+                "  * inference runs the batch %ld image(s) at a time, a chunk whose arena fits this CPU's cache)\n\n",
+                long(executed_shape(c.cfg, {o.batch, o.input_size, o.input_size}, Pass::inference, o.precision).batch));
 
     if (o.device_tflops > 0) {
         const int64_t steps = (o.epoch_images + o.batch - 1) / o.batch;

@@ -75,9 +75,9 @@ int run_eval(const EvalOptions& o) {
     const SafetensorsFile file = open_checkpoint(o.checkpoint);
     const ModelInfo info = read_model_info(file);
     const int64_t size = model_input_size(o.input_size, info);
-    // The loader holds 3 batches of float images (1 thread).
+    // The loader holds 3 batches of float images (1 thread); inference's memory counts the one it reads.
     check_memory_fits(info.config, {o.batch_size, size, size}, Pass::inference, Intermediates::recompute, precision,
-                      3 * sizeof(float) * size_t(info.config.in_channels * size * size));
+                      2 * sizeof(float) * size_t(info.config.in_channels * size * size));
     const std::string dataset = !o.dataset.empty() ? o.dataset : (!info.dataset.empty() ? info.dataset : "cifar10");
     const DatasetRequest request{.name = dataset, .dir = o.data_dir, .folder_size = size,
                                  .folder_channels = info.config.in_channels};

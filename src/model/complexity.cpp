@@ -1,5 +1,6 @@
 #include "model/complexity.h"
 
+#include "model/inference_chunk.h"
 #include "model/parameters.h"
 #include "ops/conv.h"
 #include "ops/linear.h"
@@ -112,18 +113,19 @@ size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, P
 EngineMemory engine_memory(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Intermediates intermediates,
                            bool with_scratchpad, Precision precision) {
     EngineMemory m;
-    m.activations = plan_activations(cfg, shape, intermediates, pass, precision).memory.total_bytes();
+    const RunShape executed = executed_shape(cfg, shape, pass, precision);
+    m.activations = plan_activations(cfg, executed, intermediates, pass, precision).memory.total_bytes();
     m.state = size_t(engine_state_bytes(model_bytes(cfg), pass));
-    if (with_scratchpad) m.scratchpad = dnnl_scratchpad_bytes(cfg, shape, pass, precision);
+    if (with_scratchpad) m.scratchpad = dnnl_scratchpad_bytes(cfg, executed, pass, precision);
+    if (pass == Pass::inference)
+        m.batch = size_t(4 * shape.batch * (cfg.in_channels * shape.height * shape.width + 2 * cfg.num_classes));
     return m;
 }
 
 int64_t max_batch(const DenseNetConfig& cfg, int64_t input_size, Pass pass, Intermediates intermediates,
                   size_t budget, bool with_scratchpad, Precision precision) {
-    const size_t state = size_t(engine_state_bytes(model_bytes(cfg), pass));
     auto without_scratchpad = [&](int64_t batch) {
-        return plan_activations(cfg, {batch, input_size, input_size}, intermediates, pass, precision).memory.total_bytes() +
-               state;
+        return engine_memory(cfg, {batch, input_size, input_size}, pass, intermediates, false, precision).total();
     };
     // The largest batch whose arena and state fit in `room`: doubling, then bisection.
     auto largest = [&](size_t room) -> int64_t {
@@ -142,11 +144,12 @@ int64_t max_batch(const DenseNetConfig& cfg, int64_t input_size, Pass pass, Inte
     if (!with_scratchpad || batch == 0) return batch;
 
     auto total = [&](int64_t b) {
-        return without_scratchpad(b) + dnnl_scratchpad_bytes(cfg, {b, input_size, input_size}, pass, precision);
+        return engine_memory(cfg, {b, input_size, input_size}, pass, intermediates, true, precision).total();
     };
     // The scratchpad barely moves with the batch: search again with the room it leaves, then step
     // to the exact edge.
-    const size_t scratchpad = dnnl_scratchpad_bytes(cfg, {batch, input_size, input_size}, pass, precision);
+    const size_t scratchpad =
+        engine_memory(cfg, {batch, input_size, input_size}, pass, intermediates, true, precision).scratchpad;
     batch = scratchpad >= budget ? 0 : largest(budget - scratchpad);
     while (batch > 0 && total(batch) > budget) --batch;
     while (total(batch + 1) <= budget) ++batch;
@@ -179,12 +182,18 @@ Complexity analyse_complexity(const DenseNetConfig& cfg, const ComplexityOptions
             if (!recompute_plan.blocks[b].layers[i].keeps_bottleneck)
                 recomputed.insert("features.denseblock" + std::to_string(b + 1) + ".denselayer" + std::to_string(i + 1) +
                                   ".conv1");
-    int64_t conv0 = 0, conv1 = 0;
-    for (const Layer& l : c.layers) {
+    // A transition's convolution runs on its pooled pixels (TransitionPlan): a quarter of its MACs.
+    int64_t conv0 = 0, conv1 = 0, pooled_first = 0;
+    for (size_t i = 0; i < c.layers.size(); ++i) {
+        const Layer& l = c.layers[i];
         if (l.name == "features.conv0") conv0 = l.macs;
         if (recomputed.count(l.name)) conv1 += l.macs;
+        if (l.kind == LayerKind::conv && i + 1 < c.layers.size() && c.layers[i + 1].kind == LayerKind::avg_pool) {
+            const Layer& pool = c.layers[i + 1];
+            pooled_first += l.macs - l.macs / (l.output[2] * l.output[3]) * (pool.output[2] * pool.output[3]);
+        }
     }
-    c.engine_training_macs_keep = 3 * c.macs - conv0;
+    c.engine_training_macs_keep = 3 * (c.macs - pooled_first) - conv0;
     c.engine_training_macs_recompute = c.engine_training_macs_keep + conv1;
 
     c.naive_bytes = naive_forward_bytes(cfg, shape);
@@ -209,7 +218,8 @@ Complexity analyse_complexity(const DenseNetConfig& cfg, const ComplexityOptions
 
 namespace {
 nlohmann::ordered_json memory_json(const EngineMemory& m) {
-    return {{"activations", m.activations}, {"state", m.state}, {"scratchpad", m.scratchpad}, {"total", m.total()}};
+    return {{"activations", m.activations}, {"state", m.state}, {"scratchpad", m.scratchpad}, {"batch", m.batch},
+            {"total", m.total()}};
 }
 }  // namespace
 

@@ -44,10 +44,14 @@ size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, P
                              Precision precision = Precision::fp32);
 
 struct EngineMemory {
-    size_t activations = 0;  // plan_activations(...).memory.total_bytes(): the arena DenseNet allocates
+    size_t activations = 0;  // plan_activations(...).memory.total_bytes(): the arena DenseNet allocates,
+                             // for inference a chunk's (executed_shape)
     size_t state = 0;        // engine_state_bytes
     size_t scratchpad = 0;   // dnnl_scratchpad_bytes, or 0 where it was not measured
-    size_t total() const { return activations + state + scratchpad; }
+    // Inference: the batch's float images and its logits and log-probabilities, all there at once
+    // while the arena holds a chunk; what grows with the batch once it runs in chunks.
+    size_t batch = 0;
+    size_t total() const { return activations + state + scratchpad + batch; }
 };
 EngineMemory engine_memory(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Intermediates intermediates,
                            bool with_scratchpad, Precision precision = Precision::fp32);

@@ -1,5 +1,6 @@
 #include "model/densenet.h"
 
+#include "model/inference_chunk.h"
 #include "ops/batch_norm_relu.h"
 #include "ops/channel_copy.h"
 #include "ops/loss.h"
@@ -35,10 +36,19 @@ ConvShape conv_shape(const ConvParams& c, int64_t batch, int64_t h, int64_t w, i
 
 DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, Pass pass,
                    Intermediates intermediates, Precision precision)
-    : ctx_(ctx), params_(params), cfg_(params.config()),
-      plan_(plan_activations(params.config(), shape, intermediates, pass, precision)),
+    : ctx_(ctx), params_(params), cfg_(params.config()), shape_(shape),
+      plan_(plan_activations(params.config(), executed_shape(params.config(), shape, pass, precision), intermediates,
+                             pass, precision)),
       arena_(plan_.memory.total_bytes()), pass_(pass) {
-    const int64_t N = shape.batch;
+    const int64_t N = plan_.shape.batch;
+    if (chunked()) {
+        batch_logits_.resize(size_t(shape.batch * cfg_.num_classes));
+        batch_log_probs_.resize(batch_logits_.size());
+        if (shape.batch % N != 0) {
+            padded_images_.assign(size_t(N * cfg_.in_channels * shape.height * shape.width), 0.0f);
+            padded_labels_.assign(size_t(N), 0);
+        }
+    }
     const auto& eng = ctx.engine();
     const DType act = plan_.activation;
     user_images_ = dnnl::memory({{N, cfg_.in_channels, shape.height, shape.width}, dt::f32, tag::nchw}, eng, nullptr);
@@ -136,13 +146,36 @@ FeatureMap DenseNet::act_map(size_t offset, int64_t h, int64_t w, int64_t c) con
     return dense_map(raw(offset), plan_.activation, plan_.shape.batch, h, w, c);
 }
 
-const float* DenseNet::logits() const { return at(plan_.logits); }
-const float* DenseNet::log_probs() const { return at(plan_.log_probs); }
+const float* DenseNet::logits() const { return chunked() ? batch_logits_.data() : at(plan_.logits); }
+const float* DenseNet::log_probs() const { return chunked() ? batch_log_probs_.data() : at(plan_.log_probs); }
 
 // ---------------------------------------------------------------------------------------------
 // Forward
 
 float DenseNet::forward(const float* images_nchw, const int32_t* labels, Mode mode) {
+    if (!chunked()) return forward_chunk(images_nchw, labels, mode);
+    const int64_t N = shape_.batch, chunk = plan_.shape.batch, K = cfg_.num_classes;
+    const int64_t image_floats = cfg_.in_channels * shape_.height * shape_.width;
+    double nll = 0.0;
+    for (int64_t first = 0; first < N; first += chunk) {
+        const int64_t n = std::min(chunk, N - first);
+        const float* images = images_nchw + first * image_floats;
+        const int32_t* chunk_labels = labels + first;
+        if (n < chunk) {  // the last chunk: its images, then the blank ones already there
+            std::copy(images, images + n * image_floats, padded_images_.begin());
+            std::copy(chunk_labels, chunk_labels + n, padded_labels_.begin());
+            images = padded_images_.data(), chunk_labels = padded_labels_.data();
+        }
+        forward_chunk(images, chunk_labels, mode);
+        std::copy(at(plan_.logits), at(plan_.logits) + n * K, batch_logits_.begin() + first * K);
+        const float* log_probs = at(plan_.log_probs);
+        std::copy(log_probs, log_probs + n * K, batch_log_probs_.begin() + first * K);
+        for (int64_t i = 0; i < n; ++i) nll -= double(log_probs[i * K + chunk_labels[i]]);
+    }
+    return float(nll / double(N));
+}
+
+float DenseNet::forward_chunk(const float* images_nchw, const int32_t* labels, Mode mode) {
     if (mode == Mode::train && pass_ != Pass::training)
         throw std::logic_error("this DenseNet was built for inference only");
     user_images_.set_data_handle(const_cast<float*>(images_nchw));

@@ -27,7 +27,8 @@ public:
     void load_weights();
 
     // images (N,C,H,W) in PyTorch's layout, labels (N). Returns the mean NLL loss of log_softmax;
-    // in Mode::train with label smoothing, the smoothed cross-entropy that is minimised.
+    // in Mode::train with label smoothing, the smoothed cross-entropy that is minimised. An
+    // inference network runs the batch a chunk at a time (inference_chunk): the same results.
     float forward(const float* images_nchw, const int32_t* labels, Mode mode);
     // After forward(..., Mode::train): assigns every parameter gradient in params.
     void backward();
@@ -40,8 +41,8 @@ public:
 
     const float* logits() const;     // (N,K)
     const float* log_probs() const;  // (N,K)
-    const ActivationPlan& plan() const { return plan_; }
-    const RunShape& shape() const { return plan_.shape; }
+    const ActivationPlan& plan() const { return plan_; }  // of one chunk (plan().shape.batch images)
+    const RunShape& shape() const { return shape_; }
     Precision precision() const { return plan_.precision; }
     int64_t classes() const { return cfg_.num_classes; }
 
@@ -68,6 +69,8 @@ private:
     FeatureMap block_features(size_t b) const;
     FeatureMap block_grad(size_t b) const;
 
+    float forward_chunk(const float* images_nchw, const int32_t* labels, Mode mode);
+    bool chunked() const { return plan_.shape.batch < shape_.batch; }
     void stem_forward(Mode mode);
     void dense_layer_forward(size_t b, size_t i, Mode mode);
     void transition_forward(size_t b, Mode mode);
@@ -100,6 +103,7 @@ private:
     DnnlContext& ctx_;
     Parameters& params_;
     const DenseNetConfig& cfg_;
+    RunShape shape_;  // the batch forward takes
     ActivationPlan plan_;
     Arena arena_;
     Pass pass_;
@@ -113,6 +117,10 @@ private:
     std::vector<TransitionOps> transitions_;
     std::unique_ptr<Linear> classifier_;
     const int32_t* labels_ = nullptr;
+    // A chunked inference network's outputs for the whole batch, (N,K) each, and the last chunk
+    // of a batch that the chunks don't divide, padded with blank images.
+    std::vector<float> batch_logits_, batch_log_probs_, padded_images_;
+    std::vector<int32_t> padded_labels_;
     bool has_forward_for_backward_ = false;
     ReplicaSync* sync_ = nullptr;
     double label_smoothing_ = 0.0;

@@ -1,6 +1,8 @@
 // The memory plan and oneDNN's choices for densenet121 at the lecture's shape (224x224, batch 32).
 #include "model/densenet.h"
+#include "model/inference_chunk.h"
 #include "model/init.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -9,12 +11,16 @@ namespace {
 
 // oneDNN 2.6 silently falls back to its reference kernels (about 1000x slower) for operands it
 // cannot handle, such as sub-memory views. No primitive on the hot path may be one.
+// Inference's convolutions carry the folded norms' bias and ReLU (ConvEpilogue).
 TEST(Plan, NoReferenceKernelOnTheHotPath) {
-    DnnlContext ctx;
-    Parameters params(densenet_preset("densenet121", 10));
-    DenseNet net(ctx, params, {32, 224, 224}, Pass::training, Intermediates::recompute);
-    ASSERT_FALSE(ctx.chosen_impls().empty());
-    for (const auto& c : ctx.chosen_impls()) EXPECT_EQ(c.impl.find("ref"), std::string::npos) << c.what << ": " << c.impl;
+    for (Pass pass : {Pass::training, Pass::inference}) {
+        DnnlContext ctx;
+        Parameters params(densenet_preset("densenet121", 10));
+        DenseNet net(ctx, params, {32, 224, 224}, pass, Intermediates::recompute);
+        ASSERT_FALSE(ctx.chosen_impls().empty());
+        for (const auto& c : ctx.chosen_impls())
+            EXPECT_EQ(c.impl.find("ref"), std::string::npos) << c.what << ": " << c.impl;
+    }
 }
 
 // In bf16 precision every convolution and pooling must run oneDNN's AVX512-BF16 kernels (jit_bf16,
@@ -124,6 +130,51 @@ TEST(Plan, KeepingAndRecomputingGiveBitIdenticalGradients) { expect_keep_and_rec
 TEST(Plan, KeepingAndRecomputingGiveBitIdenticalGradientsInBf16) {
     if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
     expect_keep_and_recompute_identical(Precision::bf16);
+}
+
+TEST(Plan, InferenceChunksAreTheBatchOrPowersOfTwoWhoseArenaFits) {
+    const DenseNetConfig cfg = densenet_preset("densenet121", 10);
+    auto arena = [&](int64_t images) {
+        return plan_activations(cfg, {images, 224, 224}, Intermediates::recompute, Pass::inference).memory.total_bytes();
+    };
+    auto chunk = [&](int64_t batch, size_t cache) { return inference_chunk(cfg, {batch, 224, 224}, Precision::fp32, cache); };
+    EXPECT_EQ(chunk(32, arena(32)), 32);  // it all fits
+    EXPECT_EQ(chunk(24, arena(24)), 24);
+    EXPECT_EQ(chunk(32, arena(31)), 16);
+    EXPECT_EQ(chunk(32, arena(5)), 4);
+    EXPECT_EQ(chunk(32, arena(4)), 4);
+    EXPECT_EQ(chunk(3, arena(2)), 2);
+    EXPECT_EQ(chunk(32, arena(1) - 1), 1);  // one image at least
+    EXPECT_EQ(executed_shape(cfg, {32, 224, 224}, Pass::training, Precision::fp32).batch, 32);  // training never
+    EXPECT_GT(last_level_cache_bytes(), size_t(0));
+}
+
+// A batch larger than the cache holds runs in chunks, the last one padded: the same logits and
+// loss as one run over the whole batch (a training network's, in eval mode).
+TEST(Plan, ChunkedInferenceGivesTheWholeBatchsResults) {
+    DenseNetConfig cfg;
+    cfg.arch = "custom";
+    cfg.growth_rate = 12, cfg.block_config = {3, 3}, cfg.num_init_features = 16, cfg.num_classes = 10;
+    const int64_t S = 40;
+    const size_t one = plan_activations(cfg, {1, S, S}, Intermediates::recompute, Pass::inference).memory.total_bytes();
+    const int64_t N = 2 * int64_t(last_level_cache_bytes() / one) + 3;  // odd: the chunks don't divide it
+    Parameters params(cfg);
+    init_parameters(params, 3);
+    std::vector<float> x = test::random_vector(size_t(N * 3 * S * S), 5);
+    std::vector<int32_t> y(static_cast<size_t>(N));
+    for (int64_t i = 0; i < N; ++i) y[size_t(i)] = int32_t((i * 7) % 10);
+    DnnlContext ctx;
+    DenseNet whole(ctx, params, {N, S, S}, Pass::training, Intermediates::recompute);
+    DenseNet chunked(ctx, params, {N, S, S}, Pass::inference, Intermediates::recompute);
+    ASSERT_LT(chunked.plan().shape.batch, N);
+    EXPECT_EQ(chunked.shape().batch, N);
+    const float want = whole.forward(x.data(), y.data(), Mode::eval);
+    const float got = chunked.forward(x.data(), y.data(), Mode::eval);
+    EXPECT_NEAR(got, want, 1e-5 * std::abs(want));
+    EXPECT_LE(test::relative_error(chunked.logits(), whole.logits(), N * 10), 1e-5);
+    EXPECT_LE(test::relative_error(chunked.log_probs(), whole.log_probs(), N * 10), 1e-5);
+    std::printf("%ld images in chunks of %ld: loss %.7f against %.7f\n", long(N), long(chunked.plan().shape.batch), got,
+                want);
 }
 
 TEST(Plan, RejectsInputsTooSmallAndEmptyBatches) {
