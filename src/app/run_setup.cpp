@@ -91,8 +91,14 @@ void check_memory_fits(const DenseNetConfig& cfg, const RunShape& shape, Pass pa
     const size_t available = available_memory_bytes();
     auto need = [&](int64_t batch) {
         const RunShape s{batch, shape.height, shape.width};
-        return engine_memory(cfg, s, pass, intermediates, /*with_scratchpad=*/false, precision).total() +
-               size_t(batch) * loader_bytes_per_image;
+        size_t bytes = engine_memory(cfg, s, pass, intermediates, /*with_scratchpad=*/false, precision).total() +
+                       size_t(batch) * loader_bytes_per_image;
+        // Training tests on an inference network over the same parameters: its arena, and its
+        // weights in oneDNN's layouts (the rest of its state is the training network's).
+        if (pass == Pass::training)
+            bytes += engine_memory(cfg, s, Pass::inference, Intermediates::recompute, false, precision).activations +
+                     size_t(4 * model_bytes(cfg).parameters);
+        return bytes;
     };
     const size_t needed = need(shape.batch);
     if (needed <= available) return;

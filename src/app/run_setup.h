@@ -37,7 +37,8 @@ Normalization normalization(const std::string& name, int64_t channels);
 size_t available_memory_bytes();
 
 // Before a network or its loaders are built: throws std::invalid_argument when the network's arena
-// and state (as the complexity report counts them) and `loader_bytes_per_image` for each image of
+// and state (as the complexity report counts them; in training, with the inference network the
+// tests run on) and `loader_bytes_per_image` for each image of
 // the batch (the loaders' batch buffers) need more than available_memory_bytes(), naming what it
 // needs, what there is, and the largest batch that fits. Allocating it would otherwise end in a
 // failed allocation or the OOM killer, long after the run began.

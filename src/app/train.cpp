@@ -215,7 +215,7 @@ void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, WeightAvera
 
 // The test of the average of the weights: it takes the trained weights' place in the network
 // for the test, and gives it back whatever happens.
-std::optional<EvalResult> test_average(DenseNet& net, Parameters& params, WeightAverage& average, BatchLoader& loader,
+std::optional<EvalResult> test_average(DenseNet& tester, Parameters& params, WeightAverage& average, BatchLoader& loader,
                                        Communicator& comm, TestTimeAugment tta) {
     struct Exchange {
         DenseNet& net;
@@ -228,8 +228,8 @@ std::optional<EvalResult> test_average(DenseNet& net, Parameters& params, Weight
             a.swap_state(b);
             net.load_weights();
         }
-    } exchange(net, params, average.averaged());
-    return evaluate_sharded(net, loader, "  testing the EMA", comm, &g_interrupted, tta);
+    } exchange(tester, params, average.averaged());
+    return evaluate_sharded(tester, loader, "  testing the EMA", comm, &g_interrupted, tta);
 }
 
 int run_train(const TrainCommand& cmd, Communicator& comm) {
@@ -311,12 +311,17 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                  r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
     net.set_replica_sync(&replicas);
     net.set_label_smoothing(r.label_smoothing);
+    // The tests run on an inference network over the same parameters, as `densenet eval` does: its
+    // norms folded into its convolutions and its batch in cache-sized chunks, faster than the
+    // training network's eval mode. It reloads the weights before each test.
+    DenseNet tester(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::inference,
+                    Intermediates::recompute, precision);
     const TestTimeAugment tta = test_time_augment(r.test_tta);
     // A new run with a time budget: as many epochs as its measured steps fit (a resumed run keeps
     // the number it chose, which state.json records).
     if (!resuming && r.time_budget > 0) {
         net.load_weights();
-        const StepTimes times = time_steps(net, params, train_loader, test_loader, replicas, 16, tta);
+        const StepTimes times = time_steps(net, tester, params, train_loader, test_loader, replicas, 16, tta);
         int64_t epochs = epochs_within(r.time_budget, seconds_since(started), times, train_loader.batches_per_epoch(),
                                        test_loader.batches_per_epoch());
         comm.broadcast(&epochs, sizeof epochs, 0);  // rank 0's measure decides for all
@@ -418,9 +423,10 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                         log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
+        tester.load_weights();  // this epoch's weights and statistics (test_average swaps in the average's)
         const std::optional<EvalResult> test =
-            r.test_ema ? test_average(net, params, *average, test_loader, comm, tta)
-                       : evaluate_sharded(net, test_loader, "  testing", comm, &g_interrupted, tta);
+            r.test_ema ? test_average(tester, params, *average, test_loader, comm, tta)
+                       : evaluate_sharded(tester, test_loader, "  testing", comm, &g_interrupted, tta);
         if (!test) return stopped();  // the epoch's training is saved; --resume runs its test
         if (!std::isfinite(test->loss)) return diverged();  // the last step left non-finite weights
 

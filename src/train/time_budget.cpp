@@ -22,8 +22,8 @@ double median_seconds(std::vector<double> seconds) {
 }
 }  // namespace
 
-StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loader, BatchLoader& test_loader,
-                     DataParallel& replicas, int64_t steps, TestTimeAugment tta) {
+StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchLoader& train_loader,
+                     BatchLoader& test_loader, DataParallel& replicas, int64_t steps, TestTimeAugment tta) {
     Parameters saved(params.config());
     saved.copy_state_from(params);
     Adam stand_in(params.count(), AdamOptions{.lr = 0.0});  // lr 0: the weights do not move anyway
@@ -50,11 +50,12 @@ StepTimes time_steps(DenseNet& net, Parameters& params, BatchLoader& train_loade
     const int64_t test_batches = test_loader.batches_per_epoch();
     const int64_t untimed_tests = std::clamp<int64_t>(test_batches - 1, 0, 1), tests = std::min<int64_t>(5, test_batches - untimed_tests);
     std::vector<double> test_seconds;
+    tester.load_weights();
     for (int64_t t = 0; t < untimed_tests + tests; ++t) {
         const Clock::time_point start = Clock::now();
         const Batch* batch = test_loader.next();
         for (int pass = 0; pass < forward_passes(tta); ++pass)
-            net.forward(batch->images.data(), batch->labels.data(), Mode::eval);
+            tester.forward(batch->images.data(), batch->labels.data(), Mode::eval);
         if (t >= untimed_tests) test_seconds.push_back(since(start));
     }
     times.test_batch_seconds = median_seconds(test_seconds);
