@@ -86,6 +86,16 @@ TEST_P(ParityBf16, EvalLogitsAndLoss) {
     report("eval");
 }
 
+// An inference network folds norm0 and every norm2 into the convolution before it: in bf16 its
+// scaled weights are rounded to bf16 after the scale, not before.
+TEST_P(ParityBf16, InferenceNetworkEvalLogitsAndLoss) {
+    DenseNet inference(ctx_, *params_, net_->shape(), Pass::inference, Intermediates::recompute, Precision::bf16);
+    float loss = inference.forward(input_.data(), labels_.data(), Mode::eval);
+    expect_close(inference.logits(), "eval.logits");
+    expect_close(&loss, "eval.loss");
+    report("inference");
+}
+
 TEST_P(ParityBf16, TrainLogitsLossAndGradients) {
     float loss = net_->forward(input_.data(), labels_.data(), Mode::train);
     expect_close(net_->logits(), "train.logits");
