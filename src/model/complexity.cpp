@@ -183,17 +183,17 @@ Complexity analyse_complexity(const DenseNetConfig& cfg, const ComplexityOptions
                 recomputed.insert("features.denseblock" + std::to_string(b + 1) + ".denselayer" + std::to_string(i + 1) +
                                   ".conv1");
     // A transition's convolution runs on its pooled pixels (TransitionPlan): a quarter of its MACs.
-    int64_t conv0 = 0, conv1 = 0, pooled_first = 0;
+    int64_t conv0 = 0, conv1 = 0, transition_macs_saved = 0;
     for (size_t i = 0; i < c.layers.size(); ++i) {
         const Layer& l = c.layers[i];
         if (l.name == "features.conv0") conv0 = l.macs;
         if (recomputed.count(l.name)) conv1 += l.macs;
         if (l.kind == LayerKind::conv && i + 1 < c.layers.size() && c.layers[i + 1].kind == LayerKind::avg_pool) {
             const Layer& pool = c.layers[i + 1];
-            pooled_first += l.macs - l.macs / (l.output[2] * l.output[3]) * (pool.output[2] * pool.output[3]);
+            transition_macs_saved += l.macs - l.macs / (l.output[2] * l.output[3]) * (pool.output[2] * pool.output[3]);
         }
     }
-    c.engine_training_macs_keep = 3 * (c.macs - pooled_first) - conv0;
+    c.engine_training_macs_keep = 3 * (c.macs - transition_macs_saved) - conv0;
     c.engine_training_macs_recompute = c.engine_training_macs_keep + conv1;
 
     c.naive_bytes = naive_forward_bytes(cfg, shape);
