@@ -213,10 +213,10 @@ void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, WeightAvera
     state = run_state_from_json(nlohmann::json::parse(text));
 }
 
-// The test of the average of the weights: it takes the trained weights' place in the network
-// for the test, and gives it back whatever happens.
-std::optional<EvalResult> test_average(DenseNet& tester, Parameters& params, WeightAverage& average, BatchLoader& loader,
-                                       Communicator& comm, TestTimeAugment tta) {
+// The test of the average of the weights: it takes the trained weights' place in the parameters
+// and the tester for the test, and gives it back whatever happens.
+std::optional<EvalResult> test_average(DenseNet& tester, Parameters& params, WeightAverage& average,
+                                       BatchLoader& loader, Communicator& comm, TestTimeAugment tta) {
     struct Exchange {
         DenseNet& net;
         Parameters &a, &b;
@@ -423,7 +423,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                         log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
-        tester.load_weights();  // this epoch's weights and statistics (test_average swaps in the average's)
+        // The tester takes this epoch's weights and statistics (test_average loads the average's).
+        if (!r.test_ema) tester.load_weights();
         const std::optional<EvalResult> test =
             r.test_ema ? test_average(tester, params, *average, test_loader, comm, tta)
                        : evaluate_sharded(tester, test_loader, "  testing", comm, &g_interrupted, tta);

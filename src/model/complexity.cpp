@@ -71,6 +71,14 @@ int64_t engine_state_bytes(const ModelBytes& m, Pass pass) {
     return 2 * 4 * m.parameters + 4 * m.running_stats + 8 * m.batch_counts + adam;
 }
 
+namespace {
+// A transition's 1x1 convolution: the average pool follows it. The engine pools first
+// (TransitionPlan), so the convolution runs on the pool's output pixels.
+bool is_transition_conv(const std::vector<Layer>& layers, size_t i) {
+    return layers[i].kind == LayerKind::conv && i + 1 < layers.size() && layers[i + 1].kind == LayerKind::avg_pool;
+}
+}  // namespace
+
 size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Precision precision) {
     DnnlContext ctx;
     const DType act = operand_type(precision);
@@ -82,11 +90,9 @@ size_t dnnl_scratchpad_bytes(const DenseNetConfig& cfg, const RunShape& shape, P
     for (size_t i = 0; i < layers.size(); ++i) {
         const Layer& l = layers[i];
         const char* name = l.name.c_str();
-        const bool transition_conv = l.kind == LayerKind::conv && i + 1 < layers.size() &&
-                                     layers[i + 1].kind == LayerKind::avg_pool;
         switch (l.kind) {
         case LayerKind::conv:
-            if (transition_conv) {  // the engine pools first (TransitionPlan)
+            if (is_transition_conv(layers, i)) {
                 const Layer& pool = layers[i + 1];
                 Pool2d(ctx, PoolShape{N, c, h, w, pool.kernel, pool.stride, pool.padding}, PoolKind::average, pass,
                        pool.name.c_str(), act);
@@ -182,13 +188,13 @@ Complexity analyse_complexity(const DenseNetConfig& cfg, const ComplexityOptions
             if (!recompute_plan.blocks[b].layers[i].keeps_bottleneck)
                 recomputed.insert("features.denseblock" + std::to_string(b + 1) + ".denselayer" + std::to_string(i + 1) +
                                   ".conv1");
-    // A transition's convolution runs on its pooled pixels (TransitionPlan): a quarter of its MACs.
+    // A transition's convolution runs on its pooled pixels: a quarter of its MACs.
     int64_t conv0 = 0, conv1 = 0, transition_macs_saved = 0;
     for (size_t i = 0; i < c.layers.size(); ++i) {
         const Layer& l = c.layers[i];
         if (l.name == "features.conv0") conv0 = l.macs;
         if (recomputed.count(l.name)) conv1 += l.macs;
-        if (l.kind == LayerKind::conv && i + 1 < c.layers.size() && c.layers[i + 1].kind == LayerKind::avg_pool) {
+        if (is_transition_conv(c.layers, i)) {
             const Layer& pool = c.layers[i + 1];
             transition_macs_saved += l.macs - l.macs / (l.output[2] * l.output[3]) * (pool.output[2] * pool.output[3]);
         }

@@ -6,7 +6,8 @@
 
 namespace dn {
 
-size_t last_level_cache_bytes() {
+namespace {
+size_t read_last_level_cache_bytes() {
     size_t largest = 0;
     for (int index = 0; index < 8; ++index) {
         std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
@@ -21,6 +22,13 @@ size_t last_level_cache_bytes() {
         }
     }
     return largest > 0 ? largest : size_t(32) << 20;
+}
+}  // namespace
+
+// Read once: the complexity report's batch searches ask for every batch they try.
+size_t last_level_cache_bytes() {
+    static const size_t bytes = read_last_level_cache_bytes();
+    return bytes;
 }
 
 int64_t inference_chunk(const DenseNetConfig& cfg, const RunShape& shape, Precision precision, size_t cache_bytes) {

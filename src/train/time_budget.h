@@ -14,12 +14,12 @@ struct StepTimes {
     double test_batch_seconds = 0.0;  // its forward passes in eval mode (two with flip averaging)
 };
 
-// Times `steps` training steps (after two untimed ones) on the run's network and five test batches
-// (after one, each with the forward passes `tta` takes) on its tester, with its own data, each on its own, and
-// keeps the median of each; then puts the weights, statistics and batch counts back as they were:
-// the run starts as if nothing had been measured. Adam stands in for the run's optimizer (the dearest of them; an update costs under 1%
-// of a DenseNet step). Every process takes part (the steps sum gradients); the times are this
-// process's.
+// Times `steps` training steps (after two untimed ones) on the run's network, and five test
+// batches (after one, each with the forward passes `tta` takes) on its tester, each on its own,
+// and keeps the median of each; then puts the weights, statistics and batch counts back as they
+// were: the run starts as if nothing had been measured. Adam stands in for the run's optimizer
+// (the dearest of them; an update costs under 1% of a DenseNet step). Every process takes part
+// (the steps sum gradients); the times are this process's.
 StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchLoader& train_loader,
                      BatchLoader& test_loader, DataParallel& replicas, int64_t steps, TestTimeAugment tta);
 
