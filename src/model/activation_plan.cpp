@@ -131,6 +131,8 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     plan.log_probs = m.reserve_floats("head.log_probs", N * cfg.num_classes);
     if (training) {
         plan.d_wide = m.reserve("grad.activated", size_t(wide));
+        plan.conv_staging = plan.d_wide;
+        plan.conv_staging_bytes = size_t(wide);
         plan.d_bottleneck = m.reserve("grad.bottleneck", size_t(mid));
         plan.d_activated_bottleneck = m.reserve("grad.activated_bottleneck", size_t(mid));
         plan.d_narrow = m.reserve("grad.narrow", size_t(narrow));

@@ -77,8 +77,13 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             LayerOps o;
             o.conv1 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv1, N, block.h, block.w, 1, 0), pass,
                                                (name + ".conv1").c_str(), act, folded_epilogue());
-            o.conv2 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv2, N, block.h, block.w, 1, 1), pass,
-                                               (name + ".conv2").c_str(), act);
+            const ConvShape conv2 = conv_shape(l.conv2, N, block.h, block.w, 1, 1);
+            o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act);
+            // Winograd stages its operands in the plan's conv_staging; where they would not fit
+            // (a block narrower than its bottleneck and growth), the layer runs the direct kernels.
+            if (o.conv2->staging_bytes() > plan_.conv_staging_bytes)
+                o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act, ConvKernels{});
+            o.conv2->set_staging(raw(plan_.conv_staging));
             ops.push_back(std::move(o));
         }
         layers_.push_back(std::move(ops));
@@ -428,8 +433,7 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     // The gradient of the layer's new channels, read out of the block's as conv2's dense operand.
     FeatureMap d_fresh = act_map(plan_.d_narrow, block.h, block.w, k);
     copy_channels(d_fresh, block_grad(b).channels(in, k));
-    ops.conv2->backward_weights(raw(lp.activated_bottleneck), d_fresh.data, l.conv2.dweight);
-    ops.conv2->backward_data(d_fresh.data, raw(plan_.d_activated_bottleneck));
+    ops.conv2->backward(raw(lp.activated_bottleneck), d_fresh.data, raw(plan_.d_activated_bottleneck), l.conv2.dweight);
 
     FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, C);
     FeatureMap d_bottleneck = act_map(plan_.d_bottleneck, block.h, block.w, C);

@@ -12,7 +12,11 @@ namespace dn {
 // Which oneDNN primitive computes a pass. A pointwise (1x1, stride 1) convolution over NHWC is the
 // matrix product (N*H*W x I) * (I x O), so oneDNN's matmul can run it on the OIHW weights as they
 // are, with no weight reorder; the convolution primitive wants its own blocked weight layout.
-enum class ConvKernel { convolution, matmul };
+// winograd is the convolution primitive with oneDNN's Winograd algorithm F(4x4, 3x3), which
+// computes a 3x3 convolution with fewer multiplications: fp32 only, and only on oneDNN's blocked
+// activation layout, so its operands are staged in a buffer the caller gives (set_staging) and
+// reordered from and to NHWC around each pass. It runs all three passes or none.
+enum class ConvKernel { convolution, matmul, winograd };
 
 struct ConvKernels {
     ConvKernel forward = ConvKernel::convolution;
@@ -21,7 +25,7 @@ struct ConvKernels {
 };
 
 // The faster kernel for each pass of `shape`, from measurements on DenseNet's shapes.
-ConvKernels default_conv_kernels(const ConvShape& shape);
+ConvKernels default_conv_kernels(const ConvShape& shape, DType type, Pass pass);
 
 // What an inference forward does to its output before writing it: nothing, or relu(y + bias), the
 // epilogue that folds the eval-mode BatchNorm+ReLU following a convolution into it, as ONNX
@@ -57,6 +61,13 @@ public:
     void forward(const void* src, void* dst);      // src (N,H,W,I) -> dst (N,OH,OW,O)
     void backward_data(const void* ddst, void* dsrc);
     void backward_weights(const void* src, const void* ddst, float* dweights_oihw);  // assigns
+    // Both gradients: backward_weights then backward_data, with ddst staged once under Winograd.
+    void backward(const void* src, const void* ddst, void* dsrc, float* dweights_oihw);
+
+    // The bytes a Winograd convolution stages its blocked src and dst in (0 for the other
+    // kernels), and where: the buffer is only used during a call, so convolutions can share one.
+    size_t staging_bytes() const;
+    void set_staging(void* buffer);
 
 private:
     void build_convolution(const char* name);
@@ -65,6 +76,11 @@ private:
     dnnl::primitive_attr forward_attr() const;     // the epilogue's post-op
     dnnl::primitive_attr weight_scale_attr() const;  // a weight reorder's per-output-channel scale
     void reorder_weights(dnnl::reorder& r, dnnl::memory& to);
+    bool winograd() const { return kernels_.forward == ConvKernel::winograd; }
+    // Winograd's layout changes: the NHWC src_/dst_ into the staged (blocked) operands and back.
+    void stage(dnnl::reorder& r, dnnl::memory& from, dnnl::memory& to);
+    void run_backward_data();
+    void run_backward_weights(float* dweights_oihw);
 
     DnnlContext& ctx_;
     ConvShape shape_;
@@ -74,8 +90,13 @@ private:
     ConvEpilogue epilogue_ = ConvEpilogue::none;
     dnnl::memory scale_, bias_;  // (O) f32 each, the epilogue's
 
-    // The convolution primitive's passes.
+    // The convolution primitive's passes. src_ and dst_ are the caller's NHWC operands (or their
+    // gradients); the primitives read and write staged_src_ and staged_dst_, which are src_ and
+    // dst_ themselves except under Winograd.
     dnnl::memory src_, dst_, user_weights_, fwd_weights_, bwd_data_weights_, diff_weights_, user_diff_weights_;
+    dnnl::memory staged_src_, staged_dst_;
+    dnnl::reorder to_staged_src_, to_staged_dst_, from_staged_src_, from_staged_dst_;
+    bool staging_set_ = false;
     dnnl::convolution_forward fwd_;
     dnnl::convolution_backward_data bwd_data_;
     dnnl::convolution_backward_weights bwd_weights_;

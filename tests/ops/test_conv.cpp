@@ -17,9 +17,14 @@ struct PassResults {
     std::vector<float> y, dx, dw;
 };
 
-PassResults run_passes(const ConvShape& s, ConvKernels kernels) {
+// Both gradients from the separate passes, or from Conv2d::backward.
+enum class Backward { separate, combined };
+
+PassResults run_passes(const ConvShape& s, ConvKernels kernels, Backward backward = Backward::separate) {
     DnnlContext ctx;
     Conv2d conv(ctx, s, Pass::training, "test", DType::f32, kernels);
+    std::vector<std::byte> staging(conv.staging_bytes());
+    conv.set_staging(staging.data());
     const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
     const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
     std::vector<float> x = random_vector(in, 1), w = random_vector(size_t(s.weight_count()), 2);
@@ -27,8 +32,12 @@ PassResults run_passes(const ConvShape& s, ConvKernels kernels) {
     PassResults r{std::vector<float>(out), std::vector<float>(in), std::vector<float>(w.size())};
     conv.load_weights(w.data());
     conv.forward(x.data(), r.y.data());
-    conv.backward_data(dy.data(), r.dx.data());
-    conv.backward_weights(x.data(), dy.data(), r.dw.data());
+    if (backward == Backward::combined) {
+        conv.backward(x.data(), dy.data(), r.dx.data(), r.dw.data());
+    } else {
+        conv.backward_data(dy.data(), r.dx.data());
+        conv.backward_weights(x.data(), dy.data(), r.dw.data());
+    }
     return r;
 }
 
@@ -44,10 +53,43 @@ TEST(Conv, MatmulAndConvolutionPrimitiveAgree) {
     }
 }
 
+// Winograd transforms tiles of the input and the weights, multiplies the transforms and transforms
+// back: the same sums up to rounding, which these bars (relative to each result's norm) bound.
+// Channel counts off oneDNN's 16-channel blocks and maps off its 4x4 tiles are padded and cut.
+TEST(Conv, WinogradAndDirectAgree) {
+    const ConvKernel wg = ConvKernel::winograd;
+    for (const ConvShape& s : {ConvShape{2, 128, 9, 9, 32, 3, 1, 1}, ConvShape{3, 40, 7, 5, 12, 3, 1, 1},
+                               ConvShape{1, 16, 13, 11, 16, 3, 1, 1}}) {
+        PassResults direct = run_passes(s, {});
+        for (Backward backward : {Backward::separate, Backward::combined}) {
+            PassResults winograd = run_passes(s, {wg, wg, wg}, backward);
+            EXPECT_LE(test::relative_error(winograd.y.data(), direct.y.data(), int64_t(direct.y.size())), 2e-6);
+            EXPECT_LE(test::relative_error(winograd.dx.data(), direct.dx.data(), int64_t(direct.dx.size())), 2e-6);
+            EXPECT_LE(test::relative_error(winograd.dw.data(), direct.dw.data(), int64_t(direct.dw.size())), 2e-6);
+        }
+    }
+}
+
+TEST(Conv, WinogradRunsOnlyWithItsStagingAndOnlyWhereItCan) {
+    DnnlContext ctx;
+    const ConvKernel wg = ConvKernel::winograd, cv = ConvKernel::convolution;
+    const ConvShape s{2, 16, 8, 8, 16, 3, 1, 1};
+    Conv2d conv(ctx, s, Pass::training, "unstaged", DType::f32, {wg, wg, wg});
+    EXPECT_GE(conv.staging_bytes(), size_t(2 * 64 * 32 * 4));  // its blocked src and dst, at least
+    std::vector<float> x(size_t(2 * 64 * 16)), y(x.size()), w(size_t(s.weight_count()));
+    conv.load_weights(w.data());
+    EXPECT_THROW(conv.forward(x.data(), y.data()), std::logic_error);
+    EXPECT_EQ(Conv2d(ctx, s, Pass::training, "direct", DType::f32).staging_bytes(), 0u);
+    EXPECT_THROW(Conv2d(ctx, s, Pass::training, "mixed", DType::f32, {wg, cv, cv}), std::invalid_argument);
+    EXPECT_THROW(Conv2d(ctx, s, Pass::training, "bf16", DType::bf16, {wg, wg, wg}), std::invalid_argument);
+    EXPECT_THROW(Conv2d(ctx, ConvShape{2, 16, 8, 8, 16, 1, 1, 0}, Pass::training, "1x1", DType::f32, {wg, wg, wg}),
+                 std::invalid_argument);
+}
+
 TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     const ConvKernel mm = ConvKernel::matmul, cv = ConvKernel::convolution;
     auto kernels = [](const ConvShape& s) {
-        ConvKernels k = default_conv_kernels(s);
+        ConvKernels k = default_conv_kernels(s, DType::f32, Pass::training);
         return std::vector<ConvKernel>{k.forward, k.backward_data, k.backward_weights};
     };
     // Only pointwise convolutions can be matrix products: 3x3 and the strided stem never are.
@@ -58,6 +100,16 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     EXPECT_EQ(kernels({32, 512, 7, 7, 128, 1, 1, 0}), (std::vector{cv, cv, mm}));
     EXPECT_EQ(kernels({64, 512, 2, 2, 128, 1, 1, 0}), (std::vector{cv, cv, mm}));
     EXPECT_EQ(kernels({64, 512, 1, 1, 128, 1, 1, 0}), (std::vector{mm, mm, mm}));
+    // Winograd: DenseNet-121's fp32 3x3 training shapes with 1,024 output pixels or more in the
+    // batch; not its narrow DenseNet-BC layers, not bf16, not inference.
+    const ConvKernel wg = ConvKernel::winograd;
+    EXPECT_EQ(kernels({32, 128, 56, 56, 32, 3, 1, 1}), (std::vector{wg, wg, wg}));
+    EXPECT_EQ(kernels({64, 128, 4, 4, 32, 3, 1, 1}), (std::vector{wg, wg, wg}));
+    EXPECT_EQ(kernels({64, 128, 2, 2, 32, 3, 1, 1}), (std::vector{cv, cv, cv}));
+    EXPECT_EQ(kernels({64, 48, 32, 32, 12, 3, 1, 1}), (std::vector{cv, cv, cv}));
+    const ConvShape lecture{32, 128, 56, 56, 32, 3, 1, 1};
+    EXPECT_EQ(default_conv_kernels(lecture, DType::bf16, Pass::training).forward, cv);
+    EXPECT_EQ(default_conv_kernels(lecture, DType::f32, Pass::inference).forward, cv);
 }
 
 TEST(Conv, MatmulRefusesAConvolutionItCannotCompute) {

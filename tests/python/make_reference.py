@@ -55,10 +55,31 @@ def train(net, opt, x, y):
     return torch.tensor(losses, dtype=torch.float32)
 
 
-def run(net, init, x, y, dtype):
-    """Everything the C++ side compares, computed with the network and input in `dtype`."""
+# Rounding-level noise on every convolution's output: Gaussian, with this standard deviation
+# relative to the output's RMS. Two float32 computations of the same network differ like this when
+# their convolutions sum in different orders (oneDNN's direct and Winograd kernels differ by about
+# 1e-6 of the output's magnitude). Where a case is ill-conditioned (batch norm over channels of
+# nearly constant values in block 4), such a difference moves some gradients by 1e-3..1e-2
+# (densenet121_64's block4.denselayer9.norm1.bias: 3e-2, where plain float32 is 8e-6 from float64),
+# so PyTorch's float32 result is no bar there for a computation that rounds differently. The
+# reference holds, per element, the farthest from float64 of NOISY_RUNS such runs, and the C++
+# test holds each tensor to twice the larger distance of plain or noisy float32 from float64.
+CONV_NOISE = 1e-6
+NOISY_RUNS = 4
+
+
+def run(net, init, x, y, dtype, conv_noise=0.0, seed=0):
+    """Everything the C++ side compares, computed with the network and input in `dtype`, and
+    with `conv_noise` (see CONV_NOISE) on each convolution's output, drawn from `seed`."""
     net = copy.deepcopy(net).to(dtype)
     x = x.to(dtype)
+    if conv_noise:
+        g = torch.Generator().manual_seed(seed)
+        noise = lambda module, inputs, output: output + conv_noise * output.detach().square().mean().sqrt() * (  # noqa: E731
+            torch.randn(output.shape, generator=g, dtype=output.dtype))
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.register_forward_hook(noise)
     out = {}
     net.eval()
     with torch.no_grad():
@@ -137,7 +158,15 @@ def make(name, case, out):
     # 32x32, batch 4), PyTorch's own float32 result is far from the exact one, and the C++ test
     # uses that distance as the bar for its own.
     expected.update(run(net, init, x, y, torch.float32))
-    expected.update({"f64." + k: v for k, v in run(net, init, x, y, torch.float64).items()})
+    exact = run(net, init, x, y, torch.float64)
+    expected.update({"f64." + k: v for k, v in exact.items()})
+    farthest = {}
+    for seed in range(NOISY_RUNS):
+        for k, v in run(net, init, x, y, torch.float32, CONV_NOISE, seed).items():
+            if k in farthest:
+                v = torch.where((v - exact[k]).abs() > (farthest[k] - exact[k]).abs(), v, farthest[k])
+            farthest[k] = v
+    expected.update({"noisy." + k: v for k, v in farthest.items()})
     if case.get("autocast"):
         expected.update(run_autocast(net, x, y))
     safetensors_lite.save(expected, os.path.join(out, "expected.safetensors"),
