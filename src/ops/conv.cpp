@@ -272,16 +272,18 @@ void Conv2d::load_weights(const float* weights_oihw, const float* output_channel
     if (matmul_copy) reorder_weights(to_weight_copy_, weight_copy_);
 }
 
+// The staged dst follows the staged src on a cache line of its own.
+size_t Conv2d::staged_dst_offset() const { return (staged_src_.get_desc().get_size() + 63) / 64 * 64; }
+
 size_t Conv2d::staging_bytes() const {
-    if (!winograd()) return 0;
-    return (staged_src_.get_desc().get_size() + 63) / 64 * 64 + staged_dst_.get_desc().get_size();
+    return winograd() ? staged_dst_offset() + staged_dst_.get_desc().get_size() : 0;
 }
 
 void Conv2d::set_staging(void* buffer) {
     if (!winograd()) return;
     auto* bytes = static_cast<std::byte*>(buffer);
     staged_src_.set_data_handle(bytes);
-    staged_dst_.set_data_handle(bytes + (staged_src_.get_desc().get_size() + 63) / 64 * 64);
+    staged_dst_.set_data_handle(bytes + staged_dst_offset());
     staging_set_ = true;
 }
 

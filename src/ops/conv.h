@@ -79,6 +79,7 @@ private:
     bool winograd() const { return kernels_.forward == ConvKernel::winograd; }
     // Winograd's layout changes: the NHWC src_/dst_ into the staged (blocked) operands and back.
     void stage(dnnl::reorder& r, dnnl::memory& from, dnnl::memory& to);
+    size_t staged_dst_offset() const;
     void run_backward_data();
     void run_backward_weights(float* dweights_oihw);
 

@@ -18,8 +18,14 @@ TEST(Plan, NoReferenceKernelOnTheHotPath) {
         Parameters params(densenet_preset("densenet121", 10));
         DenseNet net(ctx, params, {32, 224, 224}, pass, Intermediates::recompute);
         ASSERT_FALSE(ctx.chosen_impls().empty());
-        for (const auto& c : ctx.chosen_impls())
+        int winograd = 0;
+        for (const auto& c : ctx.chosen_impls()) {
             EXPECT_EQ(c.impl.find("ref"), std::string::npos) << c.what << ": " << c.impl;
+            winograd += c.impl.find("wino") != std::string::npos;
+        }
+        // fp32 training runs every conv2 (58 dense layers, three passes each) with Winograd: its
+        // staging fits the plan's buffer. Inference keeps the direct kernels.
+        EXPECT_EQ(winograd, pass == Pass::training ? 58 * 3 : 0);
     }
 }
 
