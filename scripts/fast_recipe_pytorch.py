@@ -2,7 +2,8 @@
 """`densenet train --recipe fast` done in PyTorch, for the comparison the recipes issue asks for:
 the same network (torchvision's DenseNet as densenet-bc-28-16: growth 16, three blocks of 4 layers,
 32 initial features, the small-inputs 3x3 stem), the same data (Fashion-MNIST at 28x28, grey repeated
-to RGB, RandomCrop(28, padding=3) and RandomHorizontalFlip), SGD with momentum 0.9, OneCycleLR to
+to RGB, RandomHorizontalFlip; RandomCrop(28, padding=3) first with --augment crop,flip, the
+recipe's choice before session 6), SGD with momentum 0.9, OneCycleLR to
 0.15 per batch, weight decay 5e-4 without batch norm and biases, label smoothing 0.1, batch 64,
 bf16 autocast, a test with flip averaging after each epoch; and the same way of fitting the epochs
 to a wall-clock budget: the median of 16 timed steps and of 5 test batches (after untimed ones), then as many
@@ -31,6 +32,7 @@ p.add_argument("--threads", type=int, default=2)
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
 p.add_argument("--json", action="store_true", help="end with one JSON line")
 p.add_argument("--limit", type=int, default=0, help="only the first N training and test images (a smoke run)")
+p.add_argument("--augment", choices=["flip", "crop,flip"], default="flip")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
@@ -61,10 +63,14 @@ criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
 
 
 def augmented(indices, generator):
-    """RandomCrop(28, padding=3) and RandomHorizontalFlip on a batch of uint8 images, as floats."""
+    """RandomHorizontalFlip, after RandomCrop(28, padding=3) with --augment crop,flip, on a batch
+    of uint8 images, as floats."""
     images = nn.functional.pad(train_x[indices], (PAD, PAD, PAD, PAD))
     out = torch.empty(len(indices), 28, 28, dtype=torch.uint8)
-    shifts = torch.randint(0, 2 * PAD + 1, (len(indices), 2), generator=generator)
+    if a.augment == "crop,flip":
+        shifts = torch.randint(0, 2 * PAD + 1, (len(indices), 2), generator=generator)
+    else:
+        shifts = torch.full((len(indices), 2), PAD)
     flips = torch.rand(len(indices), generator=generator) < 0.5
     for k in range(len(indices)):
         crop = images[k, shifts[k, 0]:shifts[k, 0] + 28, shifts[k, 1]:shifts[k, 1] + 28]
@@ -146,5 +152,6 @@ for epoch in range(1, epochs + 1):
     print(f"epoch {epoch}/{epochs}: train loss {history[-1]['train_loss']:.4f}, test accuracy {100 * accuracy:.2f}%, "
           f"{time.time() - START:.0f} s", flush=True)
 if a.json:
-    print(json.dumps({"torch": torch.__version__, "seed": a.seed, "time_budget": a.time_budget, "epochs": epochs,
+    print(json.dumps({"torch": torch.__version__, "seed": a.seed, "augment": a.augment, "time_budget": a.time_budget,
+                      "epochs": epochs,
                       "test_acc": history[-1]["test_acc"], "seconds": time.time() - START, "history": history}))

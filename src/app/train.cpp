@@ -478,8 +478,8 @@ Command add_train_command(CLI::App& app) {
     };
     recipe_option("--recipe", r.recipe,
                   "lecture: the lecture's run (the defaults shown); fast: the best accuracy in a fixed time on a small "
-                  "CPU (a small DenseNet-BC at the data set's own size, SGD with OneCycleLR, label smoothing, crop and "
-                  "flip, bf16, 15 minutes); flags given override its choices")
+                  "CPU (a small DenseNet-BC at the data set's own size, SGD with OneCycleLR, label smoothing, flips, "
+                  "bf16, 15 minutes); flags given override its choices")
         ->check(CLI::IsMember({"lecture", "fast"}));
     cmd->recipe_flags.push_back("--time-budget");
     t->add_option("--time-budget", cmd->time_budget,

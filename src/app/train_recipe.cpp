@@ -41,7 +41,9 @@ std::vector<std::string> apply_named_recipe(Recipe& r, const std::string& name,
     choose("--weight-decay", r.weight_decay, 5e-4, "0.0005");
     choose("--no-decay-bn-bias", r.no_decay_bn_bias, true, "");
     choose("--label-smoothing", r.label_smoothing, 0.1, "0.1");
-    choose("--augment", r.augment, std::string("crop,flip"), "crop,flip");
+    // Flips only: in 8-9 epochs this network underfits, and random crops made it underfit more
+    // (seed 0: 93.74% with flips in 8 epochs, 93.46% with crops and flips in 9; README).
+    choose("--augment", r.augment, std::string("flip"), "flip");
     choose("--precision", r.precision, std::string("bf16"), "bf16");
     choose("--memory", r.memory, std::string("keep"), "keep");
     choose("--test-tta", r.test_tta, std::string("flip"), "flip");

@@ -59,7 +59,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Recipe, recipe, time_budget, arc
 // --recipe NAME fills in what the command line leaves open (given(flag) says whether it set it):
 //   lecture: the lecture's run, the defaults above;
 //   fast: the best accuracy in a fixed time on a small CPU (see the README): a small DenseNet-BC
-//   at the data set's own size, SGD with OneCycleLR, label smoothing, crop and flip, bf16, and a
+//   at the data set's own size, SGD with OneCycleLR, label smoothing, flips, bf16, and a
 //   15-minute budget unless --epochs or --time-budget is given.
 // Returns the flags it set, as "--flag value", for the run's first lines. Throws
 // std::invalid_argument for an unknown name.

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <functional>
 #include <random>
 #include <vector>
@@ -80,6 +81,8 @@ TEST(Gradients, BatchNormReluOnAStridedViewAccumulates) {
 void check_convolution_gradients(const ConvShape& s, ConvKernels kernels) {
     DnnlContext ctx;
     Conv2d conv(ctx, s, Pass::training, "test", DType::f32, kernels);
+    std::vector<std::byte> staging(conv.staging_bytes());
+    conv.set_staging(staging.data());
     std::vector<float> x = random_vector(size_t(s.batch * s.in_h * s.in_w * s.in_channels), 5);
     std::vector<float> w = random_vector(size_t(s.weight_count()), 6);
     const size_t out_size = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
@@ -103,6 +106,12 @@ TEST(Gradients, Convolution) { check_convolution_gradients({2, 5, 6, 6, 4, 3, 2,
 TEST(Gradients, PointwiseConvolutionAsMatmul) {
     const ConvKernel mm = ConvKernel::matmul;
     check_convolution_gradients({3, 7, 2, 3, 5, 1, 1, 0}, {mm, mm, mm});
+}
+
+// A 3x3 convolution with Winograd, in all three passes (its layout changes included).
+TEST(Gradients, WinogradConvolution) {
+    const ConvKernel wg = ConvKernel::winograd;
+    check_convolution_gradients({2, 5, 6, 7, 4, 3, 1, 1}, {wg, wg, wg});
 }
 
 TEST(Gradients, MaxAndAveragePooling) {
