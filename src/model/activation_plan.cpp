@@ -131,14 +131,15 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     plan.log_probs = m.reserve_floats("head.log_probs", N * cfg.num_classes);
     if (training) {
         plan.d_wide = m.reserve("grad.activated", size_t(wide));
-        plan.conv_staging = plan.d_wide;
-        plan.conv_staging_bytes = size_t(wide);
         plan.d_bottleneck = m.reserve("grad.bottleneck", size_t(mid));
         plan.d_activated_bottleneck = m.reserve("grad.activated_bottleneck", size_t(mid));
         plan.d_narrow = m.reserve("grad.narrow", size_t(narrow));
         plan.d_pooled = m.reserve_floats("grad.pooled", N * last);
         plan.d_logits = m.reserve_floats("grad.logits", N * cfg.num_classes);
     }
+    // Training stages in grad.activated; inference, which has no gradients, in shared.activated.
+    plan.conv_staging = training ? plan.d_wide : shared_wide;
+    plan.conv_staging_bytes = size_t(wide);
     return plan;
 }
 

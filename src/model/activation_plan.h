@@ -83,9 +83,10 @@ struct ActivationPlan {
     size_t d_narrow = 0;      // conv2's output gradient, a transition's or the stem's output gradient
     size_t d_pooled = 0, d_logits = 0;  // f32
     // Where a convolution that runs Winograd stages its operands in oneDNN's blocked layout
-    // (Conv2d::set_staging): grad.activated, which forward never touches and which holds nothing
-    // while conv2's passes run in backward (a layer's input gradient lives there from conv1's
-    // backward-data on). Training only.
+    // (Conv2d::set_staging). Training: grad.activated, which forward never touches and which holds
+    // nothing while conv2's passes run in backward (a layer's input gradient lives there from
+    // conv1's backward-data on). Inference: shared.activated, which holds a layer's activated input
+    // only until conv1 has read it, before conv2 runs.
     size_t conv_staging = 0, conv_staging_bytes = 0;
 };
 

@@ -23,11 +23,16 @@ using namespace dnnl;
 //   and 1.18x (7x7) faster than the direct kernels at batch 32, 1.72x (8x8) and 1.29x (4x4) at
 //   batch 64: every shape with 1,024 output pixels or more in the batch.
 // - DenseNet-BC's narrow layers (48 -> 12, 64 -> 16 at batch 64) ran 0.84-1.13x.
-// - Inference one image at a time, as the chunked inference network runs (oneDNN then picks its
-//   F(2x2, 3x3) kernel), ran 0.29-0.98x; and there is no bf16 Winograd.
+// - Inference one image at a time, as the chunked inference network runs densenet121 at 224x224,
+//   forward with its reorders, six alternated rounds: 1.60x (56x56), 1.30-1.34x (28x28), 0.59-0.66x
+//   (14x14), with the F(4x4, 3x3) kernel (build_convolution); oneDNN's own pick for inference at
+//   small batches, F(2x2, 3x3), ran 0.68-1.32x.
+// - There is no bf16 Winograd.
 ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
     const bool wide_3x3 = s.kernel == 3 && s.stride == 1 && s.pad == 1 && s.in_channels >= 128 && s.out_channels >= 32;
-    if (wide_3x3 && type == DType::f32 && pass == Pass::training && s.batch * s.out_h() * s.out_w() >= 1024)
+    const bool winograd_pays = pass == Pass::training ? s.batch * s.out_h() * s.out_w() >= 1024
+                                                      : s.out_h() * s.out_w() >= 28 * 28;
+    if (wide_3x3 && type == DType::f32 && winograd_pays)
         return {ConvKernel::winograd, ConvKernel::winograd, ConvKernel::winograd};
     if (!s.is_pointwise()) return {};
     const int64_t pixels = s.out_h() * s.out_w();
@@ -104,7 +109,9 @@ void Conv2d::build_convolution(const char* name) {
     // oneDNN's bf16 backward-weights accumulates in f32 and writes f32, for the f32 optimizer.
     memory::desc any_dw_md({s.out_channels, s.in_channels, s.kernel, s.kernel}, dt::f32, tag::any);
     memory::dims strides{s.stride, s.stride}, pad{s.pad, s.pad};
-    auto prop = pass_ == Pass::training ? prop_kind::forward_training : prop_kind::forward_inference;
+    // oneDNN gives inference at small batches its F(2x2, 3x3) Winograd kernel, slower here than the
+    // F(4x4, 3x3) one it gives training (default_conv_kernels); the two compute the same thing.
+    auto prop = pass_ == Pass::training || winograd() ? prop_kind::forward_training : prop_kind::forward_inference;
     src_ = memory(src_md, eng, nullptr);
     dst_ = memory(dst_md, eng, nullptr);
     // Winograd lets oneDNN choose the activations' layout, as it does the weights'.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace dn {
@@ -110,7 +111,34 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     EXPECT_EQ(kernels({64, 48, 32, 32, 12, 3, 1, 1}), (std::vector{cv, cv, cv}));
     const ConvShape lecture{32, 128, 56, 56, 32, 3, 1, 1};
     EXPECT_EQ(default_conv_kernels(lecture, DType::bf16, Pass::training).forward, cv);
-    EXPECT_EQ(default_conv_kernels(lecture, DType::f32, Pass::inference).forward, cv);
+    // Inference: on maps of 28x28 and larger, whatever the batch.
+    EXPECT_EQ(default_conv_kernels({1, 128, 56, 56, 32, 3, 1, 1}, DType::f32, Pass::inference).forward, wg);
+    EXPECT_EQ(default_conv_kernels({1, 128, 28, 28, 32, 3, 1, 1}, DType::f32, Pass::inference).forward, wg);
+    EXPECT_EQ(default_conv_kernels({8, 128, 14, 14, 32, 3, 1, 1}, DType::f32, Pass::inference).forward, cv);
+}
+
+// An inference convolution with Winograd (oneDNN's F(4x4, 3x3) kernel) gives the direct one's output.
+TEST(Conv, WinogradInferenceAndDirectAgree) {
+    const ConvKernel wg = ConvKernel::winograd;
+    for (const ConvShape& s : {ConvShape{1, 128, 30, 29, 32, 3, 1, 1}, ConvShape{2, 40, 9, 9, 12, 3, 1, 1}}) {
+        const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
+        const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
+        std::vector<float> x = random_vector(in, 1), w = random_vector(size_t(s.weight_count()), 2);
+        std::vector<float> direct(out), winograd(out);
+        DnnlContext ctx;
+        Conv2d plain(ctx, s, Pass::inference, "direct", DType::f32, ConvKernels{});
+        Conv2d fast(ctx, s, Pass::inference, "winograd", DType::f32, {wg, wg, wg});
+        std::vector<std::byte> staging(fast.staging_bytes());
+        fast.set_staging(staging.data());
+        plain.load_weights(w.data());
+        fast.load_weights(w.data());
+        plain.forward(x.data(), direct.data());
+        fast.forward(x.data(), winograd.data());
+        EXPECT_LE(test::relative_error(winograd.data(), direct.data(), int64_t(out)), 2e-6);
+        bool four_by_four = false;
+        for (const auto& c : ctx.chosen_impls()) four_by_four |= c.impl.find("wino_4x3") != std::string::npos;
+        EXPECT_TRUE(four_by_four);
+    }
 }
 
 TEST(Conv, MatmulRefusesAConvolutionItCannotCompute) {
