@@ -184,6 +184,35 @@ TEST(Plan, ChunkedInferenceGivesTheWholeBatchsResults) {
                 want);
 }
 
+// An inference network runs its 28x28 conv2s with Winograd; the same parameters in a training
+// network at batch 1 (784 output pixels, under its 1,024) run the direct kernels, whose eval
+// forward the parity tests hold to PyTorch. The two give the same logits.
+TEST(Plan, WinogradInferenceGivesTheDirectNetworksResults) {
+    DenseNetConfig cfg;
+    cfg.arch = "custom";
+    cfg.growth_rate = 32, cfg.block_config = {2, 2}, cfg.num_init_features = 64, cfg.num_classes = 10;
+    cfg.stem = Stem::small_inputs;
+    const int64_t S = 28;
+    Parameters params(cfg);
+    init_parameters(params, 4);
+    std::vector<float> x = test::random_vector(size_t(3 * S * S), 6);
+    std::vector<int32_t> y{3};
+    DnnlContext direct_ctx, winograd_ctx;
+    DenseNet direct(direct_ctx, params, {1, S, S}, Pass::training, Intermediates::recompute);
+    DenseNet winograd(winograd_ctx, params, {1, S, S}, Pass::inference, Intermediates::recompute);
+    auto winograd_convolutions = [](const DnnlContext& ctx) {
+        int n = 0;
+        for (const auto& c : ctx.chosen_impls()) n += c.impl.find("wino") != std::string::npos;
+        return n;
+    };
+    EXPECT_EQ(winograd_convolutions(direct_ctx), 0);
+    EXPECT_EQ(winograd_convolutions(winograd_ctx), 2);  // block 1's two conv2s; block 2 is 14x14
+    const float want = direct.forward(x.data(), y.data(), Mode::eval);
+    const float got = winograd.forward(x.data(), y.data(), Mode::eval);
+    EXPECT_NEAR(got, want, 1e-5 * std::abs(want));
+    EXPECT_LE(test::relative_error(winograd.logits(), direct.logits(), 10), 1e-5);
+}
+
 TEST(Plan, RejectsInputsTooSmallAndEmptyBatches) {
     DenseNetConfig cfg = densenet_preset("densenet121", 10);
     EXPECT_EQ(min_input_size(cfg), 29);
