@@ -38,7 +38,9 @@ std::vector<std::string> apply_named_recipe(Recipe& r, const std::string& name,
     choose("--momentum", r.momentum, 0.9, "0.9");
     choose("--lr", r.lr, 0.15, "0.15");
     choose("--schedule", r.schedule, std::string("onecycle"), "onecycle");
-    choose("--weight-decay", r.weight_decay, 5e-4, "0.0005");
+    // Light decay for a short run: with flips only, 1e-4 reached 93.76%, 93.89% and 93.75% (seeds 0-2,
+    // 7 epochs each) where 5e-4 reached 93.74%, 93.79% (8 epochs) and 93.81% (7).
+    choose("--weight-decay", r.weight_decay, 1e-4, "0.0001");
     choose("--no-decay-bn-bias", r.no_decay_bn_bias, true, "");
     choose("--label-smoothing", r.label_smoothing, 0.1, "0.1");
     // Flips only: in 8-9 epochs this network underfits, and random crops made it underfit more
