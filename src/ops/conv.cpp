@@ -369,18 +369,10 @@ void Conv2d::run_backward_weights(float* dweights_oihw) {
 }
 
 void Conv2d::backward(const void* src, const void* ddst, void* dsrc, float* dweights_oihw) {
+    backward_weights(src, ddst, dweights_oihw);
     if (!winograd()) {
-        backward_weights(src, ddst, dweights_oihw);
         backward_data(ddst, dsrc);
         return;
-    }
-    {
-        PhaseTimer timer(Phase::conv_backward_weights, 2.0 * double(shape_.macs()));
-        src_.set_data_handle(const_cast<void*>(src));
-        dst_.set_data_handle(const_cast<void*>(ddst));
-        stage(to_staged_src_, src_, staged_src_);
-        stage(to_staged_dst_, dst_, staged_dst_);
-        run_backward_weights(dweights_oihw);
     }
     // The staged ddst is still there; backward-data overwrites the staged src, no longer needed.
     PhaseTimer timer(Phase::conv_backward_data, 2.0 * double(shape_.macs()));
