@@ -106,7 +106,10 @@ Recipe resumed_recipe(const TrainCommand& cmd, const RunState& state) {
     for (const char* flag : {"--out", "--overwrite", "--download"})
         if (cmd.parser->count(flag)) throw std::invalid_argument(std::string("--resume writes into its own folder; drop ") + flag);
     Recipe recipe = state.options.get<Recipe>();
-    if (cmd.parser->count("--epochs")) recipe.epochs = cmd.recipe.epochs;
+    if (cmd.parser->count("--epochs")) {  // extended: whole epochs from here on
+        recipe.epochs = cmd.recipe.epochs;
+        recipe.last_epoch_batches = 0;
+    }
     if (cmd.parser->count("--data-dir")) recipe.data_dir = cmd.recipe.data_dir;
     return recipe;
 }
@@ -317,21 +320,34 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     DenseNet tester(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::inference,
                     Intermediates::recompute, precision);
     const TestTimeAugment tta = test_time_augment(r.test_tta);
-    // A new run with a time budget: as many epochs as its measured steps fit (a resumed run keeps
-    // the number it chose, which state.json records).
+    // A new run with a time budget: as many steps as its measured pace fits, the last epoch ending
+    // early where a whole one would not fit (a resumed run keeps what it chose: state.json records
+    // its epochs and last_epoch_batches).
+    const int64_t epoch_batches = train_loader.batches_per_epoch();
     if (!resuming && r.time_budget > 0) {
         net.load_weights();
-        const StepTimes times = time_steps(net, tester, params, train_loader, test_loader, replicas, 16, tta);
-        int64_t epochs = epochs_within(r.time_budget, seconds_since(started), times, train_loader.batches_per_epoch(),
-                                       test_loader.batches_per_epoch());
-        comm.broadcast(&epochs, sizeof epochs, 0);  // rank 0's measure decides for all
-        r.epochs = epochs;
-        std::printf("time budget %s: %.3f s a step (%ld an epoch), %.3f s a test batch (%ld): %ld epochs\n",
-                    format_duration(r.time_budget).c_str(), times.train_step_seconds, long(train_loader.batches_per_epoch()),
-                    times.test_batch_seconds, long(test_loader.batches_per_epoch()), long(r.epochs));
+        const StepTimes times = time_steps(net, tester, params, train_loader, test_loader, replicas, 30, tta);
+        BudgetFit fit = fit_to_budget(r.time_budget, seconds_since(started), times, epoch_batches,
+                                      test_loader.batches_per_epoch());
+        comm.broadcast(&fit, sizeof fit, 0);  // rank 0's measure decides for all
+        r.epochs = fit.epochs;
+        r.last_epoch_batches = fit.last_epoch_batches < epoch_batches ? fit.last_epoch_batches : 0;
+        std::printf("time budget %s: %.3f s a step (%ld an epoch), %.3f s a test batch (%ld): %ld steps, %ld epochs",
+                    format_duration(r.time_budget).c_str(), times.train_step_seconds, long(epoch_batches),
+                    times.test_batch_seconds, long(test_loader.batches_per_epoch()), long(fit.steps(epoch_batches)),
+                    long(r.epochs));
+        if (r.last_epoch_batches > 0) std::printf(", the last of %ld steps", long(r.last_epoch_batches));
+        std::printf("\n");
     }
+    // The steps of epoch e (1-based): the last may end early.
+    auto batches_of_epoch = [&](int64_t epoch) {
+        return epoch == r.epochs && r.last_epoch_batches > 0 ? std::min(r.last_epoch_batches, epoch_batches) : epoch_batches;
+    };
     // The schedule is a function of the step: a resumed run picks it up from the optimizer's count.
-    const LrSchedule schedule(schedule_opts, train_loader.batches_per_epoch(), r.epochs);
+    // OneCycleLR spans the run's steps, as PyTorch's total_steps.
+    ScheduleOptions spanned = schedule_opts;
+    spanned.total_steps = (r.epochs - 1) * epoch_batches + batches_of_epoch(r.epochs);
+    const LrSchedule schedule(spanned, epoch_batches, r.epochs);
     std::unique_ptr<Optimizer> optimizer = make_optimizer(r, schedule_opts, params.count());
     if (r.no_decay_bn_bias) optimizer->exclude_from_decay(no_decay_ranges(params));
     std::unique_ptr<WeightAverage> average;
@@ -419,8 +435,9 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     while (state.epoch <= r.epochs) {
         const CommunicationShare before{replicas.batch_norm_seconds(), replicas.gradient_wait_seconds()};
         const EpochEnd end =
-            train_epoch(net, params, update, train_loader, state.epoch, r.epochs, state.totals, stop, replicas,
-                        log_step);
+            train_epoch(net, params, update, train_loader,
+                        {.epoch = state.epoch, .epochs = r.epochs, .batches = batches_of_epoch(state.epoch)}, state.totals,
+                        stop, replicas, log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
         // The tester takes this epoch's weights and statistics (test_average loads the average's).

@@ -40,6 +40,7 @@ struct Recipe {
     bool test_ema = false;
     std::string test_tta = "none";  // none, or flip: each test image also classified mirrored
     int64_t epochs = 10;
+    int64_t last_epoch_batches = 0;  // where a time budget ends the last epoch early, its steps (0: whole)
     uint64_t seed = 0;
     bool no_shuffle = false;
     std::string augment = "none";
@@ -53,7 +54,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Recipe, recipe, time_budget, arc
                                                 lr, momentum, weight_decay, no_decay_bn_bias, schedule, step_size,
                                                 milestones, gamma, eta_min, pct_start, warmup_epochs,
                                                 warmup_start_factor, label_smoothing, clip_grad_norm, ema_decay,
-                                                test_ema, test_tta, epochs, seed,
+                                                test_ema, test_tta, epochs, last_epoch_batches, seed,
                                                 no_shuffle, augment, normalize, limit_train, limit_test, memory, precision)
 
 // --recipe NAME fills in what the command line leaves open (given(flag) says whether it set it):

@@ -25,7 +25,8 @@ ScheduleKind parse_schedule(const std::string& name) {
 const char* schedule_name(ScheduleKind kind) { return kNames[size_t(kind)]; }
 
 LrSchedule::LrSchedule(const ScheduleOptions& options, int64_t steps_per_epoch, int64_t epochs)
-    : options_(options), steps_per_epoch_(steps_per_epoch), epochs_(epochs) {
+    : options_(options), steps_per_epoch_(steps_per_epoch), epochs_(epochs),
+      one_cycle_steps_(options.total_steps > 0 ? options.total_steps : steps_per_epoch * epochs) {
     const ScheduleOptions& o = options_;
     auto refuse = [](const std::string& why) { throw std::invalid_argument(why); };
     if (steps_per_epoch < 1 || epochs < 1) refuse("a schedule needs at least one step and one epoch");
@@ -38,12 +39,13 @@ LrSchedule::LrSchedule(const ScheduleOptions& options, int64_t steps_per_epoch, 
         (o.milestones.empty() || !std::is_sorted(o.milestones.begin(), o.milestones.end())))
         refuse("--milestones must be epochs in increasing order");
     if (o.kind == ScheduleKind::cosine && o.warmup_epochs >= epochs) refuse("the warmup leaves no epoch for the cosine");
+    if (o.total_steps < 0) refuse("OneCycleLR's total steps cannot be negative");
     if (o.kind == ScheduleKind::onecycle) {
         if (o.warmup_epochs > 0) refuse("OneCycleLR warms up by itself (pct_start); drop --warmup-epochs");
         if (!(o.pct_start > 0 && o.pct_start < 1)) refuse("OneCycleLR's pct_start must be in (0, 1)");
         if (!(o.div_factor > 0 && o.final_div_factor > 0)) refuse("OneCycleLR's div factors must be positive");
         // PyTorch divides by the first phase's length, float(pct_start * total_steps) - 1.
-        if (o.pct_start * double(steps_per_epoch * epochs) - 1.0 <= 0.0)
+        if (o.pct_start * double(one_cycle_steps_) - 1.0 <= 0.0)
             refuse("OneCycleLR needs more steps: its first phase would be empty");
     }
 }
@@ -70,10 +72,10 @@ double LrSchedule::epoch_lr(int64_t epoch) const {
 
 StepHyperparameters LrSchedule::one_cycle(int64_t step) const {
     const ScheduleOptions& o = options_;
-    const double total = double(steps_per_epoch_ * epochs_);
+    const double total = double(one_cycle_steps_);
     const double initial_lr = o.lr / o.div_factor, min_lr = initial_lr / o.final_div_factor;
     const double first_end = o.pct_start * total - 1.0, last_end = total - 1.0;
-    const double s = double(std::min<int64_t>(step, steps_per_epoch_ * epochs_ - 1));
+    const double s = double(std::min<int64_t>(step, one_cycle_steps_ - 1));
     StepHyperparameters h;
     if (s <= first_end) {
         const double pct = s / first_end;

@@ -23,7 +23,9 @@ struct ScheduleOptions {
     double gamma = 0.1;
     // CosineAnnealingLR: T_max is the epochs after the warmup
     double eta_min = 0.0;
-    // OneCycleLR, over every step of the run: cosine annealing in two phases
+    // OneCycleLR, over every step of the run: cosine annealing in two phases. total_steps as
+    // PyTorch's: 0 means epochs x steps per epoch; a time budget sets it to end inside an epoch.
+    int64_t total_steps = 0;
     double pct_start = 0.3, div_factor = 25.0, final_div_factor = 1e4;
     double base_momentum = 0.85, max_momentum = 0.95;  // Adam's beta1, or SGD's momentum
     bool cycle_momentum = true;
@@ -54,6 +56,7 @@ private:
 
     ScheduleOptions options_;
     int64_t steps_per_epoch_, epochs_;
+    int64_t one_cycle_steps_;  // OneCycleLR's total_steps
 };
 
 // "cosine" -> ScheduleKind::cosine and back; throws std::invalid_argument naming the choices.

@@ -64,15 +64,21 @@ StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchL
     return times;
 }
 
-int64_t epochs_within(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
-                      int64_t test_batches) {
-    const double epoch = double(train_batches) * times.train_step_seconds + double(test_batches) * times.test_batch_seconds;
-    // Steps run slower once the machine has been busy a while (measured on 2 cores: 640 images/s
-    // in the first epoch, 545-600 in the later ones), so 8% of the budget is kept back for that,
-    // the saves and the reports.
-    const double left = 0.92 * budget_seconds - spent_seconds;
-    if (!(epoch > 0) || !(left > epoch)) return 1;
-    return int64_t(std::floor(left / epoch));
+BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
+                        int64_t test_batches) {
+    const double step = times.train_step_seconds, test = double(test_batches) * times.test_batch_seconds;
+    if (!(step > 0) || train_batches < 1) return {.epochs = 1, .last_epoch_batches = train_batches};
+    // The pace is the median of steps measured at the start; over a run the machine drifts (seen
+    // on 2 cores: epochs of 85 to 107 s in one 15-minute run), so 6% of the budget is kept back
+    // for that, the saves and the reports.
+    const double left = 0.94 * budget_seconds - spent_seconds, epoch = double(train_batches) * step + test;
+    const int64_t shortest = std::max<int64_t>(1, (train_batches + 9) / 10);
+    const int64_t whole = left > 0 ? int64_t(std::floor(left / epoch)) : 0;
+    const double rest = left - double(whole) * epoch - test;  // for a shorter epoch after the whole ones
+    const int64_t extra = rest > 0 ? int64_t(std::floor(rest / step)) : 0;
+    if (whole == 0) return {.epochs = 1, .last_epoch_batches = std::clamp<int64_t>(extra, shortest, train_batches)};
+    if (extra < shortest) return {.epochs = whole, .last_epoch_batches = train_batches};
+    return {.epochs = whole + 1, .last_epoch_batches = std::min(extra, train_batches)};
 }
 
 }  // namespace dn

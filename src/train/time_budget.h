@@ -1,4 +1,4 @@
-// defines: StepTimes, time_steps, epochs_within (fitting a run's epochs to a wall-clock budget)
+// defines: StepTimes, time_steps, BudgetFit, fit_to_budget (fitting a run's steps to a wall-clock budget)
 #pragma once
 #include "data/batch_loader.h"
 #include "dist/data_parallel.h"
@@ -23,10 +23,20 @@ struct StepTimes {
 StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchLoader& train_loader,
                      BatchLoader& test_loader, DataParallel& replicas, int64_t steps, TestTimeAugment tta);
 
-// How many whole epochs, each `train_batches` steps and a test of `test_batches`, fit in what is
-// left of budget_seconds after spent_seconds, keeping 8% for slower steps later on, saves and
-// reports; at least 1.
-int64_t epochs_within(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
-                      int64_t test_batches);
+// What a time budget fits: epochs, each of the whole training set but the last, which may end
+// early, after last_epoch_batches steps; each epoch followed by a test. The schedule spans the
+// steps, as OneCycleLR's total_steps.
+struct BudgetFit {
+    int64_t epochs = 1;
+    int64_t last_epoch_batches = 0;  // the last epoch's steps (train_batches when it is whole)
+    int64_t steps(int64_t train_batches) const { return (epochs - 1) * train_batches + last_epoch_batches; }
+};
+
+// The most training steps that fit, with their epochs' tests, in what is left of budget_seconds
+// after spent_seconds, keeping 6% for slower steps later on, saves and reports. A last epoch of
+// under a tenth of the others is not worth its test: it is dropped (or, when nothing more fits,
+// kept at that tenth). At least one step; with no times measured, one whole epoch.
+BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
+                        int64_t test_batches);
 
 }  // namespace dn

@@ -9,8 +9,8 @@
 
 namespace dn {
 
-EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update, BatchLoader& loader, int64_t epoch,
-                     int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
+EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update, BatchLoader& loader,
+                     const EpochSpan& span, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
                      const StepObserver& on_step) {
     using Clock = std::chrono::steady_clock;
     const int64_t B = net.shape().batch, K = net.classes(), global_batch = replicas.global_batch();
@@ -18,14 +18,16 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update,
     const double loader_wait_before = loader.wait_seconds(), epoch_wait_before = totals.data_wait_seconds;
     const double loader_busy_before = loader.busy_seconds(), epoch_busy_before = totals.loader_busy_seconds;
     const int64_t seen_before = totals.seen;
-    ProgressBar bar("epoch " + std::to_string(epoch) + "/" + std::to_string(epochs), loader.images_per_epoch(), "img");
-    loader.start_epoch(epoch, totals.next_batch);
+    const int64_t batches = std::min(span.batches, loader.batches_per_epoch());
+    ProgressBar bar("epoch " + std::to_string(span.epoch) + "/" + std::to_string(span.epochs),
+                    batches == loader.batches_per_epoch() ? loader.images_per_epoch() : batches * global_batch, "img");
+    loader.start_epoch(span.epoch, totals.next_batch);
     auto last = Clock::now();
     // A stop asked of one process (Ctrl-C reaches each at its own moment) is agreed on in the next
     // step's sums, so that all stop after the same step.
     bool stop_agreed = alone && stop.interrupted && stop.interrupted->load();
     // An epoch whose last batch is trained is completed (and tested), even if a stop comes then.
-    while (totals.next_batch < loader.batches_per_epoch()) {
+    while (totals.next_batch < batches) {
         if (stop_agreed || (stop.max_steps > 0 && stop.steps_taken >= stop.max_steps)) {
             bar.finish();
             return EpochEnd::stopped;

@@ -1,4 +1,4 @@
-// defines: EpochTotals, EpochEnd, StopRequest, StepRecord, StepObserver,
+// defines: EpochTotals, EpochEnd, EpochSpan, StopRequest, StepRecord, StepObserver,
 //          train_epoch (one pass of forward, backward and step)
 #pragma once
 #include "data/batch_loader.h"
@@ -44,7 +44,14 @@ struct StepRecord {
 };
 using StepObserver = std::function<void(const StepRecord&)>;
 
-// Trains from totals.next_batch to the end of epoch `epoch`, updating totals after every step.
+// Which epoch of how many, and its steps: the loader's batches, or fewer where the run ends early
+// (a time budget's last epoch).
+struct EpochSpan {
+    int64_t epoch = 1, epochs = 1;
+    int64_t batches = 0;
+};
+
+// Trains from totals.next_batch to the end of the epoch (span.batches), updating totals after every step.
 // diverged: a loss turned NaN or infinite; that step's update is not applied.
 // replicas: the job's processes (one, or several training data-parallel); net must have it as its
 // ReplicaSync and loader deliver its shard. totals are the global batch's, the same in every
@@ -52,8 +59,8 @@ using StepObserver = std::function<void(const StepRecord&)>;
 // update steps the optimizer (with the run's schedule and clipping); totals.last_learning_rate is
 // the one its last step used. on_step, when given, is called after each step is applied and
 // counted in totals.
-EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update, BatchLoader& loader, int64_t epoch,
-                     int64_t epochs, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
+EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update, BatchLoader& loader,
+                     const EpochSpan& span, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
                      const StepObserver& on_step = {});
 
 }  // namespace dn

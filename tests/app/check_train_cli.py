@@ -174,13 +174,29 @@ check("recipe fast chose: --arch densenet-bc-28-16" in p.stdout and "--schedule 
 check(options["recipe"] == "fast" and options["arch"] == "densenet-bc-28-16" and options["batch_size"] == 16 and
       options["input_size"] == 32 and options["time_budget"] == 25 and options["precision"] == "bf16",
       f"state.json records the recipe's choices and the flags given: {options}")
-budget = re.search(r"time budget 0m 25s: ([\d.]+) s a step \(20 an epoch\), ([\d.]+) s a test batch \(6\): (\d+) epochs",
-                   p.stdout)
-check(budget and int(budget[3]) == options["epochs"] == len(metrics(f"{FAST}/metrics.csv")[1]),
-      f"the epochs are fitted to the budget and all of them run: {p.stdout[-800:]}")
+budget = re.search(r"time budget 0m 25s: ([\d.]+) s a step \(20 an epoch\), ([\d.]+) s a test batch \(6\): (\d+) steps, "
+                   r"(\d+) epochs(?:, the last of (\d+) steps)?\n", p.stdout)
+state = json.load(open(f"{FAST}/state.json"))
 if budget:
-    fitted = int(budget[3]) * (20 * float(budget[1]) + 6 * float(budget[2]))
-    check(fitted <= 25 or int(budget[3]) == 1, f"the fitted epochs' estimated time ({fitted:.1f} s) is within the budget")
+    steps, epochs, last = int(budget[3]), int(budget[4]), int(budget[5] or 20)
+    check(epochs == options["epochs"] == len(metrics(f"{FAST}/metrics.csv")[1]) and
+          options["last_epoch_batches"] == (last if last < 20 else 0) and steps == 20 * (epochs - 1) + last and
+          state["optimizer_steps"] == steps,
+          f"the steps are fitted to the budget, all of them run, the last epoch ending early where it must: {p.stdout[-800:]}")
+    fitted = steps * float(budget[1]) + epochs * 6 * float(budget[2])
+    check(fitted <= 25 or steps <= 2, f"the fitted steps' estimated time ({fitted:.1f} s) is within the budget")
+else:
+    check(False, f"the time budget's fit is printed: {p.stdout[:800]}")
+# The run's own fit is kept through a stop: resumed, it trains the steps it fitted and no more.
+FAST_STOPPED = f"{WORK}/fast_stopped"
+p = run("train", *COMMON, "--recipe", "fast", "--time-budget", "25s", "--limit-train", 320, "--limit-test", 96,
+        "--out", FAST_STOPPED, "--max-steps", 30)
+fitted = json.load(open(f"{FAST_STOPPED}/state.json"))["options"]
+run("train", "--resume", FAST_STOPPED)
+resumed = json.load(open(f"{FAST_STOPPED}/state.json"))
+check(resumed["optimizer_steps"] == 20 * (fitted["epochs"] - 1) + (fitted["last_epoch_batches"] or 20) and
+      len(metrics(f"{FAST_STOPPED}/metrics.csv")[1]) == fitted["epochs"],
+      f"a budget run stopped and resumed trains the steps it fitted: {resumed['optimizer_steps']} steps, {fitted}")
 # The recipe tests with flip averaging (--test-tta flip): its last test is eval --tta flip's of its
 # last weights, at the run's precision.
 check(options["test_tta"] == "flip" and options["memory"] == "keep", f"the fast recipe keeps activations and tests with flips: {options}")

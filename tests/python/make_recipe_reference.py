@@ -51,6 +51,10 @@ SCHEDULES = {
     "onecycle_sgd": ({"kind": "onecycle", "pct_start": 0.25}, "sgd",
                      lambda o: lr_scheduler.OneCycleLR(o, max_lr=LR, total_steps=STEPS_PER_EPOCH * EPOCHS,
                                                        pct_start=0.25), True),
+    # A time budget's run, whose last epoch ends after 3 of its 7 steps.
+    "onecycle_budget": ({"kind": "onecycle", "total_steps": STEPS_PER_EPOCH * (EPOCHS - 1) + 3}, "sgd",
+                        lambda o: lr_scheduler.OneCycleLR(o, max_lr=LR, total_steps=STEPS_PER_EPOCH * (EPOCHS - 1) + 3),
+                        True),
 }
 
 
@@ -58,13 +62,13 @@ def make_optimizer(kind, params, lr):
     return torch.optim.Adam(params, lr=lr) if kind == "adam" else torch.optim.SGD(params, lr=lr, momentum=0.9)
 
 
-def trace(optimizer_kind, make_scheduler, per_batch):
+def trace(optimizer_kind, make_scheduler, per_batch, steps):
     p = torch.nn.Parameter(torch.zeros(1))
     opt = make_optimizer(optimizer_kind, [p], LR)
     scheduler = make_scheduler(opt) if make_scheduler else None
     lrs, momenta = [], []
-    for _ in range(EPOCHS):
-        for _ in range(STEPS_PER_EPOCH):
+    for epoch in range(EPOCHS):
+        for _ in range(min(STEPS_PER_EPOCH, steps - epoch * STEPS_PER_EPOCH)):
             group = opt.param_groups[0]
             lrs.append(group["lr"])
             momenta.append(group["betas"][0] if optimizer_kind == "adam" else group["momentum"])
@@ -80,7 +84,8 @@ def trace(optimizer_kind, make_scheduler, per_batch):
 def write_schedules(out):
     result = {}
     for name, (options, optimizer_kind, make_scheduler, per_batch) in SCHEDULES.items():
-        lrs, momenta = trace(optimizer_kind, make_scheduler, per_batch)
+        lrs, momenta = trace(optimizer_kind, make_scheduler, per_batch,
+                             options.get("total_steps", STEPS_PER_EPOCH * EPOCHS))
         result[name] = {"options": dict(options, lr=LR), "optimizer": optimizer_kind, "steps_per_epoch": STEPS_PER_EPOCH,
                         "epochs": EPOCHS, "lr": lrs, "momentum": momenta}
     with open(os.path.join(out, "schedules.json"), "w") as f:

@@ -32,6 +32,7 @@ ScheduleOptions schedule_of(const nlohmann::json& j) {
     o.gamma = j.value("gamma", o.gamma);
     o.eta_min = j.value("eta_min", o.eta_min);
     o.pct_start = j.value("pct_start", o.pct_start);
+    o.total_steps = j.value("total_steps", o.total_steps);
     o.warmup_epochs = j.value("warmup_epochs", o.warmup_epochs);
     o.warmup_start_factor = j.value("warmup_start_factor", o.warmup_start_factor);
     return o;
@@ -43,7 +44,7 @@ TEST(Schedules, EveryStepAsTorchOptimLrScheduler) {
     std::ifstream f(recipes_dir() + "/schedules.json");
     ASSERT_TRUE(f) << "run the make_recipe_reference fixture";
     const nlohmann::json all = nlohmann::json::parse(f);
-    EXPECT_EQ(all.size(), 8u);
+    EXPECT_EQ(all.size(), 9u);
     for (const auto& [name, c] : all.items()) {
         const LrSchedule schedule(schedule_of(c.at("options")), c.at("steps_per_epoch"), c.at("epochs"));
         const std::vector<double> lrs = c.at("lr"), momenta = c.at("momentum");
@@ -210,14 +211,23 @@ TEST(DecayExclusion, OneDimensionalParametersOnly) {
 }  // namespace
 }  // namespace dn
 
-// The time budget: whole epochs (steps and a test) within 92% of what is left, at least one.
-TEST(TimeBudget, WholeEpochsWithinWhatIsLeft) {
+// The time budget: the most steps that fit in 94% of what is left, each epoch with its test.
+TEST(TimeBudget, TheMostStepsWithinWhatIsLeft) {
     const dn::StepTimes times{.train_step_seconds = 1.0, .test_batch_seconds = 0.5};
-    // 0.92 * 900 - 10 = 818 s left; an epoch is 100 steps and 10 test batches, 105 s: 7 fit.
-    EXPECT_EQ(dn::epochs_within(900, 10, times, 100, 10), 7);
-    EXPECT_EQ(dn::epochs_within(900, 0, times, 100, 10), 7);     // 828 s: still 7 (8 would need 840)
-    EXPECT_EQ(dn::epochs_within(1000, 0, times, 100, 10), 8);    // 920 s: 8
-    EXPECT_EQ(dn::epochs_within(60, 0, times, 100, 10), 1);      // not even one: one anyway
-    EXPECT_EQ(dn::epochs_within(900, 950, times, 100, 10), 1);   // the budget already spent
-    EXPECT_EQ(dn::epochs_within(900, 0, dn::StepTimes{}, 100, 10), 1);  // nothing measured: one, not infinity
+    using Fit = std::pair<int64_t, int64_t>;  // epochs, the last's steps
+    auto fit = [&](double budget, double spent, const dn::StepTimes& t) {
+        const dn::BudgetFit f = dn::fit_to_budget(budget, spent, t, 100, 10);
+        return std::pair{f.epochs, f.last_epoch_batches};
+    };
+    // 0.94 * 900 - 10 = 836 s; an epoch is 100 steps and a test of 10 batches, 105 s: 7 whole
+    // (735 s), then 101 s: a test (5 s) and 96 steps.
+    EXPECT_EQ(fit(900, 10, times), Fit(8, 96));
+    EXPECT_EQ(dn::fit_to_budget(900, 10, times, 100, 10).steps(100), 796);
+    EXPECT_EQ(fit(900, 7, times), Fit(8, 99));
+    EXPECT_EQ(fit(1000, 20, times), Fit(9, 75));   // 920 s: 8 whole (840), a test, 75 steps
+    EXPECT_EQ(fit(1000, 90, times), Fit(8, 100));  // 850 s: 8 whole; 5 steps more is under a tenth
+    EXPECT_EQ(fit(1000, -5, times), Fit(9, 100));  // 945 s: 9 whole, exactly
+    EXPECT_EQ(fit(60, 0, times), Fit(1, 51));      // 56.4 s: not one whole epoch; 51 steps
+    EXPECT_EQ(fit(900, 950, times), Fit(1, 10));   // spent already: a tenth of an epoch
+    EXPECT_EQ(fit(900, 0, dn::StepTimes{}), Fit(1, 100));  // nothing measured: one epoch
 }

@@ -51,16 +51,20 @@ struct Fixture {
     }
 };
 
+EpochSpan whole(const Fixture& f, int64_t epoch, int64_t epochs) {
+    return {.epoch = epoch, .epochs = epochs, .batches = f.loader.batches_per_epoch()};
+}
+
 TEST(Trainer, CountsAnEpochAndStopsWhereAsked) {
     Fixture f;
     EpochTotals totals;
     StopRequest stop{nullptr, 4, 0};
-    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::stopped);
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, whole(f, 1, 1), totals, stop, f.replicas), EpochEnd::stopped);
     EXPECT_EQ(totals.next_batch, 4);
     EXPECT_EQ(totals.seen, 16);
     EXPECT_EQ(f.adam.steps(), 4);
     stop.max_steps = 0;
-    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::completed);
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, whole(f, 1, 1), totals, stop, f.replicas), EpochEnd::completed);
     EXPECT_EQ(totals.next_batch, 6);
     EXPECT_EQ(totals.seen, 24);
     EXPECT_EQ(f.adam.steps(), 6);
@@ -70,8 +74,24 @@ TEST(Trainer, CountsAnEpochAndStopsWhereAsked) {
     std::atomic<bool> interrupted{true};
     EpochTotals next;
     StopRequest ctrl_c{&interrupted, 0, 0};
-    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, 2, 2, next, ctrl_c, f.replicas), EpochEnd::stopped);
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, whole(f, 2, 2), next, ctrl_c, f.replicas), EpochEnd::stopped);
     EXPECT_EQ(next.next_batch, 0);
+}
+
+// A time budget's last epoch ends early: after its own count of steps, completed (so tested),
+// and resumable from a stop inside it.
+TEST(Trainer, AShortLastEpochEndsAfterItsSteps) {
+    Fixture f;
+    EpochTotals totals;
+    StopRequest stop{nullptr, 2, 0};
+    const EpochSpan short_epoch{.epoch = 3, .epochs = 3, .batches = 5};
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, short_epoch, totals, stop, f.replicas), EpochEnd::stopped);
+    EXPECT_EQ(totals.next_batch, 2);
+    stop.max_steps = 0;
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, short_epoch, totals, stop, f.replicas), EpochEnd::completed);
+    EXPECT_EQ(totals.next_batch, 5);
+    EXPECT_EQ(totals.seen, 20);
+    EXPECT_EQ(f.adam.steps(), 5);
 }
 
 TEST(Trainer, ANonFiniteLossStopsBeforeTheStep) {
@@ -80,7 +100,7 @@ TEST(Trainer, ANonFiniteLossStopsBeforeTheStep) {
     const std::vector<float> before(f.params.values(), f.params.values() + f.params.count());
     EpochTotals totals;
     StopRequest stop;
-    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, 1, 1, totals, stop, f.replicas), EpochEnd::diverged);
+    EXPECT_EQ(train_epoch(*f.net, f.params, f.update, f.loader, whole(f, 1, 1), totals, stop, f.replicas), EpochEnd::diverged);
     EXPECT_EQ(f.adam.steps(), 0);
     EXPECT_EQ(totals.seen, 0);
     for (int64_t i = 0; i < f.params.count(); ++i) {
