@@ -5,9 +5,10 @@ the same network (torchvision's DenseNet as densenet-bc-28-16: growth 16, three 
 to RGB, RandomHorizontalFlip; RandomCrop(28, padding=3) first with --augment crop,flip, the
 recipe's choice before session 6), SGD with momentum 0.9, OneCycleLR to
 0.15 per batch, weight decay 1e-4 (5e-4 before session 6) without batch norm and biases, label smoothing 0.1, batch 64,
-bf16 autocast, a test with flip averaging after each epoch; and the same way of fitting the epochs
-to a wall-clock budget: the median of 16 timed steps and of 5 test batches (after untimed ones), then as many
-whole epochs as fit in 92% of what is left. A benchmark, not a test: run it alone on the machine.
+bf16 autocast, a test with flip averaging after each epoch; and the same way of fitting the steps
+to a wall-clock budget: the median of 30 timed steps and of 5 test batches (after untimed ones), then as many
+steps, with their epochs' tests, as fit in 94% of what is left, the last epoch ending early (as
+fit_to_budget in src/train/time_budget.cpp). A benchmark, not a test: run it alone on the machine.
 
   /usr/bin/python3 scripts/fast_recipe_pytorch.py [--time-budget 900] [--seed 0] [--threads 2] [--json]
   (or with the peers' python from ../shared/peer/setup-peers.sh for PyTorch 2.x)
@@ -117,12 +118,12 @@ saved = {k: v.clone() for k, v in net.state_dict().items()}
 probe = make_optimizer(0.0)
 order = torch.randperm(len(train_x), generator=generator)
 step_times = []
-for s in range(18):  # 16 timed steps after 2 untimed ones, each on its own; their median is the pace
+for s in range(35):  # 30 timed steps after 5 untimed ones, each on its own; their median is the pace
     t0 = time.perf_counter()
     batch = order[s * BATCH:(s + 1) * BATCH]
     step(probe, None, augmented(batch, generator), train_y[batch])
     step_times.append(time.perf_counter() - t0)
-step_seconds = float(np.median(step_times[2:]))
+step_seconds = float(np.median(step_times[5:]))
 net.eval()
 test_times = []
 with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -132,18 +133,29 @@ with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         test_times.append(time.perf_counter() - t0)
 test_batch_seconds = 2 * float(np.median(test_times[1:]))  # each test batch runs twice (flip)
 net.load_state_dict(saved)
-epoch_seconds = steps_per_epoch * step_seconds + test_batches * test_batch_seconds
-epochs = max(1, int((0.92 * a.time_budget - (time.time() - START)) // epoch_seconds))
+test_seconds = test_batches * test_batch_seconds
+epoch_seconds = steps_per_epoch * step_seconds + test_seconds
+left = 0.94 * a.time_budget - (time.time() - START)
+whole = max(0, int(left // epoch_seconds))
+extra = max(0, int((left - whole * epoch_seconds - test_seconds) // step_seconds))
+shortest = max(1, (steps_per_epoch + 9) // 10)  # a last epoch under a tenth of one is not worth its test
+if whole == 0:
+    epochs, last = 1, min(max(extra, shortest), steps_per_epoch)
+elif extra < shortest:
+    epochs, last = whole, steps_per_epoch
+else:
+    epochs, last = whole + 1, min(extra, steps_per_epoch)
+total_steps = (epochs - 1) * steps_per_epoch + last
 print(f"PyTorch {torch.__version__}: {step_seconds:.3f} s a step, {test_batch_seconds:.3f} s a test batch: "
-      f"{epochs} epochs in {a.time_budget:.0f} s", flush=True)
+      f"{total_steps} steps, {epochs} epochs (the last of {last} steps) in {a.time_budget:.0f} s", flush=True)
 
 opt = make_optimizer(MAX_LR)
-scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=MAX_LR, total_steps=epochs * steps_per_epoch)
+scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=MAX_LR, total_steps=total_steps)
 history = []
 for epoch in range(1, epochs + 1):
     order = torch.randperm(len(train_x), generator=generator)
     losses = []
-    for s in range(steps_per_epoch):
+    for s in range(steps_per_epoch if epoch < epochs else last):
         batch = order[s * BATCH:(s + 1) * BATCH]
         losses.append(step(opt, scheduler, augmented(batch, generator), train_y[batch]))
     test_loss, accuracy = test()
@@ -153,5 +165,5 @@ for epoch in range(1, epochs + 1):
           f"{time.time() - START:.0f} s", flush=True)
 if a.json:
     print(json.dumps({"torch": torch.__version__, "seed": a.seed, "augment": a.augment, "time_budget": a.time_budget,
-                      "epochs": epochs,
+                      "epochs": epochs, "steps": total_steps,
                       "test_acc": history[-1]["test_acc"], "seconds": time.time() - START, "history": history}))

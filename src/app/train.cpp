@@ -321,20 +321,20 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                     Intermediates::recompute, precision);
     const TestTimeAugment tta = test_time_augment(r.test_tta);
     // A new run with a time budget: as many steps as its measured pace fits, the last epoch ending
-    // early where a whole one would not fit (a resumed run keeps what it chose: state.json records
-    // its epochs and last_epoch_batches).
-    const int64_t epoch_batches = train_loader.batches_per_epoch();
-    if (!resuming && r.time_budget > 0) {
+    // early where a whole one would not fit, fitted again after each epoch (a resumed run keeps
+    // what it last chose: state.json records its epochs and last_epoch_batches).
+    const int64_t epoch_batches = train_loader.batches_per_epoch(), test_batches = test_loader.batches_per_epoch();
+    const bool follow_budget = !resuming && r.time_budget > 0;
+    if (follow_budget) {
         net.load_weights();
         const StepTimes times = time_steps(net, tester, params, train_loader, test_loader, replicas, 30, tta);
-        BudgetFit fit = fit_to_budget(r.time_budget, seconds_since(started), times, epoch_batches,
-                                      test_loader.batches_per_epoch());
+        BudgetFit fit = fit_to_budget(r.time_budget, seconds_since(started), times, epoch_batches, test_batches);
         comm.broadcast(&fit, sizeof fit, 0);  // rank 0's measure decides for all
         r.epochs = fit.epochs;
         r.last_epoch_batches = fit.last_epoch_batches < epoch_batches ? fit.last_epoch_batches : 0;
         std::printf("time budget %s: %.3f s a step (%ld an epoch), %.3f s a test batch (%ld): %ld steps, %ld epochs",
                     format_duration(r.time_budget).c_str(), times.train_step_seconds, long(epoch_batches),
-                    times.test_batch_seconds, long(test_loader.batches_per_epoch()), long(fit.steps(epoch_batches)),
+                    times.test_batch_seconds, long(test_batches), long(fit.steps(epoch_batches)),
                     long(r.epochs));
         if (r.last_epoch_batches > 0) std::printf(", the last of %ld steps", long(r.last_epoch_batches));
         std::printf("\n");
@@ -347,7 +347,26 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     // OneCycleLR spans the run's steps, as PyTorch's total_steps.
     ScheduleOptions spanned = schedule_opts;
     spanned.total_steps = (r.epochs - 1) * epoch_batches + batches_of_epoch(r.epochs);
-    const LrSchedule schedule(spanned, epoch_batches, r.epochs);
+    LrSchedule schedule(spanned, epoch_batches, r.epochs);
+    // A budget run's new fit: its epochs, its last epoch's steps, and the schedule over them (kept
+    // as it was where the schedule would refuse the new span, as a cosine's warmup longer than it).
+    auto follow_fit = [&](const BudgetFit& fit, const StepTimes& pace) {
+        const int64_t last = fit.last_epoch_batches < epoch_batches ? fit.last_epoch_batches : 0;
+        if (fit.epochs == r.epochs && last == r.last_epoch_batches) return;
+        ScheduleOptions respanned = spanned;
+        respanned.total_steps = fit.steps(epoch_batches);
+        try {
+            schedule = LrSchedule(respanned, epoch_batches, fit.epochs);
+        } catch (const std::invalid_argument&) {
+            return;
+        }
+        spanned = respanned;
+        r.epochs = fit.epochs, r.last_epoch_batches = last;
+        std::printf("time budget: %.3f s a step and %.3f s a test batch in that epoch: now %ld steps, %ld epochs",
+                    pace.train_step_seconds, pace.test_batch_seconds, long(respanned.total_steps), long(r.epochs));
+        if (last > 0) std::printf(", the last of %ld steps", long(last));
+        std::printf("\n");
+    };
     std::unique_ptr<Optimizer> optimizer = make_optimizer(r, schedule_opts, params.count());
     if (r.no_decay_bn_bias) optimizer->exclude_from_decay(no_decay_ranges(params));
     std::unique_ptr<WeightAverage> average;
@@ -442,6 +461,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         if (end == EpochEnd::stopped) return stopped();
         // The tester takes this epoch's weights and statistics (test_average loads the average's).
         if (!r.test_ema) tester.load_weights();
+        const auto test_started = std::chrono::steady_clock::now();
         const std::optional<EvalResult> test =
             r.test_ema ? test_average(tester, params, *average, test_loader, comm, tta)
                        : evaluate_sharded(tester, test_loader, "  testing", comm, &g_interrupted, tta);
@@ -462,6 +482,15 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         ++next.epoch;
         next.totals = EpochTotals{};
         next.optimizer_steps = optimizer->steps();
+        if (follow_budget && next.epoch <= r.epochs) {
+            const StepTimes pace{.train_step_seconds = t.seconds / double(std::max<int64_t>(1, t.next_batch)),
+                                 .test_batch_seconds = seconds_since(test_started) / double(test_batches)};
+            BudgetFit fit = refit_to_budget(r.time_budget, seconds_since(started), pace, state.epoch, epoch_batches,
+                                            test_batches);
+            comm.broadcast(&fit, sizeof fit, 0);
+            follow_fit(fit, pace);
+            next.options = r;
+        }
         // Logged before the commit: a kill between the two resumes from the previous save, whose
         // session start makes TensorBoard forget these, and the epoch is logged again.
         log_tensorboard(tensorboard, [&](EventWriter& w) {

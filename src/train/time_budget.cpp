@@ -68,10 +68,10 @@ BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepT
                         int64_t test_batches) {
     const double step = times.train_step_seconds, test = double(test_batches) * times.test_batch_seconds;
     if (!(step > 0) || train_batches < 1) return {.epochs = 1, .last_epoch_batches = train_batches};
-    // The pace is the median of steps measured at the start; over a run the machine drifts (seen
-    // on 2 cores: epochs of 85 to 107 s in one 15-minute run), so 6% of the budget is kept back
-    // for that, the saves and the reports.
-    const double left = 0.94 * budget_seconds - spent_seconds, epoch = double(train_batches) * step + test;
+    // The machine drifts (seen on 2 cores: epochs of 85 to 107 s in one 15-minute run, and a pace
+    // measured on the first steps 10% off either way), which refit_to_budget follows from epoch to
+    // epoch; 4% of the budget is kept for the drift within the last epoch, saves and reports.
+    const double left = 0.96 * budget_seconds - spent_seconds, epoch = double(train_batches) * step + test;
     const int64_t shortest = std::max<int64_t>(1, (train_batches + 9) / 10);
     const int64_t whole = left > 0 ? int64_t(std::floor(left / epoch)) : 0;
     const double rest = left - double(whole) * epoch - test;  // for a shorter epoch after the whole ones
@@ -79,6 +79,12 @@ BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepT
     if (whole == 0) return {.epochs = 1, .last_epoch_batches = std::clamp<int64_t>(extra, shortest, train_batches)};
     if (extra < shortest) return {.epochs = whole, .last_epoch_batches = train_batches};
     return {.epochs = whole + 1, .last_epoch_batches = std::min(extra, train_batches)};
+}
+
+BudgetFit refit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& last_epoch_pace,
+                          int64_t epochs_done, int64_t train_batches, int64_t test_batches) {
+    const BudgetFit rest = fit_to_budget(budget_seconds, spent_seconds, last_epoch_pace, train_batches, test_batches);
+    return {.epochs = epochs_done + rest.epochs, .last_epoch_batches = rest.last_epoch_batches};
 }
 
 }  // namespace dn

@@ -1,4 +1,5 @@
-// defines: StepTimes, time_steps, BudgetFit, fit_to_budget (fitting a run's steps to a wall-clock budget)
+// defines: StepTimes, time_steps, BudgetFit, fit_to_budget, refit_to_budget (fitting a run's steps to a
+//          wall-clock budget)
 #pragma once
 #include "data/batch_loader.h"
 #include "dist/data_parallel.h"
@@ -33,10 +34,16 @@ struct BudgetFit {
 };
 
 // The most training steps that fit, with their epochs' tests, in what is left of budget_seconds
-// after spent_seconds, keeping 6% for slower steps later on, saves and reports. A last epoch of
-// under a tenth of the others is not worth its test: it is dropped (or, when nothing more fits,
-// kept at that tenth). At least one step; with no times measured, one whole epoch.
+// after spent_seconds, keeping 4% for the drift within an epoch, saves and reports. A last epoch
+// of under a tenth of the others is not worth its test: it is dropped (or, when nothing more
+// fits, kept at that tenth). At least one step; with no times measured, one whole epoch.
 BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
                         int64_t test_batches);
+
+// The whole run's fit again after `epochs_done` epochs, spent_seconds into it, the rest at the
+// pace the last epoch ran: a machine that turns slower or faster than the first steps showed
+// neither overruns the budget nor leaves it unused.
+BudgetFit refit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& last_epoch_pace,
+                          int64_t epochs_done, int64_t train_batches, int64_t test_batches);
 
 }  // namespace dn

@@ -211,7 +211,7 @@ TEST(DecayExclusion, OneDimensionalParametersOnly) {
 }  // namespace
 }  // namespace dn
 
-// The time budget: the most steps that fit in 94% of what is left, each epoch with its test.
+// The time budget: the most steps that fit in 96% of what is left, each epoch with its test.
 TEST(TimeBudget, TheMostStepsWithinWhatIsLeft) {
     const dn::StepTimes times{.train_step_seconds = 1.0, .test_batch_seconds = 0.5};
     using Fit = std::pair<int64_t, int64_t>;  // epochs, the last's steps
@@ -219,15 +219,32 @@ TEST(TimeBudget, TheMostStepsWithinWhatIsLeft) {
         const dn::BudgetFit f = dn::fit_to_budget(budget, spent, t, 100, 10);
         return std::pair{f.epochs, f.last_epoch_batches};
     };
-    // 0.94 * 900 - 10 = 836 s; an epoch is 100 steps and a test of 10 batches, 105 s: 7 whole
+    // 0.96 * 900 - 28 = 836 s; an epoch is 100 steps and a test of 10 batches, 105 s: 7 whole
     // (735 s), then 101 s: a test (5 s) and 96 steps.
-    EXPECT_EQ(fit(900, 10, times), Fit(8, 96));
-    EXPECT_EQ(dn::fit_to_budget(900, 10, times, 100, 10).steps(100), 796);
-    EXPECT_EQ(fit(900, 7, times), Fit(8, 99));
-    EXPECT_EQ(fit(1000, 20, times), Fit(9, 75));   // 920 s: 8 whole (840), a test, 75 steps
-    EXPECT_EQ(fit(1000, 90, times), Fit(8, 100));  // 850 s: 8 whole; 5 steps more is under a tenth
-    EXPECT_EQ(fit(1000, -5, times), Fit(9, 100));  // 945 s: 9 whole, exactly
-    EXPECT_EQ(fit(60, 0, times), Fit(1, 51));      // 56.4 s: not one whole epoch; 51 steps
-    EXPECT_EQ(fit(900, 950, times), Fit(1, 10));   // spent already: a tenth of an epoch
+    EXPECT_EQ(fit(900, 28, times), Fit(8, 96));
+    EXPECT_EQ(dn::fit_to_budget(900, 28, times, 100, 10).steps(100), 796);
+    EXPECT_EQ(fit(900, 25, times), Fit(8, 99));
+    EXPECT_EQ(fit(1000, 40, times), Fit(9, 75));   // 920 s: 8 whole (840), a test, 75 steps
+    EXPECT_EQ(fit(1000, 110, times), Fit(8, 100));  // 850 s: 8 whole; 5 steps more is under a tenth
+    EXPECT_EQ(fit(1000, 15, times), Fit(9, 100));   // 945 s: 9 whole, exactly
+    EXPECT_EQ(fit(60, 1, times), Fit(1, 51));       // 56.6 s: not one whole epoch; a test and 51 steps
+    EXPECT_EQ(fit(900, 950, times), Fit(1, 10));    // spent already: a tenth of an epoch
     EXPECT_EQ(fit(900, 0, dn::StepTimes{}), Fit(1, 100));  // nothing measured: one epoch
+}
+
+// After each epoch the rest is fitted again at the pace that epoch ran.
+TEST(TimeBudget, FittedAgainAtTheLastEpochsPace) {
+    // 3 epochs done in 330 s, the last at 1.2 s a step and 0.5 s a test batch: 0.96 * 900 - 330 =
+    // 534 s left, 4 epochs of 125 s (500 s), then 29 s: a test and 24 steps.
+    const dn::BudgetFit slower = dn::refit_to_budget(900, 330, {.train_step_seconds = 1.2, .test_batch_seconds = 0.5}, 3,
+                                                     100, 10);
+    EXPECT_EQ(slower.epochs, 8);
+    EXPECT_EQ(slower.last_epoch_batches, 24);
+    // Faster, 0.8 s a step: 85 s an epoch. From 345 s, 519 s left: 6 whole (510 s), then 9 s, a
+    // test and 5 steps, under a tenth of an epoch, so not taken. From 330 s: 19 s, 23 steps.
+    const dn::StepTimes faster{.train_step_seconds = 0.8, .test_batch_seconds = 0.5};
+    EXPECT_EQ(dn::refit_to_budget(900, 345, faster, 3, 100, 10).epochs, 9);
+    EXPECT_EQ(dn::refit_to_budget(900, 345, faster, 3, 100, 10).last_epoch_batches, 100);
+    EXPECT_EQ(dn::refit_to_budget(900, 330, faster, 3, 100, 10).epochs, 10);
+    EXPECT_EQ(dn::refit_to_budget(900, 330, faster, 3, 100, 10).last_epoch_batches, 23);
 }
