@@ -362,7 +362,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         }
         spanned = respanned;
         r.epochs = fit.epochs, r.last_epoch_batches = last;
-        std::printf("time budget: %.3f s a step and %.3f s a test batch in that epoch: now %ld steps, %ld epochs",
+        std::printf("time budget: %.3f s a step and %.3f s a test batch so far: now %ld steps, %ld epochs",
                     pace.train_step_seconds, pace.test_batch_seconds, long(respanned.total_steps), long(r.epochs));
         if (last > 0) std::printf(", the last of %ld steps", long(last));
         std::printf("\n");
@@ -451,6 +451,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                              "try a lower --lr\n", long(state.epoch), run.path("last.safetensors").c_str());
         return 1;
     };
+    RunPace pace;  // of the epochs this process trains, for a budget run's fit after each
     while (state.epoch <= r.epochs) {
         const CommunicationShare before{replicas.batch_norm_seconds(), replicas.gradient_wait_seconds()};
         const EpochEnd end =
@@ -482,13 +483,12 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         ++next.epoch;
         next.totals = EpochTotals{};
         next.optimizer_steps = optimizer->steps();
+        pace.add_epoch(t.seconds, t.next_batch, seconds_since(test_started), test_batches);
         if (follow_budget && next.epoch <= r.epochs) {
-            const StepTimes pace{.train_step_seconds = t.seconds / double(std::max<int64_t>(1, t.next_batch)),
-                                 .test_batch_seconds = seconds_since(test_started) / double(test_batches)};
             BudgetFit fit = refit_to_budget(r.time_budget, seconds_since(started), pace, state.epoch, epoch_batches,
                                             test_batches);
             comm.broadcast(&fit, sizeof fit, 0);
-            follow_fit(fit, pace);
+            follow_fit(fit, pace.mean());
             next.options = r;
         }
         // Logged before the commit: a kill between the two resumes from the previous save, whose
@@ -529,8 +529,8 @@ Command add_train_command(CLI::App& app) {
         ->check(CLI::IsMember({"lecture", "fast"}));
     cmd->recipe_flags.push_back("--time-budget");
     t->add_option("--time-budget", cmd->time_budget,
-                  "fit the number of epochs to this much wall time (as 15m, 900s, 1h), testing included, from the "
-                  "speed of the first steps");
+                  "fit the run's steps to this much wall time (as 15m, 900s, 1h), testing included: from the speed "
+                  "of the first steps, then again after each epoch at its pace; the last epoch may end early");
     recipe_option("--arch", r.arch, "densenet121, densenet161, densenet169, densenet201, or densenet-bc-L-k: the "
                                     "DenseNet paper's network for small images (as densenet-bc-100-12)");
     recipe_option("--dataset", r.dataset, "cifar10, fashion-mnist, mnist or folder")->check(CLI::IsMember(dataset_names()));

@@ -81,9 +81,19 @@ BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepT
     return {.epochs = whole + 1, .last_epoch_batches = std::min(extra, train_batches)};
 }
 
-BudgetFit refit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& last_epoch_pace,
-                          int64_t epochs_done, int64_t train_batches, int64_t test_batches) {
-    const BudgetFit rest = fit_to_budget(budget_seconds, spent_seconds, last_epoch_pace, train_batches, test_batches);
+void RunPace::add_epoch(double epoch_train_seconds, int64_t steps, double epoch_test_seconds, int64_t batches) {
+    train_seconds += epoch_train_seconds, train_steps += steps;
+    test_seconds += epoch_test_seconds, test_batches += batches;
+}
+
+StepTimes RunPace::mean() const {
+    return {.train_step_seconds = train_steps > 0 ? train_seconds / double(train_steps) : 0.0,
+            .test_batch_seconds = test_batches > 0 ? test_seconds / double(test_batches) : 0.0};
+}
+
+BudgetFit refit_to_budget(double budget_seconds, double spent_seconds, const RunPace& pace, int64_t epochs_done,
+                          int64_t train_batches, int64_t test_batches) {
+    const BudgetFit rest = fit_to_budget(budget_seconds, spent_seconds, pace.mean(), train_batches, test_batches);
     return {.epochs = epochs_done + rest.epochs, .last_epoch_batches = rest.last_epoch_batches};
 }
 

@@ -1,5 +1,5 @@
-// defines: StepTimes, time_steps, BudgetFit, fit_to_budget, refit_to_budget (fitting a run's steps to a
-//          wall-clock budget)
+// defines: StepTimes, time_steps, BudgetFit, fit_to_budget, RunPace, refit_to_budget (fitting a run's steps
+//          to a wall-clock budget)
 #pragma once
 #include "data/batch_loader.h"
 #include "dist/data_parallel.h"
@@ -40,10 +40,20 @@ struct BudgetFit {
 BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
                         int64_t test_batches);
 
+// The pace a run has kept so far: its epochs' training steps and test batches, each over the
+// seconds they took.
+struct RunPace {
+    double train_seconds = 0.0, test_seconds = 0.0;
+    int64_t train_steps = 0, test_batches = 0;
+    void add_epoch(double epoch_train_seconds, int64_t steps, double epoch_test_seconds, int64_t batches);
+    StepTimes mean() const;
+};
+
 // The whole run's fit again after `epochs_done` epochs, spent_seconds into it, the rest at the
-// pace the last epoch ran: a machine that turns slower or faster than the first steps showed
-// neither overruns the budget nor leaves it unused.
-BudgetFit refit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& last_epoch_pace,
-                          int64_t epochs_done, int64_t train_batches, int64_t test_batches);
+// pace the run has kept: a machine slower or faster than its first steps showed neither overruns
+// the budget nor leaves it unused. The mean over the run, not the last epoch's pace: on 2 cores
+// epochs drift 10% either way from one to the next, and the fit would swing with them.
+BudgetFit refit_to_budget(double budget_seconds, double spent_seconds, const RunPace& pace, int64_t epochs_done,
+                          int64_t train_batches, int64_t test_batches);
 
 }  // namespace dn

@@ -232,19 +232,27 @@ TEST(TimeBudget, TheMostStepsWithinWhatIsLeft) {
     EXPECT_EQ(fit(900, 0, dn::StepTimes{}), Fit(1, 100));  // nothing measured: one epoch
 }
 
-// After each epoch the rest is fitted again at the pace that epoch ran.
-TEST(TimeBudget, FittedAgainAtTheLastEpochsPace) {
-    // 3 epochs done in 330 s, the last at 1.2 s a step and 0.5 s a test batch: 0.96 * 900 - 330 =
-    // 534 s left, 4 epochs of 125 s (500 s), then 29 s: a test and 24 steps.
-    const dn::BudgetFit slower = dn::refit_to_budget(900, 330, {.train_step_seconds = 1.2, .test_batch_seconds = 0.5}, 3,
-                                                     100, 10);
-    EXPECT_EQ(slower.epochs, 8);
-    EXPECT_EQ(slower.last_epoch_batches, 24);
+// After each epoch the rest is fitted again at the pace the run has kept.
+TEST(TimeBudget, FittedAgainAtTheRunsPace) {
+    // 3 epochs done, 380 s into the run: 300 steps in 360 s (the third slower) and 30 test batches
+    // in 15 s, 1.2 and 0.5 s each. 0.96 * 900 - 380 = 484 s left: 3 epochs of 125 s (375 s), then
+    // 109 s, a test (5 s) and 86 steps.
+    dn::RunPace pace;
+    pace.add_epoch(100, 100, 5, 10);
+    pace.add_epoch(100, 100, 4, 10);
+    pace.add_epoch(160, 100, 6, 10);
+    EXPECT_DOUBLE_EQ(pace.mean().train_step_seconds, 1.2);
+    EXPECT_DOUBLE_EQ(pace.mean().test_batch_seconds, 0.5);
+    const dn::BudgetFit slower = dn::refit_to_budget(900, 380, pace, 3, 100, 10);
+    EXPECT_EQ(slower.epochs, 7);
+    EXPECT_EQ(slower.last_epoch_batches, 86);
     // Faster, 0.8 s a step: 85 s an epoch. From 345 s, 519 s left: 6 whole (510 s), then 9 s, a
     // test and 5 steps, under a tenth of an epoch, so not taken. From 330 s: 19 s, 23 steps.
-    const dn::StepTimes faster{.train_step_seconds = 0.8, .test_batch_seconds = 0.5};
+    dn::RunPace faster;
+    faster.add_epoch(240, 300, 15, 30);
     EXPECT_EQ(dn::refit_to_budget(900, 345, faster, 3, 100, 10).epochs, 9);
     EXPECT_EQ(dn::refit_to_budget(900, 345, faster, 3, 100, 10).last_epoch_batches, 100);
     EXPECT_EQ(dn::refit_to_budget(900, 330, faster, 3, 100, 10).epochs, 10);
     EXPECT_EQ(dn::refit_to_budget(900, 330, faster, 3, 100, 10).last_epoch_batches, 23);
+    EXPECT_EQ(dn::RunPace{}.mean().train_step_seconds, 0.0);  // nothing trained yet: no pace
 }
