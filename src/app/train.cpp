@@ -328,7 +328,10 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     if (follow_budget) {
         net.load_weights();
         const StepTimes times = time_steps(net, tester, params, train_loader, test_loader, replicas, 30, tta);
-        BudgetFit fit = fit_to_budget(r.time_budget, seconds_since(started), times, epoch_batches, test_batches);
+        BudgetFit fit = fit_to_budget(r.time_budget, seconds_since(started),
+                                      {.step_seconds = times.train_step_seconds,
+                                       .epoch_end_seconds = double(test_batches) * times.test_batch_seconds},
+                                      epoch_batches);
         comm.broadcast(&fit, sizeof fit, 0);  // rank 0's measure decides for all
         r.epochs = fit.epochs;
         r.last_epoch_batches = fit.last_epoch_batches < epoch_batches ? fit.last_epoch_batches : 0;
@@ -350,7 +353,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     LrSchedule schedule(spanned, epoch_batches, r.epochs);
     // A budget run's new fit: its epochs, its last epoch's steps, and the schedule over them (kept
     // as it was where the schedule would refuse the new span, as a cosine's warmup longer than it).
-    auto follow_fit = [&](const BudgetFit& fit, const StepTimes& pace) {
+    auto follow_fit = [&](const BudgetFit& fit, const BudgetPace& pace) {
         const int64_t last = fit.last_epoch_batches < epoch_batches ? fit.last_epoch_batches : 0;
         if (fit.epochs == r.epochs && last == r.last_epoch_batches) return;
         ScheduleOptions respanned = spanned;
@@ -362,8 +365,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         }
         spanned = respanned;
         r.epochs = fit.epochs, r.last_epoch_batches = last;
-        std::printf("time budget: %.3f s a step and %.3f s a test batch so far: now %ld steps, %ld epochs",
-                    pace.train_step_seconds, pace.test_batch_seconds, long(respanned.total_steps), long(r.epochs));
+        std::printf("time budget: %.3f s a step and %.1f s after each epoch so far: now %ld steps, %ld epochs",
+                    pace.step_seconds, pace.epoch_end_seconds, long(respanned.total_steps), long(r.epochs));
         if (last > 0) std::printf(", the last of %ld steps", long(last));
         std::printf("\n");
     };
@@ -462,7 +465,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         if (end == EpochEnd::stopped) return stopped();
         // The tester takes this epoch's weights and statistics (test_average loads the average's).
         if (!r.test_ema) tester.load_weights();
-        const auto test_started = std::chrono::steady_clock::now();
+        const auto training_ended = std::chrono::steady_clock::now();
         const std::optional<EvalResult> test =
             r.test_ema ? test_average(tester, params, *average, test_loader, comm, tta)
                        : evaluate_sharded(tester, test_loader, "  testing", comm, &g_interrupted, tta);
@@ -483,22 +486,24 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         ++next.epoch;
         next.totals = EpochTotals{};
         next.optimizer_steps = optimizer->steps();
-        pace.add_epoch(t.seconds, t.next_batch, seconds_since(test_started), test_batches);
-        if (follow_budget && next.epoch <= r.epochs) {
-            BudgetFit fit = refit_to_budget(r.time_budget, seconds_since(started), pace, state.epoch, epoch_batches,
-                                            test_batches);
-            comm.broadcast(&fit, sizeof fit, 0);
-            follow_fit(fit, pace.mean());
-            next.options = r;
-        }
         // Logged before the commit: a kill between the two resumes from the previous save, whose
         // session start makes TensorBoard forget these, and the epoch is logged again.
         log_tensorboard(tensorboard, [&](EventWriter& w) {
             write_epoch_events(w, optimizer->steps(), record, initial, params);
         });
         if (root) run.commit(params, *optimizer, next, best ? Checkpoints::last_and_best : Checkpoints::last);
+        const int64_t epoch_steps = state.totals.next_batch;
         state = std::move(next);
         if (root) write_reports(run, state, initial, params);
+        // A budget run fits the rest again, at the pace it has kept: its steps, and after each
+        // epoch its test, checkpoint and reports. The next commit records the new fit.
+        pace.add_epoch(record.seconds, epoch_steps, seconds_since(training_ended));
+        if (follow_budget && state.epoch <= r.epochs) {
+            BudgetFit fit = refit_to_budget(r.time_budget, seconds_since(started), pace, state.epoch - 1, epoch_batches);
+            comm.broadcast(&fit, sizeof fit, 0);
+            follow_fit(fit, pace.mean());
+            state.options = r;
+        }
     }
     std::printf("done: %s holds init/last/best.safetensors, metrics.csv, loss/accuracy curves and weight pictures\n",
                 out.c_str());

@@ -32,7 +32,7 @@ StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchL
     // all an epoch has.
     train_loader.start_epoch(1);
     const int64_t available = train_loader.batches_per_epoch();
-    const int64_t untimed = std::clamp<int64_t>(available - 1, 0, 2), timed = std::min<int64_t>(steps, available - untimed);
+    const int64_t untimed = std::clamp<int64_t>(available - 1, 0, 5), timed = std::min<int64_t>(steps, available - untimed);
     std::vector<double> step_seconds;
     for (int64_t s = 0; s < untimed + timed; ++s) {
         const Clock::time_point start = Clock::now();
@@ -64,36 +64,35 @@ StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchL
     return times;
 }
 
-BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
-                        int64_t test_batches) {
-    const double step = times.train_step_seconds, test = double(test_batches) * times.test_batch_seconds;
-    if (!(step > 0) || train_batches < 1) return {.epochs = 1, .last_epoch_batches = train_batches};
+BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const BudgetPace& pace, int64_t train_batches) {
+    const double step = pace.step_seconds, end = pace.epoch_end_seconds;
+    if (!(step > 0) || train_batches < 1) return {.epochs = 1, .last_epoch_batches = std::max<int64_t>(1, train_batches)};
     // The machine drifts (seen on 2 cores: epochs of 85 to 107 s in one 15-minute run, and a pace
     // measured on the first steps 10% off either way), which refit_to_budget follows from epoch to
-    // epoch; 4% of the budget is kept for the drift within the last epoch, saves and reports.
-    const double left = 0.96 * budget_seconds - spent_seconds, epoch = double(train_batches) * step + test;
+    // epoch; 4% of the budget is kept for the drift within the last epoch.
+    const double left = 0.96 * budget_seconds - spent_seconds, epoch = double(train_batches) * step + end;
     const int64_t shortest = std::max<int64_t>(1, (train_batches + 9) / 10);
     const int64_t whole = left > 0 ? int64_t(std::floor(left / epoch)) : 0;
-    const double rest = left - double(whole) * epoch - test;  // for a shorter epoch after the whole ones
+    const double rest = left - double(whole) * epoch - end;  // for a shorter epoch after the whole ones
     const int64_t extra = rest > 0 ? int64_t(std::floor(rest / step)) : 0;
     if (whole == 0) return {.epochs = 1, .last_epoch_batches = std::clamp<int64_t>(extra, shortest, train_batches)};
     if (extra < shortest) return {.epochs = whole, .last_epoch_batches = train_batches};
     return {.epochs = whole + 1, .last_epoch_batches = std::min(extra, train_batches)};
 }
 
-void RunPace::add_epoch(double epoch_train_seconds, int64_t steps, double epoch_test_seconds, int64_t batches) {
-    train_seconds += epoch_train_seconds, train_steps += steps;
-    test_seconds += epoch_test_seconds, test_batches += batches;
+void RunPace::add_epoch(double epoch_train_seconds, int64_t epoch_steps, double end_seconds) {
+    train_seconds += epoch_train_seconds, steps += epoch_steps;
+    epoch_end_seconds += end_seconds, ++epochs;
 }
 
-StepTimes RunPace::mean() const {
-    return {.train_step_seconds = train_steps > 0 ? train_seconds / double(train_steps) : 0.0,
-            .test_batch_seconds = test_batches > 0 ? test_seconds / double(test_batches) : 0.0};
+BudgetPace RunPace::mean() const {
+    return {.step_seconds = steps > 0 ? train_seconds / double(steps) : 0.0,
+            .epoch_end_seconds = epochs > 0 ? epoch_end_seconds / double(epochs) : 0.0};
 }
 
 BudgetFit refit_to_budget(double budget_seconds, double spent_seconds, const RunPace& pace, int64_t epochs_done,
-                          int64_t train_batches, int64_t test_batches) {
-    const BudgetFit rest = fit_to_budget(budget_seconds, spent_seconds, pace.mean(), train_batches, test_batches);
+                          int64_t train_batches) {
+    const BudgetFit rest = fit_to_budget(budget_seconds, spent_seconds, pace.mean(), train_batches);
     return {.epochs = epochs_done + rest.epochs, .last_epoch_batches = rest.last_epoch_batches};
 }
 

@@ -1,5 +1,5 @@
-// defines: StepTimes, time_steps, BudgetFit, fit_to_budget, RunPace, refit_to_budget (fitting a run's steps
-//          to a wall-clock budget)
+// defines: StepTimes, time_steps, BudgetFit, BudgetPace, fit_to_budget, RunPace, refit_to_budget (fitting a
+//          run's steps to a wall-clock budget)
 #pragma once
 #include "data/batch_loader.h"
 #include "dist/data_parallel.h"
@@ -15,7 +15,7 @@ struct StepTimes {
     double test_batch_seconds = 0.0;  // its forward passes in eval mode (two with flip averaging)
 };
 
-// Times `steps` training steps (after two untimed ones) on the run's network, and five test
+// Times `steps` training steps (after up to five untimed ones) on the run's network, and five test
 // batches (after one, each with the forward passes `tta` takes) on its tester, each on its own,
 // and keeps the median of each; then puts the weights, statistics and batch counts back as they
 // were: the run starts as if nothing had been measured. Adam stands in for the run's optimizer
@@ -33,20 +33,25 @@ struct BudgetFit {
     int64_t steps(int64_t train_batches) const { return (epochs - 1) * train_batches + last_epoch_batches; }
 };
 
-// The most training steps that fit, with their epochs' tests, in what is left of budget_seconds
-// after spent_seconds, keeping 4% for the drift within an epoch, saves and reports. A last epoch
-// of under a tenth of the others is not worth its test: it is dropped (or, when nothing more
-// fits, kept at that tenth). At least one step; with no times measured, one whole epoch.
-BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const StepTimes& times, int64_t train_batches,
-                        int64_t test_batches);
+// What a budget run's time goes to: each training step, and what follows each epoch (its test,
+// and the checkpoint and reports saved after it).
+struct BudgetPace {
+    double step_seconds = 0.0;
+    double epoch_end_seconds = 0.0;
+};
 
-// The pace a run has kept so far: its epochs' training steps and test batches, each over the
-// seconds they took.
+// The most training steps that fit, each epoch with its end, in what is left of budget_seconds
+// after spent_seconds, keeping 4% for the drift within an epoch. A last epoch of under a tenth of
+// the others is not worth its test: it is dropped (or, when nothing more fits, kept at that
+// tenth). At least one step; with no step time measured, one whole epoch.
+BudgetFit fit_to_budget(double budget_seconds, double spent_seconds, const BudgetPace& pace, int64_t train_batches);
+
+// The pace a run has kept so far, over the epochs it has trained.
 struct RunPace {
-    double train_seconds = 0.0, test_seconds = 0.0;
-    int64_t train_steps = 0, test_batches = 0;
-    void add_epoch(double epoch_train_seconds, int64_t steps, double epoch_test_seconds, int64_t batches);
-    StepTimes mean() const;
+    double train_seconds = 0.0, epoch_end_seconds = 0.0;
+    int64_t steps = 0, epochs = 0;
+    void add_epoch(double epoch_train_seconds, int64_t epoch_steps, double end_seconds);
+    BudgetPace mean() const;
 };
 
 // The whole run's fit again after `epochs_done` epochs, spent_seconds into it, the rest at the
@@ -54,6 +59,6 @@ struct RunPace {
 // the budget nor leaves it unused. The mean over the run, not the last epoch's pace: on 2 cores
 // epochs drift 10% either way from one to the next, and the fit would swing with them.
 BudgetFit refit_to_budget(double budget_seconds, double spent_seconds, const RunPace& pace, int64_t epochs_done,
-                          int64_t train_batches, int64_t test_batches);
+                          int64_t train_batches);
 
 }  // namespace dn

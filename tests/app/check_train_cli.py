@@ -177,7 +177,7 @@ check(options["recipe"] == "fast" and options["arch"] == "densenet-bc-28-16" and
 budget = re.search(r"time budget 0m 25s: ([\d.]+) s a step \(20 an epoch\), ([\d.]+) s a test batch \(6\): (\d+) steps, "
                    r"(\d+) epochs(?:, the last of (\d+) steps)?\n", p.stdout)
 # After each epoch the rest is fitted again at the run's pace so far; the last fit is the one run.
-refits = re.findall(r"time budget: [\d.]+ s a step and [\d.]+ s a test batch so far: now (\d+) steps, (\d+) epochs"
+refits = re.findall(r"time budget: [\d.]+ s a step and [\d.]+ s after each epoch so far: now (\d+) steps, (\d+) epochs"
                     r"(?:, the last of (\d+) steps)?\n", p.stdout)
 state = json.load(open(f"{FAST}/state.json"))
 if budget:

@@ -213,46 +213,48 @@ TEST(DecayExclusion, OneDimensionalParametersOnly) {
 
 // The time budget: the most steps that fit in 96% of what is left, each epoch with its test.
 TEST(TimeBudget, TheMostStepsWithinWhatIsLeft) {
-    const dn::StepTimes times{.train_step_seconds = 1.0, .test_batch_seconds = 0.5};
+    const dn::BudgetPace pace{.step_seconds = 1.0, .epoch_end_seconds = 5.0};
     using Fit = std::pair<int64_t, int64_t>;  // epochs, the last's steps
-    auto fit = [&](double budget, double spent, const dn::StepTimes& t) {
-        const dn::BudgetFit f = dn::fit_to_budget(budget, spent, t, 100, 10);
+    auto fit = [&](double budget, double spent, const dn::BudgetPace& p) {
+        const dn::BudgetFit f = dn::fit_to_budget(budget, spent, p, 100);
         return std::pair{f.epochs, f.last_epoch_batches};
     };
-    // 0.96 * 900 - 28 = 836 s; an epoch is 100 steps and a test of 10 batches, 105 s: 7 whole
-    // (735 s), then 101 s: a test (5 s) and 96 steps.
-    EXPECT_EQ(fit(900, 28, times), Fit(8, 96));
-    EXPECT_EQ(dn::fit_to_budget(900, 28, times, 100, 10).steps(100), 796);
-    EXPECT_EQ(fit(900, 25, times), Fit(8, 99));
-    EXPECT_EQ(fit(1000, 40, times), Fit(9, 75));   // 920 s: 8 whole (840), a test, 75 steps
-    EXPECT_EQ(fit(1000, 110, times), Fit(8, 100));  // 850 s: 8 whole; 5 steps more is under a tenth
-    EXPECT_EQ(fit(1000, 15, times), Fit(9, 100));   // 945 s: 9 whole, exactly
-    EXPECT_EQ(fit(60, 1, times), Fit(1, 51));       // 56.6 s: not one whole epoch; a test and 51 steps
-    EXPECT_EQ(fit(900, 950, times), Fit(1, 10));    // spent already: a tenth of an epoch
-    EXPECT_EQ(fit(900, 0, dn::StepTimes{}), Fit(1, 100));  // nothing measured: one epoch
+    // 0.96 * 900 - 28 = 836 s; an epoch is 100 steps and 5 s after them, 105 s: 7 whole (735 s),
+    // then 101 s: 5 s after it, and 96 steps.
+    EXPECT_EQ(fit(900, 28, pace), Fit(8, 96));
+    EXPECT_EQ(dn::fit_to_budget(900, 28, pace, 100).steps(100), 796);
+    EXPECT_EQ(fit(900, 25, pace), Fit(8, 99));
+    EXPECT_EQ(fit(1000, 40, pace), Fit(9, 75));   // 920 s: 8 whole (840), its end, 75 steps
+    EXPECT_EQ(fit(1000, 110, pace), Fit(8, 100));  // 850 s: 8 whole; 5 steps more is under a tenth
+    EXPECT_EQ(fit(1000, 15, pace), Fit(9, 100));   // 945 s: 9 whole, exactly
+    EXPECT_EQ(fit(60, 1, pace), Fit(1, 51));       // 56.6 s: not one whole epoch; its end and 51 steps
+    EXPECT_EQ(fit(900, 950, pace), Fit(1, 10));    // spent already: a tenth of an epoch
+    EXPECT_EQ(fit(900, 0, dn::BudgetPace{}), Fit(1, 100));  // nothing measured: one epoch
 }
 
 // After each epoch the rest is fitted again at the pace the run has kept.
 TEST(TimeBudget, FittedAgainAtTheRunsPace) {
-    // 3 epochs done, 380 s into the run: 300 steps in 360 s (the third slower) and 30 test batches
-    // in 15 s, 1.2 and 0.5 s each. 0.96 * 900 - 380 = 484 s left: 3 epochs of 125 s (375 s), then
-    // 109 s, a test (5 s) and 86 steps.
+    // 3 epochs done, 380 s into the run: 300 steps in 360 s (the third slower), and 5, 4 and 6 s
+    // after the epochs: 1.2 s a step and 5 s an epoch end. 0.96 * 900 - 380 = 484 s left: 3
+    // epochs of 125 s (375 s), then 109 s, an end (5 s) and 86 steps.
     dn::RunPace pace;
-    pace.add_epoch(100, 100, 5, 10);
-    pace.add_epoch(100, 100, 4, 10);
-    pace.add_epoch(160, 100, 6, 10);
-    EXPECT_DOUBLE_EQ(pace.mean().train_step_seconds, 1.2);
-    EXPECT_DOUBLE_EQ(pace.mean().test_batch_seconds, 0.5);
-    const dn::BudgetFit slower = dn::refit_to_budget(900, 380, pace, 3, 100, 10);
+    pace.add_epoch(100, 100, 5);
+    pace.add_epoch(100, 100, 4);
+    pace.add_epoch(160, 100, 6);
+    EXPECT_DOUBLE_EQ(pace.mean().step_seconds, 1.2);
+    EXPECT_DOUBLE_EQ(pace.mean().epoch_end_seconds, 5.0);
+    const dn::BudgetFit slower = dn::refit_to_budget(900, 380, pace, 3, 100);
     EXPECT_EQ(slower.epochs, 7);
     EXPECT_EQ(slower.last_epoch_batches, 86);
-    // Faster, 0.8 s a step: 85 s an epoch. From 345 s, 519 s left: 6 whole (510 s), then 9 s, a
-    // test and 5 steps, under a tenth of an epoch, so not taken. From 330 s: 19 s, 23 steps.
+    // Faster, 0.8 s a step: 85 s an epoch. From 345 s, 519 s left: 6 whole (510 s), then 9 s, an
+    // end and 5 steps, under a tenth of an epoch, so not taken. From 330 s: 19 s, 23 steps.
     dn::RunPace faster;
-    faster.add_epoch(240, 300, 15, 30);
-    EXPECT_EQ(dn::refit_to_budget(900, 345, faster, 3, 100, 10).epochs, 9);
-    EXPECT_EQ(dn::refit_to_budget(900, 345, faster, 3, 100, 10).last_epoch_batches, 100);
-    EXPECT_EQ(dn::refit_to_budget(900, 330, faster, 3, 100, 10).epochs, 10);
-    EXPECT_EQ(dn::refit_to_budget(900, 330, faster, 3, 100, 10).last_epoch_batches, 23);
-    EXPECT_EQ(dn::RunPace{}.mean().train_step_seconds, 0.0);  // nothing trained yet: no pace
+    faster.add_epoch(80, 100, 5);
+    faster.add_epoch(80, 100, 5);
+    faster.add_epoch(80, 100, 5);
+    EXPECT_EQ(dn::refit_to_budget(900, 345, faster, 3, 100).epochs, 9);
+    EXPECT_EQ(dn::refit_to_budget(900, 345, faster, 3, 100).last_epoch_batches, 100);
+    EXPECT_EQ(dn::refit_to_budget(900, 330, faster, 3, 100).epochs, 10);
+    EXPECT_EQ(dn::refit_to_budget(900, 330, faster, 3, 100).last_epoch_batches, 23);
+    EXPECT_EQ(dn::RunPace{}.mean().step_seconds, 0.0);  // nothing trained yet: no pace
 }
