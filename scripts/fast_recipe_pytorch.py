@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -133,36 +134,64 @@ with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         test_times.append(time.perf_counter() - t0)
 test_batch_seconds = 2 * float(np.median(test_times[1:]))  # each test batch runs twice (flip)
 net.load_state_dict(saved)
-test_seconds = test_batches * test_batch_seconds
-epoch_seconds = steps_per_epoch * step_seconds + test_seconds
-left = 0.94 * a.time_budget - (time.time() - START)
-whole = max(0, int(left // epoch_seconds))
-extra = max(0, int((left - whole * epoch_seconds - test_seconds) // step_seconds))
-shortest = max(1, (steps_per_epoch + 9) // 10)  # a last epoch under a tenth of one is not worth its test
-if whole == 0:
-    epochs, last = 1, min(max(extra, shortest), steps_per_epoch)
-elif extra < shortest:
-    epochs, last = whole, steps_per_epoch
-else:
-    epochs, last = whole + 1, min(extra, steps_per_epoch)
+
+
+def fit(spent, step_seconds, epoch_end_seconds):
+    """fit_to_budget (src/train/time_budget.cpp): the most steps, each epoch with its end (the
+    test), in 96% of the budget left; a last epoch under a tenth of one is not worth its test."""
+    left = 0.96 * a.time_budget - spent
+    epoch_seconds = steps_per_epoch * step_seconds + epoch_end_seconds
+    whole = max(0, int(left // epoch_seconds))
+    extra = max(0, int((left - whole * epoch_seconds - epoch_end_seconds) // step_seconds))
+    shortest = max(1, (steps_per_epoch + 9) // 10)
+    if whole == 0:
+        return 1, min(max(extra, shortest), steps_per_epoch)
+    if extra < shortest:
+        return whole, steps_per_epoch
+    return whole + 1, min(extra, steps_per_epoch)
+
+
+def one_cycle(total, done):
+    """OneCycleLR over `total` steps, at step `done`: refitted, it goes on from the same step."""
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=MAX_LR, total_steps=total,
+                                               last_epoch=done - 1 if done else -1)
+
+
+warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*")  # a refitted scheduler's first step
+epochs, last = fit(time.time() - START, step_seconds, test_batches * test_batch_seconds)
 total_steps = (epochs - 1) * steps_per_epoch + last
 print(f"PyTorch {torch.__version__}: {step_seconds:.3f} s a step, {test_batch_seconds:.3f} s a test batch: "
       f"{total_steps} steps, {epochs} epochs (the last of {last} steps) in {a.time_budget:.0f} s", flush=True)
 
 opt = make_optimizer(MAX_LR)
-scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=MAX_LR, total_steps=total_steps)
-history = []
-for epoch in range(1, epochs + 1):
+scheduler = one_cycle(total_steps, 0)
+history, done, train_seconds, end_seconds = [], 0, 0.0, 0.0
+epoch = 0
+while epoch < epochs:
+    epoch += 1
     order = torch.randperm(len(train_x), generator=generator)
     losses = []
+    started = time.time()
     for s in range(steps_per_epoch if epoch < epochs else last):
         batch = order[s * BATCH:(s + 1) * BATCH]
         losses.append(step(opt, scheduler, augmented(batch, generator), train_y[batch]))
+    done += len(losses)
+    trained = time.time()
+    train_seconds += trained - started
     test_loss, accuracy = test()
     history.append({"epoch": epoch, "train_loss": sum(losses) / len(losses), "test_loss": test_loss,
                     "test_acc": accuracy, "elapsed": time.time() - START})
     print(f"epoch {epoch}/{epochs}: train loss {history[-1]['train_loss']:.4f}, test accuracy {100 * accuracy:.2f}%, "
           f"{time.time() - START:.0f} s", flush=True)
+    end_seconds += time.time() - trained
+    if epoch < epochs:  # refit_to_budget: the rest at the run's mean pace so far
+        more, last = fit(time.time() - START, train_seconds / done, end_seconds / epoch)
+        new_total = (epoch + more - 1) * steps_per_epoch + last
+        if new_total != total_steps:
+            epochs, total_steps = epoch + more, new_total
+            scheduler = one_cycle(total_steps, done)
+            print(f"refitted at {train_seconds / done:.3f} s a step, {end_seconds / epoch:.1f} s after each epoch: "
+                  f"{total_steps} steps, {epochs} epochs (the last of {last} steps)", flush=True)
 if a.json:
     print(json.dumps({"torch": torch.__version__, "seed": a.seed, "augment": a.augment, "time_budget": a.time_budget,
                       "epochs": epochs, "steps": total_steps,
