@@ -111,7 +111,7 @@ def make_optimizer(lr):
                            lr=lr, momentum=0.9)
 
 
-# Fit the epochs to the budget from timed steps, then put the weights back (as densenet train does).
+# Time steps and test batches for the budget fit, then put the weights back (as densenet train does).
 generator = torch.Generator().manual_seed(a.seed)
 steps_per_epoch = len(train_x) // BATCH
 test_batches = math.ceil(len(test_x) / BATCH)

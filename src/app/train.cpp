@@ -325,6 +325,17 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     // what it last chose: state.json records its epochs and last_epoch_batches).
     const int64_t epoch_batches = train_loader.batches_per_epoch(), test_batches = test_loader.batches_per_epoch();
     const bool follow_budget = !resuming && r.time_budget > 0;
+    // A fit as the recipe keeps it: its epochs, and the last one's steps where it ends early (0:
+    // whole); then the end of the line that announces it.
+    auto adopt = [&](const BudgetFit& fit) {
+        r.epochs = fit.epochs;
+        r.last_epoch_batches = fit.last_epoch_batches < epoch_batches ? fit.last_epoch_batches : 0;
+    };
+    auto print_fit = [&](int64_t steps) {
+        std::printf("%ld steps, %ld epochs", long(steps), long(r.epochs));
+        if (r.last_epoch_batches > 0) std::printf(", the last of %ld steps", long(r.last_epoch_batches));
+        std::printf("\n");
+    };
     if (follow_budget) {
         net.load_weights();
         const StepTimes times = time_steps(net, tester, params, train_loader, test_loader, replicas, 30, tta);
@@ -333,14 +344,11 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                                        .epoch_end_seconds = double(test_batches) * times.test_batch_seconds},
                                       epoch_batches);
         comm.broadcast(&fit, sizeof fit, 0);  // rank 0's measure decides for all
-        r.epochs = fit.epochs;
-        r.last_epoch_batches = fit.last_epoch_batches < epoch_batches ? fit.last_epoch_batches : 0;
-        std::printf("time budget %s: %.3f s a step (%ld an epoch), %.3f s a test batch (%ld): %ld steps, %ld epochs",
+        adopt(fit);
+        std::printf("time budget %s: %.3f s a step (%ld an epoch), %.3f s a test batch (%ld): ",
                     format_duration(r.time_budget).c_str(), times.train_step_seconds, long(epoch_batches),
-                    times.test_batch_seconds, long(test_batches), long(fit.steps(epoch_batches)),
-                    long(r.epochs));
-        if (r.last_epoch_batches > 0) std::printf(", the last of %ld steps", long(r.last_epoch_batches));
-        std::printf("\n");
+                    times.test_batch_seconds, long(test_batches));
+        print_fit(fit.steps(epoch_batches));
     }
     // The steps of epoch e (1-based): the last may end early.
     auto batches_of_epoch = [&](int64_t epoch) {
@@ -354,21 +362,19 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     // A budget run's new fit: its epochs, its last epoch's steps, and the schedule over them (kept
     // as it was where the schedule would refuse the new span, as a cosine's warmup longer than it).
     auto follow_fit = [&](const BudgetFit& fit, const BudgetPace& pace) {
-        const int64_t last = fit.last_epoch_batches < epoch_batches ? fit.last_epoch_batches : 0;
-        if (fit.epochs == r.epochs && last == r.last_epoch_batches) return;
         ScheduleOptions respanned = spanned;
         respanned.total_steps = fit.steps(epoch_batches);
+        if (respanned.total_steps == spanned.total_steps) return;  // the same steps: the same epochs
         try {
             schedule = LrSchedule(respanned, epoch_batches, fit.epochs);
         } catch (const std::invalid_argument&) {
             return;
         }
         spanned = respanned;
-        r.epochs = fit.epochs, r.last_epoch_batches = last;
-        std::printf("time budget: %.3f s a step and %.1f s after each epoch so far: now %ld steps, %ld epochs",
-                    pace.step_seconds, pace.epoch_end_seconds, long(respanned.total_steps), long(r.epochs));
-        if (last > 0) std::printf(", the last of %ld steps", long(last));
-        std::printf("\n");
+        adopt(fit);
+        std::printf("time budget: %.3f s a step and %.1f s after each epoch so far: now ", pace.step_seconds,
+                    pace.epoch_end_seconds);
+        print_fit(respanned.total_steps);
     };
     std::unique_ptr<Optimizer> optimizer = make_optimizer(r, schedule_opts, params.count());
     if (r.no_decay_bn_bias) optimizer->exclude_from_decay(no_decay_ranges(params));
@@ -454,7 +460,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                              "try a lower --lr\n", long(state.epoch), run.path("last.safetensors").c_str());
         return 1;
     };
-    RunPace pace;  // of the epochs this process trains, for a budget run's fit after each
+    RunPace pace;  // a budget run's, over the epochs this process trains
     while (state.epoch <= r.epochs) {
         const CommunicationShare before{replicas.batch_norm_seconds(), replicas.gradient_wait_seconds()};
         const EpochEnd end =
@@ -497,7 +503,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         if (root) write_reports(run, state, initial, params);
         // A budget run fits the rest again, at the pace it has kept: its steps, and after each
         // epoch its test, checkpoint and reports. The next commit records the new fit.
-        pace.add_epoch(record.seconds, epoch_steps, seconds_since(training_ended));
+        if (follow_budget) pace.add_epoch(record.seconds, epoch_steps, seconds_since(training_ended));
         if (follow_budget && state.epoch <= r.epochs) {
             BudgetFit fit = refit_to_budget(r.time_budget, seconds_since(started), pace, state.epoch - 1, epoch_batches);
             comm.broadcast(&fit, sizeof fit, 0);
