@@ -1,4 +1,4 @@
-// defines: relative_error, reference_dir, random_vector: what the parity tests share
+// defines: relative_error, reference_dir, random_vector, to_nchw16c, from_nchw16c: what the tests share
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -33,6 +33,30 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0
     std::vector<float> v(n);
     for (auto& x : v) x = u(rng);
     return v;
+}
+
+// An NHWC map (N,H,W,C) rewritten in oneDNN's nChw16c (C a multiple of 16), written out here
+// index by index, and back.
+inline int64_t nchw16c_index(int64_t n, int64_t y, int64_t x, int64_t c, int64_t H, int64_t W, int64_t C) {
+    return (((n * (C / 16) + c / 16) * H + y) * W + x) * 16 + c % 16;
+}
+inline std::vector<float> to_nchw16c(const std::vector<float>& nhwc, int64_t N, int64_t H, int64_t W, int64_t C) {
+    std::vector<float> blocked(nhwc.size());
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t y = 0; y < H; ++y)
+            for (int64_t x = 0; x < W; ++x)
+                for (int64_t c = 0; c < C; ++c)
+                    blocked[size_t(nchw16c_index(n, y, x, c, H, W, C))] = nhwc[size_t(((n * H + y) * W + x) * C + c)];
+    return blocked;
+}
+inline std::vector<float> from_nchw16c(const std::vector<float>& blocked, int64_t N, int64_t H, int64_t W, int64_t C) {
+    std::vector<float> nhwc(blocked.size());
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t y = 0; y < H; ++y)
+            for (int64_t x = 0; x < W; ++x)
+                for (int64_t c = 0; c < C; ++c)
+                    nhwc[size_t(((n * H + y) * W + x) * C + c)] = blocked[size_t(nchw16c_index(n, y, x, c, H, W, C))];
+    return nhwc;
 }
 
 }  // namespace dn::test

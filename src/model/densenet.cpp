@@ -84,6 +84,10 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             if (o.conv2->staging_bytes() > plan_.conv_staging_bytes)
                 o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act, ConvKernels{});
             o.conv2->set_staging(raw(plan_.conv_staging));
+            // Training's norm2+relu2 writes conv2's input, and its backward reads that input's
+            // gradient, in the Winograd kernel's own layout, sparing their layout changes. (An
+            // inference network's conv1 writes the input itself, in NHWC.)
+            if (pass == Pass::training && o.conv2->can_take_blocked_src()) o.conv2->take_blocked_src();
             ops.push_back(std::move(o));
         }
         layers_.push_back(std::move(ops));
@@ -149,6 +153,13 @@ FeatureMap DenseNet::block_grad(size_t b) const {
 
 FeatureMap DenseNet::act_map(size_t offset, int64_t h, int64_t w, int64_t c) const {
     return dense_map(raw(offset), plan_.activation, plan_.shape.batch, h, w, c);
+}
+
+FeatureMap DenseNet::conv2_input_map(size_t b, size_t i, size_t offset) const {
+    const BlockPlan& block = plan_.blocks[b];
+    const int64_t C = params_.blocks[b][i].norm2.channels;
+    if (!layers_[b][i].conv2->takes_blocked_src()) return act_map(offset, block.h, block.w, C);
+    return blocked_map(raw(offset), plan_.activation, plan_.shape.batch, block.h, block.w, C);
 }
 
 const float* DenseNet::logits() const { return chunked() ? batch_logits_.data() : at(plan_.logits); }
@@ -239,7 +250,7 @@ void DenseNet::activate_bottleneck(size_t b, size_t i, Mode mode) {
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t C = l.norm2.channels;
     FeatureMap x = act_map(lp.bottleneck, block.h, block.w, C);
-    FeatureMap y = act_map(lp.activated_bottleneck, block.h, block.w, C);
+    FeatureMap y = conv2_input_map(b, i, lp.activated_bottleneck);
     const float* mean = mode == Mode::train ? at(lp.bottleneck_mean) : l.norm2.running_mean;
     const float* var = mode == Mode::train ? at(lp.bottleneck_var) : l.norm2.running_var;
     bn_relu_forward(y, x, mean, var, l.norm2.weight, l.norm2.bias);
@@ -437,8 +448,8 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
 
     FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, C);
     FeatureMap d_bottleneck = act_map(plan_.d_bottleneck, block.h, block.w, C);
-    bn_relu_backward_synced(d_bottleneck, l.norm2, act_map(plan_.d_activated_bottleneck, block.h, block.w, C),
-                            bottleneck, at(lp.bottleneck_mean), at(lp.bottleneck_var));
+    bn_relu_backward_synced(d_bottleneck, l.norm2, conv2_input_map(b, i, plan_.d_activated_bottleneck), bottleneck,
+                            at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const BatchNormParams& n1 = l.norm1;
     FeatureMap x = block_features(b).channels(0, in), d_input = act_map(plan_.d_wide, block.h, block.w, in);
     ops.conv1->backward_data(d_bottleneck.data, d_input.data);

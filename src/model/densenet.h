@@ -66,6 +66,8 @@ private:
     void* raw(size_t offset) const { return arena_.base() + offset; }
     // A dense view of an activation region, in the plan's activation type.
     FeatureMap act_map(size_t offset, int64_t h, int64_t w, int64_t c) const;
+    // conv2's input (norm2+relu2's output) or its gradient, at `offset`: in the layout conv2 reads.
+    FeatureMap conv2_input_map(size_t b, size_t i, size_t offset) const;
     FeatureMap block_features(size_t b) const;
     FeatureMap block_grad(size_t b) const;
 

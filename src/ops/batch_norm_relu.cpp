@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -32,6 +33,33 @@ template <class F>
 void with_type(DType t, F&& f) {
     if (t == DType::bf16) f(bf16{});
     else f(float{});
+}
+
+// One pixel's channels in a map of either layout: channel j lies at at[(j / 16) * stride + j % 16].
+// In NHWC the stride is 16, which makes that at[j]; in nchw16c the 16-channel blocks are planes apart.
+template <class T>
+struct PixelRow {
+    T* at;
+    int64_t stride;
+    T* segment(int64_t first) const { return at + first / kChannelBlock * stride; }
+};
+
+template <class T>
+PixelRow<T> pixel_row(const FeatureMap& m, int64_t p) {
+    if (m.layout == Layout::nhwc) return {m.pixel<T>(p), kChannelBlock};
+    const int64_t plane = m.h * m.w, image = p / plane;
+    return {static_cast<T*>(m.data) + image * m.c * plane + (p - image * plane) * kChannelBlock,
+            plane * kChannelBlock};
+}
+
+// Calls f(segment) with the channels the kernels handle at a time, a compile-time constant: 0 for
+// a whole pixel row, or kChannelBlock where a map is blocked (all its channel counts are multiples
+// of it then), which makes each segment one vector.
+template <class F>
+void with_segment(std::initializer_list<const FeatureMap*> maps, F&& f) {
+    for (const FeatureMap* m : maps)
+        if (m && m->layout != Layout::nhwc) return f(std::integral_constant<int64_t, kChannelBlock>{});
+    f(std::integral_constant<int64_t, 0>{});
 }
 
 // Blocks of pixels (kSumBlock) sum in double, as PyTorch accumulates: statistics off by a float
@@ -113,13 +141,23 @@ void bn_relu_forward_kernel(const FeatureMap& y, const FeatureMap& x, const floa
         shift[j] = beta[j] - mean[j] * scale[j];
     }
     // Whole pixel rows, one after the other: the reads stream through memory.
+    with_segment({&x, &y}, [&](auto segment) {
+        constexpr int64_t S = decltype(segment)::value;
+        const int64_t L = S ? S : C;
 #pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < P; ++p) {
-        const X* px = x.pixel<X>(p);
-        Y* py = y.pixel<Y>(p);
+        for (int64_t p = 0; p < P; ++p) {
+            const PixelRow<const X> rx = pixel_row<const X>(x, p);
+            const PixelRow<Y> ry = pixel_row<Y>(y, p);
+            for (int64_t s = 0; s < C; s += L) {
+                const X* px = rx.segment(s);
+                Y* py = ry.segment(s);
+                const float *sc = scale + s, *sh = shift + s;
 #pragma omp simd
-        for (int64_t j = 0; j < C; ++j) py[j] = from_float<Y>(std::max(0.0f, to_float(px[j]) * scale[j] + shift[j]));
-    }
+                for (int64_t j = 0; j < L; ++j)
+                    py[j] = from_float<Y>(std::max(0.0f, to_float(px[j]) * sc[j] + sh[j]));
+            }
+        }
+    });
 }
 }  // namespace
 
@@ -163,39 +201,49 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, O* dgamma, O* dbeta, co
     const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
     const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd;
     float* partial = room + 3 * C;  // (blocks, 2, C): each pixel block's sums of g and g * xhat
+    with_segment({y, &dy, &x}, [&](auto segment) {
+        constexpr int64_t S = decltype(segment)::value;
+        const int64_t L = S ? S : C;
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-        float* sum_g = partial + b * 2 * C;
-        float* sum_gx = sum_g + C;
-        std::fill(sum_g, sum_g + 2 * C, 0.0f);
-        const int64_t end = std::min(P, (b + 1) * kSumBlock);
-        for (int64_t p = b * kSumBlock; p < end; ++p) {
-            const X* px = x.pixel<X>(p);
-            const DY* pdy = dy.pixel<DY>(p);
-            // dy is loaded whether or not the ReLU was open: a conditional load would keep the
-            // compiler from vectorising (it may not read memory the source does not).
-            if constexpr (std::is_void_v<Y>) {
+        for (int64_t b = 0; b < blocks; ++b) {
+            float* sum_g = partial + b * 2 * C;
+            float* sum_gx = sum_g + C;
+            std::fill(sum_g, sum_g + 2 * C, 0.0f);
+            const int64_t end = std::min(P, (b + 1) * kSumBlock);
+            for (int64_t p = b * kSumBlock; p < end; ++p) {
+                const PixelRow<const X> rx = pixel_row<const X>(x, p);
+                const PixelRow<const DY> rdy = pixel_row<const DY>(dy, p);
+                for (int64_t s = 0; s < C; s += L) {
+                    const X* px = rx.segment(s);
+                    const DY* pdy = rdy.segment(s);
+                    const float *sc = scale + s, *sh = shift + s, *mu = mean + s, *rs = rstd + s;
+                    float *sg = sum_g + s, *sgx = sum_gx + s;
+                    // dy is loaded whether or not the ReLU was open: a conditional load would keep the
+                    // compiler from vectorising (it may not read memory the source does not).
+                    if constexpr (std::is_void_v<Y>) {
 #pragma omp simd
-                for (int64_t j = 0; j < C; ++j) {
-                    const float d = to_float(pdy[j]), v = to_float(px[j]);
-                    const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
-                    sum_g[j] += g;
-                    sum_gx[j] += g * ((v - mean[j]) * rstd[j]);
-                }
-            } else {
-                Y* py = y->pixel<Y>(p);
+                        for (int64_t j = 0; j < L; ++j) {
+                            const float d = to_float(pdy[j]), v = to_float(px[j]);
+                            const float g = v * sc[j] + sh[j] > 0.0f ? d : 0.0f;
+                            sg[j] += g;
+                            sgx[j] += g * ((v - mu[j]) * rs[j]);
+                        }
+                    } else {
+                        Y* py = pixel_row<Y>(*y, p).segment(s);
 #pragma omp simd
-                for (int64_t j = 0; j < C; ++j) {
-                    const float d = to_float(pdy[j]), v = to_float(px[j]);
-                    const float a = v * scale[j] + shift[j];
-                    py[j] = from_float<Y>(std::max(0.0f, a));
-                    const float g = a > 0.0f ? d : 0.0f;
-                    sum_g[j] += g;
-                    sum_gx[j] += g * ((v - mean[j]) * rstd[j]);
+                        for (int64_t j = 0; j < L; ++j) {
+                            const float d = to_float(pdy[j]), v = to_float(px[j]);
+                            const float a = v * sc[j] + sh[j];
+                            py[j] = from_float<Y>(std::max(0.0f, a));
+                            const float g = a > 0.0f ? d : 0.0f;
+                            sg[j] += g;
+                            sgx[j] += g * ((v - mu[j]) * rs[j]);
+                        }
+                    }
                 }
             }
         }
-    }
+    });
 #pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < C; ++j) {
         double g = 0.0, gx = 0.0;
@@ -223,27 +271,38 @@ void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const 
         mean_g[j] = dbeta[j] / float(count);
         mean_gx[j] = dgamma[j] / float(count);
     }
+    with_segment({&dx, &dy, &x}, [&](auto segment) {
+        constexpr int64_t S = decltype(segment)::value;
+        const int64_t L = S ? S : C;
 #pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < P; ++p) {
-        const X* px = x.pixel<X>(p);
-        const DY* pdy = dy.pixel<DY>(p);
-        DX* pdx = dx.pixel<DX>(p);
-        if (mode == Accumulate::add) {
+        for (int64_t p = 0; p < P; ++p) {
+            const PixelRow<const X> rx = pixel_row<const X>(x, p);
+            const PixelRow<const DY> rdy = pixel_row<const DY>(dy, p);
+            const PixelRow<DX> rdx = pixel_row<DX>(dx, p);
+            for (int64_t s = 0; s < C; s += L) {
+                const X* px = rx.segment(s);
+                const DY* pdy = rdy.segment(s);
+                DX* pdx = rdx.segment(s);
+                const float *sc = scale + s, *sh = shift + s, *mu = mean + s, *rs = rstd + s;
+                const float *mg = mean_g + s, *mgx = mean_gx + s;
+                if (mode == Accumulate::add) {
 #pragma omp simd
-            for (int64_t j = 0; j < C; ++j) {
-                const float d = to_float(pdy[j]), v = to_float(px[j]);
-                const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
-                pdx[j] = from_float<DX>(to_float(pdx[j]) + scale[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]));
-            }
-        } else {
+                    for (int64_t j = 0; j < L; ++j) {
+                        const float d = to_float(pdy[j]), v = to_float(px[j]);
+                        const float g = v * sc[j] + sh[j] > 0.0f ? d : 0.0f;
+                        pdx[j] = from_float<DX>(to_float(pdx[j]) + sc[j] * (g - mg[j] - (v - mu[j]) * rs[j] * mgx[j]));
+                    }
+                } else {
 #pragma omp simd
-            for (int64_t j = 0; j < C; ++j) {
-                const float d = to_float(pdy[j]), v = to_float(px[j]);
-                const float g = v * scale[j] + shift[j] > 0.0f ? d : 0.0f;
-                pdx[j] = from_float<DX>(scale[j] * (g - mean_g[j] - (v - mean[j]) * rstd[j] * mean_gx[j]));
+                    for (int64_t j = 0; j < L; ++j) {
+                        const float d = to_float(pdy[j]), v = to_float(px[j]);
+                        const float g = v * sc[j] + sh[j] > 0.0f ? d : 0.0f;
+                        pdx[j] = from_float<DX>(sc[j] * (g - mg[j] - (v - mu[j]) * rs[j] * mgx[j]));
+                    }
+                }
             }
         }
-    }
+    });
 }
 }  // namespace
 

@@ -1,6 +1,7 @@
 #include "ops/conv.h"
 
 #include "ops/profiler.h"
+#include "tensor/feature_map.h"
 
 #include <cstddef>
 #include <stdexcept>
@@ -294,6 +295,27 @@ void Conv2d::set_staging(void* buffer) {
     staging_set_ = true;
 }
 
+bool Conv2d::can_take_blocked_src() const {
+    if (!winograd()) return false;
+    const ConvShape& s = shape_;
+    const memory::desc blocked({s.batch, s.in_channels, s.in_h, s.in_w}, dnnl_type(type_), tag::aBcd16b);
+    return s.in_channels % kChannelBlock == 0 && staged_src_.get_desc() == blocked;
+}
+
+void Conv2d::take_blocked_src() {
+    if (!can_take_blocked_src())
+        throw std::logic_error("this convolution does not read its src in the nchw16c layout");
+    src_blocked_ = true;
+}
+
+// src or dsrc into the kernel's src operand: the caller's buffer itself where it is blocked, else
+// staged (from: a reorder, or none for an operand the kernel only writes).
+void Conv2d::stage_src(void* caller_src, reorder* from) {
+    src_.set_data_handle(caller_src);
+    if (src_blocked_) staged_src_.set_data_handle(caller_src);
+    else if (from) stage(*from, src_, staged_src_);
+}
+
 void Conv2d::stage(reorder& r, memory& from, memory& to) {
     if (!staging_set_) throw std::logic_error("a Winograd convolution runs only once it has its staging buffer");
     r.execute(ctx_.stream(), from, to);
@@ -310,9 +332,8 @@ void Conv2d::forward(const void* src, void* dst) {
         mm_fwd_.execute(ctx_.stream(), mm_fwd_args_);
         return;
     }
-    src_.set_data_handle(const_cast<void*>(src));
     dst_.set_data_handle(dst);
-    if (winograd()) stage(to_staged_src_, src_, staged_src_);
+    stage_src(const_cast<void*>(src), winograd() ? &to_staged_src_ : nullptr);
     fwd_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
     fwd_.execute(ctx_.stream(), fwd_args_);
     if (winograd()) stage(from_staged_dst_, staged_dst_, dst_);
@@ -328,16 +349,16 @@ void Conv2d::backward_data(const void* ddst, void* dsrc) {
         return;
     }
     dst_.set_data_handle(const_cast<void*>(ddst));
-    src_.set_data_handle(dsrc);
     if (winograd()) stage(to_staged_dst_, dst_, staged_dst_);
-    run_backward_data();
+    run_backward_data(dsrc);
 }
 
-// Reads the staged ddst, writes dsrc (src_).
-void Conv2d::run_backward_data() {
+// Reads the staged ddst, writes dsrc.
+void Conv2d::run_backward_data(void* dsrc) {
+    stage_src(dsrc, nullptr);
     bwd_data_args_[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
     bwd_data_.execute(ctx_.stream(), bwd_data_args_);
-    if (winograd()) stage(from_staged_src_, staged_src_, src_);
+    if (winograd() && !src_blocked_) stage(from_staged_src_, staged_src_, src_);
 }
 
 void Conv2d::backward_weights(const void* src, const void* ddst, float* dweights_oihw) {
@@ -350,12 +371,9 @@ void Conv2d::backward_weights(const void* src, const void* ddst, float* dweights
         mm_bwd_weights_.execute(ctx_.stream(), mm_bwd_weights_args_);
         return;
     }
-    src_.set_data_handle(const_cast<void*>(src));
     dst_.set_data_handle(const_cast<void*>(ddst));
-    if (winograd()) {
-        stage(to_staged_src_, src_, staged_src_);
-        stage(to_staged_dst_, dst_, staged_dst_);
-    }
+    stage_src(const_cast<void*>(src), winograd() ? &to_staged_src_ : nullptr);
+    if (winograd()) stage(to_staged_dst_, dst_, staged_dst_);
     run_backward_weights(dweights_oihw);
 }
 
@@ -376,8 +394,7 @@ void Conv2d::backward(const void* src, const void* ddst, void* dsrc, float* dwei
     }
     // The staged ddst is still there; backward-data overwrites the staged src, no longer needed.
     PhaseTimer timer(Phase::conv_backward_data, 2.0 * double(shape_.macs()));
-    src_.set_data_handle(dsrc);
-    run_backward_data();
+    run_backward_data(dsrc);
 }
 
 }  // namespace dn

@@ -69,6 +69,14 @@ public:
     size_t staging_bytes() const;
     void set_staging(void* buffer);
 
+    // Under Winograd, src and its gradient can be given in the kernel's own layout, nchw16c
+    // (Layout in tensor/feature_map.h), where that is the layout oneDNN chose: their layout changes,
+    // the larger part of the staging's cost, are then not needed. After take_blocked_src, forward
+    // and backward_weights read src, and backward_data and backward write dsrc, in nchw16c.
+    bool can_take_blocked_src() const;
+    void take_blocked_src();
+    bool takes_blocked_src() const { return src_blocked_; }
+
 private:
     void build_convolution(const char* name);
     void build_matmul(const char* name);
@@ -80,7 +88,8 @@ private:
     // Winograd's layout changes: the NHWC src_/dst_ into the staged (blocked) operands and back.
     void stage(dnnl::reorder& r, dnnl::memory& from, dnnl::memory& to);
     size_t staged_dst_offset() const;
-    void run_backward_data();
+    void stage_src(void* caller_src, dnnl::reorder* from);
+    void run_backward_data(void* dsrc);
     void run_backward_weights(float* dweights_oihw);
 
     DnnlContext& ctx_;
@@ -98,6 +107,7 @@ private:
     dnnl::memory staged_src_, staged_dst_;
     dnnl::reorder to_staged_src_, to_staged_dst_, from_staged_src_, from_staged_dst_;
     bool staging_set_ = false;
+    bool src_blocked_ = false;  // take_blocked_src: staged_src_ is the caller's src or dsrc
     dnnl::convolution_forward fwd_;
     dnnl::convolution_backward_data bwd_data_;
     dnnl::convolution_backward_weights bwd_weights_;

@@ -1,5 +1,5 @@
 // defines: FeatureMap, a view of NHWC activations (f32 or bf16) whose pixels may be strided;
-//          dense_map
+//          Layout, kChannelBlock, dense_map, blocked_map
 #pragma once
 #include "tensor/dtype.h"
 
@@ -17,12 +17,19 @@ namespace dn {
 // The element type is a tag, not a template parameter: in bf16 precision the same layer code
 // runs on bf16 activations where fp32 precision has floats (gradients that are accumulated stay
 // f32 in both), and the kernels pick their instantiation from the tags.
+// nchw16c is oneDNN's nChw16c: per image, blocks of 16 channels, each a (H, W, 16) plane. It is
+// the layout of oneDNN's Winograd kernels, which the engine's batch norm writes and reads directly
+// for them (a dense map whose channel count is a multiple of 16; ld is unused).
+enum class Layout { nhwc, nchw16c };
+inline constexpr int64_t kChannelBlock = 16;
+
 struct FeatureMap {
     void* data = nullptr;
     int64_t n = 0, h = 0, w = 0;  // batch, height, width
     int64_t c = 0;                // channels in this view
     int64_t ld = 0;               // elements from one pixel to the next (>= c)
     DType type = DType::f32;
+    Layout layout = Layout::nhwc;
 
     int64_t pixels() const { return n * h * w; }
     bool dense() const { return ld == c; }
@@ -31,7 +38,7 @@ struct FeatureMap {
 
     template <class T>
     T* pixel(int64_t p) const {
-        assert(sizeof(T) == dtype_bytes(type));
+        assert(sizeof(T) == dtype_bytes(type) && layout == Layout::nhwc);
         return static_cast<T*>(data) + p * ld;
     }
 
@@ -39,7 +46,7 @@ struct FeatureMap {
 
     // The channels [first, first + count) of every pixel.
     FeatureMap channels(int64_t first, int64_t count) const {
-        assert(first >= 0 && first + count <= c);
+        assert(first >= 0 && first + count <= c && layout == Layout::nhwc);
         return {static_cast<char*>(data) + first * int64_t(dtype_bytes(type)), n, h, w, count, ld, type};
     }
 };
@@ -52,6 +59,10 @@ inline FeatureMap dense_map(bf16* data, int64_t n, int64_t h, int64_t w, int64_t
 }
 inline FeatureMap dense_map(void* data, DType type, int64_t n, int64_t h, int64_t w, int64_t c) {
     return {data, n, h, w, c, c, type};
+}
+inline FeatureMap blocked_map(void* data, DType type, int64_t n, int64_t h, int64_t w, int64_t c) {
+    assert(c % kChannelBlock == 0);
+    return {data, n, h, w, c, c, type, Layout::nchw16c};
 }
 
 }  // namespace dn

@@ -45,5 +45,35 @@ TEST(BatchStats, SameBitsForAnyThreadCount) {
     EXPECT_EQ(var1, var2);
 }
 
+// conv2's input and its gradient in oneDNN's nChw16c (the Winograd kernels' layout): the
+// normalisation writes, and its backward reads, the same values in that layout, bit for bit.
+TEST(BatchNormRelu, GivesTheSameBitsInTheBlockedLayout) {
+    const int64_t N = 2, H = 5, W = 7, C = 48, P = N * H * W;  // a plane of 35 pixels: off 64-pixel blocks
+    std::vector<float> x = test::random_vector(size_t(P * C), 5, -2.0f, 2.0f), dy = test::random_vector(x.size(), 6);
+    std::vector<float> gamma = test::random_vector(C, 7, -1.5f, 1.5f), beta = test::random_vector(C, 8);
+    const FeatureMap xm = dense_map(x.data(), N, H, W, C);
+    std::vector<float> mean(C), var(C);
+    batch_stats(mean.data(), var.data(), xm);
+
+    std::vector<float> y(x.size()), y_blocked(x.size());
+    bn_relu_forward(dense_map(y.data(), N, H, W, C), xm, mean.data(), var.data(), gamma.data(), beta.data());
+    bn_relu_forward(blocked_map(y_blocked.data(), DType::f32, N, H, W, C), xm, mean.data(), var.data(), gamma.data(),
+                    beta.data());
+    EXPECT_EQ(test::from_nchw16c(y_blocked, N, H, W, C), y);
+
+    std::vector<float> dy_blocked = test::to_nchw16c(dy, N, H, W, C);
+    for (Accumulate mode : {Accumulate::assign, Accumulate::add}) {
+        std::vector<float> dx(x.size(), 0.5f), dx_b(x.size(), 0.5f), dg(C), db(C), dg_b(C), db_b(C);
+        bn_relu_backward(dense_map(dx.data(), N, H, W, C), mode, dg.data(), db.data(), dense_map(dy.data(), N, H, W, C),
+                         xm, mean.data(), var.data(), gamma.data(), beta.data());
+        bn_relu_backward(dense_map(dx_b.data(), N, H, W, C), mode, dg_b.data(), db_b.data(),
+                         blocked_map(dy_blocked.data(), DType::f32, N, H, W, C), xm, mean.data(), var.data(),
+                         gamma.data(), beta.data());
+        EXPECT_EQ(dx_b, dx);
+        EXPECT_EQ(dg_b, dg);
+        EXPECT_EQ(db_b, db);
+    }
+}
+
 }  // namespace
 }  // namespace dn

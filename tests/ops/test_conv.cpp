@@ -88,6 +88,49 @@ TEST(Conv, WinogradRunsOnlyWithItsStagingAndOnlyWhereItCan) {
                  std::invalid_argument);
 }
 
+// A Winograd convolution given its src (and writing its src gradient) in the kernel's own layout
+// computes exactly what it computes from NHWC, where it makes that layout itself.
+TEST(Conv, WinogradTakesItsSrcInItsOwnLayoutAsItIs) {
+    const ConvKernel wg = ConvKernel::winograd;
+    const ConvShape s{2, 128, 9, 9, 32, 3, 1, 1};
+    const PassResults staged = run_passes(s, {wg, wg, wg}, Backward::combined);
+    DnnlContext ctx;
+    Conv2d conv(ctx, s, Pass::training, "blocked", DType::f32, {wg, wg, wg});
+    std::vector<std::byte> staging(conv.staging_bytes());
+    conv.set_staging(staging.data());
+    ASSERT_TRUE(conv.can_take_blocked_src());
+    conv.take_blocked_src();
+    // run_passes' inputs, its src in nchw16c.
+    const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
+    const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
+    std::vector<float> x = test::to_nchw16c(random_vector(in, 1), s.batch, s.in_h, s.in_w, s.in_channels);
+    std::vector<float> w = random_vector(size_t(s.weight_count()), 2), dy = random_vector(out, 3);
+    std::vector<float> y(out), dx(in), dw(w.size());
+    conv.load_weights(w.data());
+    conv.forward(x.data(), y.data());
+    conv.backward(x.data(), dy.data(), dx.data(), dw.data());
+    EXPECT_EQ(y, staged.y);
+    EXPECT_EQ(test::from_nchw16c(dx, s.batch, s.in_h, s.in_w, s.in_channels), staged.dx);
+    EXPECT_EQ(dw, staged.dw);
+    // The separate backward-data writes it blocked too.
+    std::vector<float> dx_alone(in);
+    conv.backward_data(dy.data(), dx_alone.data());
+    EXPECT_EQ(dx_alone, dx);
+}
+
+// Every conv2 of densenet121's training at the lecture's shape can: oneDNN chooses nChw16c for them.
+TEST(Conv, DenseNetsWinogradShapesReadTheirSrcBlocked) {
+    DnnlContext ctx;
+    for (int64_t side : {56, 28, 14, 7}) {
+        const ConvShape s{32, 128, side, side, 32, 3, 1, 1};
+        EXPECT_TRUE(Conv2d(ctx, s, Pass::training, "conv2", DType::f32).can_take_blocked_src()) << side;
+    }
+    const ConvShape s{32, 128, 28, 28, 32, 3, 1, 1};
+    EXPECT_FALSE(Conv2d(ctx, s, Pass::training, "direct", DType::f32, ConvKernels{}).can_take_blocked_src());
+    EXPECT_THROW(Conv2d(ctx, s, Pass::training, "direct", DType::f32, ConvKernels{}).take_blocked_src(),
+                 std::logic_error);
+}
+
 TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     const ConvKernel mm = ConvKernel::matmul, cv = ConvKernel::convolution;
     auto kernels = [](const ConvShape& s) {
