@@ -106,6 +106,11 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
     }
     classifier_ = std::make_unique<Linear>(ctx, N, params.classifier.in_features, params.classifier.out_features,
                                            "classifier");
+    if (pass == Pass::training) {
+        int64_t widest = 0;
+        for (const BlockPlan& block : plan_.blocks) widest = std::max(widest, block.channels);
+        deferred_terms_.assign(size_t(2 * widest), 0.0f);
+    }
     load_weights();
 }
 
@@ -346,23 +351,18 @@ int64_t DenseNet::stats_count(int64_t pixels) const {
 }
 
 // Pass 1 of a batch norm's backward: assigns its parameter gradients, and returns the sums pass 2
-// needs (the global batch's). recomputed: where pass 1 also rewrites the forward output
-// (bn_relu_backward_params_recomputing), else nullptr.
-DenseNet::GradSums DenseNet::bn_relu_backward_sums(const BatchNormParams& bn, const FeatureMap* recomputed,
-                                                   const FeatureMap& dy, const FeatureMap& x, const float* mean,
-                                                   const float* var) {
+// needs (the global batch's). `also`: what the pass writes besides (Pass1Outputs).
+DenseNet::GradSums DenseNet::bn_relu_backward_sums(const BatchNormParams& bn, Pass1Outputs also, const FeatureMap& dy,
+                                                   const FeatureMap& x, const float* mean, const float* var) {
     if (!sync_ || !sync_->synchronises_batch_norm()) {
-        if (recomputed)
-            bn_relu_backward_params_recomputing(*recomputed, bn.dweight, bn.dbias, dy, x, mean, var, bn.weight, bn.bias);
-        else
-            bn_relu_backward_params(bn.dweight, bn.dbias, dy, x, mean, var, bn.weight, bn.bias);
+        bn_relu_backward_params(bn.dweight, bn.dbias, dy, x, mean, var, bn.weight, bn.bias, also);
         return {bn.dweight, bn.dbias, x.pixels()};
     }
     const int64_t C = bn.channels;
     if (int64_t(moments_.size()) < 2 * C) moments_.resize(size_t(2 * C));  // first step only
     if (int64_t(grad_sums_.size()) < 2 * C) grad_sums_.resize(size_t(2 * C));
     double* sums = moments_.data();  // (dgamma, dbeta)
-    bn_relu_backward_param_sums(sums, sums + C, recomputed, dy, x, mean, var, bn.weight, bn.bias);
+    bn_relu_backward_param_sums(sums, sums + C, dy, x, mean, var, bn.weight, bn.bias, also);
     sync_->sum(sums, 2 * C);
     for (int64_t j = 0; j < 2 * C; ++j) grad_sums_[size_t(j)] = float(sums[j]);
     // These sums are the parameter gradients of the global batch already, rounded once, as one
@@ -380,9 +380,26 @@ DenseNet::GradSums DenseNet::bn_relu_backward_sums(const BatchNormParams& bn, co
 // bn_relu_backward with dx assigned, over the global batch where batch norm is synchronised.
 void DenseNet::bn_relu_backward_synced(const FeatureMap& dx, const BatchNormParams& bn, const FeatureMap& dy,
                                        const FeatureMap& x, const float* mean, const float* var) {
-    const GradSums sums = bn_relu_backward_sums(bn, nullptr, dy, x, mean, var);
+    const GradSums sums = bn_relu_backward_sums(bn, {}, dy, x, mean, var);
     bn_relu_backward_input(dx, Accumulate::assign, dy, x, mean, var, bn.weight, bn.bias, sums.dgamma, sums.dbeta,
                            sums.count);
+}
+
+DeferredInputTerms DenseNet::deferred_terms(int64_t first_channel) {
+    const size_t half = deferred_terms_.size() / 2;
+    return {deferred_terms_.data() + first_channel, deferred_terms_.data() + half + first_channel};
+}
+
+void DenseNet::start_deferring(size_t b) {
+    std::fill(deferred_terms_.begin(), deferred_terms_.begin() + plan_.blocks[b].channels, 0.0f);
+    const size_t half = deferred_terms_.size() / 2;
+    std::fill(deferred_terms_.begin() + half, deferred_terms_.begin() + half + plan_.blocks[b].channels, 0.0f);
+}
+
+void DenseNet::read_block_grad(const FeatureMap& out, size_t b, int64_t first, int64_t count) {
+    const BlockPlan& block = plan_.blocks[b];
+    bn_relu_apply_input_terms(out, block_grad(b).channels(first, count), block_features(b).channels(first, count),
+                              at(block.mean) + first, at(block.var) + first, deferred_terms(first));
 }
 
 // Parameters are stored in state_dict order and backward runs in reverse, so once a module's
@@ -394,7 +411,9 @@ void DenseNet::gradients_final_from(const float* first_parameter) {
 // ---------------------------------------------------------------------------------------------
 // Backward, in reverse order of forward. Parameter gradients are assigned (each parameter is used
 // once per step). A block's feature gradient is assigned by what reads the whole block (the
-// transition or the head) and then accumulated by every layer's norm1, from the last layer back.
+// transition or the head) and then accumulated by every layer's norm1, from the last layer back,
+// each leaving the per-channel terms of its input gradient to the next one's pass or to the
+// gradient's reader (DeferredInputTerms): the layer that made a channel, the transition or the stem.
 
 void DenseNet::backward() {
     if (!has_forward_for_backward_) throw std::logic_error("backward() needs a forward(..., Mode::train) first");
@@ -420,6 +439,7 @@ void DenseNet::head_backward() {
     FeatureMap d_activated = dense_map(at(plan_.d_wide), x.n, x.h, x.w, x.c);
     global_avg_pool_backward(d_activated, at(plan_.d_pooled));
     bn_relu_backward_synced(block_grad(last), bn, d_activated, x, at(block.mean), at(block.var));
+    start_deferring(last);
     gradients_final_from(bn.weight);
 }
 
@@ -443,7 +463,7 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
 
     // The gradient of the layer's new channels, read out of the block's as conv2's dense operand.
     FeatureMap d_fresh = act_map(plan_.d_narrow, block.h, block.w, k);
-    copy_channels(d_fresh, block_grad(b).channels(in, k));
+    read_block_grad(d_fresh, b, in, k);
     ops.conv2->backward(raw(lp.activated_bottleneck), d_fresh.data, raw(plan_.d_activated_bottleneck), l.conv2.dweight);
 
     FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, C);
@@ -453,12 +473,16 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     const BatchNormParams& n1 = l.norm1;
     FeatureMap x = block_features(b).channels(0, in), d_input = act_map(plan_.d_wide, block.h, block.w, in);
     ops.conv1->backward_data(d_bottleneck.data, d_input.data);
+    // norm1's backward in one pass: the sums, the input gradient with the layer after's terms and
+    // without its own (DeferredInputTerms), and (input_late) conv1's input again, which its
+    // backward-weights then reads.
     const FeatureMap activated_input = act_map(lp.activated_input, block.h, block.w, in);
-    const GradSums sums = bn_relu_backward_sums(n1, input_late ? &activated_input : nullptr, d_input, x, at(block.mean),
-                                                at(block.var));
+    const FeatureMap d_block_input = block_grad(b).channels(0, in);
+    const GradSums sums = bn_relu_backward_sums(n1, {input_late ? &activated_input : nullptr, &d_block_input,
+                                                     deferred_terms(0)},
+                                                d_input, x, at(block.mean), at(block.var));
+    bn_relu_defer_input_terms(deferred_terms(0), in, at(block.var), n1.weight, sums.dgamma, sums.dbeta, sums.count);
     ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
-    bn_relu_backward_input(block_grad(b).channels(0, in), Accumulate::add, d_input, x, at(block.mean), at(block.var),
-                           n1.weight, n1.bias, sums.dgamma, sums.dbeta, sums.count);
     gradients_final_from(n1.weight);
 }
 
@@ -473,13 +497,14 @@ void DenseNet::transition_backward(size_t b) {
         transitions_[b].pool->forward(raw(tp.activated), raw(tp.pooled_input), nullptr);
     }
     FeatureMap d_out = act_map(plan_.d_narrow, next.h, next.w, next.first_channels);
-    copy_channels(d_out, block_grad(b + 1).channels(0, next.first_channels));
+    read_block_grad(d_out, b + 1, 0, next.first_channels);
     transitions_[b].conv->backward_weights(raw(tp.pooled_input), d_out.data, t.conv.dweight);
     transitions_[b].conv->backward_data(d_out.data, raw(plan_.d_bottleneck));
     transitions_[b].pool->backward(raw(plan_.d_bottleneck), raw(plan_.d_wide), nullptr);
     FeatureMap x = block_features(b);
     bn_relu_backward_synced(block_grad(b), t.norm, act_map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean),
                             at(block.var));
+    start_deferring(b);
     gradients_final_from(t.norm.weight);
 }
 
@@ -488,7 +513,7 @@ void DenseNet::stem_backward() {
     const BlockPlan& first = plan_.blocks[0];
     // With the small-image stem this is conv0's output gradient, an operand; the max pool's is f32.
     FeatureMap d_stem = act_map(plan_.d_narrow, first.h, first.w, F0);
-    copy_channels(d_stem, block_grad(0).channels(0, F0));
+    read_block_grad(d_stem, 0, 0, F0);
     if (cfg_.stem == Stem::small_inputs) {
         conv0_->backward_weights(raw(plan_.input), d_stem.data, params_.conv0.dweight);
         gradients_final_from(params_.conv0.weight);

@@ -4,6 +4,7 @@
 #include "model/activation_plan.h"
 #include "model/parameters.h"
 #include "model/replica_sync.h"
+#include "ops/batch_norm_relu.h"
 #include "ops/conv.h"
 #include "ops/linear.h"
 #include "ops/pool.h"
@@ -91,7 +92,7 @@ private:
         const float *dgamma, *dbeta;  // sum(g * xhat) and sum(g) per channel
         int64_t count;                // the pixels they sum over
     };
-    GradSums bn_relu_backward_sums(const BatchNormParams& bn, const FeatureMap* recomputed, const FeatureMap& dy,
+    GradSums bn_relu_backward_sums(const BatchNormParams& bn, Pass1Outputs also, const FeatureMap& dy,
                                    const FeatureMap& x, const float* mean, const float* var);
     void bn_relu_backward_synced(const FeatureMap& dx, const BatchNormParams& bn, const FeatureMap& dy,
                                  const FeatureMap& x, const float* mean, const float* var);
@@ -130,6 +131,13 @@ private:
     // global batch's sums for pass 2 of a backward.
     std::vector<double> moments_;
     std::vector<float> grad_sums_;
+    // The pending terms of norm1's input gradient in the block in backward (DeferredInputTerms):
+    // (2, its channels), zeroed when its gradient is assigned, then the last layer's.
+    std::vector<float> deferred_terms_;
+    DeferredInputTerms deferred_terms(int64_t first_channel);
+    void start_deferring(size_t b);
+    // The gradient of block b's channels [first, first + count), with their deferred terms, into out.
+    void read_block_grad(const FeatureMap& out, size_t b, int64_t first, int64_t count);
 };
 
 }  // namespace dn

@@ -190,18 +190,20 @@ BackwardConstants backward_constants(float* room, int64_t C, const float* mean, 
 
 // Pass 1: with g = dy where the ReLU was open, dbeta = sum(g) and dgamma = sum(g * xhat), in
 // blocks of pixels (kSumBlock) summed in float. With a Y other than void it also writes
-// y = max(0, xhat * gamma + beta), as bn_relu_forward does.
-// O: float for the parameter gradients, double for bn_relu_backward_param_sums.
-template <class O, class Y, class DY, class X>
-void bn_relu_backward_params_kernel(const FeatureMap* y, O* dgamma, O* dbeta, const FeatureMap& dy,
-                                    const FeatureMap& x, const float* mean, const float* var, const float* gamma,
-                                    const float* beta) {
+// y = max(0, xhat * gamma + beta), as bn_relu_forward does; with kDefers it adds pass 2's
+// pixel-dependent part, gamma * rstd * g, and the pending terms of the pass before, to the f32
+// gradient *dx (DeferredInputTerms).
+// O: float for the parameter gradients, double for the sums data-parallel processes add.
+template <class O, class Y, bool kDefers, class DY, class X>
+void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, DeferredInputTerms pending, O* dgamma,
+                                    O* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
+                                    const float* var, const float* gamma, const float* beta) {
     const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
     float* room = channel_scratch(3 * C + 2 * blocks * C);
     const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
     const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd;
     float* partial = room + 3 * C;  // (blocks, 2, C): each pixel block's sums of g and g * xhat
-    with_segment({y, &dy, &x}, [&](auto segment) {
+    with_segment({y, dx, &dy, &x}, [&](auto segment) {
         constexpr int64_t S = decltype(segment)::value;
         const int64_t L = S ? S : C;
 #pragma omp parallel for schedule(static)
@@ -213,32 +215,32 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, O* dgamma, O* dbeta, co
             for (int64_t p = b * kSumBlock; p < end; ++p) {
                 const PixelRow<const X> rx = pixel_row<const X>(x, p);
                 const PixelRow<const DY> rdy = pixel_row<const DY>(dy, p);
+                PixelRow<Y> ry{};
+                PixelRow<float> rdx{};
+                if constexpr (!std::is_void_v<Y>) ry = pixel_row<Y>(*y, p);
+                if constexpr (kDefers) rdx = pixel_row<float>(*dx, p);
                 for (int64_t s = 0; s < C; s += L) {
                     const X* px = rx.segment(s);
                     const DY* pdy = rdy.segment(s);
                     const float *sc = scale + s, *sh = shift + s, *mu = mean + s, *rs = rstd + s;
                     float *sg = sum_g + s, *sgx = sum_gx + s;
+                    const float *pc = pending.constant + s, *pxh = pending.per_xhat + s;
+                    Y* py = nullptr;
+                    float* pdx = nullptr;
+                    if constexpr (!std::is_void_v<Y>) py = ry.segment(s);
+                    if constexpr (kDefers) pdx = rdx.segment(s);
                     // dy is loaded whether or not the ReLU was open: a conditional load would keep the
                     // compiler from vectorising (it may not read memory the source does not).
-                    if constexpr (std::is_void_v<Y>) {
 #pragma omp simd
-                        for (int64_t j = 0; j < L; ++j) {
-                            const float d = to_float(pdy[j]), v = to_float(px[j]);
-                            const float g = v * sc[j] + sh[j] > 0.0f ? d : 0.0f;
-                            sg[j] += g;
-                            sgx[j] += g * ((v - mu[j]) * rs[j]);
-                        }
-                    } else {
-                        Y* py = pixel_row<Y>(*y, p).segment(s);
-#pragma omp simd
-                        for (int64_t j = 0; j < L; ++j) {
-                            const float d = to_float(pdy[j]), v = to_float(px[j]);
-                            const float a = v * sc[j] + sh[j];
-                            py[j] = from_float<Y>(std::max(0.0f, a));
-                            const float g = a > 0.0f ? d : 0.0f;
-                            sg[j] += g;
-                            sgx[j] += g * ((v - mu[j]) * rs[j]);
-                        }
+                    for (int64_t j = 0; j < L; ++j) {
+                        const float d = to_float(pdy[j]), v = to_float(px[j]);
+                        const float a = v * sc[j] + sh[j];
+                        if constexpr (!std::is_void_v<Y>) py[j] = from_float<Y>(std::max(0.0f, a));
+                        const float g = a > 0.0f ? d : 0.0f, xhat = (v - mu[j]) * rs[j];
+                        sg[j] += g;
+                        sgx[j] += g * xhat;
+                        // The layer after's pending terms first: they complete its centred gradient.
+                        if constexpr (kDefers) pdx[j] = (pdx[j] + (pc[j] + xhat * pxh[j])) + sc[j] * g;
                     }
                 }
             }
@@ -306,49 +308,44 @@ void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const 
 }
 }  // namespace
 
+namespace {
+// Pass 1 on the views' element types; O: the sums' type.
+template <class O>
+void backward_params(O* dgamma, O* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
+                     const float* var, const float* gamma, const float* beta, Pass1Outputs also) {
+    const FeatureMap *y = also.recomputed, *dx = also.deferred_dx;
+    if (dx && dx->type != DType::f32) throw std::logic_error("pass 1 defers into f32 gradients only");
+    if (dx && !(also.pending.constant && also.pending.per_xhat))
+        throw std::logic_error("pass 1 defers with the pending terms of the pass before (zeros for none)");
+    const double bytes = double(x.bytes() + dy.bytes() + (y ? y->bytes() : 0) + (dx ? 2 * dx->bytes() : 0));
+    PhaseTimer timer(Phase::bn_relu_backward, 0.0, bytes);
+    auto run = [&](auto yt, auto defers, auto dyt, auto xt) {
+        using Y = std::conditional_t<std::is_same_v<decltype(yt), std::nullptr_t>, void, decltype(yt)>;
+        bn_relu_backward_params_kernel<O, Y, decltype(defers)::value, decltype(dyt), decltype(xt)>(
+            y, dx, also.pending, dgamma, dbeta, dy, x, mean, var, gamma, beta);
+    };
+    with_type(dy.type, [&](auto dyt) {
+        with_type(x.type, [&](auto xt) {
+            auto with_defer = [&](auto yt) {
+                if (dx) run(yt, std::true_type{}, dyt, xt);
+                else run(yt, std::false_type{}, dyt, xt);
+            };
+            if (!y) with_defer(nullptr);
+            else with_type(y->type, with_defer);
+        });
+    });
+}
+}  // namespace
+
 void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
-                             const float* var, const float* gamma, const float* beta) {
-    PhaseTimer timer(Phase::bn_relu_backward, 0.0, double(x.bytes() + dy.bytes()));
-    with_type(dy.type, [&](auto dyt) {
-        with_type(x.type, [&](auto xt) {
-            bn_relu_backward_params_kernel<float, void, decltype(dyt), decltype(xt)>(nullptr, dgamma, dbeta, dy, x, mean, var,
-                                                                             gamma, beta);
-        });
-    });
+                             const float* var, const float* gamma, const float* beta, Pass1Outputs also) {
+    backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta, also);
 }
 
-void bn_relu_backward_params_recomputing(const FeatureMap& y, float* dgamma, float* dbeta, const FeatureMap& dy,
-                                         const FeatureMap& x, const float* mean, const float* var, const float* gamma,
-                                         const float* beta) {
-    PhaseTimer timer(Phase::bn_relu_backward, 0.0, double(x.bytes() + dy.bytes() + y.bytes()));
-    with_type(y.type, [&](auto yt) {
-        with_type(dy.type, [&](auto dyt) {
-            with_type(x.type, [&](auto xt) {
-                bn_relu_backward_params_kernel<float, decltype(yt), decltype(dyt), decltype(xt)>(&y, dgamma, dbeta, dy, x, mean,
-                                                                                         var, gamma, beta);
-            });
-        });
-    });
-}
-
-void bn_relu_backward_param_sums(double* dgamma, double* dbeta, const FeatureMap* y, const FeatureMap& dy,
-                                 const FeatureMap& x, const float* mean, const float* var, const float* gamma,
-                                 const float* beta) {
-    PhaseTimer timer(Phase::bn_relu_backward, 0.0, double(x.bytes() + dy.bytes() + (y ? y->bytes() : 0)));
-    with_type(dy.type, [&](auto dyt) {
-        with_type(x.type, [&](auto xt) {
-            using DY = decltype(dyt);
-            using X = decltype(xt);
-            if (!y) {
-                bn_relu_backward_params_kernel<double, void, DY, X>(nullptr, dgamma, dbeta, dy, x, mean, var, gamma, beta);
-                return;
-            }
-            with_type(y->type, [&](auto yt) {
-                bn_relu_backward_params_kernel<double, decltype(yt), DY, X>(y, dgamma, dbeta, dy, x, mean, var, gamma,
-                                                                            beta);
-            });
-        });
-    });
+void bn_relu_backward_param_sums(double* dgamma, double* dbeta, const FeatureMap& dy, const FeatureMap& x,
+                                 const float* mean, const float* var, const float* gamma, const float* beta,
+                                 Pass1Outputs also) {
+    backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta, also);
 }
 
 void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
@@ -376,6 +373,47 @@ void bn_relu_backward(const FeatureMap& dx, Accumulate mode, float* dgamma, floa
                       const float* beta) {
     bn_relu_backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta);
     bn_relu_backward_input(dx, mode, dy, x, mean, var, gamma, beta, dgamma, dbeta, x.pixels());
+}
+
+void bn_relu_defer_input_terms(DeferredInputTerms terms, int64_t channels, const float* var, const float* gamma,
+                               const float* dgamma, const float* dbeta, int64_t count) {
+    // The same float scale and means pass 2 computes.
+    for (int64_t j = 0; j < channels; ++j) {
+        const float scale = gamma[j] * (1.0f / std::sqrt(var[j] + kBnEps));
+        terms.constant[j] = -scale * (dbeta[j] / float(count));
+        terms.per_xhat[j] = -scale * (dgamma[j] / float(count));
+    }
+}
+
+namespace {
+template <class OUT, class X>
+void apply_input_terms_kernel(const FeatureMap& out, const FeatureMap& grad, const FeatureMap& x, const float* mean,
+                              const float* var, DeferredInputTerms terms) {
+    const int64_t C = x.c, P = x.pixels();
+    float* rstd = channel_scratch(C);
+    const float *constant = terms.constant, *per_xhat = terms.per_xhat;
+    for (int64_t j = 0; j < C; ++j) rstd[j] = 1.0f / std::sqrt(var[j] + kBnEps);
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < P; ++p) {
+        const X* px = x.pixel<X>(p);
+        const float* pg = grad.pixel<float>(p);
+        OUT* po = out.pixel<OUT>(p);
+#pragma omp simd
+        for (int64_t j = 0; j < C; ++j)
+            po[j] = from_float<OUT>(pg[j] + (constant[j] + (to_float(px[j]) - mean[j]) * rstd[j] * per_xhat[j]));
+    }
+}
+}  // namespace
+
+void bn_relu_apply_input_terms(const FeatureMap& out, const FeatureMap& grad, const FeatureMap& x, const float* mean,
+                               const float* var, DeferredInputTerms terms) {
+    if (grad.type != DType::f32) throw std::logic_error("deferred input terms apply to f32 gradients only");
+    PhaseTimer timer(Phase::copy, 0.0, double(out.bytes() + grad.bytes() + x.bytes()));
+    with_type(out.type, [&](auto ot) {
+        with_type(x.type, [&](auto xt) {
+            apply_input_terms_kernel<decltype(ot), decltype(xt)>(out, grad, x, mean, var, terms);
+        });
+    });
 }
 
 }  // namespace dn

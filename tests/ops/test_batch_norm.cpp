@@ -75,5 +75,53 @@ TEST(BatchNormRelu, GivesTheSameBitsInTheBlockedLayout) {
     }
 }
 
+// Two dense layers' norm1 backward into one block gradient: each layer's two passes adding its
+// input gradient, against one pass each, which adds the terms the layer after left pending and
+// leaves its own, applied when the gradient is read. The same sums, up to where float rounds.
+TEST(BatchNormRelu, DeferredInputTermsGiveTheTwoPassGradient) {
+    const int64_t N = 2, H = 5, W = 7, C = 40, P = N * H * W;
+    const int64_t widths[2] = {C, 24};  // the later layer reads all channels, the earlier a prefix
+    std::vector<float> x = test::random_vector(size_t(P * C), 11, -2.0f, 2.0f);
+    const FeatureMap block = dense_map(x.data(), N, H, W, C);
+    std::vector<float> mean(C), var(C);
+    batch_stats(mean.data(), var.data(), block);
+    const std::vector<float> assigned = test::random_vector(size_t(P * C), 12);  // by the transition or head
+
+    std::vector<float> two_pass = assigned, deferred = assigned;
+    std::vector<float> terms(size_t(2 * C), 0.0f);  // none pending for the last layer
+    const DeferredInputTerms deferred_terms{terms.data(), terms.data() + C};
+    for (int layer = 0; layer < 2; ++layer) {
+        const int64_t in = widths[layer];
+        std::vector<float> dy = test::random_vector(size_t(P * in), 13 + layer);
+        std::vector<float> gamma = test::random_vector(size_t(in), 15 + layer, -1.5f, 1.5f);
+        std::vector<float> beta = test::random_vector(size_t(in), 17 + layer);
+        const FeatureMap x_in = block.channels(0, in), d_in = dense_map(dy.data(), N, H, W, in);
+        std::vector<float> dg(static_cast<size_t>(in)), db(dg), dg_deferred(dg), db_deferred(dg);
+        bn_relu_backward(dense_map(two_pass.data(), N, H, W, C).channels(0, in), Accumulate::add, dg.data(), db.data(),
+                         d_in, x_in, mean.data(), var.data(), gamma.data(), beta.data());
+
+        // The later layer also recomputes its forward output in the same pass.
+        std::vector<float> y(size_t(P * in)), y_forward(size_t(P * in));
+        const FeatureMap y_map = dense_map(y.data(), N, H, W, in);
+        const FeatureMap dx = dense_map(deferred.data(), N, H, W, C).channels(0, in);
+        bn_relu_backward_params(dg_deferred.data(), db_deferred.data(), d_in, x_in, mean.data(), var.data(), gamma.data(),
+                                beta.data(), {.recomputed = layer == 0 ? &y_map : nullptr, .deferred_dx = &dx, .pending = deferred_terms});
+        bn_relu_defer_input_terms(deferred_terms, in, var.data(), gamma.data(), dg_deferred.data(), db_deferred.data(),
+                                  P);
+        EXPECT_EQ(dg_deferred, dg);
+        EXPECT_EQ(db_deferred, db);
+        if (layer == 0) {
+            bn_relu_forward(dense_map(y_forward.data(), N, H, W, in), x_in, mean.data(), var.data(), gamma.data(),
+                            beta.data());
+            EXPECT_EQ(y, y_forward);
+        }
+    }
+    std::vector<float> read(size_t(P * C));
+    bn_relu_apply_input_terms(dense_map(read.data(), N, H, W, C), dense_map(deferred.data(), N, H, W, C), block,
+                              mean.data(), var.data(), deferred_terms);
+    EXPECT_LE(test::relative_error(read.data(), two_pass.data(), P * C), 1e-6);
+    EXPECT_GT(test::relative_error(deferred.data(), two_pass.data(), P * C), 1e-3);  // the terms do matter
+}
+
 }  // namespace
 }  // namespace dn

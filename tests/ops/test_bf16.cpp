@@ -110,9 +110,9 @@ TEST(Bf16, BatchNormReluMatchesF32OnTheSameValues) {
     // The memory-efficient backward's pass 1 rewrites the forward output: it must be the same bits.
     std::vector<bf16> again(y16.size());
     std::vector<float> dg(C), db(C);
-    bn_relu_backward_params_recomputing(dense_map(again.data(), N, H, W, C), dg.data(), db.data(),
-                                        dense_map(dyb.data(), N, H, W, C), x16, mean32.data(), var32.data(),
-                                        gamma.data(), beta.data());
+    const FeatureMap recomputed = dense_map(again.data(), N, H, W, C);
+    bn_relu_backward_params(dg.data(), db.data(), dense_map(dyb.data(), N, H, W, C), x16, mean32.data(), var32.data(),
+                            gamma.data(), beta.data(), {.recomputed = &recomputed});
     for (size_t i = 0; i < y16.size(); ++i) ASSERT_EQ(again[i].bits, y16[i].bits) << i;
     EXPECT_EQ(dg, dg16);
     EXPECT_EQ(db, db16);
