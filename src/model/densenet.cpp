@@ -75,8 +75,13 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             const DenseLayerParams& l = params.blocks[b][i];
             const std::string name = "block" + std::to_string(b + 1) + ".layer" + std::to_string(i + 1);
             LayerOps o;
-            o.conv1 = std::make_unique<Conv2d>(ctx, conv_shape(l.conv1, N, block.h, block.w, 1, 0), pass,
-                                               (name + ".conv1").c_str(), act, folded_epilogue());
+            // Inference's conv1 applies the folded norm2 (NHWC); training's runs on the faster layout.
+            const ConvShape conv1 = conv_shape(l.conv1, N, block.h, block.w, 1, 0);
+            if (folds_norms())
+                o.conv1 = std::make_unique<Conv2d>(ctx, conv1, pass, (name + ".conv1").c_str(), act, folded_epilogue());
+            else
+                o.conv1 = std::make_unique<Conv2d>(ctx, conv1, pass, (name + ".conv1").c_str(), act,
+                                                   default_activation_layout(conv1, act, pass));
             const ConvShape conv2 = conv_shape(l.conv2, N, block.h, block.w, 1, 1);
             o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act);
             // Winograd stages its operands in the plan's conv_staging; where they would not fit
@@ -167,6 +172,12 @@ FeatureMap DenseNet::conv2_input_map(size_t b, size_t i, size_t offset) const {
     return blocked_map(raw(offset), plan_.activation, plan_.shape.batch, block.h, block.w, C);
 }
 
+FeatureMap DenseNet::conv1_map(size_t b, size_t i, size_t offset, int64_t channels) const {
+    const BlockPlan& block = plan_.blocks[b];
+    if (layers_[b][i].conv1->activations() == Layout::nhwc) return act_map(offset, block.h, block.w, channels);
+    return blocked_map(raw(offset), plan_.activation, plan_.shape.batch, block.h, block.w, channels);
+}
+
 const float* DenseNet::logits() const { return chunked() ? batch_logits_.data() : at(plan_.logits); }
 const float* DenseNet::log_probs() const { return chunked() ? batch_log_probs_.data() : at(plan_.log_probs); }
 
@@ -243,7 +254,7 @@ void DenseNet::activate_layer_input(size_t b, size_t i, Mode mode) {
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t in = l.norm1.channels;
     FeatureMap x = block_features(b).channels(0, in);
-    FeatureMap y = act_map(block.layers[i].activated_input, x.h, x.w, in);
+    FeatureMap y = conv1_map(b, i, block.layers[i].activated_input, in);
     const float* mean = mode == Mode::train ? at(block.mean) : l.norm1.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : l.norm1.running_var;
     bn_relu_forward(y, x, mean, var, l.norm1.weight, l.norm1.bias);
@@ -254,7 +265,7 @@ void DenseNet::activate_bottleneck(size_t b, size_t i, Mode mode) {
     const LayerPlan& lp = block.layers[i];
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t C = l.norm2.channels;
-    FeatureMap x = act_map(lp.bottleneck, block.h, block.w, C);
+    FeatureMap x = conv1_map(b, i, lp.bottleneck, C);
     FeatureMap y = conv2_input_map(b, i, lp.activated_bottleneck);
     const float* mean = mode == Mode::train ? at(lp.bottleneck_mean) : l.norm2.running_mean;
     const float* var = mode == Mode::train ? at(lp.bottleneck_var) : l.norm2.running_var;
@@ -275,7 +286,7 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
         layers_[b][i].conv1->forward(raw(lp.activated_input), raw(lp.activated_bottleneck));
     } else {
         layers_[b][i].conv1->forward(raw(lp.activated_input), raw(lp.bottleneck));
-        FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, l.norm2.channels);
+        FeatureMap bottleneck = conv1_map(b, i, lp.bottleneck, l.norm2.channels);
         if (mode == Mode::train) {
             compute_batch_stats(at(lp.bottleneck_mean), at(lp.bottleneck_var), bottleneck);
             normalisation_stats(mode, at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2, P);
@@ -466,17 +477,17 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     read_block_grad(d_fresh, b, in, k);
     ops.conv2->backward(raw(lp.activated_bottleneck), d_fresh.data, raw(plan_.d_activated_bottleneck), l.conv2.dweight);
 
-    FeatureMap bottleneck = act_map(lp.bottleneck, block.h, block.w, C);
-    FeatureMap d_bottleneck = act_map(plan_.d_bottleneck, block.h, block.w, C);
+    FeatureMap bottleneck = conv1_map(b, i, lp.bottleneck, C);
+    FeatureMap d_bottleneck = conv1_map(b, i, plan_.d_bottleneck, C);
     bn_relu_backward_synced(d_bottleneck, l.norm2, conv2_input_map(b, i, plan_.d_activated_bottleneck), bottleneck,
                             at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const BatchNormParams& n1 = l.norm1;
-    FeatureMap x = block_features(b).channels(0, in), d_input = act_map(plan_.d_wide, block.h, block.w, in);
+    FeatureMap x = block_features(b).channels(0, in), d_input = conv1_map(b, i, plan_.d_wide, in);
     ops.conv1->backward_data(d_bottleneck.data, d_input.data);
     // norm1's backward in one pass: the sums, the input gradient with the layer after's terms and
     // without its own (DeferredInputTerms), and (input_late) conv1's input again, which its
     // backward-weights then reads.
-    const FeatureMap activated_input = act_map(lp.activated_input, block.h, block.w, in);
+    const FeatureMap activated_input = conv1_map(b, i, lp.activated_input, in);
     const FeatureMap d_block_input = block_grad(b).channels(0, in);
     const GradSums sums = bn_relu_backward_sums(n1, {input_late ? &activated_input : nullptr, &d_block_input,
                                                      deferred_terms(0)},

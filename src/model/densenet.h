@@ -69,6 +69,9 @@ private:
     FeatureMap act_map(size_t offset, int64_t h, int64_t w, int64_t c) const;
     // conv2's input (norm2+relu2's output) or its gradient, at `offset`: in the layout conv2 reads.
     FeatureMap conv2_input_map(size_t b, size_t i, size_t offset) const;
+    // An operand of conv1 or its gradient (its input, activated; its output, the bottleneck), at
+    // `offset`, with `channels`: in the layout conv1 runs on.
+    FeatureMap conv1_map(size_t b, size_t i, size_t offset, int64_t channels) const;
     FeatureMap block_features(size_t b) const;
     FeatureMap block_grad(size_t b) const;
 

@@ -86,14 +86,22 @@ void batch_stats_kernel(O* mean, O* var, const FeatureMap& x) {
     if (int64_t(room.size()) < (1 + 2 * blocks) * C) room.resize(size_t((1 + 2 * blocks) * C));
     double* shift = room.data();
     double* partial = shift + C;  // (blocks, 2, C): each pixel block's sums of d and d^2
-    for (int64_t j = 0; j < C; ++j) shift[j] = to_float(x.pixel<X>(0)[j]);
+    const PixelRow<const X> first = pixel_row<const X>(x, 0);
+    for (int64_t j = 0; j < C; ++j) shift[j] = to_float(first.segment(j)[j % kChannelBlock]);
+    with_segment({&x}, [&](auto segment) {
+        constexpr int64_t S = decltype(segment)::value;
+        const int64_t L = S ? S : C;
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-        double* sum = partial + b * 2 * C;
-        std::fill(sum, sum + 2 * C, 0.0);
-        const int64_t end = std::min(P, (b + 1) * kSumBlock);
-        for (int64_t p = b * kSumBlock; p < end; ++p) add_row(sum, sum + C, x.pixel<X>(p), shift, C);
-    }
+        for (int64_t b = 0; b < blocks; ++b) {
+            double* sum = partial + b * 2 * C;
+            std::fill(sum, sum + 2 * C, 0.0);
+            const int64_t end = std::min(P, (b + 1) * kSumBlock);
+            for (int64_t p = b * kSumBlock; p < end; ++p) {
+                const PixelRow<const X> row = pixel_row<const X>(x, p);
+                for (int64_t s = 0; s < C; s += L) add_row(sum + s, sum + C + s, row.segment(s), shift + s, L);
+            }
+        }
+    });
 #pragma omp parallel for schedule(static)
     for (int64_t j = 0; j < C; ++j) {
         double s = 0.0, sq = 0.0;

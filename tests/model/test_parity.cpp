@@ -262,7 +262,9 @@ INSTANTIATE_TEST_SUITE_P(TorchVision, Parity,
                                          Case{"densenet121", Intermediates::keep},
                                          Case{"densenet121_64", Intermediates::recompute},
                                          Case{"custom_small", Intermediates::recompute},
-                                         Case{"custom_small", Intermediates::keep}),
+                                         Case{"custom_small", Intermediates::keep},
+                                         Case{"custom_28", Intermediates::recompute},
+                                         Case{"custom_28", Intermediates::keep}),
                          case_label);
 
 }  // namespace

@@ -107,7 +107,7 @@ TEST_P(ParityBf16, TrainLogitsLossAndGradients) {
     report("train");
 }
 
-INSTANTIATE_TEST_SUITE_P(Autocast, ParityBf16, testing::Values("densenet121_64", "custom_small"));
+INSTANTIATE_TEST_SUITE_P(Autocast, ParityBf16, testing::Values("densenet121_64", "custom_small", "custom_28"));
 
 }  // namespace
 }  // namespace dn

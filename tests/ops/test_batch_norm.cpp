@@ -45,15 +45,19 @@ TEST(BatchStats, SameBitsForAnyThreadCount) {
     EXPECT_EQ(var1, var2);
 }
 
-// conv2's input and its gradient in oneDNN's nChw16c (the Winograd kernels' layout): the
-// normalisation writes, and its backward reads, the same values in that layout, bit for bit.
+// Operands of convolutions in oneDNN's nChw16c: the statistics read, the normalisation writes,
+// and its backward reads, the same values in that layout, bit for bit.
 TEST(BatchNormRelu, GivesTheSameBitsInTheBlockedLayout) {
     const int64_t N = 2, H = 5, W = 7, C = 48, P = N * H * W;  // a plane of 35 pixels: off 64-pixel blocks
     std::vector<float> x = test::random_vector(size_t(P * C), 5, -2.0f, 2.0f), dy = test::random_vector(x.size(), 6);
     std::vector<float> gamma = test::random_vector(C, 7, -1.5f, 1.5f), beta = test::random_vector(C, 8);
     const FeatureMap xm = dense_map(x.data(), N, H, W, C);
-    std::vector<float> mean(C), var(C);
+    std::vector<float> mean(C), var(C), mean_b(C), var_b(C);
     batch_stats(mean.data(), var.data(), xm);
+    std::vector<float> x_blocked = test::to_nchw16c(x, N, H, W, C);
+    batch_stats(mean_b.data(), var_b.data(), blocked_map(x_blocked.data(), DType::f32, N, H, W, C));
+    EXPECT_EQ(mean_b, mean);
+    EXPECT_EQ(var_b, var);
 
     std::vector<float> y(x.size()), y_blocked(x.size());
     bn_relu_forward(dense_map(y.data(), N, H, W, C), xm, mean.data(), var.data(), gamma.data(), beta.data());

@@ -131,6 +131,47 @@ TEST(Conv, DenseNetsWinogradShapesReadTheirSrcBlocked) {
                  std::logic_error);
 }
 
+// The direct kernels on nChw16c activations compute what they compute on NHWC, up to the order
+// of their sums; only the convolution primitive with channel counts of 16s runs there.
+TEST(Conv, BlockedActivationsGiveTheNhwcResults) {
+    const ConvShape s{2, 48, 9, 7, 32, 1, 1, 0};
+    const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
+    const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
+    const PassResults nhwc = run_passes(s, {}, Backward::combined);
+    DnnlContext ctx;
+    Conv2d conv(ctx, s, Pass::training, "blocked", DType::f32, Layout::nchw16c);
+    EXPECT_EQ(conv.activations(), Layout::nchw16c);
+    std::vector<float> x = test::to_nchw16c(random_vector(in, 1), s.batch, s.in_h, s.in_w, s.in_channels);
+    std::vector<float> w = random_vector(size_t(s.weight_count()), 2);
+    std::vector<float> dy = test::to_nchw16c(random_vector(out, 3), s.batch, s.out_h(), s.out_w(), s.out_channels);
+    std::vector<float> y(out), dx(in), dw(w.size());
+    conv.load_weights(w.data());
+    conv.forward(x.data(), y.data());
+    conv.backward(x.data(), dy.data(), dx.data(), dw.data());
+    const std::vector<float> y_nhwc = test::from_nchw16c(y, s.batch, s.out_h(), s.out_w(), s.out_channels);
+    const std::vector<float> dx_nhwc = test::from_nchw16c(dx, s.batch, s.in_h, s.in_w, s.in_channels);
+    EXPECT_LE(test::relative_error(y_nhwc.data(), nhwc.y.data(), int64_t(out)), 1e-6);
+    EXPECT_LE(test::relative_error(dx_nhwc.data(), nhwc.dx.data(), int64_t(in)), 1e-6);
+    EXPECT_LE(test::relative_error(dw.data(), nhwc.dw.data(), int64_t(dw.size())), 1e-6);
+    EXPECT_GT(test::relative_error(y.data(), nhwc.y.data(), int64_t(out)), 0.1);  // the layouts do differ
+
+    EXPECT_THROW(Conv2d(ctx, ConvShape{2, 40, 9, 7, 32, 1, 1, 0}, Pass::training, "40 in", DType::f32, Layout::nchw16c),
+                 std::invalid_argument);
+    EXPECT_THROW(Conv2d(ctx, ConvShape{2, 48, 7, 7, 32, 1, 1, 0}, Pass::training, "matmul", DType::f32, Layout::nchw16c),
+                 std::invalid_argument);
+}
+
+TEST(Conv, BlockedActivationsWhereTheyWereMeasuredFaster) {
+    for (DType type : {DType::f32, DType::bf16}) {
+        EXPECT_EQ(default_activation_layout({32, 64, 56, 56, 128, 1, 1, 0}, type, Pass::training), Layout::nchw16c);
+        EXPECT_EQ(default_activation_layout({32, 384, 28, 28, 128, 1, 1, 0}, type, Pass::training), Layout::nchw16c);
+        EXPECT_EQ(default_activation_layout({32, 256, 14, 14, 128, 1, 1, 0}, type, Pass::training), Layout::nhwc);
+        EXPECT_EQ(default_activation_layout({32, 64, 56, 56, 128, 1, 1, 0}, type, Pass::inference), Layout::nhwc);
+        EXPECT_EQ(default_activation_layout({32, 40, 56, 56, 128, 1, 1, 0}, type, Pass::training), Layout::nhwc);
+        EXPECT_EQ(default_activation_layout({32, 128, 56, 56, 32, 3, 1, 1}, type, Pass::training), Layout::nhwc);
+    }
+}
+
 TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     const ConvKernel mm = ConvKernel::matmul, cv = ConvKernel::convolution;
     auto kernels = [](const ConvShape& s) {

@@ -33,6 +33,12 @@ CASES = {
     # not multiples of 16, and one input channel.
     "custom_small": dict(arch="custom", growth_rate=12, block_config=[2, 3, 2], num_init_features=24, bn_size=4,
                          num_classes=10, stem="small_inputs", in_channels=1, batch=4, size=16, autocast=True),
+    # A narrow network whose first block runs at 28x28 (112x112 images): there the engine's
+    # training runs its pointwise convolutions on oneDNN's blocked layout (nChw16c), which the
+    # smaller cases' maps never reach. Growth 16 and a bottleneck of 32 keep channel counts
+    # multiples of 16.
+    "custom_28": dict(arch="custom", growth_rate=16, block_config=[3, 2], num_init_features=32, bn_size=2,
+                      num_classes=10, batch=2, size=112, autocast=True),
 }
 STEPS = 5
 ADAM = dict(lr=1e-4)
