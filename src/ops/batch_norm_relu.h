@@ -9,11 +9,9 @@
 // same batch mean and variance: they are computed once, when the channel is produced.
 //
 // Shapes: x, y, dx, dy are (N,H,W,C) views; mean, var, gamma, beta, dgamma, dbeta are (C).
-// Layouts: NHWC, or where noted nchw16c, the blocked layout oneDNN's kernels run fastest on, which
-// a convolution then reads or writes as it is (Conv2d's activation layout, take_blocked_src).
-// Every view but the ones a block's gradient and features are read from or added to may be
-// nchw16c: x of the statistics and of the normalisation and its backward, y, and dy, and dx where
-// it is assigned.
+// Layouts: any view may be NHWC or nchw16c (tensor/feature_map.h), the blocked layout a
+// convolution's operand may have (Conv2d's activations, take_blocked_src), except those of
+// bn_relu_apply_input_terms, which are NHWC.
 // Types: each view is f32 or bf16 (its tag). In bf16 precision y is the bf16 operand of the next
 // convolution, and dy, or dx where it is assigned, a convolution's bf16 gradient; arithmetic and
 // statistics are f32 whatever the storage.

@@ -38,7 +38,8 @@ Layout default_activation_layout(const ConvShape& shape, DType type, Pass pass);
 // differ from PyTorch's conv-then-norm only in rounding.
 enum class ConvEpilogue { none, bias_relu };
 
-// Activations are dense NHWC, all of `type`: src, dst and their gradients. With bf16, oneDNN's
+// Activations are dense NHWC (or nchw16c, the activations' layout given), all of `type`: src, dst
+// and their gradients. With bf16, oneDNN's
 // AVX512-BF16 kernels multiply bf16 and accumulate in f32. Weights and their gradient are
 // PyTorch's OIHW floats. Where a pass runs the convolution primitive, oneDNN picks its own weight
 // layout (format_tag::any), so the weights are reordered into it once per step, after the
@@ -111,7 +112,7 @@ private:
     Layout activations_ = Layout::nhwc;
     dnnl::memory scale_, bias_;  // (O) f32 each, the epilogue's
 
-    // The convolution primitive's passes. src_ and dst_ are the caller's NHWC operands (or their
+    // The convolution primitive's passes. src_ and dst_ are the caller's operands (or their
     // gradients); the primitives read and write staged_src_ and staged_dst_, which are src_ and
     // dst_ themselves except under Winograd.
     dnnl::memory src_, dst_, user_weights_, fwd_weights_, bwd_data_weights_, diff_weights_, user_diff_weights_;

@@ -1,4 +1,5 @@
-// defines: FeatureMap, a view of NHWC activations (f32 or bf16) whose pixels may be strided;
+// defines: FeatureMap, a view of activations (f32 or bf16), NHWC with pixels that may be strided,
+//          or blocked;
 //          Layout, kChannelBlock, dense_map, blocked_map
 #pragma once
 #include "tensor/dtype.h"
@@ -17,9 +18,9 @@ namespace dn {
 // The element type is a tag, not a template parameter: in bf16 precision the same layer code
 // runs on bf16 activations where fp32 precision has floats (gradients that are accumulated stay
 // f32 in both), and the kernels pick their instantiation from the tags.
-// nchw16c is oneDNN's nChw16c: per image, blocks of 16 channels, each a (H, W, 16) plane. It is
-// the layout of oneDNN's Winograd kernels, which the engine's batch norm writes and reads directly
-// for them (a dense map whose channel count is a multiple of 16; ld is unused).
+// nchw16c is oneDNN's nChw16c: per image, blocks of 16 channels, each a (H, W, 16) plane. Its
+// Winograd kernels need it and its 1x1 kernels run faster on it, so the engine's batch norm writes
+// and reads it directly for them (a dense map whose channel count is a multiple of 16; ld unused).
 enum class Layout { nhwc, nchw16c };
 inline constexpr int64_t kChannelBlock = 16;
 
