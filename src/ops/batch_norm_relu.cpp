@@ -232,11 +232,11 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
                     const DY* pdy = rdy.segment(s);
                     const float *sc = scale + s, *sh = shift + s, *mu = mean + s, *rs = rstd + s;
                     float *sg = sum_g + s, *sgx = sum_gx + s;
-                    const float *pc = pending.constant + s, *pxh = pending.per_xhat + s;
+                    const float *pc = nullptr, *pxh = nullptr;
                     Y* py = nullptr;
                     float* pdx = nullptr;
                     if constexpr (!std::is_void_v<Y>) py = ry.segment(s);
-                    if constexpr (kDefers) pdx = rdx.segment(s);
+                    if constexpr (kDefers) pdx = rdx.segment(s), pc = pending.constant + s, pxh = pending.per_xhat + s;
                     // dy is loaded whether or not the ReLU was open: a conditional load would keep the
                     // compiler from vectorising (it may not read memory the source does not).
 #pragma omp simd
