@@ -1,4 +1,5 @@
-// defines: relative_error, reference_dir, random_vector, to_nchw16c, from_nchw16c: what the tests share
+// defines: relative_error, reference_dir, random_vector, for_each_nchw16c, to_nchw16c, from_nchw16c: what the
+//          tests share
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -36,26 +37,23 @@ inline std::vector<float> random_vector(size_t n, uint32_t seed, float lo = -1.0
 }
 
 // An NHWC map (N,H,W,C) rewritten in oneDNN's nChw16c (C a multiple of 16), written out here
-// index by index, and back.
-inline int64_t nchw16c_index(int64_t n, int64_t y, int64_t x, int64_t c, int64_t H, int64_t W, int64_t C) {
-    return (((n * (C / 16) + c / 16) * H + y) * W + x) * 16 + c % 16;
-}
-inline std::vector<float> to_nchw16c(const std::vector<float>& nhwc, int64_t N, int64_t H, int64_t W, int64_t C) {
-    std::vector<float> blocked(nhwc.size());
+// index by index, and back. f(nhwc index, nChw16c index) for every element.
+template <class F>
+void for_each_nchw16c(int64_t N, int64_t H, int64_t W, int64_t C, F&& f) {
     for (int64_t n = 0; n < N; ++n)
         for (int64_t y = 0; y < H; ++y)
             for (int64_t x = 0; x < W; ++x)
                 for (int64_t c = 0; c < C; ++c)
-                    blocked[size_t(nchw16c_index(n, y, x, c, H, W, C))] = nhwc[size_t(((n * H + y) * W + x) * C + c)];
+                    f(size_t(((n * H + y) * W + x) * C + c), size_t((((n * (C / 16) + c / 16) * H + y) * W + x) * 16 + c % 16));
+}
+inline std::vector<float> to_nchw16c(const std::vector<float>& nhwc, int64_t N, int64_t H, int64_t W, int64_t C) {
+    std::vector<float> blocked(nhwc.size());
+    for_each_nchw16c(N, H, W, C, [&](size_t plain, size_t block) { blocked[block] = nhwc[plain]; });
     return blocked;
 }
 inline std::vector<float> from_nchw16c(const std::vector<float>& blocked, int64_t N, int64_t H, int64_t W, int64_t C) {
     std::vector<float> nhwc(blocked.size());
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t y = 0; y < H; ++y)
-            for (int64_t x = 0; x < W; ++x)
-                for (int64_t c = 0; c < C; ++c)
-                    nhwc[size_t(((n * H + y) * W + x) * C + c)] = blocked[size_t(nchw16c_index(n, y, x, c, H, W, C))];
+    for_each_nchw16c(N, H, W, C, [&](size_t plain, size_t block) { nhwc[plain] = blocked[block]; });
     return nhwc;
 }
 

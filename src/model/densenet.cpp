@@ -114,7 +114,8 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
     if (pass == Pass::training) {
         int64_t widest = 0;
         for (const BlockPlan& block : plan_.blocks) widest = std::max(widest, block.channels);
-        deferred_terms_.assign(size_t(2 * widest), 0.0f);
+        pending_constant_.assign(size_t(widest), 0.0f);
+        pending_per_xhat_.assign(size_t(widest), 0.0f);
     }
     load_weights();
 }
@@ -397,14 +398,13 @@ void DenseNet::bn_relu_backward_synced(const FeatureMap& dx, const BatchNormPara
 }
 
 DeferredInputTerms DenseNet::deferred_terms(int64_t first_channel) {
-    const size_t half = deferred_terms_.size() / 2;
-    return {deferred_terms_.data() + first_channel, deferred_terms_.data() + half + first_channel};
+    return {pending_constant_.data() + first_channel, pending_per_xhat_.data() + first_channel};
 }
 
 void DenseNet::start_deferring(size_t b) {
-    std::fill(deferred_terms_.begin(), deferred_terms_.begin() + plan_.blocks[b].channels, 0.0f);
-    const size_t half = deferred_terms_.size() / 2;
-    std::fill(deferred_terms_.begin() + half, deferred_terms_.begin() + half + plan_.blocks[b].channels, 0.0f);
+    const int64_t channels = plan_.blocks[b].channels;
+    std::fill_n(pending_constant_.begin(), channels, 0.0f);
+    std::fill_n(pending_per_xhat_.begin(), channels, 0.0f);
 }
 
 void DenseNet::read_block_grad(const FeatureMap& out, size_t b, int64_t first, int64_t count) {

@@ -134,9 +134,9 @@ private:
     // global batch's sums for pass 2 of a backward.
     std::vector<double> moments_;
     std::vector<float> grad_sums_;
-    // The pending terms of norm1's input gradient in the block in backward (DeferredInputTerms):
-    // (2, its channels), zeroed when its gradient is assigned, then the last layer's.
-    std::vector<float> deferred_terms_;
+    // The pending terms of norm1's input gradient in the block in backward (DeferredInputTerms),
+    // one per channel each: zeroed when its gradient is assigned, then the last layer's.
+    std::vector<float> pending_constant_, pending_per_xhat_;
     DeferredInputTerms deferred_terms(int64_t first_channel);
     void start_deferring(size_t b);
     // The gradient of block b's channels [first, first + count), with their deferred terms, into out.
