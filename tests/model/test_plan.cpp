@@ -30,9 +30,10 @@ TEST(Plan, NoReferenceKernelOnTheHotPath) {
     }
 }
 
-// In bf16 precision every convolution and pooling must run oneDNN's AVX512-BF16 kernels (jit_bf16,
-// brgconv): an emulated or reference bf16 kernel would be slower than fp32. The classifier's
-// matmul stays f32 (1024x10 per image: nothing to gain).
+// In bf16 precision every convolution and pooling must run oneDNN's native bf16 kernels: AVX512-BF16
+// (jit_bf16, brgconv), or AMX where the CPU has it (avx512_core_amx_bf16): an emulated or reference
+// bf16 kernel would be slower than fp32. The classifier's matmul stays f32 (1024x10 per image:
+// nothing to gain).
 TEST(Plan, Bf16RunsTheBf16KernelsOnTheHotPath) {
     if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
     DnnlContext ctx;
@@ -42,7 +43,8 @@ TEST(Plan, Bf16RunsTheBf16KernelsOnTheHotPath) {
     for (const auto& c : ctx.chosen_impls()) {
         EXPECT_EQ(c.impl.find("ref"), std::string::npos) << c.what << ": " << c.impl;
         const bool is_conv = c.what.find("conv") != std::string::npos;
-        const bool is_bf16 = c.impl.find("avx512_core_bf16") != std::string::npos;
+        const bool is_bf16 = c.impl.find("avx512_core_bf16") != std::string::npos ||
+                             c.impl.find("avx512_core_amx_bf16") != std::string::npos;
         if (is_conv) {
             EXPECT_TRUE(is_bf16) << c.what << ": " << c.impl;
         }
