@@ -15,11 +15,24 @@ Precision parse_precision(const std::string& name) {
     throw std::invalid_argument("--precision must be fp32 or bf16, not '" + name + "'");
 }
 
+namespace {
+
+// cpu_isa values are bit sets: an ISA includes another when it has all of its bits (avx2_vnni is
+// numerically larger than avx512_core_bf16 but has no bf16).
+bool effective_isa_includes(dnnl::cpu_isa isa) {
+    const auto want = unsigned(isa);
+    return (unsigned(dnnl::get_effective_cpu_isa()) & want) == want;
+}
+
+}  // namespace
+
 bool cpu_has_bf16() {
-    // cpu_isa values are bit sets: an ISA includes another when it has all of its bits
-    // (avx2_vnni is numerically larger than avx512_core_bf16 but has no bf16).
-    const auto want = unsigned(dnnl::cpu_isa::avx512_core_bf16);
-    static const bool has = (unsigned(dnnl::get_effective_cpu_isa()) & want) == want;
+    static const bool has = effective_isa_includes(dnnl::cpu_isa::avx512_core_bf16);
+    return has;
+}
+
+bool cpu_has_amx() {
+    static const bool has = effective_isa_includes(dnnl::cpu_isa::avx512_core_amx);
     return has;
 }
 

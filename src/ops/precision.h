@@ -1,4 +1,5 @@
-// defines: Precision, precision_name, parse_precision, operand_type, cpu_has_bf16, usable_precision
+// defines: Precision, precision_name, parse_precision, operand_type, cpu_has_bf16, cpu_has_amx,
+//          usable_precision
 #pragma once
 #include "tensor/dtype.h"
 
@@ -20,6 +21,10 @@ inline DType operand_type(Precision p) { return p == Precision::bf16 ? DType::bf
 // Whether oneDNN runs its AVX512-BF16 kernels here (it honours DNNL_MAX_CPU_ISA, so a lower
 // limit reads as no). Without them bf16 convolutions would be emulated, slower than fp32.
 bool cpu_has_bf16();
+
+// Whether oneDNN runs its AMX kernels here (Intel's tile unit: bf16 convolutions several times
+// faster than AVX512-BF16, but only for some layouts; DNNL_MAX_CPU_ISA can hide it too).
+bool cpu_has_amx();
 
 // The precision to run: `requested`, or fp32 with one line on stderr saying so when bf16 is
 // requested on a CPU without AVX512-BF16.
