@@ -20,6 +20,10 @@ using namespace dnnl;
 //   174-203. At 8x8 they tie, and from 14x14 up the convolution is faster (matmul 120-170 at 56x56).
 // - forward and backward-data hold 200+ GFLOP/s on the convolution primitive down to 2x2 (where
 //   matmul ties), but at 1x1 it ran 85-106 (bf16 97-208) against matmul's 173-218 (198-330).
+// - bf16 on a CPU with AMX (a 2-core Xeon, batch 32, I -> 128 at 56x56 with I = 64..256, 28x28
+//   with 256..512, 14x14 with 640..1024, 7x7 with 1024): oneDNN's AMX matmul ran backward-weights
+//   at 581-1198 GFLOP/s against the convolution's 198-539, and backward-data at 1327-1832
+//   against 1028-1479; the forward stays a convolution (1902-2280 against matmul's 1000-2148).
 // Winograd, on the 3x3 shapes, the three passes together with their reorders to and from NHWC:
 // - DenseNet-121's 128 -> 32 channels in training ran 1.70x (56x56), 1.95x (28x28), 1.43x (14x14)
 //   and 1.18x (7x7) faster than the direct kernels at batch 32, 1.72x (8x8) and 1.29x (4x4) at
@@ -39,6 +43,7 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
     if (!s.is_pointwise()) return {};
     const int64_t pixels = s.out_h() * s.out_w();
     const ConvKernel small_map = pixels == 1 ? ConvKernel::matmul : ConvKernel::convolution;
+    if (type == DType::bf16 && cpu_has_amx()) return {small_map, ConvKernel::matmul, ConvKernel::matmul};
     return {small_map, small_map, pixels <= 49 ? ConvKernel::matmul : ConvKernel::convolution};
 }
 

@@ -196,6 +196,11 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     EXPECT_EQ(kernels({64, 128, 4, 4, 32, 3, 1, 1}), (std::vector{wg, wg, wg}));
     EXPECT_EQ(kernels({64, 128, 2, 2, 32, 3, 1, 1}), (std::vector{cv, cv, cv}));
     EXPECT_EQ(kernels({64, 48, 32, 32, 12, 3, 1, 1}), (std::vector{cv, cv, cv}));
+    // bf16 on AMX: matmul for both gradients of every pointwise shape.
+    if (cpu_has_amx()) {
+        const ConvKernels k = default_conv_kernels({32, 256, 56, 56, 128, 1, 1, 0}, DType::bf16, Pass::training);
+        EXPECT_EQ((std::vector{k.forward, k.backward_data, k.backward_weights}), (std::vector{cv, mm, mm}));
+    }
     const ConvShape lecture{32, 128, 56, 56, 32, 3, 1, 1};
     EXPECT_EQ(default_conv_kernels(lecture, DType::bf16, Pass::training).forward, cv);
     // Inference: on maps of 28x28 and larger, whatever the batch.
