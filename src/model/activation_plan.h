@@ -50,7 +50,8 @@ struct BlockPlan {
 // runs the convolution on a quarter of the pixels (a quarter of its FLOPs, forward and backward;
 // 8% of densenet121's), and its backward needs only the pooled input, not the wide one.
 struct TransitionPlan {
-    size_t activated = 0;     // (P_b, C_b)         norm+relu output, transient
+    size_t activated = 0;     // (P_b, C_b)         norm+relu output, transient (the CUDA engine's; the
+                              //                    CPU's norm+relu+pool writes pooled_input directly)
     size_t pooled_input = 0;  // (P_{b+1}, C_b)     its average pool, the convolution's input
     size_t conv_out = 0;      // (P_{b+1}, C_b / 2) dense output, before it is put into the next block
 };

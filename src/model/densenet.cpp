@@ -102,8 +102,6 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             TransitionOps t;
             const BlockPlan& next = plan_.blocks[b + 1];
             // Pool first, then the convolution on the pooled pixels (see TransitionPlan).
-            t.pool = std::make_unique<Pool2d>(ctx, PoolShape{N, c.in_channels, block.h, block.w, 2, 2, 0},
-                                              PoolKind::average, pass, (name + ".pool").c_str(), act);
             t.conv = std::make_unique<Conv2d>(ctx, conv_shape(c, N, next.h, next.w, 1, 0), pass, (name + ".conv").c_str(),
                                               act);
             transitions_.push_back(std::move(t));
@@ -303,14 +301,16 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
     if (mode == Mode::train) compute_batch_stats(at(block.mean) + in, at(block.var) + in, fresh);
 }
 
-void DenseNet::activate_transition_input(size_t b, Mode mode) {
+// norm, relu and the average pool in one pass: the convolution's input.
+void DenseNet::pool_transition_input(size_t b, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
+    const BlockPlan& next = plan_.blocks[b + 1];
     const BatchNormParams& bn = params_.transitions[b].norm;
     FeatureMap x = block_features(b);
-    FeatureMap y = act_map(plan_.transitions[b].activated, x.h, x.w, x.c);
+    FeatureMap y = act_map(plan_.transitions[b].pooled_input, next.h, next.w, x.c);
     const float* mean = mode == Mode::train ? at(block.mean) : bn.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : bn.running_var;
-    bn_relu_forward(y, x, mean, var, bn.weight, bn.bias);
+    bn_relu_avg_pool_forward(y, x, mean, var, bn.weight, bn.bias);
 }
 
 void DenseNet::transition_forward(size_t b, Mode mode) {
@@ -321,8 +321,7 @@ void DenseNet::transition_forward(size_t b, Mode mode) {
     if (mode == Mode::train)
         normalisation_stats(mode, at(block.mean), at(block.var), params_.transitions[b].norm,
                             stats_count(N * block.h * block.w));
-    activate_transition_input(b, mode);
-    transitions_[b].pool->forward(raw(tp.activated), raw(tp.pooled_input), nullptr);
+    pool_transition_input(b, mode);
     transitions_[b].conv->forward(raw(tp.pooled_input), raw(tp.conv_out));
     FeatureMap out = act_map(tp.conv_out, next.h, next.w, next.first_channels);
     copy_channels(block_features(b + 1).channels(0, next.first_channels), out);
@@ -365,16 +364,17 @@ int64_t DenseNet::stats_count(int64_t pixels) const {
 // Pass 1 of a batch norm's backward: assigns its parameter gradients, and returns the sums pass 2
 // needs (the global batch's). `also`: what the pass writes besides (Pass1Outputs).
 DenseNet::GradSums DenseNet::bn_relu_backward_sums(const BatchNormParams& bn, Pass1Outputs also, const FeatureMap& dy,
-                                                   const FeatureMap& x, const float* mean, const float* var) {
+                                                   const FeatureMap& x, const float* mean, const float* var,
+                                                   DyPixels dy_pixels) {
     if (!sync_ || !sync_->synchronises_batch_norm()) {
-        bn_relu_backward_params(bn.dweight, bn.dbias, dy, x, mean, var, bn.weight, bn.bias, also);
+        bn_relu_backward_params(bn.dweight, bn.dbias, dy, x, mean, var, bn.weight, bn.bias, also, dy_pixels);
         return {bn.dweight, bn.dbias, x.pixels()};
     }
     const int64_t C = bn.channels;
     if (int64_t(moments_.size()) < 2 * C) moments_.resize(size_t(2 * C));  // first step only
     if (int64_t(grad_sums_.size()) < 2 * C) grad_sums_.resize(size_t(2 * C));
     double* sums = moments_.data();  // (dgamma, dbeta)
-    bn_relu_backward_param_sums(sums, sums + C, dy, x, mean, var, bn.weight, bn.bias, also);
+    bn_relu_backward_param_sums(sums, sums + C, dy, x, mean, var, bn.weight, bn.bias, also, dy_pixels);
     sync_->sum(sums, 2 * C);
     for (int64_t j = 0; j < 2 * C; ++j) grad_sums_[size_t(j)] = float(sums[j]);
     // These sums are the parameter gradients of the global batch already, rounded once, as one
@@ -391,10 +391,10 @@ DenseNet::GradSums DenseNet::bn_relu_backward_sums(const BatchNormParams& bn, Pa
 
 // bn_relu_backward with dx assigned, over the global batch where batch norm is synchronised.
 void DenseNet::bn_relu_backward_synced(const FeatureMap& dx, const BatchNormParams& bn, const FeatureMap& dy,
-                                       const FeatureMap& x, const float* mean, const float* var) {
-    const GradSums sums = bn_relu_backward_sums(bn, {}, dy, x, mean, var);
+                                       const FeatureMap& x, const float* mean, const float* var, DyPixels dy_pixels) {
+    const GradSums sums = bn_relu_backward_sums(bn, {}, dy, x, mean, var, dy_pixels);
     bn_relu_backward_input(dx, Accumulate::assign, dy, x, mean, var, bn.weight, bn.bias, sums.dgamma, sums.dbeta,
-                           sums.count);
+                           sums.count, dy_pixels);
 }
 
 DeferredInputTerms DenseNet::deferred_terms(int64_t first_channel) {
@@ -503,18 +503,15 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionPlan& tp = plan_.transitions[b];
     const TransitionParams& t = params_.transitions[b];
 
-    if (plan_.intermediates == Intermediates::recompute) {
-        activate_transition_input(b, Mode::train);
-        transitions_[b].pool->forward(raw(tp.activated), raw(tp.pooled_input), nullptr);
-    }
+    if (plan_.intermediates == Intermediates::recompute) pool_transition_input(b, Mode::train);
     FeatureMap d_out = act_map(plan_.d_narrow, next.h, next.w, next.first_channels);
     read_block_grad(d_out, b + 1, 0, next.first_channels);
     transitions_[b].conv->backward_weights(raw(tp.pooled_input), d_out.data, t.conv.dweight);
     transitions_[b].conv->backward_data(d_out.data, raw(plan_.d_bottleneck));
-    transitions_[b].pool->backward(raw(plan_.d_bottleneck), raw(plan_.d_wide), nullptr);
+    // The pool's backward runs inside the norm's: it reads the pooled gradient.
     FeatureMap x = block_features(b);
-    bn_relu_backward_synced(block_grad(b), t.norm, act_map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean),
-                            at(block.var));
+    bn_relu_backward_synced(block_grad(b), t.norm, act_map(plan_.d_bottleneck, next.h, next.w, x.c), x,
+                            at(block.mean), at(block.var), DyPixels::avg_pool_2x2);
     start_deferring(b);
     gradients_final_from(t.norm.weight);
 }

@@ -59,8 +59,7 @@ private:
         FoldedNorm norm2;  // inference only
     };
     struct TransitionOps {
-        std::unique_ptr<Conv2d> conv;
-        std::unique_ptr<Pool2d> pool;
+        std::unique_ptr<Conv2d> conv;  // on the pooled pixels; norm+relu+pool is one pass of ours
     };
 
     float* at(size_t offset) const { return arena_.floats_at(offset); }
@@ -83,7 +82,7 @@ private:
     float head_forward(const int32_t* labels, Mode mode);
     void activate_layer_input(size_t b, size_t i, Mode mode);
     void activate_bottleneck(size_t b, size_t i, Mode mode);
-    void activate_transition_input(size_t b, Mode mode);
+    void pool_transition_input(size_t b, Mode mode);
     // Whether the norms that follow a convolution run inside it (Pass::inference).
     bool folds_norms() const { return pass_ == Pass::inference; }
     ConvEpilogue folded_epilogue() const { return folds_norms() ? ConvEpilogue::bias_relu : ConvEpilogue::none; }
@@ -96,9 +95,11 @@ private:
         int64_t count;                // the pixels they sum over
     };
     GradSums bn_relu_backward_sums(const BatchNormParams& bn, Pass1Outputs also, const FeatureMap& dy,
-                                   const FeatureMap& x, const float* mean, const float* var);
+                                   const FeatureMap& x, const float* mean, const float* var,
+                                   DyPixels dy_pixels = DyPixels::same_pixels);
     void bn_relu_backward_synced(const FeatureMap& dx, const BatchNormParams& bn, const FeatureMap& dy,
-                                 const FeatureMap& x, const float* mean, const float* var);
+                                 const FeatureMap& x, const float* mean, const float* var,
+                                 DyPixels dy_pixels = DyPixels::same_pixels);
     void gradients_final_from(const float* first_parameter);
 
     void head_backward();

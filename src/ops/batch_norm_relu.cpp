@@ -26,6 +26,13 @@ static float* channel_scratch(int64_t floats) {
     return scratch.data();
 }
 
+// A row of zeros at least `bytes` long: the gradient a pixel reads where none reaches it.
+static const void* zero_row(size_t bytes) {
+    thread_local std::vector<float> zeros;
+    if (zeros.size() * sizeof(float) < bytes) zeros.assign((bytes + sizeof(float) - 1) / sizeof(float), 0.0f);
+    return zeros.data();
+}
+
 namespace {
 // Calls f(X{}) with the C++ element type of a view's tag, so that a kernel template is
 // instantiated once per type it meets.
@@ -60,6 +67,38 @@ void with_segment(std::initializer_list<const FeatureMap*> maps, F&& f) {
     for (const FeatureMap* m : maps)
         if (m && m->layout != Layout::nhwc) return f(std::integral_constant<int64_t, kChannelBlock>{});
     f(std::integral_constant<int64_t, 0>{});
+}
+
+// The row of dy that pixel p of x reads (DyPixels): its own, or the 2x2-pooled pixel covering it,
+// or zeros where none does. Pooled gradients are NHWC, as are their x.
+template <class T, DyPixels kDy>
+PixelRow<const T> dy_row(const FeatureMap& dy, const FeatureMap& x, int64_t p, const T* zeros) {
+    if constexpr (kDy == DyPixels::same_pixels) {
+        return pixel_row<const T>(dy, p);
+    } else {
+        const int64_t plane = x.h * x.w, n = p / plane, r = p - n * plane, h = r / x.w, w = r - h * x.w;
+        if (h / 2 >= dy.h || w / 2 >= dy.w) return {zeros, kChannelBlock};
+        return {dy.pixel<const T>((n * dy.h + h / 2) * dy.w + w / 2), kChannelBlock};
+    }
+}
+
+// What a pixel's dy is multiplied by: an average pool's input gradient is a quarter of its
+// output's (exactly: a power of two).
+template <DyPixels kDy>
+inline constexpr float kDyScale = kDy == DyPixels::avg_pool_2x2 ? 0.25f : 1.0f;
+
+template <class F>
+void with_dy_pixels(DyPixels dy_pixels, F&& f) {
+    if (dy_pixels == DyPixels::avg_pool_2x2) f(std::integral_constant<DyPixels, DyPixels::avg_pool_2x2>{});
+    else f(std::integral_constant<DyPixels, DyPixels::same_pixels>{});
+}
+
+// A pooled dy must be the NHWC (N, H/2, W/2, C) gradient of an NHWC x.
+void check_dy_pixels(DyPixels dy_pixels, const FeatureMap& dy, const FeatureMap& x, const FeatureMap* dx) {
+    if (dy_pixels == DyPixels::same_pixels) return;
+    const bool nhwc = dy.layout == Layout::nhwc && x.layout == Layout::nhwc && (!dx || dx->layout == Layout::nhwc);
+    if (!nhwc || dy.n != x.n || dy.h != x.h / 2 || dy.w != x.w / 2 || dy.c != x.c)
+        throw std::logic_error("a 2x2-pooled gradient is the NHWC (N, H/2, W/2, C) gradient of an NHWC x");
 }
 
 // Blocks of pixels (kSumBlock) sum in double, as PyTorch accumulates: statistics off by a float
@@ -180,6 +219,54 @@ void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean
 }
 
 namespace {
+// Each output pixel's four inputs normalised and rectified in f32, summed in row order and
+// scaled by a quarter, as oneDNN's average pool sums them, then rounded once to Y.
+template <class Y, class X>
+void bn_relu_avg_pool_forward_kernel(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                                     const float* gamma, const float* beta) {
+    const int64_t C = x.c, OH = y.h, OW = y.w, Q = y.pixels();
+    float* scale = channel_scratch(2 * C);
+    float* shift = scale + C;
+    for (int64_t j = 0; j < C; ++j) {
+        const float rstd = 1.0f / std::sqrt(var[j] + kBnEps);
+        scale[j] = gamma[j] * rstd;
+        shift[j] = beta[j] - mean[j] * scale[j];
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t q = 0; q < Q; ++q) {
+        const int64_t n = q / (OH * OW), r = q - n * OH * OW, oh = r / OW, ow = r - oh * OW;
+        const int64_t top = (n * x.h + 2 * oh) * x.w + 2 * ow;
+        const X* a = x.pixel<const X>(top);
+        const X* b = x.pixel<const X>(top + 1);
+        const X* c = x.pixel<const X>(top + x.w);
+        const X* d = x.pixel<const X>(top + x.w + 1);
+        Y* py = y.pixel<Y>(q);
+#pragma omp simd
+        for (int64_t j = 0; j < C; ++j) {
+            float sum = std::max(0.0f, to_float(a[j]) * scale[j] + shift[j]);
+            sum += std::max(0.0f, to_float(b[j]) * scale[j] + shift[j]);
+            sum += std::max(0.0f, to_float(c[j]) * scale[j] + shift[j]);
+            sum += std::max(0.0f, to_float(d[j]) * scale[j] + shift[j]);
+            py[j] = from_float<Y>(0.25f * sum);
+        }
+    }
+}
+}  // namespace
+
+void bn_relu_avg_pool_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                              const float* gamma, const float* beta) {
+    if (x.layout != Layout::nhwc || y.layout != Layout::nhwc || y.n != x.n || y.h != x.h / 2 || y.w != x.w / 2 ||
+        y.c != x.c)
+        throw std::logic_error("bn_relu_avg_pool_forward: y is the NHWC (N, H/2, W/2, C) pool of an NHWC x");
+    PhaseTimer timer(Phase::bn_relu_forward, 0.0, double(x.bytes() + y.bytes()));
+    with_type(y.type, [&](auto yt) {
+        with_type(x.type, [&](auto xt) {
+            bn_relu_avg_pool_forward_kernel<decltype(yt), decltype(xt)>(y, x, mean, var, gamma, beta);
+        });
+    });
+}
+
+namespace {
 // The per-channel constants both passes use.
 struct BackwardConstants {
     float *scale, *shift, *rstd;  // scale = gamma * rstd, also dx's factor
@@ -202,11 +289,12 @@ BackwardConstants backward_constants(float* room, int64_t C, const float* mean, 
 // pixel-dependent part, gamma * rstd * g, and the pending terms of the pass before, to the f32
 // gradient *dx (DeferredInputTerms).
 // O: float for the parameter gradients, double for the sums data-parallel processes add.
-template <class O, class Y, bool kDefers, class DY, class X>
+template <class O, class Y, bool kDefers, DyPixels kDy, class DY, class X>
 void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, DeferredInputTerms pending, O* dgamma,
                                     O* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
                                     const float* var, const float* gamma, const float* beta) {
     const int64_t C = x.c, P = x.pixels(), blocks = (P + kSumBlock - 1) / kSumBlock;
+    const DY* zeros = static_cast<const DY*>(zero_row(size_t(C) * sizeof(DY)));
     float* room = channel_scratch(3 * C + 2 * blocks * C);
     const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
     const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd;
@@ -222,7 +310,7 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
             const int64_t end = std::min(P, (b + 1) * kSumBlock);
             for (int64_t p = b * kSumBlock; p < end; ++p) {
                 const PixelRow<const X> rx = pixel_row<const X>(x, p);
-                const PixelRow<const DY> rdy = pixel_row<const DY>(dy, p);
+                const PixelRow<const DY> rdy = dy_row<DY, kDy>(dy, x, p, zeros);
                 PixelRow<Y> ry{};
                 PixelRow<float> rdx{};
                 if constexpr (!std::is_void_v<Y>) ry = pixel_row<Y>(*y, p);
@@ -241,7 +329,7 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
                     // compiler from vectorising (it may not read memory the source does not).
 #pragma omp simd
                     for (int64_t j = 0; j < L; ++j) {
-                        const float d = to_float(pdy[j]), v = to_float(px[j]);
+                        const float d = kDyScale<kDy> * to_float(pdy[j]), v = to_float(px[j]);
                         const float a = v * sc[j] + sh[j];
                         if constexpr (!std::is_void_v<Y>) py[j] = from_float<Y>(std::max(0.0f, a));
                         const float g = a > 0.0f ? d : 0.0f, xhat = (v - mu[j]) * rs[j];
@@ -267,11 +355,12 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
 }
 
 // Pass 2: dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat)), the means from pass 1's sums.
-template <class DX, class DY, class X>
+template <DyPixels kDy, class DX, class DY, class X>
 void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                                    const float* mean, const float* var, const float* gamma, const float* beta,
                                    const float* dgamma, const float* dbeta, int64_t count) {
     const int64_t C = x.c, P = x.pixels();
+    const DY* zeros = static_cast<const DY*>(zero_row(size_t(C) * sizeof(DY)));
     float* room = channel_scratch(5 * C);
     const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
     const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd;
@@ -287,7 +376,7 @@ void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const 
 #pragma omp parallel for schedule(static)
         for (int64_t p = 0; p < P; ++p) {
             const PixelRow<const X> rx = pixel_row<const X>(x, p);
-            const PixelRow<const DY> rdy = pixel_row<const DY>(dy, p);
+            const PixelRow<const DY> rdy = dy_row<DY, kDy>(dy, x, p, zeros);
             const PixelRow<DX> rdx = pixel_row<DX>(dx, p);
             for (int64_t s = 0; s < C; s += L) {
                 const X* px = rx.segment(s);
@@ -298,14 +387,14 @@ void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const 
                 if (mode == Accumulate::add) {
 #pragma omp simd
                     for (int64_t j = 0; j < L; ++j) {
-                        const float d = to_float(pdy[j]), v = to_float(px[j]);
+                        const float d = kDyScale<kDy> * to_float(pdy[j]), v = to_float(px[j]);
                         const float g = v * sc[j] + sh[j] > 0.0f ? d : 0.0f;
                         pdx[j] = from_float<DX>(to_float(pdx[j]) + sc[j] * (g - mg[j] - (v - mu[j]) * rs[j] * mgx[j]));
                     }
                 } else {
 #pragma omp simd
                     for (int64_t j = 0; j < L; ++j) {
-                        const float d = to_float(pdy[j]), v = to_float(px[j]);
+                        const float d = kDyScale<kDy> * to_float(pdy[j]), v = to_float(px[j]);
                         const float g = v * sc[j] + sh[j] > 0.0f ? d : 0.0f;
                         pdx[j] = from_float<DX>(sc[j] * (g - mg[j] - (v - mu[j]) * rs[j] * mgx[j]));
                     }
@@ -320,8 +409,10 @@ namespace {
 // Pass 1 on the views' element types; O: the sums' type.
 template <class O>
 void backward_params(O* dgamma, O* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
-                     const float* var, const float* gamma, const float* beta, Pass1Outputs also) {
+                     const float* var, const float* gamma, const float* beta, Pass1Outputs also, DyPixels dy_pixels) {
     const FeatureMap *y = also.recomputed, *dx = also.deferred_dx;
+    check_dy_pixels(dy_pixels, dy, x, dx);
+    if (y) check_dy_pixels(dy_pixels, dy, x, y);
     if (dx && dx->type != DType::f32) throw std::logic_error("pass 1 defers into f32 gradients only");
     if (dx && !(also.pending.constant && also.pending.per_xhat))
         throw std::logic_error("pass 1 defers with the pending terms of the pass before (zeros for none)");
@@ -329,8 +420,11 @@ void backward_params(O* dgamma, O* dbeta, const FeatureMap& dy, const FeatureMap
     PhaseTimer timer(Phase::bn_relu_backward, 0.0, bytes);
     auto run = [&](auto yt, auto defers, auto dyt, auto xt) {
         using Y = std::conditional_t<std::is_same_v<decltype(yt), std::nullptr_t>, void, decltype(yt)>;
-        bn_relu_backward_params_kernel<O, Y, decltype(defers)::value, decltype(dyt), decltype(xt)>(
-            y, dx, also.pending, dgamma, dbeta, dy, x, mean, var, gamma, beta);
+        with_dy_pixels(dy_pixels, [&](auto dy_at) {
+            bn_relu_backward_params_kernel<O, Y, decltype(defers)::value, decltype(dy_at)::value, decltype(dyt),
+                                           decltype(xt)>(y, dx, also.pending, dgamma, dbeta, dy, x, mean, var, gamma,
+                                                         beta);
+        });
     };
     with_type(dy.type, [&](auto dyt) {
         with_type(x.type, [&](auto xt) {
@@ -346,19 +440,21 @@ void backward_params(O* dgamma, O* dbeta, const FeatureMap& dy, const FeatureMap
 }  // namespace
 
 void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
-                             const float* var, const float* gamma, const float* beta, Pass1Outputs also) {
-    backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta, also);
+                             const float* var, const float* gamma, const float* beta, Pass1Outputs also,
+                             DyPixels dy_pixels) {
+    backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta, also, dy_pixels);
 }
 
 void bn_relu_backward_param_sums(double* dgamma, double* dbeta, const FeatureMap& dy, const FeatureMap& x,
                                  const float* mean, const float* var, const float* gamma, const float* beta,
-                                 Pass1Outputs also) {
-    backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta, also);
+                                 Pass1Outputs also, DyPixels dy_pixels) {
+    backward_params(dgamma, dbeta, dy, x, mean, var, gamma, beta, also, dy_pixels);
 }
 
 void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                             const float* mean, const float* var, const float* gamma, const float* beta,
-                            const float* dgamma, const float* dbeta, int64_t count) {
+                            const float* dgamma, const float* dbeta, int64_t count, DyPixels dy_pixels) {
+    check_dy_pixels(dy_pixels, dy, x, &dx);
     // A gradient that many layers add into must keep f32's precision.
     if (mode == Accumulate::add && dx.type != DType::f32)
         throw std::logic_error("bn_relu_backward accumulates into f32 gradients only");
@@ -368,9 +464,10 @@ void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const Feature
     with_type(dx.type, [&](auto dxt) {
         with_type(dy.type, [&](auto dyt) {
             with_type(x.type, [&](auto xt) {
-                bn_relu_backward_input_kernel<decltype(dxt), decltype(dyt), decltype(xt)>(dx, mode, dy, x, mean, var,
-                                                                                         gamma, beta, dgamma, dbeta,
-                                                                                         count);
+                with_dy_pixels(dy_pixels, [&](auto dy_at) {
+                    bn_relu_backward_input_kernel<decltype(dy_at)::value, decltype(dxt), decltype(dyt), decltype(xt)>(
+                        dx, mode, dy, x, mean, var, gamma, beta, dgamma, dbeta, count);
+                });
             });
         });
     });

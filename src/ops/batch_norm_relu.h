@@ -1,4 +1,5 @@
-// defines: batch_stats, batch_moments, update_running_stats, bn_relu_forward, bn_relu_backward, Pass1Outputs,
+// defines: batch_stats, batch_moments, update_running_stats, bn_relu_forward, bn_relu_avg_pool_forward,
+//          bn_relu_backward, DyPixels, Pass1Outputs,
 //          bn_relu_backward_params, bn_relu_backward_param_sums, bn_relu_backward_input, DeferredInputTerms,
 //          bn_relu_defer_input_terms, bn_relu_apply_input_terms
 //
@@ -38,7 +39,19 @@ void update_running_stats(float* running_mean, float* running_var, const float* 
 void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
                      const float* gamma, const float* beta);
 
+// bn_relu_forward followed by nn.AvgPool2d(2, stride 2) (floor mode: an odd map's last row or
+// column is dropped), in one pass: y is (N, H/2, W/2, C), and the full-size activation is never
+// written. x and y are NHWC. A transition pools before its convolution (see TransitionPlan).
+void bn_relu_avg_pool_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                              const float* gamma, const float* beta);
+
 enum class Accumulate { assign, add };
+
+// Which pixels dy holds. same_pixels: x's. avg_pool_2x2: dy is the gradient of the 2x2 average
+// pool of bn_relu_avg_pool_forward, (N, H/2, W/2, C) NHWC; the backward reads a quarter of it at
+// each of the four pixels it covers (zero where no pooled pixel covers one) instead of a pool
+// backward's full-size gradient, which is then never written.
+enum class DyPixels { same_pixels, avg_pool_2x2 };
 
 // Backward through the ReLU and a batch-statistics normalisation. dgamma and dbeta are assigned;
 // dx is assigned or added to, since in a dense block many layers send gradient to one channel.
@@ -83,17 +96,19 @@ struct Pass1Outputs {
 
 // Pass 1: dgamma and dbeta (assigned), which pass 2 needs.
 void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
-                             const float* var, const float* gamma, const float* beta, Pass1Outputs also = {});
+                             const float* var, const float* gamma, const float* beta, Pass1Outputs also = {},
+                             DyPixels dy_pixels = DyPixels::same_pixels);
 // Pass 1's sums before their rounding to float, for data-parallel processes to add (a batch of
 // 64-pixel blocks summed in double, as one process sums them).
 void bn_relu_backward_param_sums(double* dgamma, double* dbeta, const FeatureMap& dy, const FeatureMap& x,
                                  const float* mean, const float* var, const float* gamma, const float* beta,
-                                 Pass1Outputs also = {});
+                                 Pass1Outputs also = {}, DyPixels dy_pixels = DyPixels::same_pixels);
 // Pass 2: dx from dy, x and pass 1's dgamma and dbeta, which are sums over `count` pixels: this
 // x's own (x.pixels()), or, with batch norm synchronised across data-parallel processes, the sums
 // of every process's pass 1 over the whole batch's pixels.
 void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                             const float* mean, const float* var, const float* gamma, const float* beta,
-                            const float* dgamma, const float* dbeta, int64_t count);
+                            const float* dgamma, const float* dbeta, int64_t count,
+                            DyPixels dy_pixels = DyPixels::same_pixels);
 
 }  // namespace dn

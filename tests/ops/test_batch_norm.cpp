@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 namespace dn {
@@ -125,6 +126,65 @@ TEST(BatchNormRelu, DeferredInputTermsGiveTheTwoPassGradient) {
                               mean.data(), var.data(), deferred_terms);
     EXPECT_LE(test::relative_error(read.data(), two_pass.data(), P * C), 1e-6);
     EXPECT_GT(test::relative_error(deferred.data(), two_pass.data(), P * C), 1e-3);  // the terms do matter
+}
+
+// A transition's norm+relu+2x2 average pool in one pass, on an odd map (floor mode drops the last
+// row and column) read as a channel prefix of a wider one: forward against the pool of
+// bn_relu_forward's output, and backward from the pooled gradient against the backward from the
+// full-size one a pool backward writes, a quarter at each pixel and zero where none pooled.
+TEST(BatchNormRelu, AveragePoolInsideIsThePoolOfTheActivation) {
+    const int64_t N = 2, H = 5, W = 7, C = 48, in = 40, OH = H / 2, OW = W / 2, P = N * H * W, Q = N * OH * OW;
+    std::vector<float> block = test::random_vector(size_t(P * C), 21, -2.0f, 2.0f);
+    const FeatureMap x = dense_map(block.data(), N, H, W, C).channels(0, in);
+    std::vector<float> gamma = test::random_vector(in, 22, -1.5f, 1.5f), beta = test::random_vector(in, 23);
+    std::vector<float> mean(in), var(in);
+    batch_stats(mean.data(), var.data(), x);
+
+    std::vector<float> y(size_t(P * in)), pooled(size_t(Q * in)), expected(size_t(Q * in));
+    bn_relu_forward(dense_map(y.data(), N, H, W, in), x, mean.data(), var.data(), gamma.data(), beta.data());
+    bn_relu_avg_pool_forward(dense_map(pooled.data(), N, OH, OW, in), x, mean.data(), var.data(), gamma.data(),
+                             beta.data());
+    auto full = [&](int64_t n, int64_t h, int64_t w) { return ((n * H + h) * W + w) * in; };
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t oh = 0; oh < OH; ++oh)
+            for (int64_t ow = 0; ow < OW; ++ow)
+                for (int64_t j = 0; j < in; ++j) {
+                    double sum = 0.0;
+                    for (int64_t h = 2 * oh; h < 2 * oh + 2; ++h)
+                        for (int64_t w = 2 * ow; w < 2 * ow + 2; ++w) sum += y[size_t(full(n, h, w) + j)];
+                    expected[size_t(((n * OH + oh) * OW + ow) * in + j)] = float(sum / 4);
+                }
+    EXPECT_LE(test::relative_error(pooled.data(), expected.data(), Q * in), 1e-6);
+
+    std::vector<float> d_pooled = test::random_vector(size_t(Q * in), 24);
+    std::vector<float> d_full(size_t(P * in), 0.0f);  // what a pool backward writes
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t h = 0; h < 2 * OH; ++h)
+            for (int64_t w = 0; w < 2 * OW; ++w)
+                for (int64_t j = 0; j < in; ++j)
+                    d_full[size_t(full(n, h, w) + j)] = d_pooled[size_t(((n * OH + h / 2) * OW + w / 2) * in + j)] / 4;
+    for (Accumulate mode : {Accumulate::assign, Accumulate::add}) {
+        std::vector<float> dx(size_t(P * in), 0.5f), dx_pooled(dx), dg(in), db(in), dg_pooled(in), db_pooled(in);
+        const FeatureMap dx_map = dense_map(dx.data(), N, H, W, in);
+        const FeatureMap dx_pooled_map = dense_map(dx_pooled.data(), N, H, W, in);
+        const FeatureMap dy_full = dense_map(d_full.data(), N, H, W, in);
+        const FeatureMap dy_pooled = dense_map(d_pooled.data(), N, OH, OW, in);
+        bn_relu_backward(dx_map, mode, dg.data(), db.data(), dy_full, x, mean.data(), var.data(), gamma.data(),
+                         beta.data());
+        bn_relu_backward_params(dg_pooled.data(), db_pooled.data(), dy_pooled, x, mean.data(), var.data(),
+                                gamma.data(), beta.data(), {}, DyPixels::avg_pool_2x2);
+        bn_relu_backward_input(dx_pooled_map, mode, dy_pooled, x, mean.data(), var.data(), gamma.data(), beta.data(),
+                               dg_pooled.data(), db_pooled.data(), P, DyPixels::avg_pool_2x2);
+        EXPECT_EQ(dg_pooled, dg);  // the same quarters, summed in the same order
+        EXPECT_EQ(db_pooled, db);
+        EXPECT_EQ(dx_pooled, dx);
+    }
+    // A pooled gradient of the wrong size is refused.
+    std::vector<float> sink(size_t(2 * in));
+    const FeatureMap wrong = dense_map(d_full.data(), N, H, W, in);
+    EXPECT_THROW(bn_relu_backward_params(sink.data(), sink.data() + in, wrong, x, mean.data(), var.data(), gamma.data(),
+                                         beta.data(), {}, DyPixels::avg_pool_2x2),
+                 std::logic_error);
 }
 
 }  // namespace
