@@ -201,7 +201,7 @@ void bn_relu_forward_kernel(const FeatureMap& y, const FeatureMap& x, const floa
                 const float *sc = scale + s, *sh = shift + s;
 #pragma omp simd
                 for (int64_t j = 0; j < L; ++j)
-                    py[j] = from_float<Y>(std::max(0.0f, to_float(px[j]) * sc[j] + sh[j]));
+                    py[j] = from_float_not_nan<Y>(std::max(0.0f, to_float(px[j]) * sc[j] + sh[j]));
             }
         }
     });
@@ -247,7 +247,7 @@ void bn_relu_avg_pool_forward_kernel(const FeatureMap& y, const FeatureMap& x, c
             sum += std::max(0.0f, to_float(b[j]) * scale[j] + shift[j]);
             sum += std::max(0.0f, to_float(c[j]) * scale[j] + shift[j]);
             sum += std::max(0.0f, to_float(d[j]) * scale[j] + shift[j]);
-            py[j] = from_float<Y>(0.25f * sum);
+            py[j] = from_float_not_nan<Y>(0.25f * sum);  // a sum of ReLU outputs
         }
     }
 }
@@ -331,7 +331,7 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
                     for (int64_t j = 0; j < L; ++j) {
                         const float d = kDyScale<kDy> * to_float(pdy[j]), v = to_float(px[j]);
                         const float a = v * sc[j] + sh[j];
-                        if constexpr (!std::is_void_v<Y>) py[j] = from_float<Y>(std::max(0.0f, a));
+                        if constexpr (!std::is_void_v<Y>) py[j] = from_float_not_nan<Y>(std::max(0.0f, a));
                         const float g = a > 0.0f ? d : 0.0f, xhat = (v - mu[j]) * rs[j];
                         sg[j] += g;
                         sgx[j] += g * xhat;

@@ -51,6 +51,20 @@ TEST(Bf16, RoundsToNearestEven) {
     EXPECT_TRUE(std::isnan(to_float(to_bf16(bits_to_float(0x7fffffff)))));  // would round into infinity
 }
 
+// The conversion for values that cannot be NaN (ReLU outputs) is the same conversion there: every
+// sign and exponent, with the mantissas at and around the rounding boundaries, and infinities.
+TEST(Bf16, NotNanConversionIsTheSameForEveryNumber) {
+    const uint32_t low_bits[] = {0x0000, 0x0001, 0x7fff, 0x8000, 0x8001, 0xffff};
+    for (uint32_t high = 0; high < 0x10000; ++high) {
+        if ((high & 0x7f80) == 0x7f80 && (high & 0x7f) != 0) continue;  // NaN
+        for (uint32_t low : low_bits) {
+            const uint32_t u = (high << 16) | low;
+            if ((u & 0x7fffffffu) > 0x7f800000u) continue;  // NaN
+            ASSERT_EQ(to_bf16_not_nan(bits_to_float(u)).bits, to_bf16(bits_to_float(u)).bits) << std::hex << u;
+        }
+    }
+}
+
 // oneDNN converts weights (in its reorders) and its kernels convert outputs; ours must agree bit for bit.
 TEST(Bf16, ConvertsAsOneDnnDoes) {
     DnnlContext ctx;
