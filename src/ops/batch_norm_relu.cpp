@@ -219,8 +219,8 @@ void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean
 }
 
 namespace {
-// Each output pixel's four inputs normalised and rectified in f32, summed in row order and
-// scaled by a quarter, as oneDNN's average pool sums them, then rounded once to Y.
+// Each output pixel's four inputs normalised and rectified in f32, summed in row order, scaled by
+// a quarter and rounded once to Y (in bf16 precision, unlike a pool of the rounded activation).
 template <class Y, class X>
 void bn_relu_avg_pool_forward_kernel(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
                                      const float* gamma, const float* beta) {
