@@ -176,10 +176,14 @@ void update_running_stats(float* running_mean, float* running_var, const float* 
 }
 
 namespace {
-template <class Y, class X>
-void bn_relu_forward_kernel(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
-                            const float* gamma, const float* beta) {
-    const int64_t C = x.c, P = x.pixels();
+// The forward's per-channel affine map, y = max(0, x * scale + shift), in the channel scratch.
+struct NormalisationConstants {
+    const float* scale;
+    const float* shift;
+};
+
+NormalisationConstants normalisation_constants(int64_t C, const float* mean, const float* var, const float* gamma,
+                                               const float* beta) {
     float* scale = channel_scratch(2 * C);
     float* shift = scale + C;
     for (int64_t j = 0; j < C; ++j) {
@@ -187,6 +191,15 @@ void bn_relu_forward_kernel(const FeatureMap& y, const FeatureMap& x, const floa
         scale[j] = gamma[j] * rstd;
         shift[j] = beta[j] - mean[j] * scale[j];
     }
+    return {scale, shift};
+}
+
+template <class Y, class X>
+void bn_relu_forward_kernel(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                            const float* gamma, const float* beta) {
+    const int64_t C = x.c, P = x.pixels();
+    const NormalisationConstants k = normalisation_constants(C, mean, var, gamma, beta);
+    const float *scale = k.scale, *shift = k.shift;
     // Whole pixel rows, one after the other: the reads stream through memory.
     with_segment({&x, &y}, [&](auto segment) {
         constexpr int64_t S = decltype(segment)::value;
@@ -225,13 +238,8 @@ template <class Y, class X>
 void bn_relu_avg_pool_forward_kernel(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
                                      const float* gamma, const float* beta) {
     const int64_t C = x.c, OH = y.h, OW = y.w, Q = y.pixels();
-    float* scale = channel_scratch(2 * C);
-    float* shift = scale + C;
-    for (int64_t j = 0; j < C; ++j) {
-        const float rstd = 1.0f / std::sqrt(var[j] + kBnEps);
-        scale[j] = gamma[j] * rstd;
-        shift[j] = beta[j] - mean[j] * scale[j];
-    }
+    const NormalisationConstants k = normalisation_constants(C, mean, var, gamma, beta);
+    const float *scale = k.scale, *shift = k.shift;
 #pragma omp parallel for schedule(static)
     for (int64_t q = 0; q < Q; ++q) {
         const int64_t n = q / (OH * OW), r = q - n * OH * OW, oh = r / OW, ow = r - oh * OW;
