@@ -93,11 +93,16 @@ void with_dy_pixels(DyPixels dy_pixels, F&& f) {
     else f(std::integral_constant<DyPixels, DyPixels::same_pixels>{});
 }
 
+// Whether `pooled` has the shape of full's 2x2 average pool, (N, H/2, W/2, C), both NHWC.
+bool is_2x2_pool_of(const FeatureMap& pooled, const FeatureMap& full) {
+    return pooled.layout == Layout::nhwc && full.layout == Layout::nhwc && pooled.n == full.n &&
+           pooled.h == full.h / 2 && pooled.w == full.w / 2 && pooled.c == full.c;
+}
+
 // A pooled dy must be the NHWC (N, H/2, W/2, C) gradient of an NHWC x.
 void check_dy_pixels(DyPixels dy_pixels, const FeatureMap& dy, const FeatureMap& x, const FeatureMap* dx) {
     if (dy_pixels == DyPixels::same_pixels) return;
-    const bool nhwc = dy.layout == Layout::nhwc && x.layout == Layout::nhwc && (!dx || dx->layout == Layout::nhwc);
-    if (!nhwc || dy.n != x.n || dy.h != x.h / 2 || dy.w != x.w / 2 || dy.c != x.c)
+    if (!is_2x2_pool_of(dy, x) || (dx && dx->layout != Layout::nhwc))
         throw std::logic_error("a 2x2-pooled gradient is the NHWC (N, H/2, W/2, C) gradient of an NHWC x");
 }
 
@@ -263,8 +268,7 @@ void bn_relu_avg_pool_forward_kernel(const FeatureMap& y, const FeatureMap& x, c
 
 void bn_relu_avg_pool_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
                               const float* gamma, const float* beta) {
-    if (x.layout != Layout::nhwc || y.layout != Layout::nhwc || y.n != x.n || y.h != x.h / 2 || y.w != x.w / 2 ||
-        y.c != x.c)
+    if (!is_2x2_pool_of(y, x))
         throw std::logic_error("bn_relu_avg_pool_forward: y is the NHWC (N, H/2, W/2, C) pool of an NHWC x");
     PhaseTimer timer(Phase::bn_relu_forward, 0.0, double(x.bytes() + y.bytes()));
     with_type(y.type, [&](auto yt) {

@@ -58,13 +58,12 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
 // So training's pointwise convolutions on maps of 28x28 and larger run on nChw16c where all three
 // passes are the convolution primitive. (Inference's conv1 writes the next convolution's NHWC
 // operand with its folded norm: unmeasured, it stays NHWC.)
-// Except bf16 on a CPU with AMX: there oneDNN has AMX kernels for NHWC but only its AVX512-BF16
-// ones for nChw16c. Measured on a 2-core Xeon with AMX, 256 -> 128 at 56x56 and 512 -> 128 at
-// 28x28: NHWC 1902/1028/471 and 2195/1413/539 GFLOP/s, nChw16c 189/204/182 and 190/200/187. (In
-// fp32 there it was a draw: 242/241/246 against 253/280/258 at 56x56, 312/239/223 against
-// 235/309/299 at 28x28.)
+// bf16 on a CPU with AMX stays NHWC, since its gradients are matmuls there (default_conv_kernels);
+// oneDNN has AMX kernels for NHWC but only its AVX512-BF16 ones for nChw16c. Measured on a 2-core
+// Xeon with AMX, 256 -> 128 at 56x56 and 512 -> 128 at 28x28: NHWC 1902/1028/471 and
+// 2195/1413/539 GFLOP/s, nChw16c 189/204/182 and 190/200/187. (In fp32 there it was a draw:
+// 242/241/246 against 253/280/258 at 56x56, 312/239/223 against 235/309/299 at 28x28.)
 Layout default_activation_layout(const ConvShape& s, DType type, Pass pass) {
-    if (type == DType::bf16 && cpu_has_amx()) return Layout::nhwc;
     const ConvKernels k = default_conv_kernels(s, type, pass);
     const ConvKernel cv = ConvKernel::convolution;
     const bool primitive = k.forward == cv && k.backward_data == cv && k.backward_weights == cv;
