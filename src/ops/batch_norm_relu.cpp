@@ -1,6 +1,7 @@
 #include "ops/batch_norm_relu.h"
 
 #include "ops/profiler.h"
+#include "ops/streaming_store.h"
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +25,19 @@ static float* channel_scratch(int64_t floats) {
     thread_local std::vector<float> scratch;
     if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
     return scratch.data();
+}
+
+// A thread's own row of `count` elements, 32-byte aligned: where a kernel stages a row that it then
+// writes with streaming stores (ops/streaming_store.h). Allocated in the first step only.
+template <class T>
+static T* row_scratch(int64_t count) {
+    struct alignas(kStreamingGrain) Grain {
+        unsigned char bytes[kStreamingGrain];
+    };
+    thread_local std::vector<Grain> room;
+    const size_t grains = (size_t(count) * sizeof(T) + kStreamingGrain - 1) / kStreamingGrain;
+    if (room.size() < grains) room.resize(grains);
+    return reinterpret_cast<T*>(room.data());
 }
 
 // A row of zeros at least `bytes` long: the gradient a pixel reads where none reaches it.
@@ -205,22 +219,30 @@ void bn_relu_forward_kernel(const FeatureMap& y, const FeatureMap& x, const floa
     const int64_t C = x.c, P = x.pixels();
     const NormalisationConstants k = normalisation_constants(C, mean, var, gamma, beta);
     const float *scale = k.scale, *shift = k.shift;
-    // Whole pixel rows, one after the other: the reads stream through memory.
+    const bool streams = streams_well(y);
+    // Whole pixel rows, one after the other: the reads stream through memory. A large y is written
+    // with streaming stores, each row (or segment) computed into a row of the thread's own first.
     with_segment({&x, &y}, [&](auto segment) {
         constexpr int64_t S = decltype(segment)::value;
         const int64_t L = S ? S : C;
-#pragma omp parallel for schedule(static)
-        for (int64_t p = 0; p < P; ++p) {
-            const PixelRow<const X> rx = pixel_row<const X>(x, p);
-            const PixelRow<Y> ry = pixel_row<Y>(y, p);
-            for (int64_t s = 0; s < C; s += L) {
-                const X* px = rx.segment(s);
-                Y* py = ry.segment(s);
-                const float *sc = scale + s, *sh = shift + s;
+#pragma omp parallel
+        {
+            Y* staged = streams ? row_scratch<Y>(L) : nullptr;
+#pragma omp for schedule(static)
+            for (int64_t p = 0; p < P; ++p) {
+                const PixelRow<const X> rx = pixel_row<const X>(x, p);
+                const PixelRow<Y> ry = pixel_row<Y>(y, p);
+                for (int64_t s = 0; s < C; s += L) {
+                    const X* px = rx.segment(s);
+                    Y* py = streams ? staged : ry.segment(s);
+                    const float *sc = scale + s, *sh = shift + s;
 #pragma omp simd
-                for (int64_t j = 0; j < L; ++j)
-                    py[j] = from_float_not_nan<Y>(std::max(0.0f, to_float(px[j]) * sc[j] + sh[j]));
+                    for (int64_t j = 0; j < L; ++j)
+                        py[j] = from_float_not_nan<Y>(std::max(0.0f, to_float(px[j]) * sc[j] + sh[j]));
+                    if (streams) stream_copy(ry.segment(s), staged, size_t(L) * sizeof(Y));
+                }
             }
+            if (streams) stream_fence();
         }
     });
 }
@@ -311,10 +333,15 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
     const BackwardConstants c = backward_constants(room, C, mean, var, gamma, beta);
     const float *scale = c.scale, *shift = c.shift, *rstd = c.rstd;
     float* partial = room + 3 * C;  // (blocks, 2, C): each pixel block's sums of g and g * xhat
+    const bool streams = y && streams_well(*y);
     with_segment({y, dx, &dy, &x}, [&](auto segment) {
         constexpr int64_t S = decltype(segment)::value;
         const int64_t L = S ? S : C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+        {
+        Y* staged = nullptr;
+        if constexpr (!std::is_void_v<Y>) staged = streams ? row_scratch<Y>(L) : nullptr;
+#pragma omp for schedule(static)
         for (int64_t b = 0; b < blocks; ++b) {
             float* sum_g = partial + b * 2 * C;
             float* sum_gx = sum_g + C;
@@ -335,7 +362,7 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
                     const float *pc = nullptr, *pxh = nullptr;
                     Y* py = nullptr;
                     float* pdx = nullptr;
-                    if constexpr (!std::is_void_v<Y>) py = ry.segment(s);
+                    if constexpr (!std::is_void_v<Y>) py = streams ? staged : ry.segment(s);
                     if constexpr (kDefers) pdx = rdx.segment(s), pc = pending.constant + s, pxh = pending.per_xhat + s;
                     // dy is loaded whether or not the ReLU was open: a conditional load would keep the
                     // compiler from vectorising (it may not read memory the source does not).
@@ -350,8 +377,12 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
                         // The layer after's pending terms first: they complete its centred gradient.
                         if constexpr (kDefers) pdx[j] = (pdx[j] + (pc[j] + xhat * pxh[j])) + sc[j] * g;
                     }
+                    if constexpr (!std::is_void_v<Y>)
+                        if (streams) stream_copy(ry.segment(s), staged, size_t(L) * sizeof(Y));
                 }
             }
+        }
+        if (streams) stream_fence();
         }
     });
 #pragma omp parallel for schedule(static)
