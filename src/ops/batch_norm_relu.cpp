@@ -339,50 +339,51 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
         const int64_t L = S ? S : C;
 #pragma omp parallel
         {
-        Y* staged = nullptr;
-        if constexpr (!std::is_void_v<Y>) staged = streams ? row_scratch<Y>(L) : nullptr;
+            Y* staged = nullptr;
+            if constexpr (!std::is_void_v<Y>) staged = streams ? row_scratch<Y>(L) : nullptr;
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < blocks; ++b) {
-            float* sum_g = partial + b * 2 * C;
-            float* sum_gx = sum_g + C;
-            std::fill(sum_g, sum_g + 2 * C, 0.0f);
-            const int64_t end = std::min(P, (b + 1) * kSumBlock);
-            for (int64_t p = b * kSumBlock; p < end; ++p) {
-                const PixelRow<const X> rx = pixel_row<const X>(x, p);
-                const PixelRow<const DY> rdy = dy_row<DY, kDy>(dy, x, p, zeros);
-                PixelRow<Y> ry{};
-                PixelRow<float> rdx{};
-                if constexpr (!std::is_void_v<Y>) ry = pixel_row<Y>(*y, p);
-                if constexpr (kDefers) rdx = pixel_row<float>(*dx, p);
-                for (int64_t s = 0; s < C; s += L) {
-                    const X* px = rx.segment(s);
-                    const DY* pdy = rdy.segment(s);
-                    const float *sc = scale + s, *sh = shift + s, *mu = mean + s, *rs = rstd + s;
-                    float *sg = sum_g + s, *sgx = sum_gx + s;
-                    const float *pc = nullptr, *pxh = nullptr;
-                    Y* py = nullptr;
-                    float* pdx = nullptr;
-                    if constexpr (!std::is_void_v<Y>) py = streams ? staged : ry.segment(s);
-                    if constexpr (kDefers) pdx = rdx.segment(s), pc = pending.constant + s, pxh = pending.per_xhat + s;
-                    // dy is loaded whether or not the ReLU was open: a conditional load would keep the
-                    // compiler from vectorising (it may not read memory the source does not).
+            for (int64_t b = 0; b < blocks; ++b) {
+                float* sum_g = partial + b * 2 * C;
+                float* sum_gx = sum_g + C;
+                std::fill(sum_g, sum_g + 2 * C, 0.0f);
+                const int64_t end = std::min(P, (b + 1) * kSumBlock);
+                for (int64_t p = b * kSumBlock; p < end; ++p) {
+                    const PixelRow<const X> rx = pixel_row<const X>(x, p);
+                    const PixelRow<const DY> rdy = dy_row<DY, kDy>(dy, x, p, zeros);
+                    PixelRow<Y> ry{};
+                    PixelRow<float> rdx{};
+                    if constexpr (!std::is_void_v<Y>) ry = pixel_row<Y>(*y, p);
+                    if constexpr (kDefers) rdx = pixel_row<float>(*dx, p);
+                    for (int64_t s = 0; s < C; s += L) {
+                        const X* px = rx.segment(s);
+                        const DY* pdy = rdy.segment(s);
+                        const float *sc = scale + s, *sh = shift + s, *mu = mean + s, *rs = rstd + s;
+                        float *sg = sum_g + s, *sgx = sum_gx + s;
+                        const float *pc = nullptr, *pxh = nullptr;
+                        Y* py = nullptr;
+                        float* pdx = nullptr;
+                        if constexpr (!std::is_void_v<Y>) py = streams ? staged : ry.segment(s);
+                        if constexpr (kDefers)
+                            pdx = rdx.segment(s), pc = pending.constant + s, pxh = pending.per_xhat + s;
+                        // dy is loaded whether or not the ReLU was open: a conditional load would keep the
+                        // compiler from vectorising (it may not read memory the source does not).
 #pragma omp simd
-                    for (int64_t j = 0; j < L; ++j) {
-                        const float d = kDyScale<kDy> * to_float(pdy[j]), v = to_float(px[j]);
-                        const float a = v * sc[j] + sh[j];
-                        if constexpr (!std::is_void_v<Y>) py[j] = from_float_not_nan<Y>(std::max(0.0f, a));
-                        const float g = a > 0.0f ? d : 0.0f, xhat = (v - mu[j]) * rs[j];
-                        sg[j] += g;
-                        sgx[j] += g * xhat;
-                        // The layer after's pending terms first: they complete its centred gradient.
-                        if constexpr (kDefers) pdx[j] = (pdx[j] + (pc[j] + xhat * pxh[j])) + sc[j] * g;
+                        for (int64_t j = 0; j < L; ++j) {
+                            const float d = kDyScale<kDy> * to_float(pdy[j]), v = to_float(px[j]);
+                            const float a = v * sc[j] + sh[j];
+                            if constexpr (!std::is_void_v<Y>) py[j] = from_float_not_nan<Y>(std::max(0.0f, a));
+                            const float g = a > 0.0f ? d : 0.0f, xhat = (v - mu[j]) * rs[j];
+                            sg[j] += g;
+                            sgx[j] += g * xhat;
+                            // The layer after's pending terms first: they complete its centred gradient.
+                            if constexpr (kDefers) pdx[j] = (pdx[j] + (pc[j] + xhat * pxh[j])) + sc[j] * g;
+                        }
+                        if constexpr (!std::is_void_v<Y>)
+                            if (streams) stream_copy(ry.segment(s), staged, size_t(L) * sizeof(Y));
                     }
-                    if constexpr (!std::is_void_v<Y>)
-                        if (streams) stream_copy(ry.segment(s), staged, size_t(L) * sizeof(Y));
                 }
             }
-        }
-        if (streams) stream_fence();
+            if (streams) stream_fence();
         }
     });
 #pragma omp parallel for schedule(static)
