@@ -73,7 +73,9 @@ def shared_args(case, a, warmup_at_least=0):
 
 
 def ours_command(case, a):
-    cmd = [a.densenet, "bench", *shared_args(case, a), "--precision", case.get("precision", "fp32"), "--json"]
+    # The CPU engine, as the CPU peers: bench's default would take a visible GPU.
+    cmd = [a.densenet, "bench", *shared_args(case, a), "--device", "cpu", "--precision", case.get("precision", "fp32"),
+           "--json"]
     if case["mode"] == "train":
         cmd += ["--memory", "recompute"]
     return cmd

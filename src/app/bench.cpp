@@ -1,4 +1,6 @@
 #include "app/commands.h"
+#include "app/device_choice.h"
+#include "app/gpu/bench_report.h"
 
 #include "model/densenet.h"
 #include "model/init.h"
@@ -34,6 +36,8 @@ struct BenchOptions {
     std::string precision = "fp32";
     std::string memory = "recompute";
     int64_t threads = 0;  // 0: every core
+    std::string device = "auto";
+    bool no_tf32 = false;
     bool json = false;
     bool profile = false;
 };
@@ -122,8 +126,34 @@ private:
     std::vector<int32_t> labels_;
 };
 
+// The same steps on a GPU (cuda::run_bench), printed and reported as the CPU's.
+int run_gpu_bench(const BenchOptions& o, const DeviceChoice& device) {
+    if (o.precision != "fp32")
+        throw std::invalid_argument("--precision " + o.precision + " on a GPU: the GPU engine runs fp32 (with TF32 "
+                                    "convolutions unless --no-tf32) so far");
+    if (o.profile) throw std::invalid_argument("--profile measures the CPU engine's phases; on a GPU, use nsys");
+    cuda::BenchSetup setup;
+    setup.arch = o.arch;
+    setup.num_classes = o.num_classes;
+    setup.input_size = o.input_size;
+    setup.batch_size = o.batch_size;
+    setup.steps = o.steps;
+    setup.warmup = o.warmup;
+    setup.pass = o.mode == "train" ? Pass::training : Pass::inference;
+    setup.intermediates = o.memory == "keep" ? Intermediates::keep : Intermediates::recompute;
+    setup.tf32 = o.no_tf32 ? cuda::Tf32::off : cuda::Tf32::allowed;
+    setup.device = device.index;
+    const cuda::BenchResult result = gpu_engine()->run_bench(setup);
+    std::printf("%s", gpu_bench_summary(setup, result).c_str());
+    if (o.json) std::printf("%s\n", gpu_bench_json(setup, result).dump().c_str());
+    return 0;
+}
+
 int run_bench(const BenchOptions& o) {
     validate(o);
+    const DeviceChoice device = choose_device(o.device);
+    if (device.kind == DeviceKind::cuda) return run_gpu_bench(o, device);
+    if (o.no_tf32) throw std::invalid_argument("--no-tf32 is for GPUs: the CPU engine computes in full fp32");
     // Before anything is built: oneDNN sizes its OpenMP work to the thread count it first sees.
     omp_set_num_threads(o.threads > 0 ? int(o.threads) : omp_get_num_procs());
     const int threads = omp_get_max_threads();
@@ -147,9 +177,10 @@ int run_bench(const BenchOptions& o) {
     const int64_t peak_rss_bytes = int64_t(usage.ru_maxrss) * 1024;
 
     const bool train = o.mode == "train";
-    std::printf("%s %s %s, %ldx%ld, batch %ld, %d threads%s%s: %ld timed steps after %ld warm-up\n", o.arch.c_str(),
-                o.mode.c_str(), precision_name(precision), long(o.input_size), long(o.input_size), long(o.batch_size), threads,
-                train ? ", memory " : "", train ? o.memory.c_str() : "", long(o.steps), long(o.warmup));
+    std::printf("%s %s %s, %ldx%ld, batch %ld, on %s, %d threads%s%s: %ld timed steps after %ld warm-up\n",
+                o.arch.c_str(), o.mode.c_str(), precision_name(precision), long(o.input_size), long(o.input_size),
+                long(o.batch_size), device.description.c_str(), threads, train ? ", memory " : "",
+                train ? o.memory.c_str() : "", long(o.steps), long(o.warmup));
     std::printf("  %.3f images/s, %.4f s per step, peak resident memory %.1f MB (activation arena %.1f MB)\n",
                 images_per_second, step_seconds, double(peak_rss_bytes) / 1e6, run.net().plan().memory.total_bytes() / 1e6);
     if (train) {
@@ -164,6 +195,7 @@ int run_bench(const BenchOptions& o) {
                                   {"precision", precision_name(precision)},
                                   {"input_size", o.input_size},
                                   {"batch_size", o.batch_size},
+                                  {"device", "cpu"},
                                   {"threads", threads},
                                   {"num_classes", o.num_classes},
                                   {"steps", o.steps},
@@ -198,6 +230,9 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_option("--memory", o->memory, "recompute (memory-efficient) or keep the BN-ReLU and bottleneck outputs")
         ->capture_default_str();
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: every core)")->capture_default_str();
+    cmd->add_option("--device", o->device, "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N")
+        ->capture_default_str();
+    cmd->add_flag("--no-tf32", o->no_tf32, "on a GPU: full fp32 convolutions, not PyTorch's default TF32");
     cmd->add_flag("--json", o->json, "end with one line of JSON");
     cmd->add_flag("--profile", o->profile, "print where the time of a step goes, phase by phase");
     return {cmd, [o] { return run_bench(*o); }};

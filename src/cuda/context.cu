@@ -2,6 +2,7 @@
 
 #include "cuda/cudnn_check.h"
 
+#include <atomic>
 #include <utility>
 
 namespace dn::cuda {
@@ -23,20 +24,41 @@ Context::~Context() {
 
 void Context::synchronize() const { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-DeviceBuffer::DeviceBuffer(size_t bytes) : size_(bytes) {
-    if (bytes) CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&data_), bytes));
+namespace {
+std::atomic<size_t> live{0}, peak{0};
+
+void count_allocation(size_t bytes) {
+    const size_t now = live += bytes;
+    size_t before = peak.load();
+    while (now > before && !peak.compare_exchange_weak(before, now)) {
+    }
 }
 
-DeviceBuffer::~DeviceBuffer() {
-    if (data_) cudaFree(data_);
+void release(char* data, size_t bytes) {
+    if (!data) return;
+    cudaFree(data);
+    live -= bytes;
 }
+}  // namespace
+
+size_t DeviceBuffer::live_bytes() { return live.load(); }
+size_t DeviceBuffer::peak_bytes() { return peak.load(); }
+void DeviceBuffer::reset_peak() { peak.store(live.load()); }
+
+DeviceBuffer::DeviceBuffer(size_t bytes) : size_(bytes) {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&data_), bytes));
+    count_allocation(bytes);
+}
+
+DeviceBuffer::~DeviceBuffer() { release(data_, size_); }
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
 
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
     if (this != &other) {
-        if (data_) cudaFree(data_);
+        release(data_, size_);
         data_ = std::exchange(other.data_, nullptr);
         size_ = std::exchange(other.size_, 0);
     }

@@ -35,9 +35,15 @@ private:
     cublasHandle_t cublas_ = nullptr;
 };
 
-// One device allocation, made when the network is built and never inside a step.
+// One device allocation, made when the network is built and never inside a step. Every live
+// buffer's bytes are counted, as PyTorch's caching allocator counts its tensors
+// (torch.cuda.max_memory_allocated): cuDNN's and cuBLAS's own allocations are not among them.
 class DeviceBuffer {
 public:
+    static size_t live_bytes();  // in all DeviceBuffers now
+    static size_t peak_bytes();  // the most live_bytes() has been since the last reset_peak()
+    static void reset_peak();
+
     DeviceBuffer() = default;
     explicit DeviceBuffer(size_t bytes);
     ~DeviceBuffer();

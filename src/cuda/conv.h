@@ -1,7 +1,8 @@
-// defines: cuda::Tf32, cuda::Conv2d (cuDNN convolution over dense NHWC: forward, backward-data,
+// defines: cuda::Conv2d (cuDNN convolution over dense NHWC: forward, backward-data,
 //          backward-weights, with algorithms picked once per shape), cuda::oihw_to_ohwi,
 //          cuda::ohwi_to_oihw
 #pragma once
+#include "cuda/tf32.h"
 #include "ops/conv_shape.h"
 
 #include <cuda_runtime.h>
@@ -10,10 +11,6 @@
 #include <cstddef>
 
 namespace dn::cuda {
-
-// allowed: fp32 convolutions may run on TF32 tensor cores (PyTorch's default,
-// torch.backends.cudnn.allow_tf32 = True); off: full fp32 arithmetic.
-enum class Tf32 { allowed, off };
 
 // Activations are dense NHWC floats; weights are OHWI (channels-last, as PyTorch's channels_last
 // keeps them; the parameter buffer stays OIHW, and oihw_to_ohwi / ohwi_to_oihw convert).

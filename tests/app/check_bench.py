@@ -80,5 +80,20 @@ for bad in (["--batch-size", "0"], ["--steps", "0"], ["--arch", "densenet0"], ["
     check(p.returncode != 0, " ".join(bad) + ": exits non-zero")
     check(len(err) == 1 and err[0].startswith("error: "), " ".join(bad) + ": one 'error:' line, got %r" % err)
 
+# --device: auto takes a GPU where one is visible, so the GPU is hidden to make it mean the CPU here.
+NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
+p = run({}, "--json", env=NO_GPU)
+r = last_json(p, "--device auto without a GPU")
+check(r.get("device") == "cpu" and "on the CPU" in p.stdout, "--device auto without a GPU runs on the CPU and says so")
+r = last_json(run({"--device": "cpu"}, "--json"), "--device cpu")
+check(r.get("device") == "cpu", "--device cpu: device is cpu")
+for bad, env in ((["--device", "gpu"], None), (["--device", "cuda:x"], None), (["--device", "cuda:-1"], None),
+                 (["--device", "cuda"], NO_GPU), (["--device", "cuda:0"], NO_GPU), (["--device", "cpu", "--no-tf32"], None)):
+    p = run({}, *bad, env=env)
+    err = [l for l in p.stderr.splitlines() if l.strip()]
+    check(p.returncode != 0, " ".join(bad) + ": exits non-zero")
+    check(len(err) == 1 and err[0].startswith("error: ") and "--" in err[0],
+          " ".join(bad) + ": one 'error:' line naming the option, got %r" % err)
+
 print("%d failures" % len(failures) if failures else "densenet bench: all checks passed")
 sys.exit(1 if failures else 0)

@@ -1,0 +1,42 @@
+#include "app/device_choice.h"
+
+#include <charconv>
+#include <stdexcept>
+
+namespace dn {
+
+namespace {
+DeviceChoice gpu(const GpuEngine& engine, int index) {
+    return {DeviceKind::cuda, index, "cuda:" + std::to_string(index) + ", " + engine.device_name(index)};
+}
+
+// "cuda" is GPU 0; "cuda:N" GPU N; anything else is not a GPU's name (-1).
+int gpu_index(const std::string& flag) {
+    if (flag == "cuda") return 0;
+    if (flag.rfind("cuda:", 0) != 0) return -1;
+    int index = -1;
+    const char *first = flag.data() + 5, *last = flag.data() + flag.size();
+    const auto [end, error] = std::from_chars(first, last, index);
+    return error == std::errc() && end == last && first != last ? index : -1;
+}
+}  // namespace
+
+DeviceChoice choose_device(const std::string& flag) {
+    if (flag == "cpu") return {DeviceKind::cpu, 0, "the CPU"};
+    const int index = flag == "auto" ? 0 : gpu_index(flag);
+    if (index < 0) throw std::invalid_argument("--device must be auto, cpu, cuda or cuda:N, not '" + flag + "'");
+    const int count = visible_gpus();
+    if (flag == "auto" && count == 0) return {DeviceKind::cpu, 0, "the CPU (no GPU is visible)"};
+    const std::string cpu_instead = flag == "auto" ? "; --device cpu runs on the CPU without asking" : "; --device cpu runs on the CPU";
+    if (count == 0)
+        throw std::invalid_argument("--device " + flag + ": no GPU is visible (no driver, no GPU, or CUDA_VISIBLE_DEVICES "
+                                    "hides them)" + cpu_instead);
+    if (index >= count)
+        throw std::invalid_argument("--device " + flag + ": there is no GPU " + std::to_string(index) + " (" +
+                                    std::to_string(count) + " visible, from cuda:0)");
+    const GpuEngine* engine = gpu_engine();
+    if (!engine) throw std::invalid_argument("--device " + flag + ": " + why_no_gpu_engine() + cpu_instead);
+    return gpu(*engine, index);
+}
+
+}  // namespace dn

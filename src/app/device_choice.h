@@ -1,0 +1,43 @@
+// defines: DeviceKind, DeviceChoice, choose_device (what --device names: the CPU or one GPU),
+//          GpuEngine, gpu_engine (the GPU engine, loaded when a command first asks for it)
+#pragma once
+#include "cuda/bench.h"
+
+#include <string>
+
+namespace dn {
+
+// What the program calls in the GPU engine (src/cuda). Where the program is built with it, the
+// engine is a shared library beside the program (libdensenet_gpu.so, app/gpu/engine.cpp) that
+// gpu_engine() loads on first use: the CUDA libraries it links (cuDNN, cuBLAS: hundreds of MB
+// mapped, 150 MB resident) are loaded only by runs that use a GPU, and the program runs on
+// machines that have none of them.
+struct GpuEngine {
+    std::string (*device_name)(int index);
+    cuda::BenchResult (*run_bench)(const cuda::BenchSetup& setup);
+};
+
+// The GPUs this process can use, asked of the NVIDIA driver (libcuda.so.1) without loading the
+// engine: 0 where there is no driver, no GPU, CUDA_VISIBLE_DEVICES hides them, or the program has
+// no GPU engine. Never throws.
+int visible_gpus();
+
+// The engine, loaded on the first call, or nullptr where this program has none or it did not
+// load; then why_no_gpu_engine() says why, in words for an error message.
+const GpuEngine* gpu_engine();
+std::string why_no_gpu_engine();
+
+enum class DeviceKind { cpu, cuda };
+
+struct DeviceChoice {
+    DeviceKind kind = DeviceKind::cpu;
+    int index = 0;            // the GPU's, with DeviceKind::cuda
+    std::string description;  // "the CPU", "cuda:0, NVIDIA H200 (sm_90, 139.8 GiB)"
+};
+
+// --device: "cpu", "cuda" (the first GPU), "cuda:N", or "auto", as the lecture's notebook chooses:
+// a GPU when one is visible, else the CPU. Throws std::invalid_argument, one line, for a GPU this
+// program cannot use (none visible, none with that number, or no GPU engine).
+DeviceChoice choose_device(const std::string& flag);
+
+}  // namespace dn

@@ -1,0 +1,45 @@
+// densenet-gpu-bench: `densenet bench --device cuda`, alone, for GPU machines that build only the
+// GPU engine (DENSENET_CUDA_ONLY: scripts/gpu_check.sh), where the densenet program, which needs
+// the CPU engine's libraries, cannot be built.
+#include "app/gpu/bench_report.h"
+#include "cuda/bench.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+int main(int argc, char** argv) {
+    dn::cuda::BenchSetup setup;
+    std::string mode = "train", memory = "recompute";
+    bool no_tf32 = false, json = false;
+    CLI::App app("Time the GPU engine's training or inference steps on synthetic images (densenet bench --device cuda)");
+    app.add_option("--arch", setup.arch, "densenet121, densenet161, densenet169 or densenet201")->capture_default_str();
+    app.add_option("--num-classes", setup.num_classes, "classifier outputs")->capture_default_str();
+    app.add_option("--input-size", setup.input_size, "square images of this size")->capture_default_str();
+    app.add_option("--batch-size", setup.batch_size, "images per step")->capture_default_str();
+    app.add_option("--steps", setup.steps, "timed steps")->capture_default_str();
+    app.add_option("--warmup", setup.warmup, "untimed steps first")->capture_default_str();
+    app.add_option("--mode", mode, "train (forward, NLL, backward, Adam) or infer (forward in eval mode)")
+        ->check(CLI::IsMember({"train", "infer"}))
+        ->capture_default_str();
+    app.add_option("--memory", memory, "recompute (memory-efficient) or keep the BN-ReLU and bottleneck outputs")
+        ->check(CLI::IsMember({"recompute", "keep"}))
+        ->capture_default_str();
+    app.add_option("--device", setup.device, "the GPU's number")->capture_default_str();
+    app.add_flag("--no-tf32", no_tf32, "full fp32 convolutions, not PyTorch's default TF32");
+    app.add_flag("--json", json, "end with one line of JSON");
+    CLI11_PARSE(app, argc, argv);
+    setup.pass = mode == "train" ? dn::Pass::training : dn::Pass::inference;
+    setup.intermediates = memory == "keep" ? dn::Intermediates::keep : dn::Intermediates::recompute;
+    setup.tf32 = no_tf32 ? dn::cuda::Tf32::off : dn::cuda::Tf32::allowed;
+    try {
+        const dn::cuda::BenchResult result = dn::cuda::run_bench(setup);
+        std::printf("%s", dn::gpu_bench_summary(setup, result).c_str());
+        if (json) std::printf("%s\n", dn::gpu_bench_json(setup, result).dump().c_str());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,105 @@
+#include "cuda/bench.h"
+
+#include "cuda/adam.h"
+#include "cuda/context.h"
+#include "cuda/cuda_check.h"
+#include "cuda/densenet.h"
+#include "cuda/device.h"
+#include "model/init.h"
+
+#include <chrono>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+namespace dn::cuda {
+
+namespace {
+// The synthetic batch on the device: images (N,C,S,S) and labels (N).
+struct DeviceBatch {
+    DeviceBuffer images, labels;
+};
+
+DeviceBatch synthetic_batch(int64_t N, int64_t C, int64_t S, int64_t num_classes, const Context& ctx) {
+    std::mt19937_64 rng(0);
+    std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
+    std::uniform_int_distribution<int32_t> label(0, int32_t(num_classes - 1));
+    std::vector<float> images(static_cast<size_t>(N * C * S * S));
+    for (float& v : images) v = pixel(rng);
+    std::vector<int32_t> labels(static_cast<size_t>(N));
+    for (int32_t& v : labels) v = label(rng);
+    DeviceBatch batch{DeviceBuffer(images.size() * sizeof(float)), DeviceBuffer(labels.size() * sizeof(int32_t))};
+    CUDA_CHECK(cudaMemcpyAsync(batch.images.bytes(), images.data(), batch.images.size(), cudaMemcpyHostToDevice,
+                               ctx.stream()));
+    CUDA_CHECK(cudaMemcpyAsync(batch.labels.bytes(), labels.data(), batch.labels.size(), cudaMemcpyHostToDevice,
+                               ctx.stream()));
+    ctx.synchronize();  // the host vectors go out of scope
+    return batch;
+}
+
+void validate(const BenchSetup& s) {
+    if (s.batch_size <= 0 || s.steps <= 0 || s.input_size <= 0 || s.num_classes <= 0)
+        throw std::invalid_argument("the GPU bench needs a positive batch size, step count, input size and class count");
+    if (s.warmup < 0) throw std::invalid_argument("the GPU bench needs a warm-up count of 0 or more");
+    const int devices = visible_devices();
+    if (s.device < 0 || s.device >= devices)
+        throw std::invalid_argument("cuda:" + std::to_string(s.device) + " is not a visible GPU (" +
+                                    std::to_string(devices) + " visible)");
+}
+}  // namespace
+
+BenchResult run_bench(const BenchSetup& setup) {
+    validate(setup);
+    const bool train = setup.pass == Pass::training;
+    Context ctx(setup.device, setup.tf32);
+    DeviceBuffer::reset_peak();
+
+    Parameters params(densenet_preset(setup.arch, setup.num_classes));
+    init_parameters(params, 0);
+    DeviceParameters device(params);
+    device.upload(ctx.stream());
+    const int64_t N = setup.batch_size, S = setup.input_size;
+    DenseNet net(ctx, params, device, RunShape{N, S, S}, setup.pass, setup.intermediates);
+    const DeviceBatch batch = synthetic_batch(N, params.config().in_channels, S, setup.num_classes, ctx);
+    const auto* labels = reinterpret_cast<const int32_t*>(batch.labels.bytes());
+
+    // Adam's moments, zeroed on the network's stream (it does not wait for the default stream).
+    DeviceBuffer exp_avg(train ? size_t(params.count()) * sizeof(float) : 0);
+    DeviceBuffer exp_avg_sq(exp_avg.size());
+    if (train) {
+        CUDA_CHECK(cudaMemsetAsync(exp_avg.bytes(), 0, exp_avg.size(), ctx.stream()));
+        CUDA_CHECK(cudaMemsetAsync(exp_avg_sq.bytes(), 0, exp_avg_sq.size(), ctx.stream()));
+    }
+    AdamOptions adam;
+    adam.lr = 1e-4;
+    int64_t adam_steps = 0;
+    auto step = [&] {
+        if (!train) {
+            net.forward(batch.images.floats(), labels, StepMode::eval);
+            return;
+        }
+        net.forward(batch.images.floats(), labels, StepMode::train);
+        net.backward();
+        adam_step(device.values(), exp_avg.floats(), exp_avg_sq.floats(), device.grads(), params.count(),
+                  adam_scalars(adam, ++adam_steps), ctx.stream());
+        net.load_weights();
+    };
+
+    for (int64_t i = 0; i < setup.warmup; ++i) step();
+    ctx.synchronize();
+    const auto start = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < setup.steps; ++i) step();
+    ctx.synchronize();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+    BenchResult r;
+    r.device = device_name(setup.device);
+    r.seconds_per_step = seconds / double(setup.steps);
+    r.images_per_second = double(N) / r.seconds_per_step;
+    r.arena_bytes = net.plan().memory.total_bytes();
+    r.engine_bytes = net.device_bytes();
+    r.peak_allocated_bytes = DeviceBuffer::peak_bytes();
+    return r;
+}
+
+}  // namespace dn::cuda
