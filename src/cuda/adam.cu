@@ -3,6 +3,7 @@
 #include "cuda/cuda_check.h"
 
 #include <cmath>
+#include <stdexcept>
 
 namespace dn::cuda {
 
@@ -12,6 +13,7 @@ __global__ void adam_kernel(float* values, float* m, float* v, const float* grad
     if (i >= n) return;
     float g = grads[i];
     if (s.weight_decay != 0.0f) g += s.weight_decay * values[i];
+    if (s.shrink != 1.0f) values[i] *= s.shrink;
     const float mi = m[i] * s.beta1 + s.one_minus_beta1 * g;
     const float vi = v[i] * s.beta2 + s.one_minus_beta2 * g * g;
     m[i] = mi;
@@ -22,7 +24,9 @@ __global__ void adam_kernel(float* values, float* m, float* v, const float* grad
 }  // namespace
 
 AdamScalars adam_scalars(const AdamOptions& o, int64_t step) {
+    if (o.amsgrad) throw std::invalid_argument("the GPU engine's Adam has no amsgrad yet");
     const double correction1 = 1.0 - std::pow(o.beta1, double(step));
+    const bool decoupled = o.decay == WeightDecay::decoupled;
     return {float(o.lr / correction1),
             float(o.beta1),
             float(1.0 - o.beta1),
@@ -30,7 +34,9 @@ AdamScalars adam_scalars(const AdamOptions& o, int64_t step) {
             float(1.0 - o.beta2),
             float(std::sqrt(1.0 - std::pow(o.beta2, double(step)))),
             float(o.eps),
-            float(o.weight_decay)};
+            decoupled ? 0.0f : float(o.weight_decay),
+            // AdamW: param.mul_(1 - lr * weight_decay), the factor a double rounded to float.
+            decoupled ? float(1.0 - o.lr * o.weight_decay) : 1.0f};
 }
 
 void adam_step(float* values, float* exp_avg, float* exp_avg_sq, const float* grads, int64_t n, const AdamScalars& s,

@@ -41,10 +41,12 @@ void validate(const BenchSetup& s) {
     if (s.batch_size <= 0 || s.steps <= 0 || s.input_size <= 0 || s.num_classes <= 0)
         throw std::invalid_argument("the GPU bench needs a positive batch size, step count, input size and class count");
     if (s.warmup < 0) throw std::invalid_argument("the GPU bench needs a warm-up count of 0 or more");
-    const int devices = visible_devices();
+    std::string why;
+    const int devices = visible_devices(&why);
+    if (devices == 0) throw std::invalid_argument("no GPU is visible (" + why + ")");
     if (s.device < 0 || s.device >= devices)
         throw std::invalid_argument("cuda:" + std::to_string(s.device) + " is not a visible GPU (" +
-                                    std::to_string(devices) + " visible)");
+                                    std::to_string(devices) + " visible, from cuda:0)");
 }
 }  // namespace
 

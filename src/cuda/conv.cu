@@ -9,12 +9,31 @@
 namespace dn::cuda {
 
 namespace {
-// cudnnGet*_v7 lists algorithms best first; the first that cuDNN can run on these descriptors.
+// The most workspace one convolution pass may ask for. cuDNN's heuristics put FFT algorithms
+// first for some shapes, with gigabytes of scratch at batch 256; PyTorch falls back from such
+// a choice when the allocation fails, this engine plans its one workspace up front instead.
+constexpr size_t kWorkspaceCap = size_t(512) << 20;
+
+// A pass's algorithm and the math type it runs under.
+template <class Algo>
+struct Choice {
+    Algo algo;
+    cudnnMathType_t math;
+};
+
+// cudnnGet*_v7 lists algorithms best first, each with the math type it was rated under; the
+// first that cuDNN can run here within the workspace cap. It runs under that math type, as
+// PyTorch runs it, except where TF32 is off: then always plain FMA (for floats, the default and
+// tensor-op math types may use TF32), as PyTorch overrides it.
 template <class Perf>
-const Perf& first_usable(const Perf* perf, int count, const char* pass) {
-    for (int i = 0; i < count; ++i)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS) return perf[i];
-    throw std::runtime_error(std::string("cuDNN has no algorithm for this convolution's ") + pass);
+auto first_usable(const Perf* perf, int count, Tf32 tf32, const char* pass) {
+    for (int i = 0; i < count; ++i) {
+        const Perf& p = perf[i];
+        if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kWorkspaceCap) continue;
+        return Choice<decltype(p.algo)>{p.algo, tf32 == Tf32::off ? CUDNN_FMA_MATH : p.mathType};
+    }
+    throw std::runtime_error(std::string("cuDNN has no algorithm for this convolution's ") + pass +
+                             " within " + std::to_string(kWorkspaceCap >> 20) + " MiB of workspace");
 }
 
 __global__ void transpose_weights(float* dst, const float* src, int64_t O, int64_t I, int64_t KK, bool to_ohwi) {
@@ -42,30 +61,37 @@ Conv2d::Conv2d(cudnnHandle_t handle, const ConvShape& s, Tf32 tf32) : handle_(ha
     // PyTorch's convolution is cross-correlation.
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc_, int(s.pad), int(s.pad), int(s.stride), int(s.stride), 1, 1,
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    // As PyTorch: TF32 allowed is cuDNN's default math for floats; off is plain FMA.
+    // As PyTorch: TF32 allowed is cuDNN's default math for floats; off is plain FMA. Each pass then
+    // runs under the math type its chosen algorithm was rated under, as PyTorch sets it.
     CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, tf32 == Tf32::allowed ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
 
     int count = 0;
     cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle, x_desc_, w_desc_, conv_desc_, y_desc_,
                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, fwd));
-    forward_algo_ = first_usable(fwd, count, "forward").algo;
+    const auto forward = first_usable(fwd, count, tf32, "forward");
+    forward_algo_ = forward.algo, forward_math_ = forward.math;
     cudnnConvolutionBwdDataAlgoPerf_t bwd_data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle, w_desc_, y_desc_, conv_desc_, x_desc_,
                                                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, bwd_data));
-    backward_data_algo_ = first_usable(bwd_data, count, "backward-data").algo;
+    const auto backward_data = first_usable(bwd_data, count, tf32, "backward-data");
+    backward_data_algo_ = backward_data.algo, backward_data_math_ = backward_data.math;
     cudnnConvolutionBwdFilterAlgoPerf_t bwd_w[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle, x_desc_, y_desc_, conv_desc_, w_desc_,
                                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, bwd_w));
-    backward_weights_algo_ = first_usable(bwd_w, count, "backward-weights").algo;
+    const auto backward_weights = first_usable(bwd_w, count, tf32, "backward-weights");
+    backward_weights_algo_ = backward_weights.algo, backward_weights_math_ = backward_weights.math;
 
     size_t bytes = 0;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, forward_math_));
     CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle, x_desc_, w_desc_, conv_desc_, y_desc_, forward_algo_,
                                                         &bytes));
     workspace_bytes_ = bytes;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, backward_data_math_));
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle, w_desc_, y_desc_, conv_desc_, x_desc_,
                                                              backward_data_algo_, &bytes));
     workspace_bytes_ = std::max(workspace_bytes_, bytes);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, backward_weights_math_));
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle, x_desc_, y_desc_, conv_desc_, w_desc_,
                                                                backward_weights_algo_, &bytes));
     workspace_bytes_ = std::max(workspace_bytes_, bytes);
@@ -80,18 +106,21 @@ Conv2d::~Conv2d() {
 
 void Conv2d::forward(const float* x, const float* w, float* y, void* workspace) const {
     const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, forward_math_));
     CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, x_desc_, x, w_desc_, w, conv_desc_, forward_algo_, workspace,
                                         workspace_bytes_, &zero, y_desc_, y));
 }
 
 void Conv2d::backward_data(const float* dy, const float* w, float* dx, void* workspace) const {
     const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, backward_data_math_));
     CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, w_desc_, w, y_desc_, dy, conv_desc_, backward_data_algo_,
                                              workspace, workspace_bytes_, &zero, x_desc_, dx));
 }
 
 void Conv2d::backward_weights(const float* x, const float* dy, float* dw, void* workspace) const {
     const float one = 1.0f, zero = 0.0f;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, backward_weights_math_));
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, x_desc_, x, y_desc_, dy, conv_desc_,
                                                backward_weights_algo_, workspace, workspace_bytes_, &zero, w_desc_,
                                                dw));

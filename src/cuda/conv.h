@@ -39,6 +39,8 @@ private:
     cudnnConvolutionFwdAlgo_t forward_algo_{};
     cudnnConvolutionBwdDataAlgo_t backward_data_algo_{};
     cudnnConvolutionBwdFilterAlgo_t backward_weights_algo_{};
+    // Each pass's math type, set on conv_desc_ before it runs (a host-side setting, no GPU work).
+    cudnnMathType_t forward_math_{}, backward_data_math_{}, backward_weights_math_{};
     size_t workspace_bytes_ = 0;
 };
 

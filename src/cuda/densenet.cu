@@ -99,7 +99,9 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
     for (size_t b = 0; b < plan_.blocks.size(); ++b) {
         const BlockPlan& block = plan_.blocks[b];
         const int64_t P = N * block.h * block.w;
+        // The block's channels, and a bottleneck's (conv1's output), which may be wider.
         reduction(P, block.channels);
+        reduction(P, cfg_.bottleneck_channels());
         std::vector<LayerOps> ops;
         for (size_t i = 0; i < block.layers.size(); ++i) {
             const DenseLayerParams& l = params.blocks[b][i];

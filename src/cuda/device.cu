@@ -6,12 +6,14 @@
 
 namespace dn::cuda {
 
-int visible_devices() {
+int visible_devices(std::string* why) {
     int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    const cudaError_t status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess) {
         cudaGetLastError();  // the runtime keeps the error; clear it for later calls
-        return 0;
+        count = 0;
     }
+    if (count == 0 && why) *why = status == cudaSuccess ? "no device" : cudaGetErrorString(status);
     return count;
 }
 

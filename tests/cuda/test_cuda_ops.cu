@@ -29,7 +29,7 @@ namespace {
 int failures = 0;
 
 // The largest difference from the reference, relative to the reference's largest magnitude.
-void expect_close(const char* what, const std::vector<float>& got, const std::vector<double>& want, double bar) {
+void expect_close(const std::string& what, const std::vector<float>& got, const std::vector<double>& want, double bar) {
     double diff = 0.0, scale = 0.0;
     for (size_t i = 0; i < want.size(); ++i) {
         diff = std::max(diff, std::abs(double(got[i]) - want[i]));
@@ -37,7 +37,7 @@ void expect_close(const char* what, const std::vector<float>& got, const std::ve
     }
     const double error = diff / std::max(scale, 1e-30);
     const bool ok = error <= bar && std::isfinite(error);
-    std::printf("%-52s relative error %.2e (bar %.0e) %s\n", what, error, bar, ok ? "ok" : "FAILED");
+    std::printf("%-52s relative error %.2e (bar %.0e) %s\n", what.c_str(), error, bar, ok ? "ok" : "FAILED");
     if (!ok) ++failures;
 }
 
@@ -76,34 +76,51 @@ struct BnReference {
     std::vector<double> mean, var;
 };
 
-BnReference reference_stats(const std::vector<float>& x) {
+BnReference reference_stats(const std::vector<float>& x, int64_t pixels) {
     BnReference r{std::vector<double>(C), std::vector<double>(C)};
     for (int64_t c = 0; c < C; ++c) {
         double s = 0.0;
-        for (int64_t p = 0; p < P; ++p) s += x[size_t(p * LD + c)];
-        const double m = s / P;
+        for (int64_t p = 0; p < pixels; ++p) s += x[size_t(p * LD + c)];
+        const double m = s / pixels;
         double sq = 0.0;
-        for (int64_t p = 0; p < P; ++p) sq += (x[size_t(p * LD + c)] - m) * (x[size_t(p * LD + c)] - m);
-        r.mean[size_t(c)] = m, r.var[size_t(c)] = sq / P;
+        for (int64_t p = 0; p < pixels; ++p) sq += (x[size_t(p * LD + c)] - m) * (x[size_t(p * LD + c)] - m);
+        r.mean[size_t(c)] = m, r.var[size_t(c)] = sq / pixels;
     }
     return r;
 }
 
-void test_batch_norm() {
+// Over n*h*w pixels: 252 is one reduction chunk; more, and not a multiple of it, takes the kernels'
+// multi-chunk paths, as every map of a real batch does.
+void test_batch_norm(int64_t n, int64_t h, int64_t w) {
+    const int64_t pixels = n * h * w;
+    auto named = [&](const char* what) { return std::string(what) + " [" + std::to_string(pixels) + " pixels]"; };
     // A mean that dwarfs the spread, as after a ReLU-free conv with a large bias: E[x^2]-E[x]^2 in
     // float would lose every digit here.
-    const std::vector<float> x = random_floats(size_t(P * LD), 30.0f, 0.05f, 1);
+    const std::vector<float> x = random_floats(size_t(pixels * LD), 30.0f, 0.05f, 1);
     const std::vector<float> gamma = random_floats(C, 1.0f, 0.3f, 2), beta = random_floats(C, 0.0f, 0.3f, 3);
-    const std::vector<float> dy = random_floats(size_t(P * LD), 0.0f, 1.0f, 4);
-    Device<float> dx_(x), dgamma_(gamma), dbeta_(beta), ddy(dy), mean(C), var(C), y(size_t(P * C));
-    Device<char> scratch(reduction_scratch_bytes(P, C));
-    const FeatureMap xv{dx_.ptr, N, H, W, C, LD, DType::f32};
+    const std::vector<float> dy = random_floats(size_t(pixels * LD), 0.0f, 1.0f, 4);
+    Device<float> dx_(x), dgamma_(gamma), dbeta_(beta), ddy(dy), mean(C), var(C), y(size_t(pixels * C));
+    Device<char> scratch(reduction_scratch_bytes(pixels, C));
+    const FeatureMap xv{dx_.ptr, n, h, w, C, LD, DType::f32};
     batch_stats(mean.ptr, var.ptr, xv, scratch.ptr, nullptr);
-    const BnReference ref = reference_stats(x);
+    const BnReference ref = reference_stats(x, pixels);
     const std::vector<float> m = mean.download(), v = var.download();
     // The mean to float's rounding of 30 (1e-6 of it), the variance to 1e-5 of itself.
-    expect_close("batch_stats: mean", m, ref.mean, 1e-6);
-    expect_close("batch_stats: variance (mean 30, std 0.05)", v, ref.var, 1e-5);
+    expect_close(named("batch_stats: mean"), m, ref.mean, 1e-6);
+    expect_close(named("batch_stats: variance (mean 30, std 0.05)"), v, ref.var, 1e-5);
+
+    // PyTorch's running statistics: momentum 0.1, the variance unbiased over the pixels.
+    const std::vector<float> old_mean = random_floats(C, 0.0f, 1.0f, 11), old_var = random_floats(C, 1.0f, 0.1f, 12);
+    Device<float> running_mean(old_mean), running_var(old_var);
+    update_running_stats(running_mean.ptr, running_var.ptr, mean.ptr, var.ptr, C, pixels, nullptr);
+    std::vector<double> want_mean(C), want_var(C);
+    for (int64_t c = 0; c < C; ++c) {
+        const double momentum = double(kBnMomentum);
+        want_mean[size_t(c)] = (1 - momentum) * old_mean[size_t(c)] + momentum * m[size_t(c)];
+        want_var[size_t(c)] = (1 - momentum) * old_var[size_t(c)] + momentum * v[size_t(c)] * pixels / (pixels - 1.0);
+    }
+    expect_close(named("update_running_stats: mean"), running_mean.download(), want_mean, 1e-6);
+    expect_close(named("update_running_stats: variance"), running_var.download(), want_var, 1e-6);
 
     // The rest use the GPU's statistics, as the engine does; the reference recomputes from them.
     std::vector<double> mean_d(m.begin(), m.end()), var_d(v.begin(), v.end());
@@ -112,20 +129,20 @@ void test_batch_norm() {
         const double scale = gamma[size_t(c)] * rstd;
         return std::array<double, 3>{scale, beta[size_t(c)] - mean_d[size_t(c)] * scale, rstd};
     };
-    bn_relu_forward(dense_map(y.ptr, N, H, W, C), xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, nullptr);
-    std::vector<double> y_ref(size_t(P * C));
-    for (int64_t p = 0; p < P; ++p)
+    bn_relu_forward(dense_map(y.ptr, n, h, w, C), xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, nullptr);
+    std::vector<double> y_ref(size_t(pixels * C));
+    for (int64_t p = 0; p < pixels; ++p)
         for (int64_t c = 0; c < C; ++c) {
             const auto k = constants(c);
             y_ref[size_t(p * C + c)] = std::max(0.0, x[size_t(p * LD + c)] * k[0] + k[1]);
         }
-    expect_close("bn_relu_forward (strided x, dense y)", y.download(), y_ref, 1e-5);
+    expect_close(named("bn_relu_forward (strided x, dense y)"), y.download(), y_ref, 1e-5);
 
     Device<float> dg(C), db(C);
-    const FeatureMap dyv{ddy.ptr, N, H, W, C, LD, DType::f32};
+    const FeatureMap dyv{ddy.ptr, n, h, w, C, LD, DType::f32};
     bn_relu_backward_params(dg.ptr, db.ptr, dyv, xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, scratch.ptr, nullptr);
     std::vector<double> sg(C, 0.0), sgx(C, 0.0);
-    for (int64_t p = 0; p < P; ++p)
+    for (int64_t p = 0; p < pixels; ++p)
         for (int64_t c = 0; c < C; ++c) {
             const auto k = constants(c);
             const double v0 = x[size_t(p * LD + c)];
@@ -134,29 +151,29 @@ void test_batch_norm() {
             sgx[size_t(c)] += g * (v0 - mean_d[size_t(c)]) * k[2];
         }
     const std::vector<float> dgamma = dg.download(), dbeta = db.download();
-    expect_close("bn_relu_backward_params: dbeta", dbeta, sg, 1e-5);
+    expect_close(named("bn_relu_backward_params: dbeta"), dbeta, sg, 1e-5);
     // xhat multiplies rounding in the mean by rstd (20 here): a looser bar than dbeta's.
-    expect_close("bn_relu_backward_params: dgamma", dgamma, sgx, 1e-4);
+    expect_close(named("bn_relu_backward_params: dgamma"), dgamma, sgx, 1e-4);
 
     for (Accumulate mode : {Accumulate::assign, Accumulate::add}) {
-        const std::vector<float> before = random_floats(size_t(P * LD), 0.0f, 1.0f, 5);
+        const std::vector<float> before = random_floats(size_t(pixels * LD), 0.0f, 1.0f, 5);
         Device<float> dxd(before);
-        const FeatureMap dxv{dxd.ptr, N, H, W, C, LD, DType::f32};
-        bn_relu_backward_input(dxv, mode, dyv, xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, dg.ptr, db.ptr, P,
+        const FeatureMap dxv{dxd.ptr, n, h, w, C, LD, DType::f32};
+        bn_relu_backward_input(dxv, mode, dyv, xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, dg.ptr, db.ptr, pixels,
                                nullptr);
         std::vector<double> want(before.begin(), before.end());
-        for (int64_t p = 0; p < P; ++p)
+        for (int64_t p = 0; p < pixels; ++p)
             for (int64_t c = 0; c < C; ++c) {
                 const auto k = constants(c);
                 const double v0 = x[size_t(p * LD + c)];
                 const double g = v0 * k[0] + k[1] > 0.0 ? dy[size_t(p * LD + c)] : 0.0;
-                const double d = k[0] * (g - double(dbeta[size_t(c)]) / P -
-                                         (v0 - mean_d[size_t(c)]) * k[2] * double(dgamma[size_t(c)]) / P);
+                const double d = k[0] * (g - double(dbeta[size_t(c)]) / pixels -
+                                         (v0 - mean_d[size_t(c)]) * k[2] * double(dgamma[size_t(c)]) / pixels);
                 double& out = want[size_t(p * LD + c)];
                 out = mode == Accumulate::add ? out + d : d;
             }
-        expect_close(mode == Accumulate::add ? "bn_relu_backward_input: add into a strided gradient"
-                                             : "bn_relu_backward_input: assign into a strided gradient",
+        expect_close(named(mode == Accumulate::add ? "bn_relu_backward_input: add into a strided gradient"
+                                                   : "bn_relu_backward_input: assign into a strided gradient"),
                      dxd.download(), want, 1e-5);
     }
 }
@@ -349,14 +366,16 @@ void test_linear(cublasHandle_t handle) {
 int main() {
     using namespace dn;
     using namespace dn::cuda;
-    const int devices = visible_devices();
+    std::string why;
+    const int devices = visible_devices(&why);
     if (devices == 0) {
-        std::printf("skipped: no CUDA device is visible\n");
+        std::printf("skipped: no CUDA device is visible (%s)\n", why.c_str());
         return 77;
     }
     std::printf("device 0: %s\n", device_name(0).c_str());
     try {
-        test_batch_norm();
+        test_batch_norm(N, H, W);
+        test_batch_norm(3, 29, 31);
         test_copy_and_pool();
         test_loss();
         test_adam();

@@ -133,8 +133,11 @@ void check_case(const std::string& dir) {
     std::vector<int32_t> labels(label_tensor.bytes / 4);
     std::memcpy(labels.data(), label_tensor.data, label_tensor.bytes);
     DeviceBuffer images(input.size() * sizeof(float)), device_labels(labels.size() * sizeof(int32_t));
-    CUDA_CHECK(cudaMemcpy(images.bytes(), input.data(), images.size(), cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(device_labels.bytes(), labels.data(), device_labels.size(), cudaMemcpyHostToDevice));
+    // On the network's stream, which does not wait for the legacy default stream's copies.
+    CUDA_CHECK(cudaMemcpyAsync(images.bytes(), input.data(), images.size(), cudaMemcpyHostToDevice, ctx.stream()));
+    CUDA_CHECK(cudaMemcpyAsync(device_labels.bytes(), labels.data(), device_labels.size(), cudaMemcpyHostToDevice,
+                               ctx.stream()));
+    ctx.synchronize();
     const auto* y = reinterpret_cast<const int32_t*>(device_labels.bytes());
     const size_t logits = size_t(shape.batch * cfg.num_classes);
 
@@ -192,8 +195,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: test_cuda_parity REFERENCE_DIR\n");
         return 2;
     }
-    if (dn::cuda::visible_devices() == 0) {
-        std::printf("skipped: no CUDA device is visible\n");
+    std::string why;
+    if (dn::cuda::visible_devices(&why) == 0) {
+        std::printf("skipped: no CUDA device is visible (%s)\n", why.c_str());
         return 77;
     }
     try {
