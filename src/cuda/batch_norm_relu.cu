@@ -9,8 +9,15 @@ namespace dn::cuda {
 
 namespace {
 // Reductions over pixels: one block per chunk of kChunk pixels (its 8 rows of threads take every
-// 8th pixel, then add in row order), then one thread per channel adds the chunks in order.
+// 8th pixel, then add in row order), then a block of kFinalRows rows per 32 channels adds the
+// chunks (row r every kFinalRows-th chunk from r, then the rows in order): a fixed order, so the
+// result is the same from run to run, and 32 ways parallel where batch 256 at 56x56 has 3,136
+// chunks per channel.
 constexpr int64_t kChunk = 256;
+constexpr int kFinalRows = 32;
+
+dim3 final_block() { return dim3(kChannelTile, kFinalRows); }
+unsigned final_grid(int64_t C) { return unsigned((C + kChannelTile - 1) / kChannelTile); }
 
 int64_t chunks_of(int64_t pixels) { return (pixels + kChunk - 1) / kChunk; }
 
@@ -29,16 +36,16 @@ __device__ ChannelConstants constants_of(int64_t c, const float* mean, const flo
     return {scale, beta[c] - mean[c] * scale, rstd};
 }
 
-// Block-wide sum over threadIdx.y of two values per channel, in row order; the result is valid
-// in row 0.
-template <class T>
+// Block-wide sum over threadIdx.y (Rows of them) of two values per channel, in row order; the
+// result is valid in row 0.
+template <int Rows = kRowTile, class T>
 __device__ void sum_rows(T& a, T& b) {
-    __shared__ T room[2][kRowTile][kChannelTile];
+    __shared__ T room[2][Rows][kChannelTile];
     room[0][threadIdx.y][threadIdx.x] = a;
     room[1][threadIdx.y][threadIdx.x] = b;
     __syncthreads();
     if (threadIdx.y == 0)
-        for (int r = 1; r < kRowTile; ++r) a += room[0][r][threadIdx.x], b += room[1][r][threadIdx.x];
+        for (int r = 1; r < Rows; ++r) a += room[0][r][threadIdx.x], b += room[1][r][threadIdx.x];
 }
 
 // partial (chunks, 2, C): per chunk, the sums of d and d^2 with d = x - (the channel's value at
@@ -64,10 +71,13 @@ __global__ void stats_partial(double* partial, const float* x, int64_t ld, int64
 
 __global__ void stats_final(float* mean, float* var, const double* partial, const float* x, int64_t chunks, int64_t P,
                             int64_t C) {
-    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (c >= C) return;
+    const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
     double s = 0.0, sq = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) s += partial[(k * 2) * C + c], sq += partial[(k * 2 + 1) * C + c];
+    if (c < C)
+        for (int64_t k = threadIdx.y; k < chunks; k += kFinalRows)
+            s += partial[(k * 2) * C + c], sq += partial[(k * 2 + 1) * C + c];
+    sum_rows<kFinalRows>(s, sq);
+    if (threadIdx.y != 0 || c >= C) return;
     const double m = s / double(P);
     mean[c] = float(double(x[c]) + m);
     var[c] = float(fmax(0.0, sq / double(P) - m * m));
@@ -106,10 +116,13 @@ __global__ void backward_partial(float* partial, const float* dy, int64_t lddy, 
 }
 
 __global__ void backward_final(float* dgamma, float* dbeta, const float* partial, int64_t chunks, int64_t C) {
-    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (c >= C) return;
+    const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
     double g = 0.0, gx = 0.0;
-    for (int64_t k = 0; k < chunks; ++k) g += double(partial[(k * 2) * C + c]), gx += double(partial[(k * 2 + 1) * C + c]);
+    if (c < C)
+        for (int64_t k = threadIdx.y; k < chunks; k += kFinalRows)
+            g += double(partial[(k * 2) * C + c]), gx += double(partial[(k * 2 + 1) * C + c]);
+    sum_rows<kFinalRows>(g, gx);
+    if (threadIdx.y != 0 || c >= C) return;
     dbeta[c] = float(g);
     dgamma[c] = float(gx);
 }
@@ -160,7 +173,7 @@ void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cu
     auto* partial = static_cast<double*>(scratch);
     stats_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(), 0,
                     stream>>>(partial, static_cast<const float*>(x.data), x.ld, P, C);
-    stats_final<<<channel_threads_grid(C), 256, 0, stream>>>(mean, var, partial, static_cast<const float*>(x.data),
+    stats_final<<<final_grid(C), final_block(), 0, stream>>>(mean, var, partial, static_cast<const float*>(x.data),
                                                              chunks, P, C);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -186,7 +199,7 @@ void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, 
     backward_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(), 0,
                        stream>>>(partial, static_cast<const float*>(dy.data), dy.ld,
                                  static_cast<const float*>(x.data), x.ld, P, C, mean, var, gamma, beta);
-    backward_final<<<channel_threads_grid(C), 256, 0, stream>>>(dgamma, dbeta, partial, chunks, C);
+    backward_final<<<final_grid(C), final_block(), 0, stream>>>(dgamma, dbeta, partial, chunks, C);
     CUDA_CHECK(cudaGetLastError());
 }
 
