@@ -11,10 +11,11 @@
 #  2. PyTorch's fixtures (tests/python/make_reference.py, as the CPU parity test uses them), and the
 #     GPU DenseNet against them with TF32 off: logits, loss, every gradient, running statistics and
 #     the weights after 5 Adam steps, per tensor.
-#  3. the benchmark: the GPU engine (densenet-gpu-bench, fp32 with TF32 convolutions) against
-#     PyTorch on the same GPU (scripts/gpu_bench_pytorch.py: eager fp32, eager AMP-bf16
-#     channels_last, and torch.compile of it), training at batch 64 and 256 and inference at 256,
-#     inside a time budget; gpu_check.json holds every figure and each ratio.
+#  3. the benchmark: the GPU engine (densenet-gpu-bench, bf16 and fp32 with TF32 convolutions)
+#     against PyTorch on the same GPU (scripts/gpu_bench_pytorch.py: eager AMP-bf16 channels_last
+#     and torch.compile of it, eager fp32), training at batch 64 and 256 and inference at 256, each
+#     against PyTorch's in the same precision, inside a time budget; gpu_check.json holds every
+#     figure and each ratio.
 # It ends inside 8 minutes: compiling takes the first few.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -76,12 +77,12 @@ in_budget() {  # name, seconds the case may take
   if [ $(( $(date +%s) - start + $2 )) -le "$bench_until" ]; then return 0; fi
   echo "{\"case\": \"$1\", \"skipped\": \"past the check's time budget\"}" >>"$bench"; return 1
 }
-ours() {  # mode, batch
-  in_budget "densenet.cpp $1 $2" 30 || return 0
-  step "densenet.cpp $1, batch $2"
-  ./build-gpu/densenet-gpu-bench --mode "$1" --batch-size "$2" --steps 20 --warmup 5 --json 2>>"$log" |
-    tee -a "$log" | grep '^{' >>"$bench" ||
-    echo "{\"peer\": \"densenet.cpp\", \"mode\": \"$1\", \"batch_size\": $2, \"error\": \"failed\"}" >>"$bench"
+ours() {  # mode, batch, precision
+  in_budget "densenet.cpp $1 $2 $3" 30 || return 0
+  step "densenet.cpp $1, batch $2, $3"
+  ./build-gpu/densenet-gpu-bench --mode "$1" --batch-size "$2" --precision "$3" --steps 20 --warmup 5 --json \
+    2>>"$log" | tee -a "$log" | grep '^{' >>"$bench" ||
+    echo "{\"peer\": \"densenet.cpp\", \"mode\": \"$1\", \"batch_size\": $2, \"precision\": \"$3\", \"error\": \"failed\"}" >>"$bench"
 }
 torch_cases() {  # mode, batch, seconds, cases
   in_budget "pytorch $1 $2 $4" "$3" || return 0
@@ -90,12 +91,16 @@ torch_cases() {  # mode, batch, seconds, cases
     tee -a "$log" | grep '^{' >>"$bench"
 }
 if [ "$status_build" = passed ]; then
-  ours train 64
-  torch_cases train 64 60 eager-bf16-cl,eager-fp32
-  ours train 256
+  ours train 64 bf16
+  torch_cases train 64 40 eager-bf16-cl
+  ours train 256 bf16
   torch_cases train 256 40 eager-bf16-cl
-  ours infer 256
-  torch_cases infer 256 40 eager-bf16-cl,eager-fp32
+  ours infer 256 bf16
+  torch_cases infer 256 40 eager-bf16-cl
+  ours train 64 fp32
+  torch_cases train 64 40 eager-fp32
+  ours infer 256 fp32
+  torch_cases infer 256 40 eager-fp32
   torch_cases train 64 120 compile-bf16-cl
   torch_cases train 256 120 compile-bf16-cl
 fi
@@ -114,18 +119,19 @@ if os.path.exists(f"{out}/test_cuda_ops.txt"):
             checks.append({"check": m.group(1), "relative_error": float(m.group(2)), "bar": float(m.group(3)),
                            "ok": m.group(4) == "ok"})
 parity = open(f"{out}/test_cuda_parity.txt").read().splitlines()[-12:] if os.path.exists(f"{out}/test_cuda_parity.txt") else []
-# Each of PyTorch's cases beside ours at the same mode and batch: images/s ratio, and peak device
+# Each of PyTorch's cases beside ours at the same mode, batch and precision: images/s ratio, and peak device
 # memory ratio (ours / theirs; the issue asks at most half of eager's in training).
 bench = [json.loads(l) for l in open(f"{out}/bench.jsonl")] if os.path.exists(f"{out}/bench.jsonl") else []
-ours = {(r["mode"], r["batch_size"]): r for r in bench if r.get("peer") == "densenet.cpp" and "images_per_second" in r}
+ours = {(r["mode"], r["batch_size"], r["precision"]): r for r in bench
+        if r.get("peer") == "densenet.cpp" and "images_per_second" in r}
 comparisons = []
 for r in bench:
     if not r.get("peer", "").startswith("pytorch") or "images_per_second" not in r:
         continue
-    mine = ours.get((r["mode"], r["batch_size"]))
+    mine = ours.get((r["mode"], r["batch_size"], r["precision"]))
     if not mine:
         continue
-    row = {"mode": r["mode"], "batch_size": r["batch_size"], "peer_case": r["case"],
+    row = {"mode": r["mode"], "batch_size": r["batch_size"], "precision": r["precision"], "peer_case": r["case"],
            "ours_images_per_second": mine["images_per_second"], "peer_images_per_second": r["images_per_second"],
            "speed_ratio": mine["images_per_second"] / r["images_per_second"]}
     if r.get("peak_device_bytes"):
@@ -137,7 +143,7 @@ summary = {"build": build, "cuda_ops": status("test_cuda_ops"), "reference": sta
 json.dump(summary, open(f"{out}/gpu_check.json", "w"), indent=2)
 print(json.dumps({k: summary[k] for k in ("build", "cuda_ops", "reference", "parity", "seconds")}))
 for c in comparisons:
-    print("%(mode)s batch %(batch_size)d: densenet.cpp %(ours_images_per_second).1f images/s, PyTorch %(peer_case)s "
+    print("%(mode)s batch %(batch_size)d %(precision)s: densenet.cpp %(ours_images_per_second).1f images/s, PyTorch %(peer_case)s "
           "%(peer_images_per_second).1f: %(speed_ratio).2fx" % c +
           (", device memory %.2fx" % c["memory_ratio"] if "memory_ratio" in c else ""))
 PY

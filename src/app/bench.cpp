@@ -128,9 +128,6 @@ private:
 
 // The same steps on a GPU (cuda::run_bench), printed and reported as the CPU's.
 int run_gpu_bench(const BenchOptions& o, const DeviceChoice& device) {
-    if (o.precision != "fp32")
-        throw std::invalid_argument("--precision " + o.precision + " on a GPU: the GPU engine runs fp32 (with TF32 "
-                                    "convolutions unless --no-tf32) so far");
     if (o.profile) throw std::invalid_argument("--profile measures the CPU engine's phases; on a GPU, use nsys");
     cuda::BenchSetup setup;
     setup.arch = o.arch;
@@ -141,6 +138,10 @@ int run_gpu_bench(const BenchOptions& o, const DeviceChoice& device) {
     setup.warmup = o.warmup;
     setup.pass = o.mode == "train" ? Pass::training : Pass::inference;
     setup.intermediates = o.memory == "keep" ? Intermediates::keep : Intermediates::recompute;
+    // No fallback as the CPU's: the engine is built for Hopper GPUs, whose tensor cores multiply bf16.
+    setup.precision = parse_precision(o.precision);
+    if (o.no_tf32 && setup.precision != Precision::fp32)
+        throw std::invalid_argument("--no-tf32 concerns fp32 convolutions, not --precision " + o.precision);
     setup.tf32 = o.no_tf32 ? cuda::Tf32::off : cuda::Tf32::allowed;
     setup.device = device.index;
     const cuda::BenchResult result = gpu_engine()->run_bench(setup);
@@ -232,7 +233,7 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: every core)")->capture_default_str();
     cmd->add_option("--device", o->device, "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N")
         ->capture_default_str();
-    cmd->add_flag("--no-tf32", o->no_tf32, "on a GPU: full fp32 convolutions, not PyTorch's default TF32");
+    cmd->add_flag("--no-tf32", o->no_tf32, "on a GPU, in fp32: full fp32 convolutions, not PyTorch's default TF32");
     cmd->add_flag("--json", o->json, "end with one line of JSON");
     cmd->add_flag("--profile", o->profile, "print where the time of a step goes, phase by phase");
     return {cmd, [o] { return run_bench(*o); }};

@@ -1,6 +1,7 @@
 #include "cuda/batch_norm_relu.h"
 
 #include "cuda/cuda_check.h"
+#include "cuda/element.cuh"
 #include "cuda/launch.h"
 
 #include <stdexcept>
@@ -21,8 +22,13 @@ unsigned final_grid(int64_t C) { return unsigned((C + kChannelTile - 1) / kChann
 
 int64_t chunks_of(int64_t pixels) { return (pixels + kChunk - 1) / kChunk; }
 
-void require_f32(const FeatureMap& m, const char* what) {
-    if (m.type != DType::f32) throw std::logic_error(std::string("cuda batch norm: ") + what + " must be f32 (for now)");
+void require_nhwc(const FeatureMap& m, const char* what) {
+    if (m.layout != Layout::nhwc) throw std::logic_error(std::string("cuda batch norm: ") + what + " must be NHWC");
+}
+
+template <class T>
+T* typed(const FeatureMap& m) {
+    return static_cast<T*>(m.data);
 }
 
 struct ChannelConstants {
@@ -50,14 +56,15 @@ __device__ void sum_rows(T& a, T& b) {
 
 // partial (chunks, 2, C): per chunk, the sums of d and d^2 with d = x - (the channel's value at
 // pixel 0), in double.
-__global__ void stats_partial(double* partial, const float* x, int64_t ld, int64_t P, int64_t C) {
+template <class X>
+__global__ void stats_partial(double* partial, const X* x, int64_t ld, int64_t P, int64_t C) {
     const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x, chunk = blockIdx.y;
     double s = 0.0, sq = 0.0;
     if (c < C) {
-        const double shift = x[c];
+        const double shift = to_f32(x[c]);
         const int64_t end = min(P, (chunk + 1) * kChunk);
         for (int64_t p = chunk * kChunk + threadIdx.y; p < end; p += kRowTile) {
-            const double d = double(x[p * ld + c]) - shift;
+            const double d = double(to_f32(x[p * ld + c])) - shift;
             s += d;
             sq += d * d;
         }
@@ -69,7 +76,8 @@ __global__ void stats_partial(double* partial, const float* x, int64_t ld, int64
     }
 }
 
-__global__ void stats_final(float* mean, float* var, const double* partial, const float* x, int64_t chunks, int64_t P,
+template <class X>
+__global__ void stats_final(float* mean, float* var, const double* partial, const X* x, int64_t chunks, int64_t P,
                             int64_t C) {
     const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
     double s = 0.0, sq = 0.0;
@@ -79,21 +87,23 @@ __global__ void stats_final(float* mean, float* var, const double* partial, cons
     sum_rows<kFinalRows>(s, sq);
     if (threadIdx.y != 0 || c >= C) return;
     const double m = s / double(P);
-    mean[c] = float(double(x[c]) + m);
+    mean[c] = float(double(to_f32(x[c])) + m);
     var[c] = float(fmax(0.0, sq / double(P) - m * m));
 }
 
-__global__ void bn_relu_forward_kernel(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t P, int64_t C,
+template <class Y, class X>
+__global__ void bn_relu_forward_kernel(Y* y, int64_t ldy, const X* x, int64_t ldx, int64_t P, int64_t C,
                                        const float* mean, const float* var, const float* gamma, const float* beta) {
     const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
     if (c >= C) return;
     const ChannelConstants k = constants_of(c, mean, var, gamma, beta);
     for (int64_t p = int64_t(blockIdx.y) * kRowTile + threadIdx.y; p < P; p += int64_t(gridDim.y) * kRowTile)
-        y[p * ldy + c] = fmaxf(0.0f, x[p * ldx + c] * k.scale + k.shift);
+        y[p * ldy + c] = from_f32<Y>(fmaxf(0.0f, to_f32(x[p * ldx + c]) * k.scale + k.shift));
 }
 
 // partial (chunks, 2, C) in float: per chunk, sum(g) and sum(g * xhat).
-__global__ void backward_partial(float* partial, const float* dy, int64_t lddy, const float* x, int64_t ldx, int64_t P,
+template <class DY, class X>
+__global__ void backward_partial(float* partial, const DY* dy, int64_t lddy, const X* x, int64_t ldx, int64_t P,
                                  int64_t C, const float* mean, const float* var, const float* gamma,
                                  const float* beta) {
     const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x, chunk = blockIdx.y;
@@ -102,8 +112,8 @@ __global__ void backward_partial(float* partial, const float* dy, int64_t lddy, 
         const ChannelConstants k = constants_of(c, mean, var, gamma, beta);
         const int64_t end = min(P, (chunk + 1) * kChunk);
         for (int64_t p = chunk * kChunk + threadIdx.y; p < end; p += kRowTile) {
-            const float v = x[p * ldx + c];
-            const float g = v * k.scale + k.shift > 0.0f ? dy[p * lddy + c] : 0.0f;
+            const float v = to_f32(x[p * ldx + c]);
+            const float g = v * k.scale + k.shift > 0.0f ? to_f32(dy[p * lddy + c]) : 0.0f;
             sg += g;
             sgx += g * ((v - mean[c]) * k.rstd);
         }
@@ -127,7 +137,8 @@ __global__ void backward_final(float* dgamma, float* dbeta, const float* partial
     dgamma[c] = float(gx);
 }
 
-__global__ void backward_input_kernel(float* dx, int64_t lddx, bool add, const float* dy, int64_t lddy, const float* x,
+template <class DX, class DY, class X>
+__global__ void backward_input_kernel(DX* dx, int64_t lddx, bool add, const DY* dy, int64_t lddy, const X* x,
                                       int64_t ldx, int64_t P, int64_t C, const float* mean, const float* var,
                                       const float* gamma, const float* beta, const float* dgamma, const float* dbeta,
                                       float count) {
@@ -136,10 +147,10 @@ __global__ void backward_input_kernel(float* dx, int64_t lddx, bool add, const f
     const ChannelConstants k = constants_of(c, mean, var, gamma, beta);
     const float mean_g = dbeta[c] / count, mean_gx = dgamma[c] / count;
     for (int64_t p = int64_t(blockIdx.y) * kRowTile + threadIdx.y; p < P; p += int64_t(gridDim.y) * kRowTile) {
-        const float v = x[p * ldx + c];
-        const float g = v * k.scale + k.shift > 0.0f ? dy[p * lddy + c] : 0.0f;
+        const float v = to_f32(x[p * ldx + c]);
+        const float g = v * k.scale + k.shift > 0.0f ? to_f32(dy[p * lddy + c]) : 0.0f;
         const float d = k.scale * (g - mean_g - (v - mean[c]) * k.rstd * mean_gx);
-        dx[p * lddx + c] = add ? dx[p * lddx + c] + d : d;
+        dx[p * lddx + c] = from_f32<DX>(add ? to_f32(dx[p * lddx + c]) + d : d);
     }
 }
 
@@ -167,38 +178,51 @@ size_t reduction_scratch_bytes(int64_t pixels, int64_t channels) {
 }
 
 void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cudaStream_t stream) {
-    require_f32(x, "x");
+    require_nhwc(x, "x");
     const int64_t P = x.pixels(), C = x.c, chunks = chunks_of(P);
     if (chunks > 65535) throw std::invalid_argument("cuda batch_stats: more than 16.7M pixels");
     auto* partial = static_cast<double*>(scratch);
-    stats_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(), 0,
-                    stream>>>(partial, static_cast<const float*>(x.data), x.ld, P, C);
-    stats_final<<<final_grid(C), final_block(), 0, stream>>>(mean, var, partial, static_cast<const float*>(x.data),
-                                                             chunks, P, C);
+    with_element_type(x.type, [&](auto xt) {
+        using X = typename decltype(xt)::type;
+        stats_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(), 0,
+                        stream>>>(partial, typed<const X>(x), x.ld, P, C);
+        stats_final<<<final_grid(C), final_block(), 0, stream>>>(mean, var, partial, typed<const X>(x), chunks, P, C);
+    });
     CUDA_CHECK(cudaGetLastError());
 }
 
 void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var, const float* gamma,
                      const float* beta, cudaStream_t stream) {
-    require_f32(x, "x");
-    require_f32(y, "y");
-    bn_relu_forward_kernel<<<channel_grid(x.pixels(), x.c), channel_block(), 0, stream>>>(
-        static_cast<float*>(y.data), y.ld, static_cast<const float*>(x.data), x.ld, x.pixels(), x.c, mean, var, gamma,
-        beta);
+    require_nhwc(x, "x");
+    require_nhwc(y, "y");
+    with_element_type(y.type, [&](auto yt) {
+        with_element_type(x.type, [&](auto xt) {
+            using Y = typename decltype(yt)::type;
+            using X = typename decltype(xt)::type;
+            bn_relu_forward_kernel<<<channel_grid(x.pixels(), x.c), channel_block(), 0, stream>>>(
+                typed<Y>(y), y.ld, typed<const X>(x), x.ld, x.pixels(), x.c, mean, var, gamma, beta);
+        });
+    });
     CUDA_CHECK(cudaGetLastError());
 }
 
 void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
                              const float* var, const float* gamma, const float* beta, void* scratch,
                              cudaStream_t stream) {
-    require_f32(x, "x");
-    require_f32(dy, "dy");
+    require_nhwc(x, "x");
+    require_nhwc(dy, "dy");
     const int64_t P = x.pixels(), C = x.c, chunks = chunks_of(P);
     if (chunks > 65535) throw std::invalid_argument("cuda bn_relu_backward_params: more than 16.7M pixels");
     auto* partial = static_cast<float*>(scratch);
-    backward_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(), 0,
-                       stream>>>(partial, static_cast<const float*>(dy.data), dy.ld,
-                                 static_cast<const float*>(x.data), x.ld, P, C, mean, var, gamma, beta);
+    with_element_type(dy.type, [&](auto dyt) {
+        with_element_type(x.type, [&](auto xt) {
+            using DY = typename decltype(dyt)::type;
+            using X = typename decltype(xt)::type;
+            backward_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(),
+                               0, stream>>>(partial, typed<const DY>(dy), dy.ld, typed<const X>(x), x.ld, P, C, mean,
+                                            var, gamma, beta);
+        });
+    });
     backward_final<<<final_grid(C), final_block(), 0, stream>>>(dgamma, dbeta, partial, chunks, C);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -206,12 +230,24 @@ void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, 
 void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                             const float* mean, const float* var, const float* gamma, const float* beta,
                             const float* dgamma, const float* dbeta, int64_t count, cudaStream_t stream) {
-    require_f32(x, "x");
-    require_f32(dy, "dy");
-    require_f32(dx, "dx");
-    backward_input_kernel<<<channel_grid(x.pixels(), x.c), channel_block(), 0, stream>>>(
-        static_cast<float*>(dx.data), dx.ld, mode == Accumulate::add, static_cast<const float*>(dy.data), dy.ld,
-        static_cast<const float*>(x.data), x.ld, x.pixels(), x.c, mean, var, gamma, beta, dgamma, dbeta, float(count));
+    require_nhwc(x, "x");
+    require_nhwc(dy, "dy");
+    require_nhwc(dx, "dx");
+    // A gradient that many layers add into keeps f32's precision, as on the CPU.
+    if (mode == Accumulate::add && dx.type != DType::f32)
+        throw std::logic_error("cuda bn_relu_backward accumulates into f32 gradients only");
+    with_element_type(dx.type, [&](auto dxt) {
+        with_element_type(dy.type, [&](auto dyt) {
+            with_element_type(x.type, [&](auto xt) {
+                using DX = typename decltype(dxt)::type;
+                using DY = typename decltype(dyt)::type;
+                using X = typename decltype(xt)::type;
+                backward_input_kernel<<<channel_grid(x.pixels(), x.c), channel_block(), 0, stream>>>(
+                    typed<DX>(dx), dx.ld, mode == Accumulate::add, typed<const DY>(dy), dy.ld, typed<const X>(x), x.ld,
+                    x.pixels(), x.c, mean, var, gamma, beta, dgamma, dbeta, float(count));
+            });
+        });
+    });
     CUDA_CHECK(cudaGetLastError());
 }
 

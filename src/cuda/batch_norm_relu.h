@@ -5,7 +5,9 @@
 // (FeatureMap), with device pointers and a stream. The same arithmetic as the CPU's where it
 // decides the result's accuracy: statistics shifted by each channel's first value and summed in
 // double, pass 1 of the backward summed in float over 256-pixel chunks and the chunks in double,
-// each in a fixed order, so a result does not depend on scheduling. f32 views for now.
+// each in a fixed order, so a result does not depend on scheduling. Views of either activation
+// type (f32 or bf16, NHWC), read and computed in f32, written rounded to their type; as on the
+// CPU, a gradient added into is f32.
 #pragma once
 #include "ops/batch_norm_relu.h"  // kBnEps, Accumulate: shared with the CPU engine
 #include "tensor/feature_map.h"

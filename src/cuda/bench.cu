@@ -61,7 +61,7 @@ BenchResult run_bench(const BenchSetup& setup) {
     DeviceParameters device(params);
     device.upload(ctx.stream());
     const int64_t N = setup.batch_size, S = setup.input_size;
-    DenseNet net(ctx, params, device, RunShape{N, S, S}, setup.pass, setup.intermediates);
+    DenseNet net(ctx, params, device, RunShape{N, S, S}, setup.pass, setup.intermediates, setup.precision);
     const DeviceBatch batch = synthetic_batch(N, params.config().in_channels, S, setup.num_classes, ctx);
     const auto* labels = reinterpret_cast<const int32_t*>(batch.labels.bytes());
 

@@ -3,7 +3,7 @@
 //          no CUDA header, so that the program's bench command can name them in any build
 #pragma once
 #include "cuda/tf32.h"
-#include "model/activation_plan.h"  // Intermediates
+#include "model/activation_plan.h"  // Intermediates, Precision
 #include "ops/pass.h"
 
 #include <cstddef>
@@ -21,7 +21,8 @@ struct BenchSetup {
     int64_t warmup = 1;
     Pass pass = Pass::training;  // training: forward, NLL, backward, Adam (lr 1e-4); inference: eval forward
     Intermediates intermediates = Intermediates::recompute;
-    Tf32 tf32 = Tf32::allowed;
+    Precision precision = Precision::fp32;  // bf16: the CPU engine's mixed precision, on tensor cores
+    Tf32 tf32 = Tf32::allowed;              // fp32's convolutions
     int device = 0;
 };
 

@@ -7,7 +7,8 @@
 
 namespace dn::cuda {
 
-// dst = src, over two views of the same shape (either may be strided). f32.
+// dst = src, over two views of the same shape (either may be strided), of either type: f32 to
+// bf16 rounds to nearest even (a block's f32 gradient into a bf16 convolution operand).
 void copy_channels(const FeatureMap& dst, const FeatureMap& src, cudaStream_t stream);
 
 }  // namespace dn::cuda

@@ -1,6 +1,7 @@
 #include "cuda/conv.h"
 
 #include "cuda/cudnn_check.h"
+#include "cuda/element.cuh"
 
 #include <algorithm>
 #include <stdexcept>
@@ -36,29 +37,41 @@ auto first_usable(const Perf* perf, int count, Tf32 tf32, const char* pass) {
                              " within " + std::to_string(kWorkspaceCap >> 20) + " MiB of workspace");
 }
 
-__global__ void transpose_weights(float* dst, const float* src, int64_t O, int64_t I, int64_t KK, bool to_ohwi) {
-    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= O * I * KK) return;
-    // i indexes OIHW: o, c, k (the spatial position)
+// One thread per weight; i indexes OIHW: o, c, k (the spatial position).
+__device__ inline int64_t ohwi_index(int64_t i, int64_t I, int64_t KK) {
     const int64_t o = i / (I * KK), c = (i / KK) % I, k = i % KK;
-    const int64_t ohwi = (o * KK + k) * I + c;
-    if (to_ohwi) dst[ohwi] = src[i];
-    else dst[i] = src[ohwi];
+    return (o * KK + k) * I + c;
+}
+
+template <class T>
+__global__ void to_ohwi_kernel(T* ohwi, const float* oihw, int64_t n, int64_t I, int64_t KK) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) ohwi[ohwi_index(i, I, KK)] = from_f32<T>(oihw[i]);
+}
+
+template <class T>
+__global__ void to_oihw_kernel(float* oihw, const T* ohwi, int64_t n, int64_t I, int64_t KK) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) oihw[i] = to_f32(ohwi[ohwi_index(i, I, KK)]);
 }
 }  // namespace
 
-Conv2d::Conv2d(cudnnHandle_t handle, const ConvShape& s, Tf32 tf32) : handle_(handle), shape_(s) {
+Conv2d::Conv2d(cudnnHandle_t handle, const ConvShape& s, Tf32 tf32, DType type)
+    : handle_(handle), shape_(s), type_(type) {
+    const cudnnDataType_t data = type == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    // TF32 concerns f32 operands only; bf16 runs on tensor cores under any setting.
+    if (type == DType::bf16) tf32 = Tf32::allowed;
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_desc_));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&y_desc_));
     CUDNN_CHECK(cudnnCreateFilterDescriptor(&w_desc_));
     CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_desc_));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc_, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, int(s.batch),
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc_, CUDNN_TENSOR_NHWC, data, int(s.batch),
                                            int(s.in_channels), int(s.in_h), int(s.in_w)));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc_, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, int(s.batch),
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc_, CUDNN_TENSOR_NHWC, data, int(s.batch),
                                            int(s.out_channels), int(s.out_h()), int(s.out_w())));
-    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, int(s.out_channels),
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_desc_, data, CUDNN_TENSOR_NHWC, int(s.out_channels),
                                            int(s.in_channels), int(s.kernel), int(s.kernel)));
-    // PyTorch's convolution is cross-correlation.
+    // PyTorch's convolution is cross-correlation, accumulated in f32 in either type.
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc_, int(s.pad), int(s.pad), int(s.stride), int(s.stride), 1, 1,
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // As PyTorch: TF32 allowed is cuDNN's default math for floats; off is plain FMA. Each pass then
@@ -104,21 +117,21 @@ Conv2d::~Conv2d() {
     cudnnDestroyTensorDescriptor(x_desc_);
 }
 
-void Conv2d::forward(const float* x, const float* w, float* y, void* workspace) const {
+void Conv2d::forward(const void* x, const void* w, void* y, void* workspace) const {
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, forward_math_));
     CUDNN_CHECK(cudnnConvolutionForward(handle_, &one, x_desc_, x, w_desc_, w, conv_desc_, forward_algo_, workspace,
                                         workspace_bytes_, &zero, y_desc_, y));
 }
 
-void Conv2d::backward_data(const float* dy, const float* w, float* dx, void* workspace) const {
+void Conv2d::backward_data(const void* dy, const void* w, void* dx, void* workspace) const {
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, backward_data_math_));
     CUDNN_CHECK(cudnnConvolutionBackwardData(handle_, &one, w_desc_, w, y_desc_, dy, conv_desc_, backward_data_algo_,
                                              workspace, workspace_bytes_, &zero, x_desc_, dx));
 }
 
-void Conv2d::backward_weights(const float* x, const float* dy, float* dw, void* workspace) const {
+void Conv2d::backward_weights(const void* x, const void* dy, void* dw, void* workspace) const {
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, backward_weights_math_));
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, x_desc_, x, y_desc_, dy, conv_desc_,
@@ -126,17 +139,23 @@ void Conv2d::backward_weights(const float* x, const float* dy, float* dw, void* 
                                                dw));
 }
 
-void oihw_to_ohwi(float* ohwi, const float* oihw, const ConvShape& s, cudaStream_t stream) {
+void oihw_to_ohwi(void* ohwi, DType type, const float* oihw, const ConvShape& s, cudaStream_t stream) {
     const int64_t n = s.weight_count();
-    transpose_weights<<<unsigned((n + 255) / 256), 256, 0, stream>>>(ohwi, oihw, s.out_channels, s.in_channels,
-                                                                     s.kernel * s.kernel, true);
+    with_element_type(type, [&](auto t) {
+        using T = typename decltype(t)::type;
+        to_ohwi_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(static_cast<T*>(ohwi), oihw, n, s.in_channels,
+                                                                      s.kernel * s.kernel);
+    });
     CUDA_CHECK(cudaGetLastError());
 }
 
-void ohwi_to_oihw(float* oihw, const float* ohwi, const ConvShape& s, cudaStream_t stream) {
+void ohwi_to_oihw(float* oihw, const void* ohwi, DType type, const ConvShape& s, cudaStream_t stream) {
     const int64_t n = s.weight_count();
-    transpose_weights<<<unsigned((n + 255) / 256), 256, 0, stream>>>(oihw, ohwi, s.out_channels, s.in_channels,
-                                                                     s.kernel * s.kernel, false);
+    with_element_type(type, [&](auto t) {
+        using T = typename decltype(t)::type;
+        to_oihw_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(oihw, static_cast<const T*>(ohwi), n,
+                                                                      s.in_channels, s.kernel * s.kernel);
+    });
     CUDA_CHECK(cudaGetLastError());
 }
 

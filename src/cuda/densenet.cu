@@ -59,20 +59,22 @@ int64_t conv_weight_total(const Parameters& p) {
 }
 }  // namespace
 
-float* DenseNet::add_conv_weights(const ConvParams& p, const ConvShape& shape, size_t& offset) {
-    float* ohwi = weights_ohwi_.floats() + offset;
-    offset += size_t(shape.weight_count());
+void* DenseNet::add_conv_weights(const ConvParams& p, const ConvShape& shape, size_t& offset) {
+    void* ohwi = weights_ohwi_.bytes() + offset;  // offset in bytes
+    offset += size_t(shape.weight_count()) * dtype_bytes(plan_.activation);
     conv_weights_.push_back({&p, shape, ohwi});
     return ohwi;
 }
 
 DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, const RunShape& shape, Pass pass,
-                   Intermediates intermediates)
+                   Intermediates intermediates, Precision precision)
     : ctx_(ctx), params_(params), device_(device), cfg_(params.config()),
-      plan_(plan_activations(params.config(), shape, intermediates, pass, Precision::fp32)), pass_(pass),
-      arena_(plan_.memory.total_bytes()), weights_ohwi_(size_t(conv_weight_total(params)) * sizeof(float)),
+      plan_(plan_activations(params.config(), shape, intermediates, pass, precision)), pass_(pass),
+      arena_(plan_.memory.total_bytes()),
+      weights_ohwi_(size_t(conv_weight_total(params)) * dtype_bytes(plan_.activation)),
       loss_(size_t(1 + shape.batch) * sizeof(float)) {
     const int64_t N = shape.batch;
+    const DType act = plan_.activation;
     size_t offset = 0, workspace = 0;
     int64_t widest_weights = 0, widest_reduction = 0;
     auto track = [&](const Conv2d& c) {
@@ -85,14 +87,14 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
 
     if (cfg_.stem == Stem::imagenet) {
         const ConvShape s0 = conv_shape(params.conv0, N, shape.height, shape.width, 2, 3);
-        conv0_ = std::make_unique<Conv2d>(ctx.cudnn(), s0, ctx.tf32());
+        conv0_ = std::make_unique<Conv2d>(ctx.cudnn(), s0, ctx.tf32(), act);
         w0_ = add_conv_weights(params.conv0, s0, offset);
         pool0_ = std::make_unique<Pool2d>(
-            ctx.cudnn(), PoolShape{N, cfg_.num_init_features, plan_.stem_h, plan_.stem_w, 3, 2, 1}, PoolKind::max);
+            ctx.cudnn(), PoolShape{N, cfg_.num_init_features, plan_.stem_h, plan_.stem_w, 3, 2, 1}, PoolKind::max, act);
         reduction(N * plan_.stem_h * plan_.stem_w, cfg_.num_init_features);
     } else {
         const ConvShape s0 = conv_shape(params.conv0, N, shape.height, shape.width, 1, 1);
-        conv0_ = std::make_unique<Conv2d>(ctx.cudnn(), s0, ctx.tf32());
+        conv0_ = std::make_unique<Conv2d>(ctx.cudnn(), s0, ctx.tf32(), act);
         w0_ = add_conv_weights(params.conv0, s0, offset);
     }
     track(*conv0_);
@@ -108,9 +110,9 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
             LayerOps o;
             const ConvShape s1 = conv_shape(l.conv1, N, block.h, block.w, 1, 0);
             const ConvShape s2 = conv_shape(l.conv2, N, block.h, block.w, 1, 1);
-            o.conv1 = std::make_unique<Conv2d>(ctx.cudnn(), s1, ctx.tf32());
+            o.conv1 = std::make_unique<Conv2d>(ctx.cudnn(), s1, ctx.tf32(), act);
             o.w1 = add_conv_weights(l.conv1, s1, offset);
-            o.conv2 = std::make_unique<Conv2d>(ctx.cudnn(), s2, ctx.tf32());
+            o.conv2 = std::make_unique<Conv2d>(ctx.cudnn(), s2, ctx.tf32(), act);
             o.w2 = add_conv_weights(l.conv2, s2, offset);
             track(*o.conv1), track(*o.conv2);
             ops.push_back(std::move(o));
@@ -122,10 +124,10 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
             // Pool first, then the convolution on the pooled pixels (see TransitionPlan).
             const BlockPlan& next = plan_.blocks[b + 1];
             const ConvShape st = conv_shape(c, N, next.h, next.w, 1, 0);
-            t.conv = std::make_unique<Conv2d>(ctx.cudnn(), st, ctx.tf32());
+            t.conv = std::make_unique<Conv2d>(ctx.cudnn(), st, ctx.tf32(), act);
             t.w = add_conv_weights(c, st, offset);
             t.pool = std::make_unique<Pool2d>(ctx.cudnn(), PoolShape{N, c.in_channels, block.h, block.w, 2, 2, 0},
-                                              PoolKind::average);
+                                              PoolKind::average, act);
             track(*t.conv);
             transitions_.push_back(std::move(t));
         }
@@ -133,7 +135,7 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
     classifier_ = std::make_unique<Linear>(ctx.cublas(), N, params.classifier.in_features,
                                            params.classifier.out_features);
     workspace_ = DeviceBuffer(workspace);
-    dweight_ohwi_ = DeviceBuffer(size_t(widest_weights) * sizeof(float));
+    dweight_ohwi_ = DeviceBuffer(size_t(widest_weights) * dtype_bytes(act));
     reduction_scratch_ = DeviceBuffer(size_t(widest_reduction));
     load_weights();
 }
@@ -144,10 +146,15 @@ size_t DenseNet::device_bytes() const {
 }
 
 void DenseNet::load_weights() {
-    for (const ConvWeights& c : conv_weights_) oihw_to_ohwi(c.ohwi, device_.at(c.params->weight), c.shape, ctx_.stream());
+    for (const ConvWeights& c : conv_weights_)
+        oihw_to_ohwi(c.ohwi, plan_.activation, device_.at(c.params->weight), c.shape, ctx_.stream());
 }
 
 FeatureMap DenseNet::map(size_t offset, int64_t h, int64_t w, int64_t c) const {
+    return dense_map(raw(offset), plan_.activation, plan_.shape.batch, h, w, c);
+}
+
+FeatureMap DenseNet::f32_map(size_t offset, int64_t h, int64_t w, int64_t c) const {
     return dense_map(at(offset), plan_.shape.batch, h, w, c);
 }
 
@@ -156,9 +163,9 @@ FeatureMap DenseNet::block_features(size_t b) const {
     return map(block.features, block.h, block.w, block.channels);
 }
 
-FeatureMap DenseNet::block_grad(size_t b) const {
+FeatureMap DenseNet::block_grad(size_t b) const {  // f32 in either precision: layers add into it
     const BlockPlan& block = plan_.blocks[b];
-    return map(block.grad, block.h, block.w, block.channels);
+    return f32_map(block.grad, block.h, block.w, block.channels);
 }
 
 DenseNet::DeviceBn DenseNet::bn(const BatchNormParams& p) const {
@@ -188,7 +195,8 @@ void DenseNet::forward(const float* images_nchw, const int32_t* labels, StepMode
     if (mode == StepMode::train && pass_ != Pass::training)
         throw std::logic_error("this DenseNet was built for inference only");
     const RunShape& s = plan_.shape;
-    nchw_to_nhwc(at(plan_.input), images_nchw, s.batch, cfg_.in_channels, s.height, s.width, ctx_.stream());
+    nchw_to_nhwc(raw(plan_.input), plan_.activation, images_nchw, s.batch, cfg_.in_channels, s.height, s.width,
+                 ctx_.stream());
     stem_forward(mode);
     for (size_t b = 0; b < plan_.blocks.size(); ++b) {
         for (size_t i = 0; i < plan_.blocks[b].layers.size(); ++i) dense_layer_forward(b, i, mode);
@@ -203,7 +211,7 @@ void DenseNet::stem_forward(StepMode mode) {
     const int64_t F0 = cfg_.num_init_features;
     const BlockPlan& first = plan_.blocks[0];
     const FeatureMap conv0_out = map(plan_.conv0_out, plan_.stem_h, plan_.stem_w, F0);
-    conv0_->forward(at(plan_.input), w0_, static_cast<float*>(conv0_out.data), workspace_.bytes());
+    conv0_->forward(raw(plan_.input), w0_, conv0_out.data, workspace_.bytes());
     FeatureMap stem_out = conv0_out;
     if (cfg_.stem == Stem::imagenet) {
         const DeviceBn b = bn(*params_.norm0);
@@ -213,7 +221,7 @@ void DenseNet::stem_forward(StepMode mode) {
         bn_relu_forward(relu0, conv0_out, train ? at(plan_.stem_mean) : b.running_mean,
                         train ? at(plan_.stem_var) : b.running_var, b.weight, b.bias, ctx_.stream());
         stem_out = map(plan_.pool0_out, first.h, first.w, F0);
-        pool0_->forward(static_cast<const float*>(relu0.data), static_cast<float*>(stem_out.data));
+        pool0_->forward(relu0.data, stem_out.data);
     }
     copy_channels(block_features(0).channels(0, F0), stem_out, ctx_.stream());
     if (mode == StepMode::train) batch_stats(at(first.mean), at(first.var), stem_out, reduction_scratch_.bytes(), ctx_.stream());
@@ -252,13 +260,13 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, StepMode mode) {
         *n1.num_batches_tracked += 1;
     }
     activate_layer_input(b, i, mode);
-    ops.conv1->forward(at(lp.activated_input), ops.w1, at(lp.bottleneck), workspace_.bytes());
+    ops.conv1->forward(raw(lp.activated_input), ops.w1, raw(lp.bottleneck), workspace_.bytes());
     if (train)
         stats_and_running(at(lp.bottleneck_mean), at(lp.bottleneck_var),
                           map(lp.bottleneck, block.h, block.w, l.norm2.channels), bn(l.norm2));
     activate_bottleneck(b, i, mode);
     const FeatureMap fresh = map(plan_.fresh_features, block.h, block.w, k);
-    ops.conv2->forward(at(lp.activated_bottleneck), ops.w2, static_cast<float*>(fresh.data), workspace_.bytes());
+    ops.conv2->forward(raw(lp.activated_bottleneck), ops.w2, fresh.data, workspace_.bytes());
     copy_channels(block_features(b).channels(in, k), fresh, ctx_.stream());
     if (train) batch_stats(at(block.mean) + in, at(block.var) + in, fresh, reduction_scratch_.bytes(), ctx_.stream());
 }
@@ -284,8 +292,8 @@ void DenseNet::transition_forward(size_t b, StepMode mode) {
         *n.num_batches_tracked += 1;
     }
     activate_transition_input(b, mode);
-    ops.pool->forward(at(tp.activated), at(tp.pooled_input));
-    ops.conv->forward(at(tp.pooled_input), ops.w, at(tp.conv_out), workspace_.bytes());
+    ops.pool->forward(raw(tp.activated), raw(tp.pooled_input));
+    ops.conv->forward(raw(tp.pooled_input), ops.w, raw(tp.conv_out), workspace_.bytes());
     const FeatureMap out = map(tp.conv_out, next.h, next.w, next.first_channels);
     copy_channels(block_features(b + 1).channels(0, next.first_channels), out, ctx_.stream());
     if (mode == StepMode::train)
@@ -303,7 +311,7 @@ void DenseNet::head_forward(StepMode mode) {
                              ctx_.stream());
         *n5.num_batches_tracked += 1;
     }
-    const FeatureMap activated = map(plan_.head_activated, x.h, x.w, x.c);
+    const FeatureMap activated = f32_map(plan_.head_activated, x.h, x.w, x.c);  // the pooling reads f32
     bn_relu_forward(activated, x, train ? at(block.mean) : n5.running_mean, train ? at(block.var) : n5.running_var,
                     n5.weight, n5.bias, ctx_.stream());
     global_avg_pool_forward(at(plan_.pooled), activated, ctx_.stream());
@@ -318,9 +326,9 @@ void DenseNet::head_forward(StepMode mode) {
 // block's feature gradient assigned by the transition or the head and accumulated by every
 // layer's norm1.
 
-void DenseNet::conv_backward_weights(const Conv2d& conv, const ConvParams& p, const float* x, const float* dy) {
-    conv.backward_weights(x, dy, dweight_ohwi_.floats(), workspace_.bytes());
-    ohwi_to_oihw(device_.at(p.dweight), dweight_ohwi_.floats(), conv.shape(), ctx_.stream());
+void DenseNet::conv_backward_weights(const Conv2d& conv, const ConvParams& p, const void* x, const void* dy) {
+    conv.backward_weights(x, dy, dweight_ohwi_.bytes(), workspace_.bytes());
+    ohwi_to_oihw(device_.at(p.dweight), dweight_ohwi_.bytes(), conv.type(), conv.shape(), ctx_.stream());
 }
 
 void DenseNet::bn_relu_backward_assign(const FeatureMap& dx, const DeviceBn& b, const FeatureMap& dy,
@@ -351,7 +359,7 @@ void DenseNet::head_backward() {
     classifier_->backward(at(plan_.d_pooled), device_.at(fc.dweight), device_.at(fc.dbias), at(plan_.d_logits),
                           at(plan_.pooled), device_.at(fc.weight), ctx_.stream());
     const FeatureMap x = block_features(last);
-    const FeatureMap d_activated = map(plan_.d_wide, x.h, x.w, x.c);
+    const FeatureMap d_activated = f32_map(plan_.d_wide, x.h, x.w, x.c);
     global_avg_pool_backward(d_activated, at(plan_.d_pooled), ctx_.stream());
     bn_relu_backward_assign(block_grad(last), bn(params_.norm5), d_activated, x, at(block.mean), at(block.var));
 }
@@ -368,27 +376,25 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     const bool input_late = recompute && lp.keeps_bottleneck;
     if (recompute && !input_late) {
         activate_layer_input(b, i, StepMode::train);
-        ops.conv1->forward(at(lp.activated_input), ops.w1, at(lp.bottleneck), workspace_.bytes());
+        ops.conv1->forward(raw(lp.activated_input), ops.w1, raw(lp.bottleneck), workspace_.bytes());
     }
     if (recompute) activate_bottleneck(b, i, StepMode::train);
 
     const FeatureMap d_fresh = map(plan_.d_narrow, block.h, block.w, k);
     copy_channels(d_fresh, block_grad(b).channels(in, k), ctx_.stream());
-    conv_backward_weights(*ops.conv2, l.conv2, at(lp.activated_bottleneck), static_cast<const float*>(d_fresh.data));
-    ops.conv2->backward_data(static_cast<const float*>(d_fresh.data), ops.w2, at(plan_.d_activated_bottleneck),
-                             workspace_.bytes());
+    conv_backward_weights(*ops.conv2, l.conv2, raw(lp.activated_bottleneck), d_fresh.data);
+    ops.conv2->backward_data(d_fresh.data, ops.w2, raw(plan_.d_activated_bottleneck), workspace_.bytes());
 
     const FeatureMap d_bottleneck = map(plan_.d_bottleneck, block.h, block.w, C);
     bn_relu_backward_assign(d_bottleneck, bn(l.norm2), map(plan_.d_activated_bottleneck, block.h, block.w, C),
                             map(lp.bottleneck, block.h, block.w, C), at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const DeviceBn n1 = bn(l.norm1);
     const FeatureMap x = block_features(b).channels(0, in), d_input = map(plan_.d_wide, block.h, block.w, in);
-    ops.conv1->backward_data(static_cast<const float*>(d_bottleneck.data), ops.w1, static_cast<float*>(d_input.data),
-                             workspace_.bytes());
+    ops.conv1->backward_data(d_bottleneck.data, ops.w1, d_input.data, workspace_.bytes());
     bn_relu_backward_params(n1.dweight, n1.dbias, d_input, x, at(block.mean), at(block.var), n1.weight, n1.bias,
                             reduction_scratch_.bytes(), ctx_.stream());
     if (input_late) activate_layer_input(b, i, StepMode::train);
-    conv_backward_weights(*ops.conv1, l.conv1, at(lp.activated_input), static_cast<const float*>(d_bottleneck.data));
+    conv_backward_weights(*ops.conv1, l.conv1, raw(lp.activated_input), d_bottleneck.data);
     bn_relu_backward_input(block_grad(b).channels(0, in), Accumulate::add, d_input, x, at(block.mean), at(block.var),
                            n1.weight, n1.bias, n1.dweight, n1.dbias, x.pixels(), ctx_.stream());
 }
@@ -401,14 +407,14 @@ void DenseNet::transition_backward(size_t b) {
     TransitionOps& ops = transitions_[b];
     if (plan_.intermediates == Intermediates::recompute) {
         activate_transition_input(b, StepMode::train);
-        ops.pool->forward(at(tp.activated), at(tp.pooled_input));
+        ops.pool->forward(raw(tp.activated), raw(tp.pooled_input));
     }
     const FeatureMap d_out = map(plan_.d_narrow, next.h, next.w, next.first_channels);
     copy_channels(d_out, block_grad(b + 1).channels(0, next.first_channels), ctx_.stream());
-    conv_backward_weights(*ops.conv, t.conv, at(tp.pooled_input), static_cast<const float*>(d_out.data));
-    ops.conv->backward_data(static_cast<const float*>(d_out.data), ops.w, at(plan_.d_bottleneck), workspace_.bytes());
+    conv_backward_weights(*ops.conv, t.conv, raw(tp.pooled_input), d_out.data);
+    ops.conv->backward_data(d_out.data, ops.w, raw(plan_.d_bottleneck), workspace_.bytes());
     // Average pooling's backward reads only dy (x and y are passed, not used).
-    ops.pool->backward(at(plan_.d_bottleneck), at(tp.activated), at(tp.pooled_input), at(plan_.d_wide));
+    ops.pool->backward(raw(plan_.d_bottleneck), raw(tp.activated), raw(tp.pooled_input), raw(plan_.d_wide));
     const FeatureMap x = block_features(b);
     bn_relu_backward_assign(block_grad(b), bn(t.norm), map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean),
                             at(block.var));
@@ -420,7 +426,7 @@ void DenseNet::stem_backward() {
     const FeatureMap d_stem = map(plan_.d_narrow, first.h, first.w, F0);
     copy_channels(d_stem, block_grad(0).channels(0, F0), ctx_.stream());
     if (cfg_.stem == Stem::small_inputs) {
-        conv_backward_weights(*conv0_, params_.conv0, at(plan_.input), static_cast<const float*>(d_stem.data));
+        conv_backward_weights(*conv0_, params_.conv0, raw(plan_.input), d_stem.data);
         return;
     }
     const DeviceBn n0 = bn(*params_.norm0);
@@ -433,12 +439,11 @@ void DenseNet::stem_backward() {
     const FeatureMap pooled = map(plan_.pool0_out, first.h, first.w, F0);
     copy_channels(pooled, block_features(0).channels(0, F0), ctx_.stream());
     const FeatureMap d_relu0 = map(plan_.d_wide, plan_.stem_h, plan_.stem_w, F0);
-    pool0_->backward(static_cast<const float*>(d_stem.data), static_cast<const float*>(relu0.data),
-                     static_cast<const float*>(pooled.data), static_cast<float*>(d_relu0.data));
+    pool0_->backward(d_stem.data, relu0.data, pooled.data, d_relu0.data);
     // relu0 is dead now: its region takes conv0's output gradient.
     const FeatureMap d_conv0 = map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
     bn_relu_backward_assign(d_conv0, n0, d_relu0, conv0_out, at(plan_.stem_mean), at(plan_.stem_var));
-    conv_backward_weights(*conv0_, params_.conv0, at(plan_.input), static_cast<const float*>(d_conv0.data));
+    conv_backward_weights(*conv0_, params_.conv0, raw(plan_.input), d_conv0.data);
 }
 
 }  // namespace dn::cuda

@@ -1,6 +1,7 @@
 // defines: cuda::DeviceParameters (the device copy of a Parameters table: values, gradients,
 //          running statistics), cuda::DenseNet (the CPU engine's DenseNet, on the GPU: the same
-//          activation plan over one device arena, the same forward and backward, fp32)
+//          activation plan over one device arena, the same forward and backward, in fp32 or
+//          bf16 as the CPU engine's precisions)
 #pragma once
 #include "cuda/context.h"
 #include "cuda/conv.h"
@@ -41,8 +42,10 @@ enum class StepMode { train, eval };
 
 class DenseNet {
 public:
+    // bf16: the CPU engine's mixed precision (ActivationPlan: bf16 convolution operands and
+    // activations; parameters, gradients of the block buffers, statistics and the head in f32).
     DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, const RunShape& shape, Pass pass,
-             Intermediates intermediates);
+             Intermediates intermediates, Precision precision = Precision::fp32);
 
     // The convolution weights in cuDNN's layout (OHWI), from the device's OIHW values: after every
     // change to them (an optimizer step, an upload).
@@ -61,11 +64,11 @@ public:
 private:
     struct LayerOps {
         std::unique_ptr<Conv2d> conv1, conv2;
-        float *w1, *w2;  // their OHWI weights
+        void *w1, *w2;  // their OHWI weights, of the activations' type
     };
     struct TransitionOps {
         std::unique_ptr<Conv2d> conv;
-        float* w;
+        void* w;
         std::unique_ptr<Pool2d> pool;
     };
     struct DeviceBn {  // a BatchNormParams' device addresses
@@ -74,8 +77,11 @@ private:
         int64_t* num_batches_tracked;  // host: counted on the host, no device work
     };
 
-    float* at(size_t offset) const { return reinterpret_cast<float*>(arena_.bytes() + offset); }
+    float* at(size_t offset) const { return reinterpret_cast<float*>(arena_.bytes() + offset); }  // an f32 region
+    void* raw(size_t offset) const { return arena_.bytes() + offset; }
+    // Dense NHWC views of the batch: of the activations' type (plan_.activation), or f32.
     FeatureMap map(size_t offset, int64_t h, int64_t w, int64_t c) const;
+    FeatureMap f32_map(size_t offset, int64_t h, int64_t w, int64_t c) const;
     FeatureMap block_features(size_t b) const;
     FeatureMap block_grad(size_t b) const;
     DeviceBn bn(const BatchNormParams& p) const;
@@ -83,12 +89,12 @@ private:
     struct ConvWeights {
         const ConvParams* params;
         ConvShape shape;
-        float* ohwi;
+        void* ohwi;
     };
-    float* add_conv_weights(const ConvParams& p, const ConvShape& shape, size_t& offset);
+    void* add_conv_weights(const ConvParams& p, const ConvShape& shape, size_t& offset);
 
     void stats_and_running(float* mean, float* var, const FeatureMap& x, const DeviceBn& b);
-    void conv_backward_weights(const Conv2d& conv, const ConvParams& p, const float* x, const float* dy);
+    void conv_backward_weights(const Conv2d& conv, const ConvParams& p, const void* x, const void* dy);
     void bn_relu_backward_assign(const FeatureMap& dx, const DeviceBn& b, const FeatureMap& dy, const FeatureMap& x,
                                  const float* mean, const float* var);
 
@@ -113,7 +119,7 @@ private:
     DeviceBuffer arena_, workspace_, reduction_scratch_, weights_ohwi_, dweight_ohwi_, loss_;
     std::vector<ConvWeights> conv_weights_;  // every convolution, in parameter order
     std::unique_ptr<Conv2d> conv0_;
-    float* w0_ = nullptr;
+    void* w0_ = nullptr;
     std::unique_ptr<Pool2d> pool0_;
     std::vector<std::vector<LayerOps>> layers_;
     std::vector<TransitionOps> transitions_;

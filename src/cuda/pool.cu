@@ -4,7 +4,8 @@
 
 namespace dn::cuda {
 
-Pool2d::Pool2d(cudnnHandle_t handle, const PoolShape& s, PoolKind kind) : handle_(handle), shape_(s) {
+Pool2d::Pool2d(cudnnHandle_t handle, const PoolShape& s, PoolKind kind, DType type) : handle_(handle), shape_(s) {
+    const cudnnDataType_t data = type == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     CUDNN_CHECK(cudnnCreatePoolingDescriptor(&pool_desc_));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_desc_));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&y_desc_));
@@ -14,9 +15,9 @@ Pool2d::Pool2d(cudnnHandle_t handle, const PoolShape& s, PoolKind kind) : handle
         kind == PoolKind::max ? CUDNN_POOLING_MAX_DETERMINISTIC : CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING;
     CUDNN_CHECK(cudnnSetPooling2dDescriptor(pool_desc_, mode, CUDNN_NOT_PROPAGATE_NAN, int(s.kernel), int(s.kernel),
                                             int(s.pad), int(s.pad), int(s.stride), int(s.stride)));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc_, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, int(s.batch), int(s.channels),
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc_, CUDNN_TENSOR_NHWC, data, int(s.batch), int(s.channels),
                                            int(s.in_h), int(s.in_w)));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc_, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, int(s.batch), int(s.channels),
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc_, CUDNN_TENSOR_NHWC, data, int(s.batch), int(s.channels),
                                            int(s.out_h()), int(s.out_w())));
 }
 
@@ -26,12 +27,12 @@ Pool2d::~Pool2d() {
     cudnnDestroyPoolingDescriptor(pool_desc_);
 }
 
-void Pool2d::forward(const float* x, float* y) const {
+void Pool2d::forward(const void* x, void* y) const {
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnPoolingForward(handle_, pool_desc_, &one, x_desc_, x, &zero, y_desc_, y));
 }
 
-void Pool2d::backward(const float* dy, const float* x, const float* y, float* dx) const {
+void Pool2d::backward(const void* dy, const void* x, const void* y, void* dx) const {
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnPoolingBackward(handle_, pool_desc_, &one, y_desc_, y, y_desc_, dy, x_desc_, x, &zero, x_desc_, dx));
 }

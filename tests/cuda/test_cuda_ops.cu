@@ -19,6 +19,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -61,6 +62,48 @@ struct Device {
     }
 };
 
+// Device values of either activation type, uploaded from and downloaded to floats (bf16 rounded
+// to nearest even on the way up, as the engine's own conversions round).
+struct Typed {
+    DType type;
+    Device<char> mem;
+    Typed(DType t, size_t n) : type(t), mem(n * dtype_bytes(t)) {}
+    Typed(DType t, const std::vector<float>& v) : Typed(t, v.size()) {
+        std::vector<char> bytes(mem.n);
+        for (size_t i = 0; i < v.size(); ++i) {
+            if (type == DType::bf16) {
+                const bf16 h = to_bf16(v[i]);
+                std::memcpy(bytes.data() + 2 * i, &h, 2);
+            } else {
+                std::memcpy(bytes.data() + 4 * i, &v[i], 4);
+            }
+        }
+        mem.upload(bytes);
+    }
+    void* ptr() const { return mem.ptr; }
+    std::vector<float> download() const {
+        const std::vector<char> bytes = mem.download();
+        std::vector<float> v(mem.n / dtype_bytes(type));
+        for (size_t i = 0; i < v.size(); ++i) {
+            if (type == DType::bf16) {
+                bf16 h;
+                std::memcpy(&h, bytes.data() + 2 * i, 2);
+                v[i] = to_float(h);
+            } else {
+                std::memcpy(&v[i], bytes.data() + 4 * i, 4);
+            }
+        }
+        return v;
+    }
+};
+
+// v with every value rounded to `type` (bf16 inputs a reference must see as the GPU does).
+std::vector<float> rounded_to(DType type, std::vector<float> v) {
+    if (type == DType::bf16)
+        for (float& x : v) x = to_float(to_bf16(x));
+    return v;
+}
+
 std::vector<float> random_floats(size_t n, float mean, float spread, uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> d(mean, spread);
@@ -90,24 +133,32 @@ BnReference reference_stats(const std::vector<float>& x, int64_t pixels) {
 }
 
 // Over n*h*w pixels: 252 is one reduction chunk; more, and not a multiple of it, takes the kernels'
-// multi-chunk paths, as every map of a real batch does.
-void test_batch_norm(int64_t n, int64_t h, int64_t w) {
+// multi-chunk paths, as every map of a real batch does. type: x, dy and y's (and an assigned dx's;
+// a dx added into is f32), with inputs the reference sees rounded as the GPU does.
+void test_batch_norm(int64_t n, int64_t h, int64_t w, DType type) {
     const int64_t pixels = n * h * w;
-    auto named = [&](const char* what) { return std::string(what) + " [" + std::to_string(pixels) + " pixels]"; };
-    // A mean that dwarfs the spread, as after a ReLU-free conv with a large bias: E[x^2]-E[x]^2 in
-    // float would lose every digit here.
-    const std::vector<float> x = random_floats(size_t(pixels * LD), 30.0f, 0.05f, 1);
+    const bool bf = type == DType::bf16;
+    auto named = [&](const char* what) {
+        return std::string(what) + " [" + std::to_string(pixels) + " pixels" + (bf ? ", bf16]" : "]");
+    };
+    // f32: a mean that dwarfs the spread, as after a ReLU-free conv with a large bias:
+    // E[x^2]-E[x]^2 in float would lose every digit here. bf16 (8 bits) cannot hold such values
+    // apart, so there the spread is half the mean.
+    const std::vector<float> x = rounded_to(type, random_floats(size_t(pixels * LD), bf ? 1.0f : 30.0f, bf ? 0.5f : 0.05f, 1));
     const std::vector<float> gamma = random_floats(C, 1.0f, 0.3f, 2), beta = random_floats(C, 0.0f, 0.3f, 3);
-    const std::vector<float> dy = random_floats(size_t(pixels * LD), 0.0f, 1.0f, 4);
-    Device<float> dx_(x), dgamma_(gamma), dbeta_(beta), ddy(dy), mean(C), var(C), y(size_t(pixels * C));
+    const std::vector<float> dy = rounded_to(type, random_floats(size_t(pixels * LD), 0.0f, 1.0f, 4));
+    Typed xd(type, x), ddy(type, dy), y(type, size_t(pixels * C));
+    Device<float> dgamma_(gamma), dbeta_(beta), mean(C), var(C);
     Device<char> scratch(reduction_scratch_bytes(pixels, C));
-    const FeatureMap xv{dx_.ptr, n, h, w, C, LD, DType::f32};
+    const FeatureMap xv{xd.ptr(), n, h, w, C, LD, type};
+    // A value rounded to bf16 is off by up to 2^-9 of itself.
+    const double output_bar = bf ? 1e-2 : 1e-5;
     batch_stats(mean.ptr, var.ptr, xv, scratch.ptr, nullptr);
     const BnReference ref = reference_stats(x, pixels);
     const std::vector<float> m = mean.download(), v = var.download();
     // The mean to float's rounding of 30 (1e-6 of it), the variance to 1e-5 of itself.
     expect_close(named("batch_stats: mean"), m, ref.mean, 1e-6);
-    expect_close(named("batch_stats: variance (mean 30, std 0.05)"), v, ref.var, 1e-5);
+    expect_close(named(bf ? "batch_stats: variance" : "batch_stats: variance (mean 30, std 0.05)"), v, ref.var, 1e-5);
 
     // PyTorch's running statistics: momentum 0.1, the variance unbiased over the pixels.
     const std::vector<float> old_mean = random_floats(C, 0.0f, 1.0f, 11), old_var = random_floats(C, 1.0f, 0.1f, 12);
@@ -129,17 +180,17 @@ void test_batch_norm(int64_t n, int64_t h, int64_t w) {
         const double scale = gamma[size_t(c)] * rstd;
         return std::array<double, 3>{scale, beta[size_t(c)] - mean_d[size_t(c)] * scale, rstd};
     };
-    bn_relu_forward(dense_map(y.ptr, n, h, w, C), xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, nullptr);
+    bn_relu_forward(dense_map(y.ptr(), type, n, h, w, C), xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, nullptr);
     std::vector<double> y_ref(size_t(pixels * C));
     for (int64_t p = 0; p < pixels; ++p)
         for (int64_t c = 0; c < C; ++c) {
             const auto k = constants(c);
             y_ref[size_t(p * C + c)] = std::max(0.0, x[size_t(p * LD + c)] * k[0] + k[1]);
         }
-    expect_close(named("bn_relu_forward (strided x, dense y)"), y.download(), y_ref, 1e-5);
+    expect_close(named("bn_relu_forward (strided x, dense y)"), y.download(), y_ref, output_bar);
 
     Device<float> dg(C), db(C);
-    const FeatureMap dyv{ddy.ptr, n, h, w, C, LD, DType::f32};
+    const FeatureMap dyv{ddy.ptr(), n, h, w, C, LD, type};
     bn_relu_backward_params(dg.ptr, db.ptr, dyv, xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, scratch.ptr, nullptr);
     std::vector<double> sg(C, 0.0), sgx(C, 0.0);
     for (int64_t p = 0; p < pixels; ++p)
@@ -157,11 +208,13 @@ void test_batch_norm(int64_t n, int64_t h, int64_t w) {
 
     for (Accumulate mode : {Accumulate::assign, Accumulate::add}) {
         const std::vector<float> before = random_floats(size_t(pixels * LD), 0.0f, 1.0f, 5);
-        Device<float> dxd(before);
-        const FeatureMap dxv{dxd.ptr, n, h, w, C, LD, DType::f32};
+        const DType dx_type = mode == Accumulate::add ? DType::f32 : type;
+        Typed dxd(dx_type, before);
+        const FeatureMap dxv{dxd.ptr(), n, h, w, C, LD, dx_type};
         bn_relu_backward_input(dxv, mode, dyv, xv, mean.ptr, var.ptr, dgamma_.ptr, dbeta_.ptr, dg.ptr, db.ptr, pixels,
                                nullptr);
-        std::vector<double> want(before.begin(), before.end());
+        const std::vector<float> held = rounded_to(dx_type, before);  // what the untouched channels keep
+        std::vector<double> want(held.begin(), held.end());
         for (int64_t p = 0; p < pixels; ++p)
             for (int64_t c = 0; c < C; ++c) {
                 const auto k = constants(c);
@@ -174,7 +227,7 @@ void test_batch_norm(int64_t n, int64_t h, int64_t w) {
             }
         expect_close(named(mode == Accumulate::add ? "bn_relu_backward_input: add into a strided gradient"
                                                    : "bn_relu_backward_input: assign into a strided gradient"),
-                     dxd.download(), want, 1e-5);
+                     dxd.download(), want, dx_type == DType::bf16 ? output_bar : 1e-5);
     }
 }
 
@@ -186,6 +239,14 @@ void test_copy_and_pool() {
     for (int64_t p = 0; p < P; ++p)
         for (int64_t c = 0; c < 13; ++c) want[size_t(p * 13 + c)] = block[size_t(p * LD + 20 + c)];
     expect_close("copy_channels: a slice of a block", dst.download(), want, 0.0);
+    // An f32 block gradient's slice into a bf16 operand: each value rounded to nearest even, which
+    // is exactly what the host's to_bf16 gives.
+    Typed narrow(DType::bf16, size_t(P * 13));
+    copy_channels(dense_map(narrow.ptr(), DType::bf16, N, H, W, 13), FeatureMap{src.ptr + 20, N, H, W, 13, LD, DType::f32},
+                  nullptr);
+    std::vector<double> want_rounded(want.size());
+    for (size_t i = 0; i < want.size(); ++i) want_rounded[i] = to_float(to_bf16(float(want[i])));
+    expect_close("copy_channels: f32 into bf16", narrow.download(), want_rounded, 0.0);
 
     Device<float> pooled(size_t(N * C));
     global_avg_pool_forward(pooled.ptr, FeatureMap{src.ptr, N, H, W, C, LD, DType::f32}, nullptr);
@@ -252,12 +313,15 @@ struct ConvCase {
     ConvShape s;
 };
 
-void test_conv(cudnnHandle_t handle, const ConvCase& cc, Tf32 tf32, double bar) {
+// type bf16: operands rounded to bf16 (the reference takes the rounded values), results bf16.
+void test_conv(cudnnHandle_t handle, const ConvCase& cc, Tf32 tf32, DType type, double bar) {
     const ConvShape& s = cc.s;
     const int64_t OH = s.out_h(), OW = s.out_w();
-    const std::vector<float> x = random_floats(size_t(s.batch * s.in_h * s.in_w * s.in_channels), 0.0f, 1.0f, 12);
-    const std::vector<float> w = random_floats(size_t(s.weight_count()), 0.0f, 0.1f, 13);
-    const std::vector<float> dy = random_floats(size_t(s.batch * OH * OW * s.out_channels), 0.0f, 1.0f, 14);
+    const std::vector<float> x =
+        rounded_to(type, random_floats(size_t(s.batch * s.in_h * s.in_w * s.in_channels), 0.0f, 1.0f, 12));
+    const std::vector<float> w = rounded_to(type, random_floats(size_t(s.weight_count()), 0.0f, 0.1f, 13));
+    const std::vector<float> dy =
+        rounded_to(type, random_floats(size_t(s.batch * OH * OW * s.out_channels), 0.0f, 1.0f, 14));
     std::vector<double> y_ref(dy.size(), 0.0), dx_ref(x.size(), 0.0), dw_ref(w.size(), 0.0);
     for (int64_t n = 0; n < s.batch; ++n)
         for (int64_t oh = 0; oh < OH; ++oh)
@@ -277,26 +341,36 @@ void test_conv(cudnnHandle_t handle, const ConvCase& cc, Tf32 tf32, double bar) 
                             }
                         }
                 }
-    Conv2d conv(handle, s, tf32);
-    Device<float> dxin(x), dw_oihw(w), dw_ohwi(w.size()), dyd(dy), y(dy.size()), dx(x.size()), dwd(w.size()),
-        dw_back(w.size());
+    Conv2d conv(handle, s, tf32, type);
+    Device<float> dw_oihw(w), dw_back(w.size());
+    Typed dxin(type, x), dw_ohwi(type, w.size()), dyd(type, dy), y(type, dy.size()), dx(type, x.size()),
+        dwd(type, w.size());
     Device<char> workspace(conv.workspace_bytes());
-    oihw_to_ohwi(dw_ohwi.ptr, dw_oihw.ptr, s, nullptr);
-    conv.forward(dxin.ptr, dw_ohwi.ptr, y.ptr, workspace.ptr);
-    conv.backward_data(dyd.ptr, dw_ohwi.ptr, dx.ptr, workspace.ptr);
-    conv.backward_weights(dxin.ptr, dyd.ptr, dwd.ptr, workspace.ptr);
-    ohwi_to_oihw(dw_back.ptr, dwd.ptr, s, nullptr);
-    const std::string label = std::string(cc.name) + (tf32 == Tf32::allowed ? ", TF32" : ", fp32");
+    oihw_to_ohwi(dw_ohwi.ptr(), type, dw_oihw.ptr, s, nullptr);
+    conv.forward(dxin.ptr(), dw_ohwi.ptr(), y.ptr(), workspace.ptr);
+    conv.backward_data(dyd.ptr(), dw_ohwi.ptr(), dx.ptr(), workspace.ptr);
+    conv.backward_weights(dxin.ptr(), dyd.ptr(), dwd.ptr(), workspace.ptr);
+    ohwi_to_oihw(dw_back.ptr, dwd.ptr(), type, s, nullptr);
+    const std::string label =
+        std::string(cc.name) + (type == DType::bf16 ? ", bf16" : tf32 == Tf32::allowed ? ", TF32" : ", fp32");
     expect_close((label + ": forward").c_str(), y.download(), y_ref, bar);
     expect_close((label + ": backward-data").c_str(), dx.download(), dx_ref, bar);
     expect_close((label + ": backward-weights").c_str(), dw_back.download(), dw_ref, bar);
 }
 
 // ---- pooling and the classifier
-void test_pool(cudnnHandle_t handle, PoolKind kind, const PoolShape& s, const char* name) {
+void test_pool(cudnnHandle_t handle, PoolKind kind, const PoolShape& s, const char* name, DType type) {
     const int64_t OH = s.out_h(), OW = s.out_w(), C = s.channels;
-    const std::vector<float> x = random_floats(size_t(s.batch * s.in_h * s.in_w * C), 0.0f, 1.0f, 15);
-    const std::vector<float> dy = random_floats(size_t(s.batch * OH * OW * C), 0.0f, 1.0f, 16);
+    std::vector<float> x = rounded_to(type, random_floats(size_t(s.batch * s.in_h * s.in_w * C), 0.0f, 1.0f, 15));
+    if (type == DType::bf16) {
+        // 8-bit values tie often, and a tie sends max pooling's gradient elsewhere: k/128 for
+        // k < 256 (exact in bf16), distinct within any window of up to 28 pixels' reach.
+        for (int64_t i = 0; i < int64_t(x.size()); ++i) {
+            const int64_t c = i % C, pixel = (i / C) % (s.in_h * s.in_w), n = i / (C * s.in_h * s.in_w);
+            x[size_t(i)] = float((pixel * 7 + c + n) % 256) / 128.0f;
+        }
+    }
+    const std::vector<float> dy = rounded_to(type, random_floats(size_t(s.batch * OH * OW * C), 0.0f, 1.0f, 16));
     std::vector<double> y_ref(dy.size()), dx_ref(x.size(), 0.0);
     for (int64_t n = 0; n < s.batch; ++n)
         for (int64_t oh = 0; oh < OH; ++oh)
@@ -326,12 +400,14 @@ void test_pool(cudnnHandle_t handle, PoolKind kind, const PoolShape& s, const ch
                             dx_ref[size_t(((n * s.in_h + ih) * s.in_w + iw) * C + c)] += dy[yi] / area;
                         }
                 }
-    Pool2d pool(handle, s, kind);
-    Device<float> xd(x), yd(dy.size()), dyd(dy), dxd(x.size());
-    pool.forward(xd.ptr, yd.ptr);
-    pool.backward(dyd.ptr, xd.ptr, yd.ptr, dxd.ptr);
-    expect_close((std::string(name) + ": forward").c_str(), yd.download(), y_ref, 1e-6);
-    expect_close((std::string(name) + ": backward").c_str(), dxd.download(), dx_ref, 1e-6);
+    Pool2d pool(handle, s, kind, type);
+    Typed xd(type, x), yd(type, dy.size()), dyd(type, dy), dxd(type, x.size());
+    pool.forward(xd.ptr(), yd.ptr());
+    pool.backward(dyd.ptr(), xd.ptr(), yd.ptr(), dxd.ptr());
+    const std::string label = std::string(name) + (type == DType::bf16 ? ", bf16" : "");
+    const double bar = type == DType::bf16 ? 1e-2 : 1e-6;  // results rounded to bf16: 2^-9 of themselves
+    expect_close(label + ": forward", yd.download(), y_ref, bar);
+    expect_close(label + ": backward", dxd.download(), dx_ref, bar);
 }
 
 void test_linear(cublasHandle_t handle) {
@@ -374,8 +450,9 @@ int main() {
     }
     std::printf("device 0: %s\n", device_name(0).c_str());
     try {
-        test_batch_norm(N, H, W);
-        test_batch_norm(3, 29, 31);
+        test_batch_norm(N, H, W, DType::f32);
+        test_batch_norm(3, 29, 31, DType::f32);
+        test_batch_norm(3, 29, 31, DType::bf16);
         test_copy_and_pool();
         test_loss();
         test_adam();
@@ -387,12 +464,16 @@ int main() {
             {"conv1 1x1 96->128 at 7x7", {3, 96, 7, 7, 128, 1, 1, 0}},
         };
         for (const ConvCase& c : cases) {
-            test_conv(handle, c, Tf32::off, 1e-5);
+            test_conv(handle, c, Tf32::off, DType::f32, 1e-5);
             // TF32 keeps 10 bits of mantissa: products are off by about 1e-3 of their size.
-            test_conv(handle, c, Tf32::allowed, 1e-2);
+            test_conv(handle, c, Tf32::allowed, DType::f32, 1e-2);
+            // bf16 operands exactly as the reference's, sums in f32, results rounded to bf16 (8 bits).
+            test_conv(handle, c, Tf32::allowed, DType::bf16, 1e-2);
         }
-        test_pool(handle, PoolKind::max, {2, 64, 15, 13, 3, 2, 1}, "pool0 max 3x3/2 pad 1");
-        test_pool(handle, PoolKind::average, {2, 128, 14, 14, 2, 2, 0}, "transition avg 2x2/2");
+        for (DType type : {DType::f32, DType::bf16}) {
+            test_pool(handle, PoolKind::max, {2, 64, 15, 13, 3, 2, 1}, "pool0 max 3x3/2 pad 1", type);
+            test_pool(handle, PoolKind::average, {2, 128, 14, 14, 2, 2, 0}, "transition avg 2x2/2", type);
+        }
         cudnnDestroy(handle);
         cublasHandle_t blas;
         if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");

@@ -10,6 +10,8 @@
 // in an order that changes from run to run (backward-weights with atomics): the bar is on the
 // error from the exact result, which such orders only move at float32's rounding level.
 //
+// bf16 (check_case_bf16) is held to PyTorch's CPU autocast fixtures at the CPU engine's bf16 bar.
+//
 // Usage: test_cuda_parity REFERENCE_DIR. Exit status: 0 passed, 1 failed, 77 no GPU.
 #include "cuda/adam.h"
 #include "cuda/context.h"
@@ -187,6 +189,63 @@ void check_case(const std::string& dir) {
     std::printf("%s: %s, device memory %.1f MB\n", dir.c_str(), failures ? "FAILED" : "ok", double(net.device_bytes()) / 1e6);
 }
 
+// bf16 against PyTorch's CPU autocast, at the CPU engine's bf16 parity bar
+// (tests/model/test_parity_bf16.cpp): each tensor's relative error from the exact result at most
+// twice autocast's, or 1e-2 where autocast lands closer than that. The engine keeps activations in
+// bf16 where autocast does, and gradients of the block buffers, the head and batch norm in f32.
+void expect_close_bf16(const SafetensorsFile& expected, const std::string& what, const float* actual,
+                       const std::string& name) {
+    const std::vector<float> exact = floats(expected, "f64." + name), autocast = floats(expected, "bf16." + name);
+    const double err = relative_error(actual, exact.data(), exact.size());
+    const double autocast_err = relative_error(autocast.data(), exact.data(), exact.size());
+    const double bar = std::max(1e-2, 2.0 * autocast_err);
+    if (err <= bar) return;
+    ++failures;
+    std::printf("FAILED bf16 %s %s: relative error %.3e, bar %.3e (autocast: %.3e)\n", what.c_str(), name.c_str(), err,
+                bar, autocast_err);
+}
+
+void check_case_bf16(const std::string& dir) {
+    const SafetensorsFile expected(dir + "/expected.safetensors");
+    const nlohmann::json meta = nlohmann::json::parse(expected.metadata().at("case"));
+    if (!meta.value("autocast", false)) throw std::runtime_error(dir + " has no autocast reference");
+    const DenseNetConfig cfg = test::config_of(meta);
+    const RunShape shape{meta["batch"], meta["size"], meta["size"]};
+    Parameters params(cfg);
+    load_checkpoint(params, dir + "/init.safetensors");
+    Context ctx(0, Tf32::off);
+    DeviceParameters device(params);
+    device.upload(ctx.stream());
+    DenseNet net(ctx, params, device, shape, Pass::training, Intermediates::recompute, Precision::bf16);
+
+    const std::vector<float> input = floats(expected, "input");
+    const auto& label_tensor = expected.tensors().at("labels");
+    std::vector<int32_t> labels(label_tensor.bytes / 4);
+    std::memcpy(labels.data(), label_tensor.data, label_tensor.bytes);
+    DeviceBuffer images(input.size() * sizeof(float)), device_labels(labels.size() * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpyAsync(images.bytes(), input.data(), images.size(), cudaMemcpyHostToDevice, ctx.stream()));
+    CUDA_CHECK(cudaMemcpyAsync(device_labels.bytes(), labels.data(), device_labels.size(), cudaMemcpyHostToDevice,
+                               ctx.stream()));
+    ctx.synchronize();
+    const auto* y = reinterpret_cast<const int32_t*>(device_labels.bytes());
+    const size_t logits = size_t(shape.batch * cfg.num_classes);
+
+    net.forward(images.floats(), y, StepMode::eval);
+    float loss = net.loss();
+    expect_close_bf16(expected, "eval", download(net.logits(), logits, ctx).data(), "eval.logits");
+    expect_close_bf16(expected, "eval", &loss, "eval.loss");
+    net.forward(images.floats(), y, StepMode::train);
+    loss = net.loss();
+    expect_close_bf16(expected, "train", download(net.logits(), logits, ctx).data(), "train.logits");
+    expect_close_bf16(expected, "train", &loss, "train.loss");
+    net.backward();
+    device.download(ctx.stream());
+    for (const auto& e : params.entries())
+        if (e.role == TensorRole::parameter)
+            expect_close_bf16(expected, "gradient", params.grads() + e.offset, "grad." + e.name);
+    std::printf("%s bf16: %s\n", dir.c_str(), failures ? "FAILED" : "ok");
+}
+
 }  // namespace
 }  // namespace dn::cuda
 
@@ -203,6 +262,8 @@ int main(int argc, char** argv) {
     try {
         for (const char* name : {"densenet121", "densenet121_64", "custom_small"})
             dn::cuda::check_case(std::string(argv[1]) + "/" + name);
+        for (const char* name : {"densenet121_64", "custom_small", "custom_28"})
+            dn::cuda::check_case_bf16(std::string(argv[1]) + "/" + name);
     } catch (const std::exception& e) {
         std::printf("error: %s\n", e.what());
         return 1;

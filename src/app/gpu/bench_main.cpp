@@ -11,7 +11,7 @@
 
 int main(int argc, char** argv) {
     dn::cuda::BenchSetup setup;
-    std::string mode = "train", memory = "recompute";
+    std::string mode = "train", memory = "recompute", precision = "fp32";
     bool no_tf32 = false, json = false;
     CLI::App app("Time the GPU engine's training or inference steps on synthetic images (densenet bench --device cuda)");
     app.add_option("--arch", setup.arch, "densenet121, densenet161, densenet169 or densenet201")->capture_default_str();
@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
     app.add_option("--memory", memory, "recompute (memory-efficient) or keep the BN-ReLU and bottleneck outputs")
         ->check(CLI::IsMember({"recompute", "keep"}))
         ->capture_default_str();
+    app.add_option("--precision", precision, "fp32, or bf16: bf16 convolutions and activations, f32 accumulation")
+        ->check(CLI::IsMember({"fp32", "bf16"}))
+        ->capture_default_str();
     app.add_option("--device", setup.device, "the GPU's number")->capture_default_str();
     app.add_flag("--no-tf32", no_tf32, "full fp32 convolutions, not PyTorch's default TF32");
     app.add_flag("--json", json, "end with one line of JSON");
@@ -33,6 +36,7 @@ int main(int argc, char** argv) {
     setup.pass = mode == "train" ? dn::Pass::training : dn::Pass::inference;
     setup.intermediates = memory == "keep" ? dn::Intermediates::keep : dn::Intermediates::recompute;
     setup.tf32 = no_tf32 ? dn::cuda::Tf32::off : dn::cuda::Tf32::allowed;
+    setup.precision = precision == "bf16" ? dn::Precision::bf16 : dn::Precision::fp32;
     try {
         const dn::cuda::BenchResult result = dn::cuda::run_bench(setup);
         std::printf("%s", dn::gpu_bench_summary(setup, result).c_str());

@@ -9,6 +9,10 @@ const char* mode_name(const cuda::BenchSetup& s) { return s.pass == Pass::traini
 const char* memory_name(const cuda::BenchSetup& s) {
     return s.intermediates == Intermediates::keep ? "keep" : "recompute";
 }
+const char* arithmetic(const cuda::BenchSetup& s) {
+    if (s.precision == Precision::bf16) return "bf16 (bf16 convolutions, f32 accumulation)";
+    return s.tf32 == cuda::Tf32::allowed ? "fp32 (TF32 convolutions)" : "fp32";
+}
 }  // namespace
 
 std::string gpu_bench_summary(const cuda::BenchSetup& s, const cuda::BenchResult& r) {
@@ -18,7 +22,7 @@ std::string gpu_bench_summary(const cuda::BenchSetup& s, const cuda::BenchResult
                   "%s %s %s, %ldx%ld, batch %ld, on cuda:%d, %s%s%s: %ld timed steps after %ld warm-up\n"
                   "  %.1f images/s, %.5f s per step, peak device memory %.1f MB allocated (activation arena %.1f MB, "
                   "network %.1f MB)\n",
-                  s.arch.c_str(), mode_name(s), s.tf32 == cuda::Tf32::allowed ? "fp32 (TF32 convolutions)" : "fp32",
+                  s.arch.c_str(), mode_name(s), arithmetic(s),
                   long(s.input_size), long(s.input_size), long(s.batch_size), s.device, r.device.c_str(),
                   train ? ", memory " : "", train ? memory_name(s) : "", long(s.steps), long(s.warmup),
                   r.images_per_second, r.seconds_per_step, double(r.peak_allocated_bytes) / 1e6,
@@ -30,8 +34,8 @@ nlohmann::ordered_json gpu_bench_json(const cuda::BenchSetup& s, const cuda::Ben
     nlohmann::ordered_json j{{"peer", "densenet.cpp"},
                              {"arch", s.arch},
                              {"mode", mode_name(s)},
-                             {"precision", "fp32"},
-                             {"tf32", s.tf32 == cuda::Tf32::allowed},
+                             {"precision", s.precision == Precision::bf16 ? "bf16" : "fp32"},
+                             {"tf32", s.precision == Precision::fp32 && s.tf32 == cuda::Tf32::allowed},
                              {"device", "cuda:" + std::to_string(s.device)},
                              {"device_name", r.device},
                              {"input_size", s.input_size},
