@@ -1,5 +1,7 @@
 #include "app/device_choice.h"
 
+#include "model/densenet.h"
+
 #include <charconv>
 #include <stdexcept>
 
@@ -37,6 +39,18 @@ DeviceChoice choose_device(const std::string& flag) {
     const GpuEngine* engine = gpu_engine();
     if (!engine) throw std::invalid_argument("--device " + flag + ": " + why_no_gpu_engine() + cpu_instead);
     return gpu(*engine, index);
+}
+
+Precision precision_on(const DeviceChoice& device, Precision requested) {
+    return device.kind == DeviceKind::cuda ? requested : usable_precision(requested);
+}
+
+std::unique_ptr<Classifier> inference_network(const DeviceChoice& device, DnnlContext& ctx, Parameters& params,
+                                              const RunShape& shape, Precision precision) {
+    if (device.kind == DeviceKind::cuda) return gpu_engine()->make_classifier(params, shape, precision, device.index);
+    auto net = std::make_unique<DenseNet>(ctx, params, shape, Pass::inference, Intermediates::recompute, precision);
+    net->load_weights();
+    return net;
 }
 
 }  // namespace dn

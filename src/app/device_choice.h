@@ -1,8 +1,14 @@
 // defines: DeviceKind, DeviceChoice, choose_device (what --device names: the CPU or one GPU),
-//          GpuEngine, gpu_engine (the GPU engine, loaded when a command first asks for it)
+//          precision_on, inference_network (the network eval and predict run there), GpuEngine,
+//          gpu_engine (the GPU engine, loaded when a command first asks for it)
 #pragma once
 #include "cuda/bench.h"
+#include "model/classifier.h"
+#include "model/parameters.h"
+#include "ops/dnnl_context.h"
+#include "ops/precision.h"
 
+#include <memory>
 #include <string>
 
 namespace dn {
@@ -15,6 +21,10 @@ namespace dn {
 struct GpuEngine {
     std::string (*device_name)(int index);
     cuda::BenchResult (*run_bench)(const cuda::BenchSetup& setup);
+    // An inference network for params on GPU `device`, batch by batch over host memory
+    // (cuda::HostClassifier): what eval and predict run there.
+    std::unique_ptr<Classifier> (*make_classifier)(Parameters& params, const RunShape& shape, Precision precision,
+                                                   int device);
 };
 
 // The GPUs this process can use, asked of the NVIDIA driver (libcuda.so.1) without loading the
@@ -39,5 +49,14 @@ struct DeviceChoice {
 // a GPU when one is visible, else the CPU. Throws std::invalid_argument, one line, for a GPU this
 // program cannot use (none visible, none with that number, or no GPU engine).
 DeviceChoice choose_device(const std::string& flag);
+
+// The precision to run on `device`: as asked on a GPU (the engine is built for Hopper, whose
+// tensor cores multiply bf16), usable_precision's on the CPU (fp32, saying so, without AVX512-BF16).
+Precision precision_on(const DeviceChoice& device, Precision requested);
+
+// The inference network eval and predict run: the CPU engine's DenseNet (its weights loaded; ctx
+// must outlive it) or the GPU engine's cuda::HostClassifier, for params as they are now.
+std::unique_ptr<Classifier> inference_network(const DeviceChoice& device, DnnlContext& ctx, Parameters& params,
+                                              const RunShape& shape, Precision precision);
 
 }  // namespace dn

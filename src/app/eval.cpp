@@ -1,5 +1,6 @@
 // densenet eval: a checkpoint's test loss, accuracy, per-class accuracy and confusion matrix.
 #include "app/commands.h"
+#include "app/device_choice.h"
 #include "app/run_setup.h"
 
 #include "data/batch_loader.h"
@@ -31,6 +32,7 @@ struct EvalOptions {
     std::string normalize;  // empty: the checkpoint's
     std::string precision = "fp32";
     int64_t threads = 0;
+    std::string device = "auto";
     std::string tta = "none";
     bool json = false;
 };
@@ -70,14 +72,18 @@ nlohmann::json to_json(const EvalResult& r, const std::vector<std::string>& name
 
 int run_eval(const EvalOptions& o) {
     if (o.batch_size <= 0) throw std::invalid_argument("--batch-size must be at least 1");
-    const Precision precision = usable_precision(parse_precision(o.precision));
+    const DeviceChoice device = choose_device(o.device);
+    const Precision precision = precision_on(device, parse_precision(o.precision));
     set_compute_threads(o.threads);
     const SafetensorsFile file = open_checkpoint(o.checkpoint);
     const ModelInfo info = read_model_info(file);
     const int64_t size = model_input_size(o.input_size, info);
-    // The loader holds 3 batches of float images (1 thread); inference's memory counts the one it reads.
-    check_memory_fits(info.config, {o.batch_size, size, size}, Pass::inference, Intermediates::recompute, precision,
-                      2 * sizeof(float) * size_t(info.config.in_channels * size * size));
+    // The loader holds 3 batches of float images (1 thread); inference's memory counts the one it
+    // reads. (On a GPU the network's memory is the device's: a batch too large for it is cudaMalloc's
+    // one-line error when the network is built.)
+    if (device.kind == DeviceKind::cpu)
+        check_memory_fits(info.config, {o.batch_size, size, size}, Pass::inference, Intermediates::recompute, precision,
+                          2 * sizeof(float) * size_t(info.config.in_channels * size * size));
     const std::string dataset = !o.dataset.empty() ? o.dataset : (!info.dataset.empty() ? info.dataset : "cifar10");
     const DatasetRequest request{.name = dataset, .dir = o.data_dir, .folder_size = size,
                                  .folder_channels = info.config.in_channels};
@@ -93,8 +99,7 @@ int run_eval(const EvalOptions& o) {
     Parameters params(info.config);
     load_checkpoint(params, file, {});
     DnnlContext ctx;
-    DenseNet net(ctx, params, {o.batch_size, size, size}, Pass::inference, Intermediates::recompute, precision);
-    net.load_weights();
+    const std::unique_ptr<Classifier> net = inference_network(device, ctx, params, {o.batch_size, size, size}, precision);
     const Transform transform{.size = size, .channels = info.config.in_channels, .augment = Augment{},
                               .normalization = normalization(o.normalize.empty() ? info.normalize : o.normalize,
                                                              info.config.in_channels)};
@@ -102,15 +107,16 @@ int run_eval(const EvalOptions& o) {
                        {.batch = o.batch_size, .order = Order::sequential, .last_batch = LastBatch::keep,
                         .limit = o.limit, .seed = 0, .threads = 1});
     const TestTimeAugment tta = test_time_augment(o.tta);
-    std::printf("%s (%s, %ld classes) on %ld %s test images at %ldx%ld, %s%s\n", o.checkpoint.c_str(),
+    std::printf("%s (%s, %ld classes) on %ld %s test images at %ldx%ld, %s, on %s%s\n", o.checkpoint.c_str(),
                 info.config.arch.c_str(), long(info.config.num_classes), long(loader.images_per_epoch()), dataset.c_str(),
-                long(size), long(size), precision_name(precision),
+                long(size), long(size), precision_name(precision), device.description.c_str(),
                 tta == TestTimeAugment::flip ? ", each image also mirrored (probabilities averaged)" : "");
-    const EvalResult r = *evaluate(net, loader, "  testing", nullptr, tta);
+    const EvalResult r = *evaluate(*net, loader, "  testing", nullptr, tta);
     print_report(r, test_set.class_names);
     if (o.json) {
         nlohmann::json j = to_json(r, test_set.class_names);
         j["precision"] = precision_name(precision);
+        j["device"] = device.kind == DeviceKind::cuda ? "cuda:" + std::to_string(device.index) : "cpu";
         j["tta"] = o.tta;
         std::printf("%s\n", j.dump().c_str());
     }
@@ -133,9 +139,12 @@ Command add_eval_command(CLI::App& app) {
     e->add_option("--normalize", o->normalize, "none or imagenet (default: what the checkpoint was trained with)")
         ->check(CLI::IsMember({"none", "imagenet"}));
     e->add_option("--precision", o->precision,
-                  "fp32, or bf16: the forward pass as train --precision bf16 tests (fp32 where the CPU has no AVX512-BF16)")
+                  "fp32, or bf16: the forward pass as train --precision bf16 tests (on the CPU: fp32 where it has no "
+                  "AVX512-BF16)")
         ->capture_default_str();
     e->add_option("--threads", o->threads, "compute threads (0: one per core)")->capture_default_str();
+    e->add_option("--device", o->device, "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N")
+        ->capture_default_str();
     e->add_option("--tta", o->tta,
                   "test-time augmentation: none, or flip: classify each image and its mirror image and average the "
                   "two softmax probabilities")

@@ -1,5 +1,6 @@
 // densenet predict: the top classes of PNG or JPEG images, through the transforms of training.
 #include "app/commands.h"
+#include "app/device_choice.h"
 #include "app/run_setup.h"
 
 #include "data/image_file.h"
@@ -27,6 +28,7 @@ struct PredictOptions {
     int64_t top = 5;
     int64_t input_size = 0;  // 0: the checkpoint's
     int64_t threads = 0;
+    std::string device = "auto";
     bool json = false;
 };
 
@@ -42,6 +44,7 @@ ImageSet as_set(DecodedImage image, int64_t channels) {
 
 int run_predict(const PredictOptions& o) {
     if (o.top <= 0) throw std::invalid_argument("--top must be at least 1");
+    const DeviceChoice device = choose_device(o.device);
     set_compute_threads(o.threads);
     const SafetensorsFile file = open_checkpoint(o.checkpoint);
     const ModelInfo info = read_model_info(file);
@@ -57,8 +60,8 @@ int run_predict(const PredictOptions& o) {
     Parameters params(cfg);
     load_checkpoint(params, file, {});
     DnnlContext ctx;
-    DenseNet net(ctx, params, {1, size, size}, Pass::inference, Intermediates::recompute);
-    net.load_weights();
+    const std::unique_ptr<Classifier> net = inference_network(device, ctx, params, {1, size, size}, Precision::fp32);
+    if (device.kind == DeviceKind::cuda) std::fprintf(stderr, "on %s\n", device.description.c_str());
     const Transform transform{size, cfg.in_channels, Augment{}, normalization(info.normalize, cfg.in_channels)};
     std::vector<float> x(size_t(cfg.in_channels * size * size));
     std::vector<uint8_t> scratch;
@@ -68,8 +71,8 @@ int run_predict(const PredictOptions& o) {
     nlohmann::json results = nlohmann::json::array();
     for (size_t i = 0; i < sets.size(); ++i) {
         transform_image(x.data(), sets[i], 0, transform, unused_rng, scratch);
-        net.forward(x.data(), &label, Mode::eval);
-        const float* log_probs = net.log_probs();
+        net->forward(x.data(), &label, Mode::eval);
+        const float* log_probs = net->log_probs();
         std::vector<int64_t> order(size_t(cfg.num_classes));
         std::iota(order.begin(), order.end(), 0);
         std::partial_sort(order.begin(), order.begin() + top, order.end(),
@@ -98,6 +101,8 @@ Command add_predict_command(CLI::App& app) {
     p->add_option("--top", o->top, "classes to show per image")->capture_default_str();
     p->add_option("--input-size", o->input_size, "resize to this square (default: the checkpoint's, else 224)");
     p->add_option("--threads", o->threads, "compute threads (0: one per core)")->capture_default_str();
+    p->add_option("--device", o->device, "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N")
+        ->capture_default_str();
     p->add_flag("--json", o->json, "end with one JSON line: every image's ranked classes and probabilities");
     return {p, [o] { return run_predict(*o); }};
 }

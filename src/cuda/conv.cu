@@ -74,9 +74,13 @@ Conv2d::Conv2d(cudnnHandle_t handle, const ConvShape& s, Tf32 tf32, DType type)
     // PyTorch's convolution is cross-correlation, accumulated in f32 in either type.
     CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc_, int(s.pad), int(s.pad), int(s.stride), int(s.stride), 1, 1,
                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    // As PyTorch: TF32 allowed is cuDNN's default math for floats; off is plain FMA. Each pass then
-    // runs under the math type its chosen algorithm was rated under, as PyTorch sets it.
-    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, tf32 == Tf32::allowed ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    // As PyTorch: bf16 asks for tensor cores; for floats, TF32 allowed is cuDNN's default math and
+    // off is plain FMA. Each pass then runs under the math type its chosen algorithm was rated
+    // under, as PyTorch sets it.
+    const cudnnMathType_t math = type == DType::bf16       ? CUDNN_TENSOR_OP_MATH
+                                 : tf32 == Tf32::allowed ? CUDNN_DEFAULT_MATH
+                                                         : CUDNN_FMA_MATH;
+    CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, math));
 
     int count = 0;
     cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];

@@ -49,9 +49,22 @@ ConvShape conv_shape(const ConvParams& c, int64_t batch, int64_t h, int64_t w, i
     return {batch, c.in_channels, h, w, c.out_channels, c.kernel, stride, pad};
 }
 
-int64_t conv_weight_total(const Parameters& p) {
-    int64_t total = p.conv0.out_channels * p.conv0.in_channels * p.conv0.kernel * p.conv0.kernel;
-    auto add = [&](const ConvParams& c) { total += c.out_channels * c.in_channels * c.kernel * c.kernel; };
+// Each convolution's weights start on a 256-byte boundary, as cudaMalloc's own buffers do (and
+// cuDNN's vectorised loads want, whatever the element type and count).
+constexpr size_t kWeightAlignment = 256;
+
+size_t aligned_weight_bytes(int64_t count, DType type) {
+    const size_t bytes = size_t(count) * dtype_bytes(type);
+    return (bytes + kWeightAlignment - 1) / kWeightAlignment * kWeightAlignment;
+}
+
+// The bytes of every convolution's weight copy, each aligned (add_conv_weights).
+size_t conv_weight_bytes(const Parameters& p, DType type) {
+    size_t total = 0;
+    auto add = [&](const ConvParams& c) {
+        total += aligned_weight_bytes(c.out_channels * c.in_channels * c.kernel * c.kernel, type);
+    };
+    add(p.conv0);
     for (const auto& block : p.blocks)
         for (const auto& l : block) add(l.conv1), add(l.conv2);
     for (const auto& t : p.transitions) add(t.conv);
@@ -61,7 +74,7 @@ int64_t conv_weight_total(const Parameters& p) {
 
 void* DenseNet::add_conv_weights(const ConvParams& p, const ConvShape& shape, size_t& offset) {
     void* ohwi = weights_ohwi_.bytes() + offset;  // offset in bytes
-    offset += size_t(shape.weight_count()) * dtype_bytes(plan_.activation);
+    offset += aligned_weight_bytes(shape.weight_count(), plan_.activation);
     conv_weights_.push_back({&p, shape, ohwi});
     return ohwi;
 }
@@ -71,7 +84,7 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
     : ctx_(ctx), params_(params), device_(device), cfg_(params.config()),
       plan_(plan_activations(params.config(), shape, intermediates, pass, precision)), pass_(pass),
       arena_(plan_.memory.total_bytes()),
-      weights_ohwi_(size_t(conv_weight_total(params)) * dtype_bytes(plan_.activation)),
+      weights_ohwi_(conv_weight_bytes(params, plan_.activation)),
       loss_(size_t(1 + shape.batch) * sizeof(float)) {
     const int64_t N = shape.batch;
     const DType act = plan_.activation;

@@ -1,7 +1,8 @@
 // defines: DenseNet (a model bound to a batch and input size: its primitives, its arena, and
-//          forward and backward over them), Mode
+//          forward and backward over them; the CPU engine's Classifier)
 #pragma once
 #include "model/activation_plan.h"
+#include "model/classifier.h"
 #include "model/parameters.h"
 #include "model/replica_sync.h"
 #include "ops/batch_norm_relu.h"
@@ -14,10 +15,7 @@
 
 namespace dn {
 
-// train: batch statistics (and running-statistics updates); eval: running statistics.
-enum class Mode { train, eval };
-
-class DenseNet {
+class DenseNet : public Classifier {
 public:
     // Builds every primitive and plans and allocates the activation arena, once. `precision` must be
     // one the CPU runs (usable_precision); bf16 keeps params, gradients and statistics f32.
@@ -30,7 +28,7 @@ public:
     // images (N,C,H,W) in PyTorch's layout, labels (N). Returns the mean NLL loss of log_softmax;
     // in Mode::train with label smoothing, the smoothed cross-entropy that is minimised. An
     // inference network runs the batch a chunk at a time (inference_chunk): the same results.
-    float forward(const float* images_nchw, const int32_t* labels, Mode mode);
+    float forward(const float* images_nchw, const int32_t* labels, Mode mode) override;
     // After forward(..., Mode::train): assigns every parameter gradient in params.
     void backward();
 
@@ -40,12 +38,12 @@ public:
     // nn.CrossEntropyLoss(label_smoothing=...) in training (see ops/loss.h); evaluation stays NLL.
     void set_label_smoothing(double label_smoothing) { label_smoothing_ = label_smoothing; }
 
-    const float* logits() const;     // (N,K)
-    const float* log_probs() const;  // (N,K)
+    const float* logits() const override;     // (N,K)
+    const float* log_probs() const override;  // (N,K)
     const ActivationPlan& plan() const { return plan_; }  // of one chunk (plan().shape.batch images)
-    const RunShape& shape() const { return shape_; }
+    const RunShape& shape() const override { return shape_; }
     Precision precision() const { return plan_.precision; }
-    int64_t classes() const { return cfg_.num_classes; }
+    int64_t classes() const override { return cfg_.num_classes; }
 
 private:
     // An eval-mode BatchNorm as the per-channel affine map it is: y = scale * x + shift.

@@ -36,7 +36,7 @@ TestTimeAugment test_time_augment(const std::string& name) {
     throw std::invalid_argument("unknown test-time augmentation '" + name + "' (none, flip)");
 }
 
-std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
+std::optional<EvalResult> evaluate(Classifier& net, BatchLoader& loader, const std::string& progress_label,
                                    const std::atomic<bool>* interrupted, TestTimeAugment tta) {
     EvalResult r;
     r.classes = net.classes();
@@ -83,7 +83,7 @@ std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std
     return r;
 }
 
-std::optional<EvalResult> evaluate_sharded(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
+std::optional<EvalResult> evaluate_sharded(Classifier& net, BatchLoader& loader, const std::string& progress_label,
                                            Communicator& comm, const std::atomic<bool>* interrupted,
                                            TestTimeAugment tta) {
     if (comm.size() == 1) return evaluate(net, loader, progress_label, interrupted, tta);

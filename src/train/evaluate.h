@@ -2,7 +2,7 @@
 #pragma once
 #include "data/batch_loader.h"
 #include "dist/communicator.h"
-#include "model/densenet.h"
+#include "model/classifier.h"
 
 #include <atomic>
 #include <cstdint>
@@ -30,10 +30,10 @@ TestTimeAugment test_time_augment(const std::string& name);
 // The forward passes a test batch takes: two with flip.
 inline int forward_passes(TestTimeAugment tta) { return tta == TestTimeAugment::flip ? 2 : 1; }
 
-// The model in eval mode (running statistics) over every image the loader delivers (it should
+// The model (on either engine) in eval mode (running statistics) over every image the loader delivers (it should
 // keep the short last batch and use the data set's order). progress_label: empty for no bar.
 // Returns nothing when `interrupted` becomes true before the end (Ctrl-C during a long test).
-std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
+std::optional<EvalResult> evaluate(Classifier& net, BatchLoader& loader, const std::string& progress_label,
                                    const std::atomic<bool>* interrupted = nullptr,
                                    TestTimeAugment tta = TestTimeAugment::none);
 
@@ -41,7 +41,7 @@ std::optional<EvalResult> evaluate(DenseNet& net, BatchLoader& loader, const std
 // every process, is that of the whole set (the progress bar shows rank 0's shard). A test is not stopped halfway here (a stop must be
 // agreed on, and the training step does that); interrupted still ends the bar's work early in
 // a single process.
-std::optional<EvalResult> evaluate_sharded(DenseNet& net, BatchLoader& loader, const std::string& progress_label,
+std::optional<EvalResult> evaluate_sharded(Classifier& net, BatchLoader& loader, const std::string& progress_label,
                                            Communicator& comm, const std::atomic<bool>* interrupted = nullptr,
                                            TestTimeAugment tta = TestTimeAugment::none);
 

@@ -330,6 +330,19 @@ for args, fragment in cases:
     p = run(*args, expect_rc=1)
     check(p.stderr.startswith("error:") and p.stderr.count("\n") == 1 and fragment in p.stderr,
           f"{' '.join(map(str, args[:1] + args[-2:]))}: one-line error mentioning '{fragment}', got: {p.stderr[-300:]}")
+# --device asks for a GPU: with none visible (hidden here, in case the machine has one), auto is the
+# CPU, and cuda is a one-line error.
+NO_GPU = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+for args in (["eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--device", "cuda"],
+             ["predict", "--checkpoint", f"{A}/last.safetensors", f"{WORK}/grey.png", "--device", "cuda:1"],
+             ["eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--device", "tpu"]):
+    p = run(*args, expect_rc=1, env=NO_GPU)
+    check(p.stderr.startswith("error:") and p.stderr.count("\n") == 1 and "--device" in p.stderr,
+          f"{' '.join(map(str, args[:1] + args[-2:]))}: one-line error about --device, got: {p.stderr[-300:]}")
+p = run("eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--json",
+        "--limit", 16, env=NO_GPU)
+check("on the CPU (no GPU is visible)" in p.stdout and json.loads(p.stdout.strip().splitlines()[-1])["device"] == "cpu",
+      "eval --device auto without a GPU runs on the CPU and says so")
 check(not os.path.exists(f"{WORK}/bad"), "a rejected run writes nothing")
 shutil.copytree(A, f"{WORK}/overwritten")
 run("train", *COMMON, "--epochs", 1, "--limit-train", 32, "--limit-test", 16, "--out", f"{WORK}/overwritten",

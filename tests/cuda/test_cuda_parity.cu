@@ -18,6 +18,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/densenet.h"
 #include "cuda/device.h"
+#include "cuda/host_classifier.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/reference_config.h"
@@ -147,6 +148,12 @@ void check_case(const std::string& dir) {
     float loss = net.loss();
     expect_close(expected, "eval", download(net.logits(), logits, ctx).data(), "eval.logits");
     expect_close(expected, "eval", &loss, "eval.loss");
+    {  // What eval and predict run: an inference network over host memory.
+        HostClassifier host(params, shape, Precision::fp32, 0);
+        const float host_loss = host.forward(input.data(), labels.data(), Mode::eval);
+        expect_close(expected, "inference network", host.logits(), "eval.logits");
+        expect_close(expected, "inference network", &host_loss, "eval.loss");
+    }
 
     net.forward(images.floats(), y, StepMode::train);
     loss = net.loss();
@@ -234,6 +241,12 @@ void check_case_bf16(const std::string& dir) {
     float loss = net.loss();
     expect_close_bf16(expected, "eval", download(net.logits(), logits, ctx).data(), "eval.logits");
     expect_close_bf16(expected, "eval", &loss, "eval.loss");
+    {
+        HostClassifier host(params, shape, Precision::bf16, 0);
+        const float host_loss = host.forward(input.data(), labels.data(), Mode::eval);
+        expect_close_bf16(expected, "inference network", host.logits(), "eval.logits");
+        expect_close_bf16(expected, "inference network", &host_loss, "eval.loss");
+    }
     net.forward(images.floats(), y, StepMode::train);
     loss = net.loss();
     expect_close_bf16(expected, "train", download(net.logits(), logits, ctx).data(), "train.logits");

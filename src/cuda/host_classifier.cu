@@ -1,0 +1,42 @@
+#include "cuda/host_classifier.h"
+
+#include "cuda/cuda_check.h"
+
+#include <stdexcept>
+
+namespace dn::cuda {
+
+namespace {
+// The Context's TF32 setting: PyTorch's default for fp32 convolutions (it does not concern bf16).
+constexpr Tf32 kTf32 = Tf32::allowed;
+
+size_t image_floats(const Parameters& params, const RunShape& s) {
+    return size_t(s.batch * params.config().in_channels * s.height * s.width);
+}
+
+// The device parameters with the host's values in them: the network reads them as it is built.
+DeviceParameters& uploaded(DeviceParameters& device, const Context& ctx) {
+    device.upload(ctx.stream());
+    return device;
+}
+}  // namespace
+
+HostClassifier::HostClassifier(Parameters& params, const RunShape& shape, Precision precision, int device)
+    : shape_(shape), classes_(params.config().num_classes), ctx_(device, kTf32), device_(params),
+      net_(ctx_, params, uploaded(device_, ctx_), shape, Pass::inference, Intermediates::recompute, precision),
+      images_(image_floats(params, shape) * sizeof(float)), labels_(size_t(shape.batch) * sizeof(int32_t)),
+      logits_(size_t(shape.batch * classes_)), log_probs_(logits_.size()) {}
+
+float HostClassifier::forward(const float* images_nchw, const int32_t* labels, Mode mode) {
+    if (mode != Mode::eval) throw std::logic_error("cuda::HostClassifier evaluates (Mode::eval) only");
+    const cudaStream_t stream = ctx_.stream();
+    CUDA_CHECK(cudaMemcpyAsync(images_.bytes(), images_nchw, images_.size(), cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(cudaMemcpyAsync(labels_.bytes(), labels, labels_.size(), cudaMemcpyHostToDevice, stream));
+    net_.forward(images_.floats(), reinterpret_cast<const int32_t*>(labels_.bytes()), StepMode::eval);
+    const size_t bytes = logits_.size() * sizeof(float);
+    CUDA_CHECK(cudaMemcpyAsync(logits_.data(), net_.logits(), bytes, cudaMemcpyDeviceToHost, stream));
+    CUDA_CHECK(cudaMemcpyAsync(log_probs_.data(), net_.log_probs(), bytes, cudaMemcpyDeviceToHost, stream));
+    return net_.loss();  // waits for the stream, the copies above with it
+}
+
+}  // namespace dn::cuda
