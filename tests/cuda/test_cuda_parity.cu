@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -119,81 +120,128 @@ void check_adam_weights(const SafetensorsFile& expected, const Parameters& param
     if (double(strict) < 0.9 * double(total)) fail_check("fewer than 90% of the weights compared strictly");
 }
 
-void check_case(const std::string& dir) {
-    const SafetensorsFile expected(dir + "/expected.safetensors");
-    const nlohmann::json meta = nlohmann::json::parse(expected.metadata().at("case"));
-    const DenseNetConfig cfg = test::config_of(meta);
-    const RunShape shape{meta["batch"], meta["size"], meta["size"]};
-    Parameters params(cfg);
-    load_checkpoint(params, dir + "/init.safetensors");
-    Context ctx(0, Tf32::off);
-    DeviceParameters device(params);
+// A fixture's batch: on the host, and copied to the device on the network's stream (which does
+// not wait for the legacy default stream's copies).
+struct FixtureBatch {
+    std::vector<float> input;
+    std::vector<int32_t> labels;
+    DeviceBuffer images, device_labels;
+
+    FixtureBatch(const SafetensorsFile& expected, const Context& ctx) : input(floats(expected, "input")) {
+        const auto& label_tensor = expected.tensors().at("labels");
+        labels.resize(label_tensor.bytes / 4);
+        std::memcpy(labels.data(), label_tensor.data, label_tensor.bytes);
+        images = DeviceBuffer(input.size() * sizeof(float));
+        device_labels = DeviceBuffer(labels.size() * sizeof(int32_t));
+        CUDA_CHECK(cudaMemcpyAsync(images.bytes(), input.data(), images.size(), cudaMemcpyHostToDevice, ctx.stream()));
+        CUDA_CHECK(cudaMemcpyAsync(device_labels.bytes(), labels.data(), device_labels.size(), cudaMemcpyHostToDevice,
+                                   ctx.stream()));
+        ctx.synchronize();
+    }
+    const float* device_images() const { return images.floats(); }
+    const int32_t* device_y() const { return reinterpret_cast<const int32_t*>(device_labels.bytes()); }
+};
+
+Parameters& with_checkpoint(Parameters& params, const std::string& path) {
+    load_checkpoint(params, path);
+    return params;
+}
+
+DeviceParameters& uploaded(DeviceParameters& device, const Context& ctx) {
     device.upload(ctx.stream());
-    DenseNet net(ctx, params, device, shape, Pass::training, Intermediates::recompute);
+    return device;
+}
 
-    const std::vector<float> input = floats(expected, "input");
-    const auto& label_tensor = expected.tensors().at("labels");
-    std::vector<int32_t> labels(label_tensor.bytes / 4);
-    std::memcpy(labels.data(), label_tensor.data, label_tensor.bytes);
-    DeviceBuffer images(input.size() * sizeof(float)), device_labels(labels.size() * sizeof(int32_t));
-    // On the network's stream, which does not wait for the legacy default stream's copies.
-    CUDA_CHECK(cudaMemcpyAsync(images.bytes(), input.data(), images.size(), cudaMemcpyHostToDevice, ctx.stream()));
-    CUDA_CHECK(cudaMemcpyAsync(device_labels.bytes(), labels.data(), device_labels.size(), cudaMemcpyHostToDevice,
-                               ctx.stream()));
-    ctx.synchronize();
-    const auto* y = reinterpret_cast<const int32_t*>(device_labels.bytes());
-    const size_t logits = size_t(shape.batch * cfg.num_classes);
+// A fixture case on the GPU: PyTorch's results, the initial weights on the device, the training
+// network in `precision` (TF32 off), and the batch.
+struct FixtureRun {
+    std::string dir;
+    SafetensorsFile expected;
+    nlohmann::json meta;
+    RunShape shape;
+    Parameters params;
+    Context ctx;
+    DeviceParameters device;
+    DenseNet net;
+    FixtureBatch batch;
 
-    net.forward(images.floats(), y, StepMode::eval);
-    float loss = net.loss();
-    expect_close(expected, "eval", download(net.logits(), logits, ctx).data(), "eval.logits");
-    expect_close(expected, "eval", &loss, "eval.loss");
-    {  // What eval and predict run: an inference network over host memory.
-        HostClassifier host(params, shape, Precision::fp32, 0);
-        const float host_loss = host.forward(input.data(), labels.data(), Mode::eval);
-        expect_close(expected, "inference network", host.logits(), "eval.logits");
-        expect_close(expected, "inference network", &host_loss, "eval.loss");
+    FixtureRun(const std::string& case_dir, Precision precision)
+        : dir(case_dir), expected(dir + "/expected.safetensors"),
+          meta(nlohmann::json::parse(expected.metadata().at("case"))), shape{meta["batch"], meta["size"], meta["size"]},
+          params(test::config_of(meta)), ctx(0, Tf32::off), device(with_checkpoint(params, dir + "/init.safetensors")),
+          net(ctx, params, uploaded(device, ctx), shape, Pass::training, Intermediates::recompute, precision),
+          batch(expected, ctx) {}
+
+    size_t logit_count() const { return size_t(shape.batch * params.config().num_classes); }
+};
+
+// compare(what, actual, name): one tensor against the fixture's, at the precision's bar.
+using Compare = std::function<void(const std::string& what, const float* actual, const std::string& name)>;
+
+// What both precisions check: eval logits and loss, of the training network and of the inference
+// network eval and predict run (over host memory); train logits and loss; every gradient (left in
+// the host's params).
+void check_passes(FixtureRun& r, Precision precision, const Compare& compare) {
+    r.net.forward(r.batch.device_images(), r.batch.device_y(), StepMode::eval);
+    float loss = r.net.loss();
+    compare("eval", download(r.net.logits(), r.logit_count(), r.ctx).data(), "eval.logits");
+    compare("eval", &loss, "eval.loss");
+    {
+        HostClassifier host(r.params, r.shape, precision, 0);
+        const float host_loss = host.forward(r.batch.input.data(), r.batch.labels.data(), Mode::eval);
+        compare("inference network", host.logits(), "eval.logits");
+        compare("inference network", &host_loss, "eval.loss");
     }
+    r.net.forward(r.batch.device_images(), r.batch.device_y(), StepMode::train);
+    loss = r.net.loss();
+    compare("train", download(r.net.logits(), r.logit_count(), r.ctx).data(), "train.logits");
+    compare("train", &loss, "train.loss");
+    r.net.backward();
+    r.device.download(r.ctx.stream());
+    for (const auto& e : r.params.entries())
+        if (e.role == TensorRole::parameter) compare("gradient", r.params.grads() + e.offset, "grad." + e.name);
+}
 
-    net.forward(images.floats(), y, StepMode::train);
-    loss = net.loss();
-    expect_close(expected, "train", download(net.logits(), logits, ctx).data(), "train.logits");
-    expect_close(expected, "train", &loss, "train.loss");
-    net.backward();
-    device.download(ctx.stream());
-    for (const auto& e : params.entries()) {
-        if (e.role == TensorRole::parameter) expect_close(expected, "gradient", params.grads() + e.offset, "grad." + e.name);
+void check_case(const std::string& dir) {
+    FixtureRun r(dir, Precision::fp32);
+    const SafetensorsFile& expected = r.expected;
+    check_passes(r, Precision::fp32, [&](const std::string& what, const float* actual, const std::string& name) {
+        expect_close(expected, what, actual, name);
+    });
+    for (const auto& e : r.params.entries())
         if (e.role == TensorRole::running_stat)
-            expect_close(expected, "running statistic", static_cast<const float*>(params.data(e)), "after_forward." + e.name);
-    }
+            expect_close(expected, "running statistic", static_cast<const float*>(r.params.data(e)),
+                         "after_forward." + e.name);
 
     // 5 Adam steps from the initial weights, as the fixture's.
+    Parameters& params = r.params;
     load_checkpoint(params, dir + "/init.safetensors");
     const std::vector<float> init(params.values(), params.values() + params.count());
-    device.upload(ctx.stream());
-    net.load_weights();
+    r.device.upload(r.ctx.stream());
+    r.net.load_weights();
     DeviceBuffer m(size_t(params.count()) * sizeof(float)), v(size_t(params.count()) * sizeof(float));
     // On the network's stream: it does not wait for the default stream's work.
-    CUDA_CHECK(cudaMemsetAsync(m.bytes(), 0, m.size(), ctx.stream()));
-    CUDA_CHECK(cudaMemsetAsync(v.bytes(), 0, v.size(), ctx.stream()));
+    CUDA_CHECK(cudaMemsetAsync(m.bytes(), 0, m.size(), r.ctx.stream()));
+    CUDA_CHECK(cudaMemsetAsync(v.bytes(), 0, v.size(), r.ctx.stream()));
     const AdamOptions adam{.lr = 1e-4};
     std::vector<float> losses;
     for (int step = 1; step <= 5; ++step) {
-        net.forward(images.floats(), y, StepMode::train);
-        losses.push_back(net.loss());
-        net.backward();
-        adam_step(device.values(), m.floats(), v.floats(), device.grads(), params.count(), adam_scalars(adam, step),
-                  ctx.stream());
-        net.load_weights();
+        r.net.forward(r.batch.device_images(), r.batch.device_y(), StepMode::train);
+        losses.push_back(r.net.loss());
+        r.net.backward();
+        adam_step(r.device.values(), m.floats(), v.floats(), r.device.grads(), params.count(), adam_scalars(adam, step),
+                  r.ctx.stream());
+        r.net.load_weights();
     }
-    device.download(ctx.stream());
+    r.device.download(r.ctx.stream());
     expect_close(expected, "Adam", losses.data(), "adam.losses");
     check_adam_weights(expected, params, init, adam.lr, 5);
     // The noise elements move the eval loss too: 1e-3, as on the CPU.
-    net.forward(images.floats(), y, StepMode::eval);
-    const float eval_loss = net.loss();
+    r.net.forward(r.batch.device_images(), r.batch.device_y(), StepMode::eval);
+    const float eval_loss = r.net.loss();
     expect_close(expected, "Adam", &eval_loss, "adam.eval_loss", 1e-3);
-    std::printf("%s: %s, device memory %.1f MB\n", dir.c_str(), failures ? "FAILED" : "ok", double(net.device_bytes()) / 1e6);
+    std::printf("%s: %s, device memory %.1f MB\n", dir.c_str(), failures ? "FAILED" : "ok",
+                double(r.net.device_bytes()) / 1e6);
 }
 
 // bf16 against PyTorch's CPU autocast, at the CPU engine's bf16 parity bar
@@ -213,49 +261,11 @@ void expect_close_bf16(const SafetensorsFile& expected, const std::string& what,
 }
 
 void check_case_bf16(const std::string& dir) {
-    const SafetensorsFile expected(dir + "/expected.safetensors");
-    const nlohmann::json meta = nlohmann::json::parse(expected.metadata().at("case"));
-    if (!meta.value("autocast", false)) throw std::runtime_error(dir + " has no autocast reference");
-    const DenseNetConfig cfg = test::config_of(meta);
-    const RunShape shape{meta["batch"], meta["size"], meta["size"]};
-    Parameters params(cfg);
-    load_checkpoint(params, dir + "/init.safetensors");
-    Context ctx(0, Tf32::off);
-    DeviceParameters device(params);
-    device.upload(ctx.stream());
-    DenseNet net(ctx, params, device, shape, Pass::training, Intermediates::recompute, Precision::bf16);
-
-    const std::vector<float> input = floats(expected, "input");
-    const auto& label_tensor = expected.tensors().at("labels");
-    std::vector<int32_t> labels(label_tensor.bytes / 4);
-    std::memcpy(labels.data(), label_tensor.data, label_tensor.bytes);
-    DeviceBuffer images(input.size() * sizeof(float)), device_labels(labels.size() * sizeof(int32_t));
-    CUDA_CHECK(cudaMemcpyAsync(images.bytes(), input.data(), images.size(), cudaMemcpyHostToDevice, ctx.stream()));
-    CUDA_CHECK(cudaMemcpyAsync(device_labels.bytes(), labels.data(), device_labels.size(), cudaMemcpyHostToDevice,
-                               ctx.stream()));
-    ctx.synchronize();
-    const auto* y = reinterpret_cast<const int32_t*>(device_labels.bytes());
-    const size_t logits = size_t(shape.batch * cfg.num_classes);
-
-    net.forward(images.floats(), y, StepMode::eval);
-    float loss = net.loss();
-    expect_close_bf16(expected, "eval", download(net.logits(), logits, ctx).data(), "eval.logits");
-    expect_close_bf16(expected, "eval", &loss, "eval.loss");
-    {
-        HostClassifier host(params, shape, Precision::bf16, 0);
-        const float host_loss = host.forward(input.data(), labels.data(), Mode::eval);
-        expect_close_bf16(expected, "inference network", host.logits(), "eval.logits");
-        expect_close_bf16(expected, "inference network", &host_loss, "eval.loss");
-    }
-    net.forward(images.floats(), y, StepMode::train);
-    loss = net.loss();
-    expect_close_bf16(expected, "train", download(net.logits(), logits, ctx).data(), "train.logits");
-    expect_close_bf16(expected, "train", &loss, "train.loss");
-    net.backward();
-    device.download(ctx.stream());
-    for (const auto& e : params.entries())
-        if (e.role == TensorRole::parameter)
-            expect_close_bf16(expected, "gradient", params.grads() + e.offset, "grad." + e.name);
+    FixtureRun r(dir, Precision::bf16);
+    if (!r.meta.value("autocast", false)) throw std::runtime_error(dir + " has no autocast reference");
+    check_passes(r, Precision::bf16, [&](const std::string& what, const float* actual, const std::string& name) {
+        expect_close_bf16(r.expected, what, actual, name);
+    });
     std::printf("%s bf16: %s\n", dir.c_str(), failures ? "FAILED" : "ok");
 }
 
