@@ -18,6 +18,13 @@ namespace dn {
 // (The backward's block sums are float: GCC 12 did not vectorise its conditional loop in double.)
 static constexpr int64_t kSumBlock = 64;
 
+// How far ahead, in pixels, the loops over a blocked (nchw16c) map prefetch each 16-channel
+// plane's row. Such a map is one stream per plane and operand (up to 4 x 30 in densenet121's second
+// block), more than the hardware prefetchers follow. Measured on Zen 4 (bf16 training, 224x224,
+// batch 32, three alternated pairs): BN+ReLU backward 0.32-0.34 s -> 0.27-0.30 s a step at 32
+// pixels ahead; 8, 16 and 64 gained less.
+static constexpr int64_t kPrefetchPixels = 32;
+
 // Per-channel working arrays (scale, shift, partial sums). The ops run on the caller's thread,
 // one at a time; the buffer grows to the largest request in the first step, and later steps
 // allocate nothing.
@@ -234,6 +241,7 @@ void bn_relu_forward_kernel(const FeatureMap& y, const FeatureMap& x, const floa
                 const PixelRow<Y> ry = pixel_row<Y>(y, p);
                 for (int64_t s = 0; s < C; s += L) {
                     const X* px = rx.segment(s);
+                    if constexpr (S != 0) __builtin_prefetch(px + kPrefetchPixels * S);  // as in the backward
                     Y* py = streams ? staged : ry.segment(s);
                     const float *sc = scale + s, *sh = shift + s;
 #pragma omp simd
@@ -365,6 +373,11 @@ void bn_relu_backward_params_kernel(const FeatureMap* y, const FeatureMap* dx, D
                         if constexpr (!std::is_void_v<Y>) py = streams ? staged : ry.segment(s);
                         if constexpr (kDefers)
                             pdx = rdx.segment(s), pc = pending.constant + s, pxh = pending.per_xhat + s;
+                        if constexpr (S != 0) {  // each plane's row kPrefetchPixels ahead
+                            __builtin_prefetch(px + kPrefetchPixels * S);
+                            __builtin_prefetch(pdy + kPrefetchPixels * S);
+                            if constexpr (kDefers) __builtin_prefetch(pdx + kPrefetchPixels * S, 1);
+                        }
                         // dy is loaded whether or not the ReLU was open: a conditional load would keep the
                         // compiler from vectorising (it may not read memory the source does not).
 #pragma omp simd
@@ -426,6 +439,11 @@ void bn_relu_backward_input_kernel(const FeatureMap& dx, Accumulate mode, const 
                 const X* px = rx.segment(s);
                 const DY* pdy = rdy.segment(s);
                 DX* pdx = rdx.segment(s);
+                if constexpr (S != 0) {  // as in pass 1
+                    __builtin_prefetch(px + kPrefetchPixels * S);
+                    __builtin_prefetch(pdy + kPrefetchPixels * S);
+                    __builtin_prefetch(pdx + kPrefetchPixels * S, 1);
+                }
                 const float *sc = scale + s, *sh = shift + s, *mu = mean + s, *rs = rstd + s;
                 const float *mg = mean_g + s, *mgx = mean_gx + s;
                 if (mode == Accumulate::add) {
