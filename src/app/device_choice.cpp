@@ -1,6 +1,7 @@
 #include "app/device_choice.h"
 
 #include "model/densenet.h"
+#include "ops/dnnl_context.h"
 
 #include <charconv>
 #include <stdexcept>
@@ -29,7 +30,8 @@ DeviceChoice choose_device(const std::string& flag) {
     if (index < 0) throw std::invalid_argument("--device must be auto, cpu, cuda or cuda:N, not '" + flag + "'");
     const int count = visible_gpus();
     if (flag == "auto" && count == 0) return {DeviceKind::cpu, 0, "the CPU (no GPU is visible)"};
-    const std::string cpu_instead = flag == "auto" ? "; --device cpu runs on the CPU without asking" : "; --device cpu runs on the CPU";
+    const std::string cpu_instead =
+        flag == "auto" ? "; --device cpu runs on the CPU without asking" : "; --device cpu runs on the CPU";
     if (count == 0)
         throw std::invalid_argument("--device " + flag + ": no GPU is visible (no driver, no GPU, or CUDA_VISIBLE_DEVICES "
                                     "hides them)" + cpu_instead);

@@ -5,13 +5,14 @@
 #include "cuda/bench.h"
 #include "model/classifier.h"
 #include "model/parameters.h"
-#include "ops/dnnl_context.h"
 #include "ops/precision.h"
 
 #include <memory>
 #include <string>
 
 namespace dn {
+
+class DnnlContext;  // the CPU engine's (ops/dnnl_context.h), which the GPU engine's library need not see
 
 // What the program calls in the GPU engine (src/cuda). Where the program is built with it, the
 // engine is a shared library beside the program (libdensenet_gpu.so, app/gpu/engine.cpp) that

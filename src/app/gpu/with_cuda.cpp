@@ -22,7 +22,8 @@ Loaded load() {
     if (error) return {nullptr, "the program's own path is unknown (/proc/self/exe), so its GPU engine cannot be found"};
     const std::filesystem::path dir = program.parent_path();
     std::string tried;
-    for (const std::filesystem::path& candidate : {dir / "libdensenet_gpu.so", dir / "../lib/densenet/libdensenet_gpu.so"}) {
+    const std::filesystem::path candidates[] = {dir / "libdensenet_gpu.so", dir / "../lib/densenet/libdensenet_gpu.so"};
+    for (const std::filesystem::path& candidate : candidates) {
         if (!std::filesystem::exists(candidate, error)) continue;
         void* library = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (!library) {
