@@ -2,15 +2,17 @@
 # The GPU check, one command on a machine with an NVIDIA GPU (the `device` tool's H200: nvcc,
 # CMake, and python3 with PyTorch and its CUDA wheels, but none of the CPU engine's Debian
 # libraries):
-#   bash scripts/gpu_check.sh --prepare   # here, first: copies nlohmann/json.hpp (header-only) into
-#                                         # build-deps/include, which must travel with the tree
+#   bash scripts/gpu_check.sh --prepare   # here, first: copies nlohmann-json and CLI11 (both
+#                                         # header-only) into build-deps/include, which must travel
+#                                         # with the tree (git ignores it: the device tool's carry)
 #   bash scripts/gpu_check.sh [OUT_DIR]   # there: writes OUT_DIR/gpu_check.json ($OUT, else gpu-check/)
 # It builds the GPU engine's CUDA code alone (DENSENET_CUDA_ONLY, with the cuDNN of PyTorch's
 # wheels where the toolkit has none), then runs
 #  1. the CUDA op tests, against double-precision references;
 #  2. PyTorch's fixtures (tests/python/make_reference.py, as the CPU parity test uses them), and the
 #     GPU DenseNet against them with TF32 off: logits, loss, every gradient, running statistics and
-#     the weights after 5 Adam steps, per tensor.
+#     the weights after 5 Adam steps, per tensor, and the inference network eval and predict run;
+#     in bf16, against PyTorch's autocast fixtures.
 #  3. the benchmark: the GPU engine (densenet-gpu-bench, bf16 and fp32 with TF32 convolutions)
 #     against PyTorch on the same GPU (scripts/gpu_bench_pytorch.py: eager AMP-bf16 channels_last
 #     and torch.compile of it, eager fp32), training at batch 64 and 256 and inference at 256, each
