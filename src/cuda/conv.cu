@@ -11,8 +11,8 @@ namespace dn::cuda {
 
 namespace {
 // The most workspace one convolution pass may ask for. cuDNN's heuristics put FFT algorithms
-// first for some shapes, with gigabytes of scratch at batch 256; PyTorch falls back from such
-// a choice when the allocation fails, this engine plans its one workspace up front instead.
+// first for some shapes, with gigabytes of scratch at batch 256. PyTorch falls back from such a
+// choice when its allocation fails; this engine plans its one workspace up front instead.
 constexpr size_t kWorkspaceCap = size_t(512) << 20;
 
 // A pass's algorithm and the math type it runs under.
