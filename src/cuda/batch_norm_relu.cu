@@ -5,6 +5,7 @@
 #include "cuda/launch.h"
 
 #include <stdexcept>
+#include <type_traits>
 
 namespace dn::cuda {
 
@@ -40,6 +41,24 @@ __device__ ChannelConstants constants_of(int64_t c, const float* mean, const flo
     const float rstd = 1.0f / sqrtf(var[c] + kBnEps);
     const float scale = gamma[c] * rstd;
     return {scale, beta[c] - mean[c] * scale, rstd};
+}
+
+// Where a pixel's dy comes from (DyPixels, as on the CPU): its own row of dy, or a quarter of the
+// pooled pixel covering it when dy is a 2x2 average pool's gradient (zero where none covers it).
+struct PooledDy {
+    int64_t h, w;    // x's height and width
+    int64_t oh, ow;  // dy's: h / 2, w / 2
+};
+
+template <DyPixels kDy, class DY>
+__device__ float dy_at(const DY* dy, int64_t lddy, int64_t p, int64_t c, const PooledDy& g) {
+    if constexpr (kDy == DyPixels::same_pixels) {
+        return to_f32(dy[p * lddy + c]);
+    } else {
+        const int64_t plane = g.h * g.w, n = p / plane, r = p - n * plane, h = r / g.w, w = r - h * g.w;
+        if (h / 2 >= g.oh || w / 2 >= g.ow) return 0.0f;
+        return 0.25f * to_f32(dy[((n * g.oh + h / 2) * g.ow + w / 2) * lddy + c]);
+    }
 }
 
 // Block-wide sum over threadIdx.y (Rows of them) of two values per channel, in row order; the
@@ -101,10 +120,30 @@ __global__ void bn_relu_forward_kernel(Y* y, int64_t ldy, const X* x, int64_t ld
         y[p * ldy + c] = from_f32<Y>(fmaxf(0.0f, to_f32(x[p * ldx + c]) * k.scale + k.shift));
 }
 
+// y (N, H/2, W/2) = the 2x2 average pool of max(0, BN(x)): each output's four inputs normalised
+// and rectified in f32, summed in row order and scaled by a quarter, rounded once, as the CPU's
+// bn_relu_avg_pool_forward.
+template <class Y, class X>
+__global__ void bn_relu_avg_pool_kernel(Y* y, int64_t ldy, const X* x, int64_t ldx, PooledDy g, int64_t Q, int64_t C,
+                                        const float* mean, const float* var, const float* gamma, const float* beta) {
+    const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
+    if (c >= C) return;
+    const ChannelConstants k = constants_of(c, mean, var, gamma, beta);
+    for (int64_t q = int64_t(blockIdx.y) * kRowTile + threadIdx.y; q < Q; q += int64_t(gridDim.y) * kRowTile) {
+        const int64_t n = q / (g.oh * g.ow), r = q - n * g.oh * g.ow, oh = r / g.ow, ow = r - oh * g.ow;
+        const int64_t top = (n * g.h + 2 * oh) * g.w + 2 * ow;
+        float sum = fmaxf(0.0f, to_f32(x[top * ldx + c]) * k.scale + k.shift);
+        sum += fmaxf(0.0f, to_f32(x[(top + 1) * ldx + c]) * k.scale + k.shift);
+        sum += fmaxf(0.0f, to_f32(x[(top + g.w) * ldx + c]) * k.scale + k.shift);
+        sum += fmaxf(0.0f, to_f32(x[(top + g.w + 1) * ldx + c]) * k.scale + k.shift);
+        y[q * ldy + c] = from_f32<Y>(0.25f * sum);
+    }
+}
+
 // partial (chunks, 2, C) in float: per chunk, sum(g) and sum(g * xhat).
-template <class DY, class X>
-__global__ void backward_partial(float* partial, const DY* dy, int64_t lddy, const X* x, int64_t ldx, int64_t P,
-                                 int64_t C, const float* mean, const float* var, const float* gamma,
+template <DyPixels kDy, class DY, class X>
+__global__ void backward_partial(float* partial, const DY* dy, int64_t lddy, PooledDy pooled, const X* x, int64_t ldx,
+                                 int64_t P, int64_t C, const float* mean, const float* var, const float* gamma,
                                  const float* beta) {
     const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x, chunk = blockIdx.y;
     float sg = 0.0f, sgx = 0.0f;
@@ -113,7 +152,7 @@ __global__ void backward_partial(float* partial, const DY* dy, int64_t lddy, con
         const int64_t end = min(P, (chunk + 1) * kChunk);
         for (int64_t p = chunk * kChunk + threadIdx.y; p < end; p += kRowTile) {
             const float v = to_f32(x[p * ldx + c]);
-            const float g = v * k.scale + k.shift > 0.0f ? to_f32(dy[p * lddy + c]) : 0.0f;
+            const float g = v * k.scale + k.shift > 0.0f ? dy_at<kDy>(dy, lddy, p, c, pooled) : 0.0f;
             sg += g;
             sgx += g * ((v - mean[c]) * k.rstd);
         }
@@ -137,9 +176,9 @@ __global__ void backward_final(float* dgamma, float* dbeta, const float* partial
     dgamma[c] = float(gx);
 }
 
-template <class DX, class DY, class X>
-__global__ void backward_input_kernel(DX* dx, int64_t lddx, bool add, const DY* dy, int64_t lddy, const X* x,
-                                      int64_t ldx, int64_t P, int64_t C, const float* mean, const float* var,
+template <DyPixels kDy, class DX, class DY, class X>
+__global__ void backward_input_kernel(DX* dx, int64_t lddx, bool add, const DY* dy, int64_t lddy, PooledDy pooled,
+                                      const X* x, int64_t ldx, int64_t P, int64_t C, const float* mean, const float* var,
                                       const float* gamma, const float* beta, const float* dgamma, const float* dbeta,
                                       float count) {
     const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
@@ -148,7 +187,7 @@ __global__ void backward_input_kernel(DX* dx, int64_t lddx, bool add, const DY* 
     const float mean_g = dbeta[c] / count, mean_gx = dgamma[c] / count;
     for (int64_t p = int64_t(blockIdx.y) * kRowTile + threadIdx.y; p < P; p += int64_t(gridDim.y) * kRowTile) {
         const float v = to_f32(x[p * ldx + c]);
-        const float g = v * k.scale + k.shift > 0.0f ? to_f32(dy[p * lddy + c]) : 0.0f;
+        const float g = v * k.scale + k.shift > 0.0f ? dy_at<kDy>(dy, lddy, p, c, pooled) : 0.0f;
         const float d = k.scale * (g - mean_g - (v - mean[c]) * k.rstd * mean_gx);
         dx[p * lddx + c] = from_f32<DX>(add ? to_f32(dx[p * lddx + c]) + d : d);
     }
@@ -163,6 +202,23 @@ __global__ void running_stats_kernel(float* running_mean, float* running_var, co
 }
 
 unsigned channel_threads_grid(int64_t C) { return unsigned((C + 255) / 256); }
+
+// The pooled geometry of dy for x (DyPixels::avg_pool_2x2: dy must be x's (N, H/2, W/2, C)).
+PooledDy pooled_dy(DyPixels dy_pixels, const FeatureMap& dy, const FeatureMap& x) {
+    if (dy_pixels == DyPixels::same_pixels) {
+        if (dy.pixels() != x.pixels() || dy.c != x.c) throw std::logic_error("cuda batch norm: dy and x differ in shape");
+        return {x.h, x.w, x.h, x.w};
+    }
+    if (dy.n != x.n || dy.h != x.h / 2 || dy.w != x.w / 2 || dy.c != x.c)
+        throw std::logic_error("cuda batch norm: a 2x2-pooled dy is (N, H/2, W/2, C) of x");
+    return {x.h, x.w, dy.h, dy.w};
+}
+
+template <class F>
+void with_dy_pixels(DyPixels dy_pixels, F&& f) {
+    if (dy_pixels == DyPixels::avg_pool_2x2) f(std::integral_constant<DyPixels, DyPixels::avg_pool_2x2>{});
+    else f(std::integral_constant<DyPixels, DyPixels::same_pixels>{});
+}
 }  // namespace
 
 void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,
@@ -206,21 +262,41 @@ void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean
     CUDA_CHECK(cudaGetLastError());
 }
 
+void bn_relu_avg_pool_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                              const float* gamma, const float* beta, cudaStream_t stream) {
+    require_nhwc(x, "x");
+    require_nhwc(y, "y");
+    const PooledDy g = pooled_dy(DyPixels::avg_pool_2x2, y, x);
+    with_element_type(y.type, [&](auto yt) {
+        with_element_type(x.type, [&](auto xt) {
+            using Y = typename decltype(yt)::type;
+            using X = typename decltype(xt)::type;
+            bn_relu_avg_pool_kernel<<<channel_grid(y.pixels(), x.c), channel_block(), 0, stream>>>(
+                typed<Y>(y), y.ld, typed<const X>(x), x.ld, g, y.pixels(), x.c, mean, var, gamma, beta);
+        });
+    });
+    CUDA_CHECK(cudaGetLastError());
+}
+
 void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
                              const float* var, const float* gamma, const float* beta, void* scratch,
-                             cudaStream_t stream) {
+                             cudaStream_t stream, DyPixels dy_pixels) {
     require_nhwc(x, "x");
     require_nhwc(dy, "dy");
     const int64_t P = x.pixels(), C = x.c, chunks = chunks_of(P);
     if (chunks > 65535) throw std::invalid_argument("cuda bn_relu_backward_params: more than 16.7M pixels");
+    const PooledDy pooled = pooled_dy(dy_pixels, dy, x);
     auto* partial = static_cast<float*>(scratch);
-    with_element_type(dy.type, [&](auto dyt) {
-        with_element_type(x.type, [&](auto xt) {
-            using DY = typename decltype(dyt)::type;
-            using X = typename decltype(xt)::type;
-            backward_partial<<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(),
-                               0, stream>>>(partial, typed<const DY>(dy), dy.ld, typed<const X>(x), x.ld, P, C, mean,
-                                            var, gamma, beta);
+    with_dy_pixels(dy_pixels, [&](auto dy_at_pixels) {
+        with_element_type(dy.type, [&](auto dyt) {
+            with_element_type(x.type, [&](auto xt) {
+                using DY = typename decltype(dyt)::type;
+                using X = typename decltype(xt)::type;
+                backward_partial<decltype(dy_at_pixels)::value>
+                    <<<dim3(unsigned((C + kChannelTile - 1) / kChannelTile), unsigned(chunks)), channel_block(), 0,
+                       stream>>>(partial, typed<const DY>(dy), dy.ld, pooled, typed<const X>(x), x.ld, P, C, mean, var,
+                                 gamma, beta);
+            });
         });
     });
     backward_final<<<final_grid(C), final_block(), 0, stream>>>(dgamma, dbeta, partial, chunks, C);
@@ -229,22 +305,29 @@ void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, 
 
 void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                             const float* mean, const float* var, const float* gamma, const float* beta,
-                            const float* dgamma, const float* dbeta, int64_t count, cudaStream_t stream) {
+                            const float* dgamma, const float* dbeta, int64_t count, cudaStream_t stream,
+                            DyPixels dy_pixels) {
     require_nhwc(x, "x");
     require_nhwc(dy, "dy");
     require_nhwc(dx, "dx");
     // A gradient that many layers add into keeps f32's precision, as on the CPU.
     if (mode == Accumulate::add && dx.type != DType::f32)
         throw std::logic_error("cuda bn_relu_backward accumulates into f32 gradients only");
-    with_element_type(dx.type, [&](auto dxt) {
-        with_element_type(dy.type, [&](auto dyt) {
-            with_element_type(x.type, [&](auto xt) {
-                using DX = typename decltype(dxt)::type;
-                using DY = typename decltype(dyt)::type;
-                using X = typename decltype(xt)::type;
-                backward_input_kernel<<<channel_grid(x.pixels(), x.c), channel_block(), 0, stream>>>(
-                    typed<DX>(dx), dx.ld, mode == Accumulate::add, typed<const DY>(dy), dy.ld, typed<const X>(x), x.ld,
-                    x.pixels(), x.c, mean, var, gamma, beta, dgamma, dbeta, float(count));
+    if (dx.pixels() != x.pixels() || dx.c != x.c) throw std::logic_error("cuda batch norm: dx and x differ in shape");
+    const PooledDy pooled = pooled_dy(dy_pixels, dy, x);
+    with_dy_pixels(dy_pixels, [&](auto dy_at_pixels) {
+        with_element_type(dx.type, [&](auto dxt) {
+            with_element_type(dy.type, [&](auto dyt) {
+                with_element_type(x.type, [&](auto xt) {
+                    using DX = typename decltype(dxt)::type;
+                    using DY = typename decltype(dyt)::type;
+                    using X = typename decltype(xt)::type;
+                    backward_input_kernel<decltype(dy_at_pixels)::value>
+                        <<<channel_grid(x.pixels(), x.c), channel_block(), 0, stream>>>(
+                            typed<DX>(dx), dx.ld, mode == Accumulate::add, typed<const DY>(dy), dy.ld, pooled,
+                            typed<const X>(x), x.ld, x.pixels(), x.c, mean, var, gamma, beta, dgamma, dbeta,
+                            float(count));
+                });
             });
         });
     });

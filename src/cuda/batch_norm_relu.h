@@ -1,5 +1,5 @@
 // defines: cuda::reduction_scratch_bytes, cuda::batch_stats, cuda::update_running_stats, cuda::bn_relu_forward,
-//          cuda::bn_relu_backward_params, cuda::bn_relu_backward_input
+//          cuda::bn_relu_avg_pool_forward, cuda::bn_relu_backward_params, cuda::bn_relu_backward_input
 //
 // ops/batch_norm_relu.h on the GPU: the same functions over the same strided NHWC views
 // (FeatureMap), with device pointers and a stream. The same arithmetic as the CPU's where it
@@ -32,14 +32,21 @@ void update_running_stats(float* running_mean, float* running_var, const float* 
 void bn_relu_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var, const float* gamma,
                      const float* beta, cudaStream_t stream);
 
+// y = the 2x2 average pool of bn_relu_forward's output, in one pass (a transition's norm, ReLU and
+// pool, as the CPU's): y (N, H/2, W/2, C) dense, the full-size activation never written.
+void bn_relu_avg_pool_forward(const FeatureMap& y, const FeatureMap& x, const float* mean, const float* var,
+                              const float* gamma, const float* beta, cudaStream_t stream);
+
 // Pass 1: dbeta = sum(g), dgamma = sum(g * xhat) with g = dy where the ReLU was open (assigned).
+// dy_pixels: avg_pool_2x2 reads dy as bn_relu_avg_pool_forward's output gradient (ops/batch_norm_relu.h).
 void bn_relu_backward_params(float* dgamma, float* dbeta, const FeatureMap& dy, const FeatureMap& x, const float* mean,
                              const float* var, const float* gamma, const float* beta, void* scratch,
-                             cudaStream_t stream);
+                             cudaStream_t stream, DyPixels dy_pixels = DyPixels::same_pixels);
 
 // Pass 2: dx (assigned or added to) from dy, x and pass 1's sums over `count` pixels.
 void bn_relu_backward_input(const FeatureMap& dx, Accumulate mode, const FeatureMap& dy, const FeatureMap& x,
                             const float* mean, const float* var, const float* gamma, const float* beta,
-                            const float* dgamma, const float* dbeta, int64_t count, cudaStream_t stream);
+                            const float* dgamma, const float* dbeta, int64_t count, cudaStream_t stream,
+                            DyPixels dy_pixels = DyPixels::same_pixels);
 
 }  // namespace dn::cuda

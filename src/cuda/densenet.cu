@@ -139,8 +139,6 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
             const ConvShape st = conv_shape(c, N, next.h, next.w, 1, 0);
             t.conv = std::make_unique<Conv2d>(ctx.cudnn(), st, ctx.tf32(), act);
             t.w = add_conv_weights(c, st, offset);
-            t.pool = std::make_unique<Pool2d>(ctx.cudnn(), PoolShape{N, c.in_channels, block.h, block.w, 2, 2, 0},
-                                              PoolKind::average, act);
             track(*t.conv);
             transitions_.push_back(std::move(t));
         }
@@ -284,13 +282,17 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, StepMode mode) {
     if (train) batch_stats(at(block.mean) + in, at(block.var) + in, fresh, reduction_scratch_.bytes(), ctx_.stream());
 }
 
-void DenseNet::activate_transition_input(size_t b, StepMode mode) {
+// The transition's norm, ReLU and 2x2 average pool in one pass, as the CPU engine's: the pooled
+// input of its convolution, the full-size activation never written.
+void DenseNet::pool_transition_input(size_t b, StepMode mode) {
     const BlockPlan& block = plan_.blocks[b];
+    const BlockPlan& next = plan_.blocks[b + 1];
     const DeviceBn n = bn(params_.transitions[b].norm);
     const FeatureMap x = block_features(b);
     const bool train = mode == StepMode::train;
-    bn_relu_forward(map(plan_.transitions[b].activated, x.h, x.w, x.c), x, train ? at(block.mean) : n.running_mean,
-                    train ? at(block.var) : n.running_var, n.weight, n.bias, ctx_.stream());
+    bn_relu_avg_pool_forward(map(plan_.transitions[b].pooled_input, next.h, next.w, x.c), x,
+                             train ? at(block.mean) : n.running_mean, train ? at(block.var) : n.running_var, n.weight,
+                             n.bias, ctx_.stream());
 }
 
 void DenseNet::transition_forward(size_t b, StepMode mode) {
@@ -304,8 +306,7 @@ void DenseNet::transition_forward(size_t b, StepMode mode) {
                              plan_.shape.batch * block.h * block.w, ctx_.stream());
         *n.num_batches_tracked += 1;
     }
-    activate_transition_input(b, mode);
-    ops.pool->forward(raw(tp.activated), raw(tp.pooled_input));
+    pool_transition_input(b, mode);
     ops.conv->forward(raw(tp.pooled_input), ops.w, raw(tp.conv_out), workspace_.bytes());
     const FeatureMap out = map(tp.conv_out, next.h, next.w, next.first_channels);
     copy_channels(block_features(b + 1).channels(0, next.first_channels), out, ctx_.stream());
@@ -345,11 +346,11 @@ void DenseNet::conv_backward_weights(const Conv2d& conv, const ConvParams& p, co
 }
 
 void DenseNet::bn_relu_backward_assign(const FeatureMap& dx, const DeviceBn& b, const FeatureMap& dy,
-                                       const FeatureMap& x, const float* mean, const float* var) {
+                                       const FeatureMap& x, const float* mean, const float* var, DyPixels dy_pixels) {
     bn_relu_backward_params(b.dweight, b.dbias, dy, x, mean, var, b.weight, b.bias, reduction_scratch_.bytes(),
-                            ctx_.stream());
+                            ctx_.stream(), dy_pixels);
     bn_relu_backward_input(dx, Accumulate::assign, dy, x, mean, var, b.weight, b.bias, b.dweight, b.dbias, x.pixels(),
-                           ctx_.stream());
+                           ctx_.stream(), dy_pixels);
 }
 
 void DenseNet::backward() {
@@ -418,19 +419,15 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionPlan& tp = plan_.transitions[b];
     const TransitionParams& t = params_.transitions[b];
     TransitionOps& ops = transitions_[b];
-    if (plan_.intermediates == Intermediates::recompute) {
-        activate_transition_input(b, StepMode::train);
-        ops.pool->forward(raw(tp.activated), raw(tp.pooled_input));
-    }
+    if (plan_.intermediates == Intermediates::recompute) pool_transition_input(b, StepMode::train);
     const FeatureMap d_out = map(plan_.d_narrow, next.h, next.w, next.first_channels);
     copy_channels(d_out, block_grad(b + 1).channels(0, next.first_channels), ctx_.stream());
     conv_backward_weights(*ops.conv, t.conv, raw(tp.pooled_input), d_out.data);
     ops.conv->backward_data(d_out.data, ops.w, raw(plan_.d_bottleneck), workspace_.bytes());
-    // Average pooling's backward reads only dy (x and y are passed, not used).
-    ops.pool->backward(raw(plan_.d_bottleneck), raw(tp.activated), raw(tp.pooled_input), raw(plan_.d_wide));
+    // The pool's backward runs inside the norm's: it reads the pooled gradient.
     const FeatureMap x = block_features(b);
-    bn_relu_backward_assign(block_grad(b), bn(t.norm), map(plan_.d_wide, x.h, x.w, x.c), x, at(block.mean),
-                            at(block.var));
+    bn_relu_backward_assign(block_grad(b), bn(t.norm), map(plan_.d_bottleneck, next.h, next.w, x.c), x,
+                            at(block.mean), at(block.var), DyPixels::avg_pool_2x2);
 }
 
 void DenseNet::stem_backward() {

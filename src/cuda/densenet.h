@@ -9,6 +9,7 @@
 #include "cuda/pool.h"
 #include "model/activation_plan.h"
 #include "model/parameters.h"
+#include "ops/batch_norm_relu.h"  // DyPixels
 #include "tensor/feature_map.h"
 
 #include <memory>
@@ -66,10 +67,9 @@ private:
         std::unique_ptr<Conv2d> conv1, conv2;
         void *w1, *w2;  // their OHWI weights, of the activations' type
     };
-    struct TransitionOps {
+    struct TransitionOps {  // the norm, ReLU and pool before the convolution are one kernel
         std::unique_ptr<Conv2d> conv;
         void* w;
-        std::unique_ptr<Pool2d> pool;
     };
     struct DeviceBn {  // a BatchNormParams' device addresses
         float *weight, *bias, *dweight, *dbias, *running_mean, *running_var;
@@ -96,7 +96,7 @@ private:
     void stats_and_running(float* mean, float* var, const FeatureMap& x, const DeviceBn& b);
     void conv_backward_weights(const Conv2d& conv, const ConvParams& p, const void* x, const void* dy);
     void bn_relu_backward_assign(const FeatureMap& dx, const DeviceBn& b, const FeatureMap& dy, const FeatureMap& x,
-                                 const float* mean, const float* var);
+                                 const float* mean, const float* var, DyPixels dy_pixels = DyPixels::same_pixels);
 
     void stem_forward(StepMode mode);
     void dense_layer_forward(size_t b, size_t i, StepMode mode);
@@ -104,7 +104,7 @@ private:
     void head_forward(StepMode mode);
     void activate_layer_input(size_t b, size_t i, StepMode mode);
     void activate_bottleneck(size_t b, size_t i, StepMode mode);
-    void activate_transition_input(size_t b, StepMode mode);
+    void pool_transition_input(size_t b, StepMode mode);
     void head_backward();
     void dense_layer_backward(size_t b, size_t i);
     void transition_backward(size_t b);

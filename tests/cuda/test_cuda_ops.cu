@@ -231,6 +231,71 @@ void test_batch_norm(int64_t n, int64_t h, int64_t w, DType type) {
     }
 }
 
+// A transition's norm, ReLU and 2x2 average pool in one pass, and its backward reading the pooled
+// gradient (DyPixels::avg_pool_2x2), against the same in double. 7 rows: the last is under no
+// pooled pixel, and gets no gradient.
+void test_transition_pool(DType type) {
+    const int64_t n = 2, h = 7, w = 6, oh = h / 2, ow = w / 2, pixels = n * h * w, pooled = n * oh * ow;
+    const bool bf = type == DType::bf16;
+    const std::string suffix = bf ? " [bf16]" : "";
+    const std::vector<float> x = rounded_to(type, random_floats(size_t(pixels * LD), 0.5f, 1.0f, 21));
+    const std::vector<float> dy = rounded_to(type, random_floats(size_t(pooled * C), 0.0f, 1.0f, 22));
+    const std::vector<float> mean = random_floats(C, 0.5f, 0.2f, 23), gamma = random_floats(C, 1.0f, 0.3f, 25);
+    const std::vector<float> beta = random_floats(C, 0.0f, 0.3f, 26);
+    std::vector<float> var = random_floats(C, 1.0f, 0.2f, 24);
+    for (float& v : var) v = std::abs(v) + 0.1f;
+    Typed xd(type, x), dyd(type, dy), y(type, size_t(pooled * C));
+    Device<float> md(mean), vd(var), gd(gamma), bd(beta), dg(C), db(C), dx(size_t(pixels * C));
+    const FeatureMap xv{xd.ptr(), n, h, w, C, LD, type};
+    bn_relu_avg_pool_forward(dense_map(y.ptr(), type, n, oh, ow, C), xv, md.ptr, vd.ptr, gd.ptr, bd.ptr, nullptr);
+    auto normalised = [&](int64_t p, int64_t c, double* mask) {
+        const double rstd = 1.0 / std::sqrt(double(var[size_t(c)]) + double(kBnEps));
+        const double a = (x[size_t(p * LD + c)] - mean[size_t(c)]) * rstd * gamma[size_t(c)] + beta[size_t(c)];
+        if (mask) *mask = a > 0.0 ? 1.0 : 0.0;
+        return std::array<double, 2>{std::max(0.0, a), (x[size_t(p * LD + c)] - mean[size_t(c)]) * rstd};
+    };
+    std::vector<double> y_ref(size_t(pooled * C), 0.0);
+    for (int64_t q = 0; q < pooled; ++q)
+        for (int64_t c = 0; c < C; ++c) {
+            const int64_t b = q / (oh * ow), r = q % (oh * ow), top = (b * h + 2 * (r / ow)) * w + 2 * (r % ow);
+            for (int64_t p : {top, top + 1, top + w, top + w + 1})
+                y_ref[size_t(q * C + c)] += 0.25 * normalised(p, c, nullptr)[0];
+        }
+    expect_close("bn_relu_avg_pool_forward" + suffix, y.download(), y_ref, bf ? 1e-2 : 1e-5);
+
+    // g at each full-size pixel: a quarter of its pooled pixel's dy where the ReLU was open.
+    std::vector<double> g(size_t(pixels * C), 0.0), sg(C, 0.0), sgx(C, 0.0);
+    for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t c = 0; c < C; ++c) {
+            const int64_t b = p / (h * w), r = p % (h * w), ph = r / w / 2, pw = r % w / 2;
+            if (ph >= oh || pw >= ow) continue;
+            double mask = 0.0;
+            const double xhat = normalised(p, c, &mask)[1];
+            g[size_t(p * C + c)] = mask * 0.25 * dy[size_t(((b * oh + ph) * ow + pw) * C + c)];
+            sg[size_t(c)] += g[size_t(p * C + c)];
+            sgx[size_t(c)] += g[size_t(p * C + c)] * xhat;
+        }
+    const FeatureMap dyv = dense_map(dyd.ptr(), type, n, oh, ow, C);
+    Device<char> scratch(reduction_scratch_bytes(pixels, C));
+    bn_relu_backward_params(dg.ptr, db.ptr, dyv, xv, md.ptr, vd.ptr, gd.ptr, bd.ptr, scratch.ptr, nullptr,
+                            DyPixels::avg_pool_2x2);
+    const std::vector<float> dgamma = dg.download(), dbeta = db.download();
+    expect_close("bn_relu_backward_params, pooled dy: dbeta" + suffix, dbeta, sg, 1e-5);
+    expect_close("bn_relu_backward_params, pooled dy: dgamma" + suffix, dgamma, sgx, 1e-5);
+    bn_relu_backward_input(dense_map(dx.ptr, n, h, w, C), Accumulate::assign, dyv, xv, md.ptr, vd.ptr, gd.ptr, bd.ptr,
+                           dg.ptr, db.ptr, pixels, nullptr, DyPixels::avg_pool_2x2);
+    std::vector<double> dx_ref(size_t(pixels * C));
+    for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t c = 0; c < C; ++c) {
+            const double rstd = 1.0 / std::sqrt(double(var[size_t(c)]) + double(kBnEps));
+            const double xhat = normalised(p, c, nullptr)[1];
+            dx_ref[size_t(p * C + c)] = gamma[size_t(c)] * rstd *
+                                        (g[size_t(p * C + c)] - double(dbeta[size_t(c)]) / pixels -
+                                         xhat * double(dgamma[size_t(c)]) / pixels);
+        }
+    expect_close("bn_relu_backward_input, pooled dy (f32 dx)" + suffix, dx.download(), dx_ref, 1e-5);
+}
+
 void test_copy_and_pool() {
     const std::vector<float> block = random_floats(size_t(P * LD), 0.0f, 1.0f, 6);
     Device<float> src(block), dst(size_t(P * 13));
@@ -453,6 +518,8 @@ int main() {
         test_batch_norm(N, H, W, DType::f32);
         test_batch_norm(3, 29, 31, DType::f32);
         test_batch_norm(3, 29, 31, DType::bf16);
+        test_transition_pool(DType::f32);
+        test_transition_pool(DType::bf16);
         test_copy_and_pool();
         test_loss();
         test_adam();
