@@ -14,6 +14,7 @@ set(PLAN_SOURCES
   ${PROJECT_SOURCE_DIR}/src/model/init.cpp
   ${PROJECT_SOURCE_DIR}/src/model/activation_plan.cpp
   ${PROJECT_SOURCE_DIR}/src/model/checkpoint.cpp
+  ${PROJECT_SOURCE_DIR}/src/model/synthetic_batch.cpp
   ${PROJECT_SOURCE_DIR}/src/io/safetensors.cpp
   ${PROJECT_SOURCE_DIR}/src/io/atomic_file.cpp)
 add_library(densenet_plan STATIC ${PLAN_SOURCES})

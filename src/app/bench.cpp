@@ -4,6 +4,7 @@
 
 #include "model/densenet.h"
 #include "model/init.h"
+#include "model/synthetic_batch.h"
 #include "ops/profiler.h"
 #include "report/machine_peak.h"
 #include "report/profile_report.h"
@@ -17,10 +18,8 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
-#include <random>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 namespace dn {
 
@@ -71,9 +70,10 @@ void validate(const BenchOptions& o) {
 class BenchRun {
 public:
     BenchRun(const BenchOptions& o, Precision precision)
-        : params_(densenet_preset(o.arch, o.num_classes)), train_(o.mode == "train") {
+        : params_(densenet_preset(o.arch, o.num_classes)), train_(o.mode == "train"),
+          batch_(synthetic_batch(o.batch_size, params_.config().in_channels, o.input_size, o.num_classes)) {
         init_parameters(params_, 0);
-        const int64_t N = o.batch_size, S = o.input_size, C = params_.config().in_channels;
+        const int64_t N = o.batch_size, S = o.input_size;
         const Intermediates intermediates = o.memory == "keep" ? Intermediates::keep : Intermediates::recompute;
         net_ = std::make_unique<DenseNet>(ctx_, params_, RunShape{N, S, S}, train_ ? Pass::training : Pass::inference,
                                           intermediates, precision);
@@ -82,25 +82,17 @@ public:
             adam.lr = 1e-4;
             adam_.emplace(params_.count(), adam);
         }
-        // As the peer's torch.rand and torch.randint: images uniform in [0, 1), labels uniform.
-        std::mt19937_64 rng(0);
-        std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
-        std::uniform_int_distribution<int32_t> label(0, int32_t(o.num_classes - 1));
-        images_.resize(size_t(N * C * S * S));
-        for (float& v : images_) v = pixel(rng);
-        labels_.resize(size_t(N));
-        for (int32_t& v : labels_) v = label(rng);
     }
 
     const DenseNet& net() const { return *net_; }
 
     void step(Sections* sections) {
         if (!train_) {
-            net_->forward(images_.data(), labels_.data(), Mode::eval);
+            net_->forward(batch_.images.data(), batch_.labels.data(), Mode::eval);
             return;
         }
         auto t = Clock::now();
-        net_->forward(images_.data(), labels_.data(), Mode::train);
+        net_->forward(batch_.images.data(), batch_.labels.data(), Mode::train);
         record(sections, &Sections::forward, t);
         net_->backward();
         record(sections, &Sections::backward, t);
@@ -122,8 +114,7 @@ private:
     bool train_;
     std::unique_ptr<DenseNet> net_;
     std::optional<Adam> adam_;
-    std::vector<float> images_;
-    std::vector<int32_t> labels_;
+    SyntheticBatch batch_;
 };
 
 // The same steps on a GPU (cuda::run_bench), printed and reported as the CPU's.

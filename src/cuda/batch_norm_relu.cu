@@ -213,12 +213,6 @@ PooledDy pooled_dy(DyPixels dy_pixels, const FeatureMap& dy, const FeatureMap& x
         throw std::logic_error("cuda batch norm: a 2x2-pooled dy is (N, H/2, W/2, C) of x");
     return {x.h, x.w, dy.h, dy.w};
 }
-
-template <class F>
-void with_dy_pixels(DyPixels dy_pixels, F&& f) {
-    if (dy_pixels == DyPixels::avg_pool_2x2) f(std::integral_constant<DyPixels, DyPixels::avg_pool_2x2>{});
-    else f(std::integral_constant<DyPixels, DyPixels::same_pixels>{});
-}
 }  // namespace
 
 void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,

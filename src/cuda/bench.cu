@@ -6,11 +6,10 @@
 #include "cuda/densenet.h"
 #include "cuda/device.h"
 #include "model/init.h"
+#include "model/synthetic_batch.h"
 
 #include <chrono>
-#include <random>
 #include <stdexcept>
-#include <vector>
 
 namespace dn::cuda {
 
@@ -20,18 +19,13 @@ struct DeviceBatch {
     DeviceBuffer images, labels;
 };
 
-DeviceBatch synthetic_batch(int64_t N, int64_t C, int64_t S, int64_t num_classes, const Context& ctx) {
-    std::mt19937_64 rng(0);
-    std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
-    std::uniform_int_distribution<int32_t> label(0, int32_t(num_classes - 1));
-    std::vector<float> images(static_cast<size_t>(N * C * S * S));
-    for (float& v : images) v = pixel(rng);
-    std::vector<int32_t> labels(static_cast<size_t>(N));
-    for (int32_t& v : labels) v = label(rng);
-    DeviceBatch batch{DeviceBuffer(images.size() * sizeof(float)), DeviceBuffer(labels.size() * sizeof(int32_t))};
-    CUDA_CHECK(cudaMemcpyAsync(batch.images.bytes(), images.data(), batch.images.size(), cudaMemcpyHostToDevice,
+DeviceBatch device_batch(int64_t N, int64_t C, int64_t S, int64_t num_classes, const Context& ctx) {
+    const SyntheticBatch host = synthetic_batch(N, C, S, num_classes);
+    DeviceBatch batch{DeviceBuffer(host.images.size() * sizeof(float)),
+                      DeviceBuffer(host.labels.size() * sizeof(int32_t))};
+    CUDA_CHECK(cudaMemcpyAsync(batch.images.bytes(), host.images.data(), batch.images.size(), cudaMemcpyHostToDevice,
                                ctx.stream()));
-    CUDA_CHECK(cudaMemcpyAsync(batch.labels.bytes(), labels.data(), batch.labels.size(), cudaMemcpyHostToDevice,
+    CUDA_CHECK(cudaMemcpyAsync(batch.labels.bytes(), host.labels.data(), batch.labels.size(), cudaMemcpyHostToDevice,
                                ctx.stream()));
     ctx.synchronize();  // the host vectors go out of scope
     return batch;
@@ -59,10 +53,10 @@ BenchResult run_bench(const BenchSetup& setup) {
     Parameters params(densenet_preset(setup.arch, setup.num_classes));
     init_parameters(params, 0);
     DeviceParameters device(params);
-    device.upload(ctx.stream());
+    device.upload(ctx.stream());  // before the network loads its weight copies from it
     const int64_t N = setup.batch_size, S = setup.input_size;
     DenseNet net(ctx, params, device, RunShape{N, S, S}, setup.pass, setup.intermediates, setup.precision);
-    const DeviceBatch batch = synthetic_batch(N, params.config().in_channels, S, setup.num_classes, ctx);
+    const DeviceBatch batch = device_batch(N, params.config().in_channels, S, setup.num_classes, ctx);
     const auto* labels = reinterpret_cast<const int32_t*>(batch.labels.bytes());
 
     // Adam's moments, zeroed on the network's stream (it does not wait for the default stream).

@@ -19,10 +19,11 @@ DeviceParameters::DeviceParameters(Parameters& params)
     : params_(params), values_(size_t(params.count()) * sizeof(float)), grads_(size_t(params.count()) * sizeof(float)),
       running_(size_t(params.running_count()) * sizeof(float)) {}
 
-void DeviceParameters::upload(cudaStream_t stream) {
+DeviceParameters& DeviceParameters::upload(cudaStream_t stream) {
     CUDA_CHECK(cudaMemcpyAsync(values_.bytes(), params_.values(), values_.size(), cudaMemcpyHostToDevice, stream));
     CUDA_CHECK(cudaMemcpyAsync(running_.bytes(), params_.running_stats(), running_.size(), cudaMemcpyHostToDevice, stream));
     CUDA_CHECK(cudaStreamSynchronize(stream));  // the host arrays may change once this returns
+    return *this;
 }
 
 void DeviceParameters::download(cudaStream_t stream) {

@@ -24,7 +24,8 @@ class DeviceParameters {
 public:
     explicit DeviceParameters(Parameters& params);
 
-    void upload(cudaStream_t stream);    // host -> device: values and running statistics
+    // host -> device: values and running statistics; returns *this, for a network built next
+    DeviceParameters& upload(cudaStream_t stream);
     void download(cudaStream_t stream);  // device -> host: the same, and the gradients (synchronises)
 
     float* values() const { return values_.floats(); }

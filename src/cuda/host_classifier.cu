@@ -13,17 +13,11 @@ constexpr Tf32 kTf32 = Tf32::allowed;
 size_t image_floats(const Parameters& params, const RunShape& s) {
     return size_t(s.batch * params.config().in_channels * s.height * s.width);
 }
-
-// The device parameters with the host's values in them: the network reads them as it is built.
-DeviceParameters& uploaded(DeviceParameters& device, const Context& ctx) {
-    device.upload(ctx.stream());
-    return device;
-}
 }  // namespace
 
 HostClassifier::HostClassifier(Parameters& params, const RunShape& shape, Precision precision, int device)
     : shape_(shape), classes_(params.config().num_classes), ctx_(device, kTf32), device_(params),
-      net_(ctx_, params, uploaded(device_, ctx_), shape, Pass::inference, Intermediates::recompute, precision),
+      net_(ctx_, params, device_.upload(ctx_.stream()), shape, Pass::inference, Intermediates::recompute, precision),
       images_(image_floats(params, shape) * sizeof(float)), labels_(size_t(shape.batch) * sizeof(int32_t)),
       logits_(size_t(shape.batch * classes_)), log_probs_(logits_.size()) {}
 

@@ -108,12 +108,6 @@ PixelRow<const T> dy_row(const FeatureMap& dy, const FeatureMap& x, int64_t p, c
 template <DyPixels kDy>
 inline constexpr float kDyScale = kDy == DyPixels::avg_pool_2x2 ? 0.25f : 1.0f;
 
-template <class F>
-void with_dy_pixels(DyPixels dy_pixels, F&& f) {
-    if (dy_pixels == DyPixels::avg_pool_2x2) f(std::integral_constant<DyPixels, DyPixels::avg_pool_2x2>{});
-    else f(std::integral_constant<DyPixels, DyPixels::same_pixels>{});
-}
-
 // Whether `pooled` has the shape of full's 2x2 average pool, (N, H/2, W/2, C), both NHWC.
 bool is_2x2_pool_of(const FeatureMap& pooled, const FeatureMap& full) {
     return pooled.layout == Layout::nhwc && full.layout == Layout::nhwc && pooled.n == full.n &&

@@ -19,6 +19,8 @@
 #pragma once
 #include "tensor/feature_map.h"
 
+#include <type_traits>
+
 namespace dn {
 
 inline constexpr float kBnEps = 1e-5f;
@@ -52,6 +54,14 @@ enum class Accumulate { assign, add };
 // each of the four pixels it covers (zero where no pooled pixel covers one) instead of a pool
 // backward's full-size gradient, which is then never written.
 enum class DyPixels { same_pixels, avg_pool_2x2 };
+
+// Calls f(std::integral_constant<DyPixels, ...>{}) with dy_pixels, so that a kernel template is
+// instantiated for each (both engines' kernels use it).
+template <class F>
+void with_dy_pixels(DyPixels dy_pixels, F&& f) {
+    if (dy_pixels == DyPixels::avg_pool_2x2) f(std::integral_constant<DyPixels, DyPixels::avg_pool_2x2>{});
+    else f(std::integral_constant<DyPixels, DyPixels::same_pixels>{});
+}
 
 // Backward through the ReLU and a batch-statistics normalisation. dgamma and dbeta are assigned;
 // dx is assigned or added to, since in a dense block many layers send gradient to one channel.

@@ -147,11 +147,6 @@ Parameters& with_checkpoint(Parameters& params, const std::string& path) {
     return params;
 }
 
-DeviceParameters& uploaded(DeviceParameters& device, const Context& ctx) {
-    device.upload(ctx.stream());
-    return device;
-}
-
 // A fixture case on the GPU: PyTorch's results, the initial weights on the device, the training
 // network in `precision` (TF32 off), and the batch.
 struct FixtureRun {
@@ -169,7 +164,7 @@ struct FixtureRun {
         : dir(case_dir), expected(dir + "/expected.safetensors"),
           meta(nlohmann::json::parse(expected.metadata().at("case"))), shape{meta["batch"], meta["size"], meta["size"]},
           params(test::config_of(meta)), ctx(0, Tf32::off), device(with_checkpoint(params, dir + "/init.safetensors")),
-          net(ctx, params, uploaded(device, ctx), shape, Pass::training, Intermediates::recompute, precision),
+          net(ctx, params, device.upload(ctx.stream()), shape, Pass::training, Intermediates::recompute, precision),
           batch(expected, ctx) {}
 
     size_t logit_count() const { return size_t(shape.batch * params.config().num_classes); }
