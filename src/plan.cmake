@@ -1,8 +1,10 @@
 # densenet_plan: the part of the engine that both the CPU (densenet_core) and the GPU
 # (densenet_cuda) build on, with no library of either: the configuration, the parameter table,
-# its initialisation and its safetensors checkpoints, and the activation plan over one arena. Its
-# one dependency is nlohmann-json (header-only): Debian's, or, on a GPU machine without it, a copy
-# of /usr/include/nlohmann carried in build-deps/include. Included once by whichever of
+# its initialisation and its safetensors checkpoints, the activation plan over one arena, and the
+# optimizers' host side (their hyper-parameters, schedules and state files, which a GPU run saves
+# and resumes in the CPU's format). Its one dependency is nlohmann-json (header-only): Debian's,
+# or, on a GPU machine without it, a copy of /usr/include/nlohmann carried in build-deps/include;
+# OpenMP where the compiler has it (the CPU optimizers' loops). Included once by whichever of
 # src/CMakeLists.txt (the whole project) and the top level (DENSENET_CUDA_ONLY) builds first.
 if(TARGET densenet_plan)
   return()
@@ -16,9 +18,18 @@ set(PLAN_SOURCES
   ${PROJECT_SOURCE_DIR}/src/model/checkpoint.cpp
   ${PROJECT_SOURCE_DIR}/src/model/synthetic_batch.cpp
   ${PROJECT_SOURCE_DIR}/src/io/safetensors.cpp
-  ${PROJECT_SOURCE_DIR}/src/io/atomic_file.cpp)
+  ${PROJECT_SOURCE_DIR}/src/io/atomic_file.cpp
+  ${PROJECT_SOURCE_DIR}/src/ops/profiler.cpp
+  ${PROJECT_SOURCE_DIR}/src/train/optimizer.cpp
+  ${PROJECT_SOURCE_DIR}/src/train/lr_schedule.cpp
+  ${PROJECT_SOURCE_DIR}/src/train/parameter_update.cpp
+  ${PROJECT_SOURCE_DIR}/src/train/weight_average.cpp)
 add_library(densenet_plan STATIC ${PLAN_SOURCES})
 target_include_directories(densenet_plan PUBLIC ${PROJECT_SOURCE_DIR}/src)
+find_package(OpenMP QUIET)
+if(OpenMP_CXX_FOUND)
+  target_link_libraries(densenet_plan PUBLIC OpenMP::OpenMP_CXX)
+endif()
 find_package(nlohmann_json QUIET)
 if(nlohmann_json_FOUND)
   target_link_libraries(densenet_plan PUBLIC nlohmann_json::nlohmann_json)

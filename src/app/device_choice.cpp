@@ -2,6 +2,7 @@
 
 #include "model/densenet.h"
 #include "ops/dnnl_context.h"
+#include "train/cpu_step_engine.h"
 
 #include <charconv>
 #include <stdexcept>
@@ -53,6 +54,12 @@ std::unique_ptr<Classifier> inference_network(const DeviceChoice& device, DnnlCo
     auto net = std::make_unique<DenseNet>(ctx, params, shape, Pass::inference, Intermediates::recompute, precision);
     net->load_weights();
     return net;
+}
+
+std::unique_ptr<StepEngine> training_engine(const DeviceChoice& device, Parameters& params, ParameterUpdate& update,
+                                            DataParallel& replicas, const StepEngineSetup& setup, cuda::Tf32 tf32) {
+    if (device.kind == DeviceKind::cuda) return gpu_engine()->make_step_engine(params, update, setup, device.index, tf32);
+    return std::make_unique<CpuStepEngine>(params, update, replicas, setup);
 }
 
 }  // namespace dn

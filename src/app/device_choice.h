@@ -1,18 +1,21 @@
 // defines: DeviceKind, DeviceChoice, choose_device (what --device names: the CPU or one GPU),
-//          precision_on, inference_network (the network eval and predict run there), GpuEngine,
-//          gpu_engine (the GPU engine, loaded when a command first asks for it)
+//          precision_on, inference_network (the network eval and predict run there),
+//          training_engine (the engine train runs there), GpuEngine, gpu_engine (the GPU engine,
+//          loaded when a command first asks for it)
 #pragma once
 #include "cuda/bench.h"
 #include "model/classifier.h"
 #include "model/parameters.h"
 #include "ops/precision.h"
+#include "train/step_engine.h"
 
 #include <memory>
 #include <string>
 
 namespace dn {
 
-class DnnlContext;  // the CPU engine's (ops/dnnl_context.h), which the GPU engine's library need not see
+class DnnlContext;   // the CPU engine's (ops/dnnl_context.h), which the GPU engine's library need not see
+class DataParallel;  // dist/data_parallel.h, the CPU engine's replicas
 
 // What the program calls in the GPU engine (src/cuda). Where the program is built with it, the
 // engine is a shared library beside the program (libdensenet_gpu.so, app/gpu/engine.cpp) that
@@ -26,6 +29,9 @@ struct GpuEngine {
     // (cuda::HostClassifier): what eval and predict run there.
     std::unique_ptr<Classifier> (*make_classifier)(Parameters& params, const RunShape& shape, Precision precision,
                                                    int device);
+    // The training engine for params on GPU `device` (cuda::GpuStepEngine), stepping with update.
+    std::unique_ptr<StepEngine> (*make_step_engine)(Parameters& params, ParameterUpdate& update,
+                                                    const StepEngineSetup& setup, int device, cuda::Tf32 tf32);
 };
 
 // The GPUs this process can use, asked of the NVIDIA driver (libcuda.so.1) without loading the
@@ -59,5 +65,10 @@ Precision precision_on(const DeviceChoice& device, Precision requested);
 // must outlive it) or the GPU engine's cuda::HostClassifier, for params as they are now.
 std::unique_ptr<Classifier> inference_network(const DeviceChoice& device, DnnlContext& ctx, Parameters& params,
                                               const RunShape& shape, Precision precision);
+
+// The engine `densenet train` runs on `device`: the CPU's (CpuStepEngine, with the job's replicas)
+// or a GPU's (one process; tf32 for its fp32 convolutions).
+std::unique_ptr<StepEngine> training_engine(const DeviceChoice& device, Parameters& params, ParameterUpdate& update,
+                                            DataParallel& replicas, const StepEngineSetup& setup, cuda::Tf32 tf32);
 
 }  // namespace dn

@@ -1,6 +1,7 @@
 // densenet train: the lecture's training run (Adam, NLL of log_softmax, a test after every epoch),
 // resumable, with checkpoints, metrics and pictures in its run folder.
 #include "app/commands.h"
+#include "app/device_choice.h"
 #include "app/run_setup.h"
 #include "app/train_recipe.h"
 
@@ -12,7 +13,6 @@
 #include "dist/data_parallel.h"
 #include "io/progress_bar.h"
 #include "model/checkpoint.h"
-#include "model/densenet.h"
 #include "model/init.h"
 #include "model/model_info.h"
 #include "ops/precision.h"
@@ -24,6 +24,7 @@
 #include "train/parameter_update.h"
 #include "train/run_folder.h"
 #include "train/run_state.h"
+#include "train/step_engine.h"
 #include "train/time_budget.h"
 #include "train/trainer.h"
 #include "train/weight_average.h"
@@ -55,6 +56,8 @@ struct Controls {
     int64_t threads = 0, loader_threads = 1;
     int64_t max_steps = 0;
     std::string batch_norm_stats = "global";  // or per-process: see BatchNormStats
+    std::string device = "auto";              // a checkpoint resumes on either engine
+    bool no_tf32 = false;
 };
 
 struct TrainCommand {
@@ -101,7 +104,7 @@ Recipe resumed_recipe(const TrainCommand& cmd, const RunState& state) {
     for (const auto& flag : cmd.recipe_flags)
         if (flag != "--epochs" && flag != "--data-dir" && cmd.parser->count(flag))
             throw std::invalid_argument("--resume continues a run with its own options; " + flag +
-                                        " cannot be changed (only --epochs, --data-dir, --threads, "
+                                        " cannot be changed (only --epochs, --data-dir, --device, --no-tf32, --threads, "
                                         "--loader-threads and --max-steps)");
     for (const char* flag : {"--out", "--overwrite", "--download"})
         if (cmd.parser->count(flag)) throw std::invalid_argument(std::string("--resume writes into its own folder; drop ") + flag);
@@ -216,23 +219,17 @@ void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, WeightAvera
     state = run_state_from_json(nlohmann::json::parse(text));
 }
 
-// The test of the average of the weights: it takes the trained weights' place in the parameters
-// and the tester for the test, and gives it back whatever happens.
-std::optional<EvalResult> test_average(DenseNet& tester, Parameters& params, WeightAverage& average,
+// The test of the average of the weights (on the CPU engine, whose tester loads the host's
+// parameters): it takes the trained weights' place in the parameters for the test, and gives it
+// back whatever happens.
+std::optional<EvalResult> test_average(StepEngine& engine, Parameters& params, WeightAverage& average,
                                        BatchLoader& loader, Communicator& comm, TestTimeAugment tta) {
     struct Exchange {
-        DenseNet& net;
         Parameters &a, &b;
-        Exchange(DenseNet& n, Parameters& x, Parameters& y) : net(n), a(x), b(y) {
-            a.swap_state(b);
-            net.load_weights();
-        }
-        ~Exchange() {
-            a.swap_state(b);
-            net.load_weights();
-        }
-    } exchange(tester, params, average.averaged());
-    return evaluate_sharded(tester, loader, "  testing the EMA", comm, &g_interrupted, tta);
+        Exchange(Parameters& x, Parameters& y) : a(x), b(y) { a.swap_state(b); }
+        ~Exchange() { a.swap_state(b); }
+    } exchange(params, average.averaged());
+    return evaluate_sharded(engine.tester(), loader, "  testing the EMA", comm, &g_interrupted, tta);
 }
 
 int run_train(const TrainCommand& cmd, Communicator& comm) {
@@ -265,7 +262,15 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     if (r.batch_size < comm.size())
         throw std::invalid_argument("--batch-size " + std::to_string(r.batch_size) + " (the global batch) is smaller "
                                     "than the " + std::to_string(comm.size()) + " processes that share it");
-    const Precision precision = usable_precision(parse_precision(r.precision));
+    const DeviceChoice device = choose_device(c.device);
+    const bool on_gpu = device.kind == DeviceKind::cuda;
+    if (on_gpu && comm.size() > 1)
+        throw std::invalid_argument("--device " + c.device + ": several processes train on the CPU only (the GPU "
+                                    "engine has no NCCL yet); give --device cpu");
+    if (c.no_tf32 && !on_gpu) throw std::invalid_argument("--no-tf32 is for GPUs: the CPU engine computes in full fp32");
+    const Precision precision = precision_on(device, parse_precision(r.precision));
+    if (c.no_tf32 && precision != Precision::fp32)
+        throw std::invalid_argument("--no-tf32 concerns fp32 convolutions, not --precision " + r.precision);
     set_compute_threads(c.threads != 0 ? c.threads : threads_per_process(comm.node_size()));
 
     // Everything that can fail on bad input happens before the run folder is touched.
@@ -285,10 +290,13 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     DenseNetConfig cfg = densenet_preset(r.arch, int64_t(train_set.class_names.size()));
     check_input_size(cfg, r.input_size);
     // Before anything large is allocated: the network, and two loaders of loader_threads + 2
-    // batches of float images each.
-    check_memory_fits(cfg, {shard_size(r.batch_size, comm.rank(), comm.size()), r.input_size, r.input_size},
-                      Pass::training, r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision,
-                      2 * size_t(c.loader_threads + 2) * sizeof(float) * size_t(cfg.in_channels * r.input_size * r.input_size));
+    // batches of float images each. (On a GPU the network's memory is the device's: a batch too
+    // large for it is cudaMalloc's one-line error.)
+    if (!on_gpu)
+        check_memory_fits(cfg, {shard_size(r.batch_size, comm.rank(), comm.size()), r.input_size, r.input_size},
+                          Pass::training, r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision,
+                          2 * size_t(c.loader_threads + 2) * sizeof(float) *
+                              size_t(cfg.in_channels * r.input_size * r.input_size));
     const Transform train_transform{.size = r.input_size, .channels = cfg.in_channels,
                                     .augment = parse_augment(r.augment),
                                     .normalization = normalization(r.normalize, cfg.in_channels)};
@@ -309,16 +317,18 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     init_parameters(params, r.seed);
     if (!resuming && !r.init.empty()) start_from(params, r.init);
     DataParallel replicas(comm, params, r.batch_size, bn_stats);
-    DnnlContext ctx;
-    DenseNet net(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::training,
-                 r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision);
-    net.set_replica_sync(&replicas);
-    net.set_label_smoothing(r.label_smoothing);
-    // The tests run on an inference network over the same parameters, as `densenet eval` does: its
-    // norms folded into its convolutions and its batch in cache-sized chunks, faster than the
-    // training network's eval mode. It reloads the weights before each test.
-    DenseNet tester(ctx, params, {replicas.local_batch(), r.input_size, r.input_size}, Pass::inference,
-                    Intermediates::recompute, precision);
+    std::unique_ptr<Optimizer> optimizer = make_optimizer(r, schedule_opts, params.count());
+    if (r.no_decay_bn_bias) optimizer->exclude_from_decay(no_decay_ranges(params));
+    std::unique_ptr<WeightAverage> average;
+    if (r.ema_decay > 0) average = std::make_unique<WeightAverage>(cfg, r.ema_decay);
+    // The schedule is set once the run's steps are known (after a time budget's fit).
+    ParameterUpdate update(*optimizer, {.schedule = nullptr, .max_grad_norm = r.clip_grad_norm, .average = average.get()});
+    const std::unique_ptr<StepEngine> engine = training_engine(
+        device, params, update, replicas,
+        {.shape = {replicas.local_batch(), r.input_size, r.input_size},
+         .intermediates = r.memory == "keep" ? Intermediates::keep : Intermediates::recompute,
+         .precision = precision, .label_smoothing = r.label_smoothing},
+        c.no_tf32 ? cuda::Tf32::off : cuda::Tf32::allowed);
     const TestTimeAugment tta = test_time_augment(r.test_tta);
     // A new run with a time budget: as many steps as its measured pace fits, the last epoch ending
     // early where a whole one would not fit, fitted again after each epoch (a resumed run keeps
@@ -337,8 +347,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         std::printf("\n");
     };
     if (follow_budget) {
-        net.load_weights();
-        const StepTimes times = time_steps(net, tester, params, train_loader, test_loader, replicas, 30, tta);
+        engine->from_host();
+        const StepTimes times = time_steps(*engine, params, *optimizer, average.get(), train_loader, test_loader, 30, tta);
         BudgetFit fit = fit_to_budget(r.time_budget, seconds_since(started),
                                       {.step_seconds = times.train_step_seconds,
                                        .epoch_end_seconds = double(test_batches) * times.test_batch_seconds},
@@ -376,11 +386,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                     pace.epoch_end_seconds);
         print_fit(respanned.total_steps);
     };
-    std::unique_ptr<Optimizer> optimizer = make_optimizer(r, schedule_opts, params.count());
-    if (r.no_decay_bn_bias) optimizer->exclude_from_decay(no_decay_ranges(params));
-    std::unique_ptr<WeightAverage> average;
-    if (r.ema_decay > 0) average = std::make_unique<WeightAverage>(cfg, r.ema_decay);
-    ParameterUpdate update(*optimizer, {.schedule = &schedule, .max_grad_norm = r.clip_grad_norm, .average = average.get()});
+    update.set_schedule(&schedule);
 
     // Rank 0 alone reads and writes the run folder; the others get what it read from it.
     RunFolder run(out, {cfg, r.input_size, train_set.class_names, r.dataset, r.normalize});
@@ -422,13 +428,13 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
             w.scalar("step/images_per_second", s.step, s.images_per_second);
         });
     };
-    net.load_weights();
+    engine->from_host();
     std::printf("training %s (%ld parameters, %ld classes) on %ld %s images at %ldx%ld, batch %ld, %s lr %g, %ld epochs, "
-                "%s\nactivations: %.1f MB (%s); writing to %s\n",
+                "%s, on %s\nactivations: %.1f MB (%s); writing to %s\n",
                 r.arch.c_str(), long(params.count()), long(cfg.num_classes), long(train_loader.images_per_epoch()),
                 r.dataset.c_str(), long(r.input_size), long(r.input_size), long(r.batch_size), r.optimizer.c_str(), r.lr,
-                long(r.epochs), precision_name(precision), double(net.plan().memory.total_bytes()) / 1e6,
-                r.memory.c_str(), out.c_str());
+                long(r.epochs), precision_name(precision), device.description.c_str(),
+                double(engine->activation_bytes()) / 1e6, r.memory.c_str(), out.c_str());
     if (!resuming && !cmd.recipe_choices.empty()) {
         std::string chose;
         for (const auto& flag : cmd.recipe_choices) chose += " " + flag;
@@ -449,6 +455,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     std::signal(SIGTERM, on_interrupt);
     StopRequest stop{.interrupted = &g_interrupted, .max_steps = c.max_steps, .steps_taken = 0};
     auto stopped = [&] {
+        engine->to_host();
         state.optimizer_steps = optimizer->steps();
         if (root) run.commit(params, *optimizer, state, Checkpoints::last);
         std::printf("stopped in epoch %ld after batch %ld; continue with: densenet train --resume %s\n",
@@ -464,20 +471,20 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     while (state.epoch <= r.epochs) {
         const CommunicationShare before{replicas.batch_norm_seconds(), replicas.gradient_wait_seconds()};
         const EpochEnd end =
-            train_epoch(net, params, update, train_loader,
+            train_epoch(*engine, train_loader,
                         {.epoch = state.epoch, .epochs = r.epochs, .batches = batches_of_epoch(state.epoch)}, state.totals,
                         stop, replicas, log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
-        // The tester takes this epoch's weights and statistics (test_average loads the average's).
-        if (!r.test_ema) tester.load_weights();
+        // The tester takes this epoch's weights and statistics (test_average, the average's).
         const auto training_ended = std::chrono::steady_clock::now();
         const std::optional<EvalResult> test =
-            r.test_ema ? test_average(tester, params, *average, test_loader, comm, tta)
-                       : evaluate_sharded(tester, test_loader, "  testing", comm, &g_interrupted, tta);
+            r.test_ema ? test_average(*engine, params, *average, test_loader, comm, tta)
+                       : evaluate_sharded(engine->tester(), test_loader, "  testing", comm, &g_interrupted, tta);
         if (!test) return stopped();  // the epoch's training is saved; --resume runs its test
         if (!std::isfinite(test->loss)) return diverged();  // the last step left non-finite weights
 
+        engine->to_host();  // the epoch's weights, statistics and optimizer state, saved and drawn below
         const EpochTotals& t = state.totals;
         const EpochRecord record{.epoch = state.epoch, .train_loss = t.loss_sum / double(t.seen),
                                  .train_acc = double(t.correct) / double(t.seen), .test_loss = test->loss,
@@ -634,6 +641,10 @@ Command add_train_command(CLI::App& app) {
                   "statistics, rank 0's running statistics kept)")
         ->capture_default_str()
         ->check(CLI::IsMember({"global", "per-process"}));
+    t->add_option("--device", c.device,
+                  "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N; a run may resume on another")
+        ->capture_default_str();
+    t->add_flag("--no-tf32", c.no_tf32, "on a GPU, in fp32: full fp32 convolutions, not PyTorch's default TF32");
     t->add_option("--max-steps", c.max_steps,
                   "stop after N steps, as Ctrl-C does, leaving a checkpoint that --resume continues (0: no limit)")
         ->capture_default_str();

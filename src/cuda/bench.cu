@@ -1,6 +1,6 @@
 #include "cuda/bench.h"
 
-#include "cuda/adam.h"
+#include "cuda/optimizer_step.h"
 #include "cuda/context.h"
 #include "cuda/cuda_check.h"
 #include "cuda/densenet.h"
@@ -77,7 +77,7 @@ BenchResult run_bench(const BenchSetup& setup) {
         net.forward(batch.images.floats(), labels, StepMode::train);
         net.backward();
         adam_step(device.values(), exp_avg.floats(), exp_avg_sq.floats(), device.grads(), params.count(),
-                  adam_scalars(adam, ++adam_steps), ctx.stream());
+                  adam_step_scalars(adam, ++adam_steps, adam.weight_decay), ctx.stream());
         net.load_weights();
     };
 

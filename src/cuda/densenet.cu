@@ -86,7 +86,7 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
       plan_(plan_activations(params.config(), shape, intermediates, pass, precision)), pass_(pass),
       arena_(plan_.memory.total_bytes()),
       weights_ohwi_(conv_weight_bytes(params, plan_.activation)),
-      loss_(size_t(1 + shape.batch) * sizeof(float)) {
+      loss_(size_t(1 + 2 * shape.batch) * sizeof(float)) {  // the loss, then its rows' terms
     const int64_t N = shape.batch;
     const DType act = plan_.activation;
     size_t offset = 0, workspace = 0;
@@ -333,7 +333,7 @@ void DenseNet::head_forward(StepMode mode) {
     const LinearParams& fc = params_.classifier;
     classifier_->forward(at(plan_.logits), at(plan_.pooled), device_.at(fc.weight), device_.at(fc.bias), ctx_.stream());
     log_softmax_nll_forward(loss_.floats(), at(plan_.log_probs), loss_.floats() + 1, at(plan_.logits), labels_, x.n,
-                            fc.out_features, ctx_.stream());
+                            fc.out_features, train ? label_smoothing_ : 0.0, ctx_.stream());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,7 +370,8 @@ void DenseNet::head_backward() {
     const BlockPlan& block = plan_.blocks[last];
     const LinearParams& fc = params_.classifier;
     const int64_t N = plan_.shape.batch;
-    log_softmax_nll_backward(at(plan_.d_logits), at(plan_.log_probs), labels_, N, fc.out_features, N, ctx_.stream());
+    log_softmax_nll_backward(at(plan_.d_logits), at(plan_.log_probs), labels_, N, fc.out_features, N, label_smoothing_,
+                             ctx_.stream());
     classifier_->backward(at(plan_.d_pooled), device_.at(fc.dweight), device_.at(fc.dbias), at(plan_.d_logits),
                           at(plan_.pooled), device_.at(fc.weight), ctx_.stream());
     const FeatureMap x = block_features(last);

@@ -56,6 +56,8 @@ public:
     // images (N,C,H,W) and labels (N) on the device. Queues the step; loss() waits for it.
     void forward(const float* images_nchw, const int32_t* labels, StepMode mode);
     void backward();  // assigns every gradient in the device parameters
+    // Train on nn.CrossEntropyLoss(label_smoothing=e) (0: the NLL); eval mode's loss stays the NLL.
+    void set_label_smoothing(double e) { label_smoothing_ = e; }
     float loss() const;  // the last forward's mean NLL (synchronises)
 
     const float* logits() const { return at(plan_.logits); }      // (N,K), device
@@ -126,6 +128,7 @@ private:
     std::vector<TransitionOps> transitions_;
     std::unique_ptr<Linear> classifier_;
     const int32_t* labels_ = nullptr;
+    double label_smoothing_ = 0.0;
     bool has_forward_for_backward_ = false;
 };
 

@@ -15,14 +15,15 @@ size_t image_floats(const Parameters& params, const RunShape& s) {
 }
 }  // namespace
 
-HostClassifier::HostClassifier(Parameters& params, const RunShape& shape, Precision precision, int device)
-    : shape_(shape), classes_(params.config().num_classes), ctx_(device, kTf32), device_(params),
-      net_(ctx_, params, device_.upload(ctx_.stream()), shape, Pass::inference, Intermediates::recompute, precision),
+DeviceClassifier::DeviceClassifier(Context& ctx, Parameters& params, DeviceParameters& device, const RunShape& shape,
+                                   Precision precision)
+    : ctx_(ctx), shape_(shape), classes_(params.config().num_classes),
+      net_(ctx, params, device, shape, Pass::inference, Intermediates::recompute, precision),
       images_(image_floats(params, shape) * sizeof(float)), labels_(size_t(shape.batch) * sizeof(int32_t)),
       logits_(size_t(shape.batch * classes_)), log_probs_(logits_.size()) {}
 
-float HostClassifier::forward(const float* images_nchw, const int32_t* labels, Mode mode) {
-    if (mode != Mode::eval) throw std::logic_error("cuda::HostClassifier evaluates (Mode::eval) only");
+float DeviceClassifier::forward(const float* images_nchw, const int32_t* labels, Mode mode) {
+    if (mode != Mode::eval) throw std::logic_error("cuda::DeviceClassifier evaluates (Mode::eval) only");
     const cudaStream_t stream = ctx_.stream();
     CUDA_CHECK(cudaMemcpyAsync(images_.bytes(), images_nchw, images_.size(), cudaMemcpyHostToDevice, stream));
     CUDA_CHECK(cudaMemcpyAsync(labels_.bytes(), labels, labels_.size(), cudaMemcpyHostToDevice, stream));
@@ -32,5 +33,8 @@ float HostClassifier::forward(const float* images_nchw, const int32_t* labels, M
     CUDA_CHECK(cudaMemcpyAsync(log_probs_.data(), net_.log_probs(), bytes, cudaMemcpyDeviceToHost, stream));
     return net_.loss();  // waits for the stream, the copies above with it
 }
+
+HostClassifier::HostClassifier(Parameters& params, const RunShape& shape, Precision precision, int device)
+    : ctx_(device, kTf32), device_(params), net_(ctx_, params, device_.upload(ctx_.stream()), shape, precision) {}
 
 }  // namespace dn::cuda

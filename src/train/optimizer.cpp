@@ -70,6 +70,20 @@ std::vector<DecayExclusion> no_decay_ranges(const Parameters& params) {
     return ranges;
 }
 
+AdamStepScalars adam_step_scalars(const AdamOptions& o, int64_t step, double weight_decay) {
+    const double correction1 = 1.0 - std::pow(o.beta1, double(step));
+    const bool decoupled = o.decay == WeightDecay::decoupled;
+    return {.step_size = float(o.lr / correction1),
+            .beta1 = float(o.beta1),
+            .one_minus_beta1 = float(1.0 - o.beta1),
+            .beta2 = float(o.beta2),
+            .one_minus_beta2 = float(1.0 - o.beta2),
+            .correction2_sqrt = float(std::sqrt(1.0 - std::pow(o.beta2, double(step)))),
+            .eps = float(o.eps),
+            .l2 = decoupled ? 0.0f : float(weight_decay),
+            .shrink = decoupled ? float(1.0 - o.lr * weight_decay) : 1.0f};
+}
+
 Adam::Adam(int64_t count, const AdamOptions& options)
     : options_(options), exp_avg_(size_t(count), 0.0f), exp_avg_sq_(size_t(count), 0.0f),
       max_exp_avg_sq_(options.amsgrad ? size_t(count) : 0, 0.0f), ranges_(decay_ranges(count, {})) {}
@@ -78,44 +92,32 @@ void Adam::step(float* values, const float* grads) {
     // values, m and v are read and written, grads read (max_exp_avg_sq too with amsgrad).
     PhaseTimer timer(Phase::optimizer, 0.0, 4.0 * (options_.amsgrad ? 9.0 : 7.0) * double(exp_avg_.size()));
     ++steps_;
-    const float weight_decay = float(options_.weight_decay);
     // One parallel region; the ranges are disjoint, so no thread waits at the end of one.
 #pragma omp parallel
-    for (const DecayRange& r : ranges_) update(values, grads, r.begin, r.end, r.decayed ? weight_decay : 0.0f);
+    for (const DecayRange& r : ranges_) update(values, grads, r.begin, r.end, r.decayed ? options_.weight_decay : 0.0);
 }
 
 // Called by every thread of the parallel region in step(): the loop is shared among them.
-void Adam::update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay) {
-    const AdamOptions& o = options_;
-    // As torch.optim.Adam and AdamW (1.13, single-tensor): scalars computed in double, applied in float.
-    const double correction1 = 1.0 - std::pow(o.beta1, double(steps_));
-    const float correction2_sqrt = float(std::sqrt(1.0 - std::pow(o.beta2, double(steps_))));
-    const float step_size = float(o.lr / correction1);
-    const float beta1 = float(o.beta1), one_minus_beta1 = float(1.0 - o.beta1);
-    const float beta2 = float(o.beta2), one_minus_beta2 = float(1.0 - o.beta2);
-    const float eps = float(o.eps);
-    const bool decoupled = o.decay == WeightDecay::decoupled;
-    const float l2 = decoupled ? 0.0f : weight_decay;
-    // AdamW: param.mul_(1 - lr * weight_decay), the factor a double rounded to float.
-    const float shrink = decoupled ? float(1.0 - o.lr * double(weight_decay)) : 1.0f;
-    const bool amsgrad = o.amsgrad;
+void Adam::update(float* values, const float* grads, int64_t begin, int64_t end, double weight_decay) {
+    const AdamStepScalars k = adam_step_scalars(options_, steps_, weight_decay);
+    const bool amsgrad = options_.amsgrad;
     float* m = exp_avg_.data();
     float* v = exp_avg_sq_.data();
     float* vmax = max_exp_avg_sq_.data();
 #pragma omp for simd schedule(static) nowait
     for (int64_t i = begin; i < end; ++i) {
         float g = grads[i];
-        if (l2 != 0.0f) g += l2 * values[i];
-        if (shrink != 1.0f) values[i] *= shrink;
-        m[i] = m[i] * beta1 + one_minus_beta1 * g;
-        v[i] = v[i] * beta2 + one_minus_beta2 * g * g;
+        if (k.l2 != 0.0f) g += k.l2 * values[i];
+        if (k.shrink != 1.0f) values[i] *= k.shrink;
+        m[i] = m[i] * k.beta1 + k.one_minus_beta1 * g;
+        v[i] = v[i] * k.beta2 + k.one_minus_beta2 * g * g;
         float second = v[i];
         if (amsgrad) {
             vmax[i] = std::max(vmax[i], v[i]);
             second = vmax[i];
         }
-        float denom = std::sqrt(second) / correction2_sqrt + eps;
-        values[i] += -step_size * (m[i] / denom);
+        float denom = std::sqrt(second) / k.correction2_sqrt + k.eps;
+        values[i] += -k.step_size * (m[i] / denom);
     }
 }
 
@@ -134,6 +136,12 @@ void Adam::load(const Parameters& params, const std::string& path) {
     steps_ = std::stoll(file.metadata().at("step"));
 }
 
+SgdStepScalars sgd_step_scalars(const SgdOptions& o, int64_t step, double weight_decay) {
+    return {.lr = float(o.lr), .weight_decay = float(weight_decay), .momentum = float(o.momentum),
+            .one_minus_dampening = float(1.0 - o.dampening), .use_momentum = o.momentum != 0.0,
+            .nesterov = o.nesterov, .first = step == 1};
+}
+
 Sgd::Sgd(int64_t count, const SgdOptions& options)
     : options_(options), count_(count), momentum_buffer_(options.momentum != 0.0 ? size_t(count) : 0, 0.0f),
       ranges_(decay_ranges(count, {})) {
@@ -150,27 +158,23 @@ void Sgd::set_momentum(double momentum) {
 void Sgd::step(float* values, const float* grads) {
     PhaseTimer timer(Phase::optimizer, 0.0, 4.0 * (options_.momentum != 0.0 ? 5.0 : 3.0) * double(count_));
     ++steps_;
-    const float weight_decay = float(options_.weight_decay);
 #pragma omp parallel
-    for (const DecayRange& r : ranges_) update(values, grads, r.begin, r.end, r.decayed ? weight_decay : 0.0f);
+    for (const DecayRange& r : ranges_) update(values, grads, r.begin, r.end, r.decayed ? options_.weight_decay : 0.0);
 }
 
-void Sgd::update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay) {
-    const bool first = steps_ == 1;
-    const float lr = float(options_.lr), momentum = float(options_.momentum);
-    const float one_minus_dampening = float(1.0 - options_.dampening);
-    const bool use_momentum = options_.momentum != 0.0, nesterov = options_.nesterov;
+void Sgd::update(float* values, const float* grads, int64_t begin, int64_t end, double weight_decay) {
+    const SgdStepScalars k = sgd_step_scalars(options_, steps_, weight_decay);
     float* buf = momentum_buffer_.data();
 #pragma omp for simd schedule(static) nowait
     for (int64_t i = begin; i < end; ++i) {
         float d = grads[i];
-        if (weight_decay != 0.0f) d += weight_decay * values[i];
-        if (use_momentum) {
+        if (k.weight_decay != 0.0f) d += k.weight_decay * values[i];
+        if (k.use_momentum) {
             // PyTorch starts the buffer as a copy of the first gradient, without dampening.
-            buf[i] = first ? d : buf[i] * momentum + one_minus_dampening * d;
-            d = nesterov ? d + momentum * buf[i] : buf[i];
+            buf[i] = k.first ? d : buf[i] * k.momentum + k.one_minus_dampening * d;
+            d = k.nesterov ? d + k.momentum * buf[i] : buf[i];
         }
-        values[i] += -lr * d;
+        values[i] += -k.lr * d;
     }
 }
 

@@ -1,5 +1,6 @@
-// defines: WeightDecay, AdamOptions, Adam, SgdOptions, Sgd, DecayExclusion, no_decay_ranges, DecayRange, decay_ranges:
-//          PyTorch's torch.optim.Adam, AdamW and SGD, step for step
+// defines: WeightDecay, AdamOptions, AdamStepScalars, adam_step_scalars, Adam, SgdOptions, SgdStepScalars,
+//          sgd_step_scalars, Sgd, DecayExclusion,
+//          no_decay_ranges, DecayRange, decay_ranges: PyTorch's torch.optim.Adam, AdamW and SGD, step for step
 #pragma once
 #include "model/parameters.h"
 
@@ -24,6 +25,17 @@ struct AdamOptions {
     bool amsgrad = false;
 };
 
+// One Adam step's scalars over a range of the flat array, as torch.optim.Adam and AdamW
+// (single-tensor) derive them: in double from the options, applied in float. Both engines' Adam
+// use them (the GPU's in cuda/optimizer_step.h).
+struct AdamStepScalars {
+    float step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, correction2_sqrt, eps;
+    float l2;      // Adam's weight decay, added to the gradient (0 for AdamW)
+    float shrink;  // AdamW's param.mul_(1 - lr * weight_decay) (1 for Adam)
+};
+// step counts from 1; weight_decay is the range's (the options', or 0 where it is excluded).
+AdamStepScalars adam_step_scalars(const AdamOptions& options, int64_t step, double weight_decay);
+
 struct SgdOptions {
     double lr = 1e-2;
     double momentum = 0.0;
@@ -31,6 +43,14 @@ struct SgdOptions {
     double weight_decay = 0.0;
     bool nesterov = false;
 };
+
+// One SGD step's scalars over a range, as torch.optim.SGD applies them (in float), for both engines.
+struct SgdStepScalars {
+    float lr, weight_decay, momentum, one_minus_dampening;
+    bool use_momentum, nesterov;
+    bool first;  // the first step: the momentum buffer starts as a copy of the gradient, undampened
+};
+SgdStepScalars sgd_step_scalars(const SgdOptions& options, int64_t step, double weight_decay);
 
 // Ranges [begin, end) of the flat parameter array that get no weight decay, in increasing order:
 // PyTorch's second param group {"params": ..., "weight_decay": 0}.
@@ -62,6 +82,8 @@ public:
     virtual void set_momentum(double momentum) = 0;
     // Parameters that get no weight decay (none unless set).
     virtual void exclude_from_decay(std::vector<DecayExclusion> ranges) = 0;
+    // The ranges a step walks, each with or without decay (one, decayed, unless some are excluded).
+    virtual const std::vector<DecayRange>& ranges() const = 0;
     virtual void save(const Parameters& params, const std::string& path) const = 0;
     virtual void load(const Parameters& params, const std::string& path) = 0;
     // The state as flat arrays, and the step count: what data-parallel processes copy from rank 0
@@ -86,7 +108,9 @@ public:
     void exclude_from_decay(std::vector<DecayExclusion> ranges) override {
         ranges_ = decay_ranges(int64_t(exp_avg_.size()), ranges);
     }
+    const std::vector<DecayRange>& ranges() const override { return ranges_; }
     AdamOptions& options() { return options_; }
+    const AdamOptions& options() const { return options_; }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
     std::vector<std::span<float>> state_arrays() override { return {exp_avg_, exp_avg_sq_, max_exp_avg_sq_}; }
@@ -94,7 +118,7 @@ public:
 
 private:
     const char* name() const { return options_.decay == WeightDecay::decoupled ? "adamw" : "adam"; }
-    void update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay);
+    void update(float* values, const float* grads, int64_t begin, int64_t end, double weight_decay);
 
     AdamOptions options_;
     int64_t steps_ = 0;
@@ -113,13 +137,15 @@ public:
     // The buffer exists from the start where momentum may be set later (SgdOptions::momentum > 0).
     void set_momentum(double momentum) override;
     void exclude_from_decay(std::vector<DecayExclusion> ranges) override { ranges_ = decay_ranges(count_, ranges); }
+    const std::vector<DecayRange>& ranges() const override { return ranges_; }
+    const SgdOptions& options() const { return options_; }
     void save(const Parameters& params, const std::string& path) const override;
     void load(const Parameters& params, const std::string& path) override;
     std::vector<std::span<float>> state_arrays() override { return {momentum_buffer_}; }
     void set_steps(int64_t steps) override { steps_ = steps; }
 
 private:
-    void update(float* values, const float* grads, int64_t begin, int64_t end, float weight_decay);
+    void update(float* values, const float* grads, int64_t begin, int64_t end, double weight_decay);
 
     SgdOptions options_;
     int64_t count_;

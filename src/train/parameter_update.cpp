@@ -6,16 +6,21 @@ namespace dn {
 
 ParameterUpdate::ParameterUpdate(Optimizer& optimizer, UpdateRules rules) : optimizer_(optimizer), rules_(rules) {}
 
-AppliedUpdate ParameterUpdate::apply(Parameters& params) {
-    AppliedUpdate applied;
+double ParameterUpdate::schedule_next_step() {
     if (rules_.schedule) {
         const StepHyperparameters h = rules_.schedule->at(optimizer_.steps());
         optimizer_.set_learning_rate(h.lr);
         if (h.momentum) optimizer_.set_momentum(*h.momentum);
     }
-    applied.learning_rate = optimizer_.learning_rate();
+    return optimizer_.learning_rate();
+}
+
+AppliedUpdate ParameterUpdate::apply(Parameters& params) {
+    AppliedUpdate applied;
+    applied.learning_rate = schedule_next_step();
     if (rules_.max_grad_norm > 0.0) applied.grad_norm = clip_grad_norm(params, rules_.max_grad_norm);
     optimizer_.step(params.values(), params.grads());
+    applied.step = optimizer_.steps();
     return applied;
 }
 

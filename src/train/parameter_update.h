@@ -17,8 +17,11 @@ struct UpdateRules {
 
 // What a step used: for the logs and the epoch line.
 struct AppliedUpdate {
+    int64_t step = 0;  // the optimizer's step count after it: 1 for a run's first
     double learning_rate = 0.0;
-    double grad_norm = 0.0;  // the gradients' global norm before clipping (0 when not clipping)
+    // The gradients' global norm before clipping: 0 when not clipping, and on a GPU, which keeps it
+    // on the device (reading it would stall the step; cuda::GradientNorm::last_norm can).
+    double grad_norm = 0.0;
 };
 
 class ParameterUpdate {
@@ -27,6 +30,13 @@ public:
     // After backward (and the replicas' gradient sums): the step's learning rate and momentum from
     // the schedule, clipping, then the optimizer's step on params.
     AppliedUpdate apply(Parameters& params);
+    // The schedule's hyper-parameters for the optimizer's next step, set on it: what apply() does
+    // first, and what an engine that steps the optimizer's state elsewhere (a GPU's) calls before
+    // it. Returns the learning rate.
+    double schedule_next_step();
+    const UpdateRules& rules() const { return rules_; }
+    // Set after the run's steps are fitted to a time budget (until then: the optimizer's own lr).
+    void set_schedule(const LrSchedule* schedule) { rules_.schedule = schedule; }
     // Once the step is complete, batch norm's running statistics included (after the replicas
     // shared theirs): folds it into the average of the weights, if the run keeps one.
     void fold_into_average(const Parameters& params);

@@ -1,10 +1,9 @@
 #include "train/time_budget.h"
 
-#include "train/optimizer.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <span>
 #include <vector>
 
 namespace dn {
@@ -22,11 +21,16 @@ double median_seconds(std::vector<double> seconds) {
 }
 }  // namespace
 
-StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchLoader& train_loader,
-                     BatchLoader& test_loader, DataParallel& replicas, int64_t steps, TestTimeAugment tta) {
+StepTimes time_steps(StepEngine& engine, Parameters& params, Optimizer& optimizer, WeightAverage* average,
+                     BatchLoader& train_loader, BatchLoader& test_loader, int64_t steps, TestTimeAugment tta) {
+    engine.to_host();
     Parameters saved(params.config());
     saved.copy_state_from(params);
-    Adam stand_in(params.count(), AdamOptions{.lr = 0.0});  // lr 0: the weights do not move anyway
+    std::vector<std::vector<float>> saved_state;
+    for (std::span<float> array : optimizer.state_arrays()) saved_state.emplace_back(array.begin(), array.end());
+    const int64_t saved_steps = optimizer.steps(), saved_updates = average ? average->updates() : 0;
+    Parameters saved_average(params.config());
+    if (average) saved_average.copy_state_from(average->averaged());
     StepTimes times;
     // The first steps build primitives and wait for the loader to start: untimed, unless they are
     // all an epoch has.
@@ -37,12 +41,8 @@ StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchL
     for (int64_t s = 0; s < untimed + timed; ++s) {
         const Clock::time_point start = Clock::now();
         const Batch* batch = train_loader.next();
-        net.forward(batch->images.data(), batch->labels.data(), Mode::train);
-        net.backward();
-        replicas.finish_gradients();
-        stand_in.step(params.values(), params.grads());
-        replicas.share_running_stats();
-        net.load_weights();
+        engine.forward(batch->images.data(), batch->labels.data());
+        engine.backward_and_update();
         if (s >= untimed) step_seconds.push_back(since(start));
     }
     times.train_step_seconds = median_seconds(step_seconds);
@@ -50,7 +50,7 @@ StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchL
     const int64_t test_batches = test_loader.batches_per_epoch();
     const int64_t untimed_tests = std::clamp<int64_t>(test_batches - 1, 0, 1), tests = std::min<int64_t>(5, test_batches - untimed_tests);
     std::vector<double> test_seconds;
-    tester.load_weights();
+    Classifier& tester = engine.tester();
     for (int64_t t = 0; t < untimed_tests + tests; ++t) {
         const Clock::time_point start = Clock::now();
         const Batch* batch = test_loader.next();
@@ -60,7 +60,14 @@ StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchL
     }
     times.test_batch_seconds = median_seconds(test_seconds);
     params.copy_state_from(saved);
-    net.load_weights();
+    std::vector<std::span<float>> state = optimizer.state_arrays();
+    for (size_t i = 0; i < state.size(); ++i) std::copy(saved_state[i].begin(), saved_state[i].end(), state[i].begin());
+    optimizer.set_steps(saved_steps);
+    if (average) {
+        average->averaged().copy_state_from(saved_average);
+        average->set_updates(saved_updates);
+    }
+    engine.from_host();
     return times;
 }
 

@@ -2,27 +2,28 @@
 //          run's steps to a wall-clock budget)
 #pragma once
 #include "data/batch_loader.h"
-#include "dist/data_parallel.h"
-#include "model/densenet.h"
 #include "train/evaluate.h"
+#include "train/optimizer.h"
+#include "train/step_engine.h"
+#include "train/weight_average.h"
 
 #include <cstdint>
 
 namespace dn {
 
 struct StepTimes {
-    double train_step_seconds = 0.0;  // forward, backward, the replicas' sums, an Adam step
+    double train_step_seconds = 0.0;  // forward, backward, the replicas' sums, the run's update
     double test_batch_seconds = 0.0;  // its forward passes in eval mode (two with flip averaging)
 };
 
-// Times `steps` training steps (after up to five untimed ones) on the run's network, and five test
+// Times `steps` training steps (after up to five untimed ones) on the run's engine, and five test
 // batches (after one, each with the forward passes `tta` takes) on its tester, each on its own,
-// and keeps the median of each; then puts the weights, statistics and batch counts back as they
-// were: the run starts as if nothing had been measured. Adam stands in for the run's optimizer
-// (the dearest of them; an update costs under 1% of a DenseNet step). Every process takes part
-// (the steps sum gradients); the times are this process's.
-StepTimes time_steps(DenseNet& net, DenseNet& tester, Parameters& params, BatchLoader& train_loader,
-                     BatchLoader& test_loader, DataParallel& replicas, int64_t steps, TestTimeAugment tta);
+// and keeps the median of each; then puts the weights, statistics, batch counts, the optimizer's
+// state and the average (when the run keeps one) back as they were: the run starts as if nothing
+// had been measured. Every process takes part (the steps sum gradients); the times are this
+// process's.
+StepTimes time_steps(StepEngine& engine, Parameters& params, Optimizer& optimizer, WeightAverage* average,
+                     BatchLoader& train_loader, BatchLoader& test_loader, int64_t steps, TestTimeAugment tta);
 
 // What a time budget fits: epochs, each of the whole training set but the last, which may end
 // early, after last_epoch_batches steps; each epoch followed by a test. The schedule spans the

@@ -9,11 +9,10 @@
 
 namespace dn {
 
-EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update, BatchLoader& loader,
-                     const EpochSpan& span, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
-                     const StepObserver& on_step) {
+EpochEnd train_epoch(StepEngine& engine, BatchLoader& loader, const EpochSpan& span, EpochTotals& totals,
+                     StopRequest& stop, DataParallel& replicas, const StepObserver& on_step) {
     using Clock = std::chrono::steady_clock;
-    const int64_t B = net.shape().batch, K = net.classes(), global_batch = replicas.global_batch();
+    const int64_t B = replicas.local_batch(), K = engine.classes(), global_batch = replicas.global_batch();
     const bool alone = replicas.communicator().size() == 1;
     const double loader_wait_before = loader.wait_seconds(), epoch_wait_before = totals.data_wait_seconds;
     const double loader_busy_before = loader.busy_seconds(), epoch_busy_before = totals.loader_busy_seconds;
@@ -34,11 +33,11 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update,
         }
         const Batch* batch = loader.next();
         if (!batch) break;
-        const float loss = net.forward(batch->images.data(), batch->labels.data(), Mode::train);
+        const float loss = engine.forward(batch->images.data(), batch->labels.data());
         // This process's shard, then the global batch's: loss sum, correct, stop requests.
         double step[3] = {double(loss) * double(B), 0.0, stop.interrupted && stop.interrupted->load() ? 1.0 : 0.0};
         for (int64_t i = 0; i < B; ++i) {
-            const float* z = net.logits() + i * K;
+            const float* z = engine.logits() + i * K;
             step[1] += (std::max_element(z, z + K) - z) == batch->labels[size_t(i)];
         }
         replicas.communicator().sum(step, 3);
@@ -46,12 +45,7 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update,
             bar.finish();
             return EpochEnd::diverged;
         }
-        net.backward();
-        replicas.finish_gradients();
-        const AppliedUpdate applied = update.apply(params);
-        replicas.share_running_stats();
-        update.fold_into_average(params);
-        net.load_weights();
+        const AppliedUpdate applied = engine.backward_and_update();
         ++stop.steps_taken;
         ++totals.next_batch;
         totals.loss_sum += step[0];
@@ -66,7 +60,7 @@ EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update,
         totals.data_wait_seconds = epoch_wait_before + loader.wait_seconds() - loader_wait_before;
         totals.loader_busy_seconds = epoch_busy_before + loader.busy_seconds() - loader_busy_before;
         if (on_step)
-            on_step({.step = update.optimizer().steps(), .loss = step[0] / double(global_batch),
+            on_step({.step = applied.step, .loss = step[0] / double(global_batch),
                      .learning_rate = applied.learning_rate,
                      .images_per_second = double(global_batch) / step_seconds});
         char note[96];

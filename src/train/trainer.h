@@ -3,8 +3,7 @@
 #pragma once
 #include "data/batch_loader.h"
 #include "dist/data_parallel.h"
-#include "model/densenet.h"
-#include "train/parameter_update.h"
+#include "train/step_engine.h"
 
 #include <atomic>
 #include <cstdint>
@@ -53,14 +52,12 @@ struct EpochSpan {
 
 // Trains from totals.next_batch to the end of the epoch (span.batches), updating totals after every step.
 // diverged: a loss turned NaN or infinite; that step's update is not applied.
-// replicas: the job's processes (one, or several training data-parallel); net must have it as its
-// ReplicaSync and loader deliver its shard. totals are the global batch's, the same in every
-// process, and every process takes the same decision to stop, at the same step.
-// update steps the optimizer (with the run's schedule and clipping); totals.last_learning_rate is
-// the one its last step used. on_step, when given, is called after each step is applied and
-// counted in totals.
-EpochEnd train_epoch(DenseNet& net, Parameters& params, ParameterUpdate& update, BatchLoader& loader,
-                     const EpochSpan& span, EpochTotals& totals, StopRequest& stop, DataParallel& replicas,
-                     const StepObserver& on_step = {});
+// replicas: the job's processes (one, or several training data-parallel); the engine must train
+// with them and loader deliver this process's shard. totals are the global batch's, the same in
+// every process, and every process takes the same decision to stop, at the same step.
+// totals.last_learning_rate is the one the engine's last update used. on_step, when given, is
+// called after each step is applied and counted in totals.
+EpochEnd train_epoch(StepEngine& engine, BatchLoader& loader, const EpochSpan& span, EpochTotals& totals,
+                     StopRequest& stop, DataParallel& replicas, const StepObserver& on_step = {});
 
 }  // namespace dn

@@ -335,10 +335,15 @@ for args, fragment in cases:
 NO_GPU = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
 for args in (["eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--device", "cuda"],
              ["predict", "--checkpoint", f"{A}/last.safetensors", f"{WORK}/grey.png", "--device", "cuda:1"],
-             ["eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--device", "tpu"]):
+             ["eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--device", "tpu"],
+             ["train", *COMMON, "--out", f"{WORK}/bad", "--device", "cuda"],
+             ["train", "--resume", A, "--epochs", 3, "--device", "cuda:0"]):
     p = run(*args, expect_rc=1, env=NO_GPU)
     check(p.stderr.startswith("error:") and p.stderr.count("\n") == 1 and "--device" in p.stderr,
           f"{' '.join(map(str, args[:1] + args[-2:]))}: one-line error about --device, got: {p.stderr[-300:]}")
+p = run("train", *COMMON, "--out", f"{WORK}/bad", "--device", "cpu", "--no-tf32", expect_rc=1)
+check(p.stderr.startswith("error:") and p.stderr.count("\n") == 1 and "--no-tf32" in p.stderr,
+      f"train --no-tf32 on the CPU: one-line error, got: {p.stderr[-300:]}")
 p = run("eval", "--checkpoint", f"{A}/last.safetensors", "--dataset", "cifar10", "--data-dir", CIFAR, "--json",
         "--limit", 16, env=NO_GPU)
 check("on the CPU (no GPU is visible)" in p.stdout and json.loads(p.stdout.strip().splitlines()[-1])["device"] == "cpu",

@@ -4,7 +4,7 @@
 // a GPU machine that has only CUDA, cuDNN and CMake: gpu_check.sh builds and runs it there.
 //
 // Exit status: 0 all passed, 1 a failure, 77 no GPU visible (CTest reports the test as skipped).
-#include "cuda/adam.h"
+#include "cuda/optimizer_step.h"
 #include "cuda/batch_norm_relu.h"
 #include "cuda/channel_copy.h"
 #include "cuda/conv.h"
@@ -328,48 +328,111 @@ void test_copy_and_pool() {
     expect_close("global_avg_pool_backward", dmap.download(), back_ref, 1e-6);
 }
 
-void test_loss() {
+// e: label smoothing (nn.CrossEntropyLoss(label_smoothing=e)); 0 is the NLL.
+void test_loss(double e) {
     const int64_t B = 37, K = 10;
     const std::vector<float> logits = random_floats(size_t(B * K), 0.0f, 3.0f, 8);
     std::vector<int32_t> labels(B);
     for (int64_t i = 0; i < B; ++i) labels[size_t(i)] = int32_t((i * 7) % K);
-    Device<float> z(logits), lp{size_t(B * K)}, rows{size_t(B)}, loss{1}, dz{size_t(B * K)};
+    Device<float> z(logits), lp{size_t(B * K)}, rows{size_t(2 * B)}, loss{1}, dz{size_t(B * K)};
     Device<int32_t> y(labels);
-    log_softmax_nll_forward(loss.ptr, lp.ptr, rows.ptr, z.ptr, y.ptr, B, K, nullptr);
+    log_softmax_nll_forward(loss.ptr, lp.ptr, rows.ptr, z.ptr, y.ptr, B, K, e, nullptr);
     std::vector<double> lp_ref(size_t(B * K)), d_ref(size_t(B * K));
     double total = 0.0;
     for (int64_t n = 0; n < B; ++n) {
         double mx = logits[size_t(n * K)], s = 0.0;
         for (int64_t k = 0; k < K; ++k) mx = std::max(mx, double(logits[size_t(n * K + k)]));
         for (int64_t k = 0; k < K; ++k) s += std::exp(logits[size_t(n * K + k)] - mx);
-        for (int64_t k = 0; k < K; ++k) lp_ref[size_t(n * K + k)] = logits[size_t(n * K + k)] - mx - std::log(s);
-        total -= lp_ref[size_t(n * K + labels[size_t(n)])];
-        for (int64_t k = 0; k < K; ++k)
-            d_ref[size_t(n * K + k)] = (std::exp(lp_ref[size_t(n * K + k)]) - (k == labels[size_t(n)])) / 64.0;
+        for (int64_t k = 0; k < K; ++k) {
+            lp_ref[size_t(n * K + k)] = logits[size_t(n * K + k)] - mx - std::log(s);
+            total -= e / double(K) * lp_ref[size_t(n * K + k)];  // the smoothed target's share of each class
+        }
+        total -= (1.0 - e) * lp_ref[size_t(n * K + labels[size_t(n)])];
+        for (int64_t k = 0; k < K; ++k) {
+            const double target = e / double(K) + (k == labels[size_t(n)] ? 1.0 - e : 0.0);
+            d_ref[size_t(n * K + k)] = (std::exp(lp_ref[size_t(n * K + k)]) - target) / 64.0;
+        }
     }
-    expect_close("log_softmax_nll_forward: log_probs", lp.download(), lp_ref, 1e-6);
-    expect_close("log_softmax_nll_forward: loss", loss.download(), {total / B}, 1e-6);
-    log_softmax_nll_backward(dz.ptr, lp.ptr, y.ptr, B, K, 64, nullptr);  // a shard of a batch of 64
-    expect_close("log_softmax_nll_backward (loss over a batch of 64)", dz.download(), d_ref, 1e-6);
+    const std::string what = e == 0.0 ? "" : " (label smoothing " + std::to_string(e) + ")";
+    expect_close("log_softmax_nll_forward: log_probs" + what, lp.download(), lp_ref, 1e-6);
+    expect_close("log_softmax_nll_forward: loss" + what, loss.download(), {total / B}, 1e-6);
+    log_softmax_nll_backward(dz.ptr, lp.ptr, y.ptr, B, K, 64, e, nullptr);  // a shard of a batch of 64
+    expect_close("log_softmax_nll_backward (loss over a batch of 64)" + what, dz.download(), d_ref, 1e-6);
 }
 
-void test_adam() {
+void test_adam(WeightDecay decay) {
     const size_t n = 100003;
     std::vector<float> values = random_floats(n, 0.0f, 0.1f, 9), m = random_floats(n, 0.0f, 1e-3f, 10);
     std::vector<float> v(n), grads = random_floats(n, 0.0f, 1e-2f, 11);
     for (size_t i = 0; i < n; ++i) v[i] = m[i] * m[i] * 3.0f;
     Device<float> dv(values), dm(m), dvv(v), dg(grads);
-    const AdamOptions o{.lr = 1e-3, .weight_decay = 1e-4};
+    const AdamOptions o{.lr = 1e-3, .weight_decay = decay == WeightDecay::l2 ? 1e-4 : 1e-2, .decay = decay};
     const int64_t step = 7;
-    adam_step(dv.ptr, dm.ptr, dvv.ptr, dg.ptr, int64_t(n), adam_scalars(o, step), nullptr);
+    adam_step(dv.ptr, dm.ptr, dvv.ptr, dg.ptr, int64_t(n), adam_step_scalars(o, step, o.weight_decay), nullptr);
     std::vector<double> want(n);
     const double c1 = 1.0 - std::pow(o.beta1, double(step)), c2 = std::sqrt(1.0 - std::pow(o.beta2, double(step)));
     for (size_t i = 0; i < n; ++i) {
-        const double g = grads[i] + o.weight_decay * values[i];
+        const bool l2 = decay == WeightDecay::l2;
+        const double g = grads[i] + (l2 ? o.weight_decay * values[i] : 0.0);
+        const double w = l2 ? values[i] : values[i] * (1.0 - o.lr * o.weight_decay);
         const double mi = m[i] * o.beta1 + (1 - o.beta1) * g, vi = v[i] * o.beta2 + (1 - o.beta2) * g * g;
-        want[i] = values[i] - o.lr / c1 * mi / (std::sqrt(vi) / c2 + o.eps);
+        want[i] = w - o.lr / c1 * mi / (std::sqrt(vi) / c2 + o.eps);
     }
-    expect_close("adam_step: weights after a step (torch.optim.Adam)", dv.download(), want, 1e-6);
+    expect_close(decay == WeightDecay::l2 ? "adam_step: weights after a step (torch.optim.Adam)"
+                                          : "adam_step: weights after a step (torch.optim.AdamW)",
+                 dv.download(), want, 1e-6);
+}
+
+// Two steps of SGD with momentum (the first copies the gradient into the buffer), plain or Nesterov.
+void test_sgd(bool nesterov) {
+    const size_t n = 70001;
+    const std::vector<float> values = random_floats(n, 0.0f, 0.1f, 15), g1 = random_floats(n, 0.0f, 1e-2f, 16),
+                             g2 = random_floats(n, 0.0f, 1e-2f, 17);
+    Device<float> dv(values), buf{n}, dg(g1);
+    const SgdOptions o{.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4, .nesterov = nesterov};
+    sgd_step(dv.ptr, buf.ptr, dg.ptr, int64_t(n), sgd_step_scalars(o, 1, o.weight_decay), nullptr);
+    dg.upload(g2);
+    sgd_step(dv.ptr, buf.ptr, dg.ptr, int64_t(n), sgd_step_scalars(o, 2, o.weight_decay), nullptr);
+    std::vector<double> want(n);
+    for (size_t i = 0; i < n; ++i) {
+        double w = values[i], b = 0.0;
+        for (int step = 1; step <= 2; ++step) {
+            const double d = (step == 1 ? g1[i] : g2[i]) + o.weight_decay * w;
+            b = step == 1 ? d : b * o.momentum + d;
+            w -= o.lr * (nesterov ? d + o.momentum * b : b);
+        }
+        want[i] = w;
+    }
+    expect_close(nesterov ? "sgd_step: two Nesterov steps (torch.optim.SGD)" : "sgd_step: two momentum steps (torch.optim.SGD)",
+                 dv.download(), want, 1e-6);
+}
+
+// clip_grad_norm_ over a parameter table's gradients: one norm below the bound (unchanged), one above.
+void test_clip_grad_norm() {
+    DenseNetConfig cfg = densenet_preset("densenet121", 10);
+    cfg.growth_rate = 8, cfg.block_config = {2, 2}, cfg.num_init_features = 16;
+    const Parameters params(cfg);
+    const size_t n = size_t(params.count());
+    const std::vector<float> grads = random_floats(n, 0.0f, 1e-2f, 18);
+    double squares = 0.0;
+    for (const TensorEntry& e : params.entries()) {
+        if (e.role != TensorRole::parameter) continue;
+        double s = 0.0;
+        for (int64_t i = e.offset; i < e.offset + e.numel(); ++i) s += double(grads[size_t(i)]) * grads[size_t(i)];
+        squares += s;
+    }
+    const double norm = std::sqrt(squares);
+    GradientNorm clipper(params);
+    for (const double max_norm : {2.0 * norm, 0.5 * norm}) {
+        Device<float> dg(grads);
+        clipper.clip(dg.ptr, max_norm, nullptr);
+        const double scale = std::min(1.0, max_norm / (norm + 1e-6));
+        std::vector<double> want(n);
+        for (size_t i = 0; i < n; ++i) want[i] = grads[i] * scale;
+        expect_close(max_norm > norm ? "GradientNorm: a norm under the bound (unchanged)" : "GradientNorm: clipped to half",
+                     dg.download(), want, 1e-6);
+        expect_close("GradientNorm: the norm", {float(clipper.last_norm(nullptr))}, {norm}, 1e-6);
+    }
 }
 
 // ---- convolutions against a direct loop in double, over NHWC activations and OIHW weights
@@ -521,8 +584,13 @@ int main() {
         test_transition_pool(DType::f32);
         test_transition_pool(DType::bf16);
         test_copy_and_pool();
-        test_loss();
-        test_adam();
+        test_loss(0.0);
+        test_loss(0.1);
+        test_adam(WeightDecay::l2);
+        test_adam(WeightDecay::decoupled);
+        test_sgd(false);
+        test_sgd(true);
+        test_clip_grad_norm();
         cudnnHandle_t handle;
         if (cudnnCreate(&handle) != CUDNN_STATUS_SUCCESS) throw std::runtime_error("cudnnCreate failed");
         const ConvCase cases[] = {

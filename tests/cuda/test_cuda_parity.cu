@@ -13,12 +13,12 @@
 // bf16 (check_case_bf16) is held to PyTorch's CPU autocast fixtures at the CPU engine's bf16 bar.
 //
 // Usage: test_cuda_parity REFERENCE_DIR. Exit status: 0 passed, 1 failed, 77 no GPU.
-#include "cuda/adam.h"
 #include "cuda/context.h"
 #include "cuda/cuda_check.h"
 #include "cuda/densenet.h"
 #include "cuda/device.h"
 #include "cuda/host_classifier.h"
+#include "cuda/step_engine.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/reference_config.h"
@@ -197,6 +197,54 @@ void check_passes(FixtureRun& r, Precision precision, const Compare& compare) {
         if (e.role == TensorRole::parameter) compare("gradient", r.params.grads() + e.offset, "grad." + e.name);
 }
 
+// SGD's weights after 5 steps: every element, as weights and as displacements from the start
+// (SGD is linear in the gradient: no noise elements, as the CPU parity test).
+void check_sgd_weights(const SafetensorsFile& expected, const Parameters& params, const std::vector<float>& init) {
+    for (const auto& e : params.entries()) {
+        if (e.role != TensorRole::parameter) continue;
+        const float* w = params.values() + e.offset;
+        expect_close(expected, "SGD weights", w, "sgd." + e.name);
+        const std::vector<float> exact = floats(expected, "f64.sgd." + e.name), torch32 = floats(expected, "sgd." + e.name);
+        std::vector<float> got, want, torch;
+        for (int64_t j = 0; j < e.numel(); ++j) {
+            const float w0 = init[size_t(e.offset + j)];
+            got.push_back(w[j] - w0), want.push_back(exact[size_t(j)] - w0), torch.push_back(torch32[size_t(j)] - w0);
+        }
+        const double err = relative_error(got.data(), want.data(), got.size());
+        const double torch_err = relative_error(torch.data(), want.data(), got.size());
+        if (err > std::max(1e-3, 2.0 * torch_err)) fail_check("SGD displacement of " + e.name);
+    }
+}
+
+// The engine `densenet train --device cuda` runs (GpuStepEngine): the fixture's 5 steps of Adam
+// (lr 1e-4) or SGD (lr 0.01, momentum 0.9) from the initial weights, host batches in, the
+// optimizer stepping on the device through the run's ParameterUpdate, then to_host() as a
+// checkpoint reads it, and its tester's eval loss.
+void check_engine_steps(const FixtureRun& r, const std::string& optimizer_name) {
+    Parameters params(r.params.config());
+    load_checkpoint(params, r.dir + "/init.safetensors");
+    const std::vector<float> init(params.values(), params.values() + params.count());
+    std::unique_ptr<Optimizer> optimizer;
+    if (optimizer_name == "adam") optimizer = std::make_unique<Adam>(params.count(), AdamOptions{.lr = 1e-4});
+    else optimizer = std::make_unique<Sgd>(params.count(), SgdOptions{.lr = 0.01, .momentum = 0.9});
+    ParameterUpdate update(*optimizer, {});
+    GpuStepEngine engine(params, update, {.shape = r.shape}, 0, Tf32::off);
+    std::vector<float> losses;
+    for (int step = 1; step <= 5; ++step) {
+        losses.push_back(engine.forward(r.batch.input.data(), r.batch.labels.data()));
+        engine.backward_and_update();
+    }
+    engine.to_host();
+    if (optimizer->steps() != 5) fail_check(optimizer_name + ": the optimizer counted " + std::to_string(optimizer->steps()) + " steps");
+    const std::string what = "engine " + optimizer_name;
+    expect_close(r.expected, what, losses.data(), optimizer_name + ".losses");
+    if (optimizer_name == "adam") check_adam_weights(r.expected, params, init, 1e-4, 5);
+    else check_sgd_weights(r.expected, params, init);
+    // The noise elements move the eval loss too: 1e-3, as on the CPU.
+    const float eval_loss = engine.tester().forward(r.batch.input.data(), r.batch.labels.data(), Mode::eval);
+    expect_close(r.expected, what, &eval_loss, optimizer_name + ".eval_loss", 1e-3);
+}
+
 void check_case(const std::string& dir) {
     FixtureRun r(dir, Precision::fp32);
     const SafetensorsFile& expected = r.expected;
@@ -208,33 +256,8 @@ void check_case(const std::string& dir) {
             expect_close(expected, "running statistic", static_cast<const float*>(r.params.data(e)),
                          "after_forward." + e.name);
 
-    // 5 Adam steps from the initial weights, as the fixture's.
-    Parameters& params = r.params;
-    load_checkpoint(params, dir + "/init.safetensors");
-    const std::vector<float> init(params.values(), params.values() + params.count());
-    r.device.upload(r.ctx.stream());
-    r.net.load_weights();
-    DeviceBuffer m(size_t(params.count()) * sizeof(float)), v(size_t(params.count()) * sizeof(float));
-    // On the network's stream: it does not wait for the default stream's work.
-    CUDA_CHECK(cudaMemsetAsync(m.bytes(), 0, m.size(), r.ctx.stream()));
-    CUDA_CHECK(cudaMemsetAsync(v.bytes(), 0, v.size(), r.ctx.stream()));
-    const AdamOptions adam{.lr = 1e-4};
-    std::vector<float> losses;
-    for (int step = 1; step <= 5; ++step) {
-        r.net.forward(r.batch.device_images(), r.batch.device_y(), StepMode::train);
-        losses.push_back(r.net.loss());
-        r.net.backward();
-        adam_step(r.device.values(), m.floats(), v.floats(), r.device.grads(), params.count(), adam_scalars(adam, step),
-                  r.ctx.stream());
-        r.net.load_weights();
-    }
-    r.device.download(r.ctx.stream());
-    expect_close(expected, "Adam", losses.data(), "adam.losses");
-    check_adam_weights(expected, params, init, adam.lr, 5);
-    // The noise elements move the eval loss too: 1e-3, as on the CPU.
-    r.net.forward(r.batch.device_images(), r.batch.device_y(), StepMode::eval);
-    const float eval_loss = r.net.loss();
-    expect_close(expected, "Adam", &eval_loss, "adam.eval_loss", 1e-3);
+    check_engine_steps(r, "adam");
+    check_engine_steps(r, "sgd");
     std::printf("%s: %s, device memory %.1f MB\n", dir.c_str(), failures ? "FAILED" : "ok",
                 double(r.net.device_bytes()) / 1e6);
 }

@@ -2,15 +2,22 @@
 #include "app/device_choice.h"
 #include "cuda/device.h"
 #include "cuda/host_classifier.h"
+#include "cuda/step_engine.h"
 
 namespace {
 std::unique_ptr<dn::Classifier> make_classifier(dn::Parameters& params, const dn::RunShape& shape,
                                                 dn::Precision precision, int device) {
     return std::make_unique<dn::cuda::HostClassifier>(params, shape, precision, device);
 }
+
+std::unique_ptr<dn::StepEngine> make_step_engine(dn::Parameters& params, dn::ParameterUpdate& update,
+                                                 const dn::StepEngineSetup& setup, int device, dn::cuda::Tf32 tf32) {
+    return std::make_unique<dn::cuda::GpuStepEngine>(params, update, setup, device, tf32);
+}
 }  // namespace
 
 extern "C" const dn::GpuEngine* densenet_gpu_engine() {
-    static const dn::GpuEngine engine{&dn::cuda::device_name, &dn::cuda::run_bench, &make_classifier};
+    static const dn::GpuEngine engine{&dn::cuda::device_name, &dn::cuda::run_bench, &make_classifier,
+                                      &make_step_engine};
     return &engine;
 }

@@ -1,0 +1,112 @@
+#include "cuda/step_engine.h"
+
+#include "cuda/cuda_check.h"
+
+#include <stdexcept>
+
+namespace dn::cuda {
+
+namespace {
+size_t image_bytes(const Parameters& params, const RunShape& s) {
+    return size_t(s.batch * params.config().in_channels * s.height * s.width) * sizeof(float);
+}
+
+// What this engine cannot do yet, refused before anything is allocated.
+ParameterUpdate& supported(ParameterUpdate& update) {
+    if (update.rules().average)
+        throw std::invalid_argument("--ema-decay: the GPU engine keeps no weight average yet; train it on the CPU "
+                                    "(--device cpu)");
+    const Optimizer& optimizer = update.optimizer();
+    if (const auto* adam = dynamic_cast<const Adam*>(&optimizer); adam && adam->options().amsgrad)
+        throw std::invalid_argument("the GPU engine's Adam has no amsgrad");
+    if (!dynamic_cast<const Adam*>(&optimizer) && !dynamic_cast<const Sgd*>(&optimizer))
+        throw std::invalid_argument("the GPU engine steps Adam, AdamW and SGD only");
+    return update;
+}
+}  // namespace
+
+GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const StepEngineSetup& setup, int device,
+                             Tf32 tf32)
+    : params_(params), update_(supported(update)), classes_(params.config().num_classes),
+      ctx_(device, tf32), device_(params),
+      net_(ctx_, params, device_.upload(ctx_.stream()), setup.shape, Pass::training, setup.intermediates,
+           setup.precision),
+      tester_(ctx_, params, device_, setup.shape, setup.precision), images_(image_bytes(params, setup.shape)),
+      labels_(size_t(setup.shape.batch) * sizeof(int32_t)), logits_(size_t(setup.shape.batch * classes_)),
+      norm_(params) {
+    net_.set_label_smoothing(setup.label_smoothing);
+    for (std::span<float> array : update.optimizer().state_arrays()) state_.emplace_back(array.size_bytes());
+    from_host();
+}
+
+float GpuStepEngine::forward(const float* images_nchw, const int32_t* labels) {
+    const cudaStream_t stream = ctx_.stream();
+    CUDA_CHECK(cudaMemcpyAsync(images_.bytes(), images_nchw, images_.size(), cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(cudaMemcpyAsync(labels_.bytes(), labels, labels_.size(), cudaMemcpyHostToDevice, stream));
+    net_.forward(images_.floats(), reinterpret_cast<const int32_t*>(labels_.bytes()), StepMode::train);
+    CUDA_CHECK(cudaMemcpyAsync(logits_.data(), net_.logits(), logits_.size() * sizeof(float), cudaMemcpyDeviceToHost,
+                               stream));
+    return net_.loss();  // waits for the stream, the logits' copy with it
+}
+
+AppliedUpdate GpuStepEngine::backward_and_update() {
+    net_.backward();
+    AppliedUpdate applied;
+    applied.learning_rate = update_.schedule_next_step();
+    if (update_.rules().max_grad_norm > 0.0) norm_.clip(device_.grads(), update_.rules().max_grad_norm, ctx_.stream());
+    applied.step = update_.optimizer().steps() + 1;
+    step_optimizer(applied.step);
+    update_.optimizer().set_steps(applied.step);
+    net_.load_weights();
+    return applied;
+}
+
+// One launch per decay range: one in all unless some parameters are excluded from decay.
+void GpuStepEngine::step_optimizer(int64_t step) {
+    Optimizer& optimizer = update_.optimizer();
+    float* values = device_.values();
+    const float* grads = device_.grads();
+    const cudaStream_t stream = ctx_.stream();
+    const auto* adam = dynamic_cast<const Adam*>(&optimizer);
+    for (const DecayRange& r : optimizer.ranges()) {
+        const int64_t n = r.end - r.begin;
+        if (adam) {
+            const AdamOptions& o = adam->options();
+            adam_step(values + r.begin, state_[0].floats() + r.begin, state_[1].floats() + r.begin, grads + r.begin, n,
+                      adam_step_scalars(o, step, r.decayed ? o.weight_decay : 0.0), stream);
+        } else {
+            const SgdOptions& o = static_cast<const Sgd&>(optimizer).options();
+            float* momentum = state_[0].size() ? state_[0].floats() + r.begin : nullptr;
+            sgd_step(values + r.begin, momentum, grads + r.begin, n,
+                     sgd_step_scalars(o, step, r.decayed ? o.weight_decay : 0.0), stream);
+        }
+    }
+}
+
+Classifier& GpuStepEngine::tester() {
+    tester_.load_weights();
+    return tester_;
+}
+
+void GpuStepEngine::to_host() {
+    const cudaStream_t stream = ctx_.stream();
+    const std::vector<std::span<float>> arrays = update_.optimizer().state_arrays();
+    for (size_t i = 0; i < arrays.size(); ++i)
+        if (!arrays[i].empty())
+            CUDA_CHECK(cudaMemcpyAsync(arrays[i].data(), state_[i].bytes(), arrays[i].size_bytes(),
+                                       cudaMemcpyDeviceToHost, stream));
+    device_.download(stream);  // synchronises, the copies above with it
+}
+
+void GpuStepEngine::from_host() {
+    const cudaStream_t stream = ctx_.stream();
+    const std::vector<std::span<float>> arrays = update_.optimizer().state_arrays();
+    for (size_t i = 0; i < arrays.size(); ++i)
+        if (!arrays[i].empty())
+            CUDA_CHECK(cudaMemcpyAsync(state_[i].bytes(), arrays[i].data(), arrays[i].size_bytes(),
+                                       cudaMemcpyHostToDevice, stream));
+    device_.upload(stream);  // synchronises, the copies above with it
+    net_.load_weights();
+}
+
+}  // namespace dn::cuda

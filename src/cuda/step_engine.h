@@ -1,0 +1,52 @@
+// defines: cuda::GpuStepEngine (the GPU engine as a training run's StepEngine: the parameters,
+//          their gradients and the optimizer's state in device memory, stepped there)
+#pragma once
+#include "cuda/context.h"
+#include "cuda/densenet.h"
+#include "cuda/host_classifier.h"
+#include "cuda/optimizer_step.h"
+#include "cuda/tf32.h"
+#include "train/step_engine.h"
+
+#include <vector>
+
+namespace dn::cuda {
+
+// One process on one GPU. A step copies the batch in, runs forward and waits for its loss (the
+// run checks it before the update, as on the CPU), copies the logits back, then queues backward,
+// clipping and the optimizer's step (Adam, AdamW or SGD, over each of the optimizer's decay
+// ranges, with the scalars the CPU's optimizers derive from the same options and schedule) and
+// the weights' reload without waiting. The host's optimizer object keeps the step count and the
+// hyper-parameters; its state arrays are the device's only after to_host(), so that a checkpoint
+// saves and a resume loads the CPU's files. Refuses (std::invalid_argument) a weight average and
+// amsgrad, which it does not do yet.
+class GpuStepEngine final : public StepEngine {
+public:
+    GpuStepEngine(Parameters& params, ParameterUpdate& update, const StepEngineSetup& setup, int device, Tf32 tf32);
+
+    float forward(const float* images_nchw, const int32_t* labels) override;
+    const float* logits() const override { return logits_.data(); }
+    int64_t classes() const override { return classes_; }
+    AppliedUpdate backward_and_update() override;
+    Classifier& tester() override;
+    void to_host() override;
+    void from_host() override;
+    size_t activation_bytes() const override { return net_.plan().memory.total_bytes(); }
+
+private:
+    void step_optimizer(int64_t step);
+
+    Parameters& params_;
+    ParameterUpdate& update_;
+    int64_t classes_;
+    Context ctx_;
+    DeviceParameters device_;
+    DenseNet net_;
+    DeviceClassifier tester_;
+    DeviceBuffer images_, labels_;
+    std::vector<float> logits_;
+    std::vector<DeviceBuffer> state_;  // the optimizer's state arrays, in its order (an empty one: none)
+    GradientNorm norm_;
+};
+
+}  // namespace dn::cuda
