@@ -1,5 +1,6 @@
 #include "app/commands.h"
 
+#include "app/device_choice.h"
 #include "app/layer_table.h"
 #include "model/complexity.h"
 #include "model/inference_chunk.h"
@@ -19,6 +20,7 @@ struct ComplexityCommandOptions {
     ComplexityOptions report;
     bool no_scratchpad = false;
     bool json = false;
+    std::string device = "auto";
 };
 
 std::string duration_text(double seconds) {
@@ -104,7 +106,44 @@ void print_report(const Complexity& c) {
     print_layer_table(c.layers, true);
 }
 
+// What the GPU engine allocates on the card (cuda::measure_memory), after the CPU engine's report.
+void print_gpu_report(const cuda::MemoryReport& g, const DeviceChoice& device, const ComplexityOptions& o) {
+    auto row = [](const char* what, size_t bytes) { std::printf("  %-44s %s\n", what, bytes_text(int64_t(bytes)).c_str()); };
+    std::printf("\nGPU memory on %s, batch %ld at %ldx%ld, %s: what the GPU engine allocates, measured there\n"
+                "(its device buffers; cuDNN's and cuBLAS's handles hold a little more)\n",
+                device.description.c_str(), long(o.batch), long(o.input_size), long(o.input_size),
+                precision_name(o.precision));
+    const cuda::TrainingBytes& t = g.training;
+    row("training: activation arena, recomputing", t.arena);
+    row("+ cuDNN workspace", t.workspace);
+    row("+ weights in cuDNN's layout, and a dW", t.weight_copies);
+    row("+ reduction and loss scratch", t.scratch);
+    row("+ parameters, gradients, statistics, Adam", t.parameters);
+    row("+ two batches in flight", t.batches);
+    row("+ the tests' inference network", t.tester);
+    row("= train --device cuda in all", t.total);
+    row("inference (eval, predict) in all", g.inference);
+    std::printf("Largest batch that allocates on this card now (%s of %s free)\n",
+                bytes_text(int64_t(g.free_bytes)).c_str(), bytes_text(int64_t(g.card_bytes)).c_str());
+    std::printf("  %-44s %s\n", "training, recomputing", group_digits(g.max_batch_training).c_str());
+    std::printf("  %-44s %s\n", "inference", group_digits(g.max_batch_inference).c_str());
+}
+
+nlohmann::ordered_json gpu_json(const cuda::MemoryReport& g) {
+    const cuda::TrainingBytes& t = g.training;
+    return {{"device", g.device},
+            {"card_bytes", g.card_bytes},
+            {"free_bytes", g.free_bytes},
+            {"training", {{"arena", t.arena}, {"workspace", t.workspace}, {"weight_copies", t.weight_copies},
+                          {"scratch", t.scratch}, {"parameters", t.parameters}, {"batches", t.batches},
+                          {"tester", t.tester}, {"total", t.total}}},
+            {"inference_total", g.inference},
+            {"max_batch_training", g.max_batch_training},
+            {"max_batch_inference", g.max_batch_inference}};
+}
+
 int run_complexity(const ComplexityCommandOptions& o) {
+    const DeviceChoice device = choose_device(o.device);
     ComplexityOptions report = o.report;
     report.with_scratchpad = !o.no_scratchpad;
     report.precision = parse_precision(o.precision);
@@ -116,7 +155,15 @@ int run_complexity(const ComplexityCommandOptions& o) {
     }
     const Complexity c = analyse_complexity(densenet_preset(o.arch, o.num_classes), report);
     print_report(c);
-    if (o.json) std::printf("%s\n", complexity_json(c).dump().c_str());
+    nlohmann::ordered_json json = complexity_json(c);
+    if (device.kind == DeviceKind::cuda) {
+        const cuda::MemoryReport g = gpu_engine()->measure_memory(
+            {.arch = o.arch, .num_classes = o.num_classes, .input_size = report.input_size, .batch_size = report.batch,
+             .precision = report.precision, .device = device.index});
+        print_gpu_report(g, device, report);
+        json["gpu"] = gpu_json(g);
+    }
+    if (o.json) std::printf("%s\n", json.dump().c_str());
     return 0;
 }
 }  // namespace
@@ -140,6 +187,10 @@ Command add_complexity_command(CLI::App& app) {
     cmd->add_flag("--no-scratchpad", o->no_scratchpad,
                   "do not build the oneDNN primitives to measure their scratchpad (faster; it is then left out)");
     cmd->add_flag("--json", o->json, "also print every figure as one JSON object, on the last line");
+    cmd->add_option("--device", o->device,
+                    "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N: on a GPU, also what the GPU "
+                    "engine allocates there and the largest batch that allocates on the card")
+        ->capture_default_str();
     return {cmd, [o] { return run_complexity(*o); }};
 }
 

@@ -4,6 +4,7 @@
 //          loaded when a command first asks for it)
 #pragma once
 #include "cuda/bench.h"
+#include "cuda/memory_report.h"
 #include "model/classifier.h"
 #include "model/parameters.h"
 #include "ops/precision.h"
@@ -32,6 +33,7 @@ struct GpuEngine {
     // The training engine for params on GPU `device` (cuda::GpuStepEngine), stepping with update.
     std::unique_ptr<StepEngine> (*make_step_engine)(Parameters& params, ParameterUpdate& update,
                                                     const StepEngineSetup& setup, int device, cuda::Tf32 tf32);
+    cuda::MemoryReport (*measure_memory)(const cuda::MemorySetup& setup);
 };
 
 // The GPUs this process can use, asked of the NVIDIA driver (libcuda.so.1) without loading the

@@ -271,7 +271,12 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     const Precision precision = precision_on(device, parse_precision(r.precision));
     if (c.no_tf32 && precision != Precision::fp32)
         throw std::invalid_argument("--no-tf32 concerns fp32 convolutions, not --precision " + r.precision);
-    set_compute_threads(c.threads != 0 ? c.threads : threads_per_process(comm.node_size()));
+    // On a GPU the host's cores are the loader's (a GPU trains thousands of images a second): one
+    // thread drives the GPU, the others prepare batches, unless the command line says otherwise.
+    const int64_t cores = std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()));
+    const int64_t loader_threads =
+        on_gpu && !cmd.parser->count("--loader-threads") ? std::max<int64_t>(1, cores - 1) : c.loader_threads;
+    set_compute_threads(c.threads != 0 ? c.threads : on_gpu ? 1 : threads_per_process(comm.node_size()));
 
     // Everything that can fail on bad input happens before the run folder is touched.
     const std::string data_dir = r.data_dir.empty() ? default_data_dir(r.dataset) : r.data_dir;
@@ -295,7 +300,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     if (!on_gpu)
         check_memory_fits(cfg, {shard_size(r.batch_size, comm.rank(), comm.size()), r.input_size, r.input_size},
                           Pass::training, r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision,
-                          2 * size_t(c.loader_threads + 2) * sizeof(float) *
+                          2 * size_t(loader_threads + 2) * sizeof(float) *
                               size_t(cfg.in_channels * r.input_size * r.input_size));
     const Transform train_transform{.size = r.input_size, .channels = cfg.in_channels,
                                     .augment = parse_augment(r.augment),
@@ -307,10 +312,10 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     BatchLoader train_loader(train_set, train_transform,
                              {.batch = r.batch_size, .order = r.no_shuffle ? Order::sequential : Order::shuffled,
                               .last_batch = LastBatch::drop, .limit = r.limit_train, .seed = r.seed,
-                              .threads = c.loader_threads, .shard = shard, .shards = shards});
+                              .threads = loader_threads, .shard = shard, .shards = shards});
     BatchLoader test_loader(test_set, test_transform,
                             {.batch = r.batch_size, .order = Order::sequential, .last_batch = LastBatch::keep,
-                             .limit = r.limit_test, .seed = r.seed, .threads = c.loader_threads, .shard = shard,
+                             .limit = r.limit_test, .seed = r.seed, .threads = loader_threads, .shard = shard,
                              .shards = shards});
 
     Parameters params(cfg), initial(cfg);
@@ -491,7 +496,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                                  .test_acc = test->accuracy, .seconds = t.seconds, .learning_rate = t.last_learning_rate};
         const CommunicationShare communication{replicas.batch_norm_seconds() - before.batch_norm_seconds,
                                                replicas.gradient_wait_seconds() - before.gradient_wait_seconds};
-        print_epoch(record, r.epochs, t, c.loader_threads, comm.size() > 1 ? &communication : nullptr);
+        print_epoch(record, r.epochs, t, loader_threads, comm.size() > 1 ? &communication : nullptr);
         const bool best = test->accuracy > state.best_accuracy;
         RunState next = state;  // where the run continues from: the next epoch, at its start
         next.history.push_back(record);
@@ -628,11 +633,11 @@ Command add_train_command(CLI::App& app) {
                   "Adam (fp32 where the CPU has no AVX512-BF16); checkpoints are fp32 either way")
         ->check(CLI::IsMember({"fp32", "bf16"}));
     t->add_option("--threads", c.threads,
-                  "compute threads (0: one per core, shared among the processes on this machine)")
+                  "compute threads (0: one per core, shared among the processes on this machine; on a GPU, 1)")
         ->capture_default_str();
     t->add_option("--loader-threads", c.loader_threads,
                   "threads preparing batches ahead of the step (0: prepare each batch between steps, on the compute "
-                  "threads)")
+                  "threads; on a GPU the default is every core but one)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
     t->add_option("--batch-norm-stats", c.batch_norm_stats,

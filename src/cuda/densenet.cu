@@ -152,9 +152,10 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
     load_weights();
 }
 
-size_t DenseNet::device_bytes() const {
-    return arena_.size() + workspace_.size() + reduction_scratch_.size() + weights_ohwi_.size() + dweight_ohwi_.size() +
-           loss_.size();
+DenseNet::Bytes DenseNet::bytes() const {
+    return {.arena = arena_.size(), .workspace = workspace_.size(),
+            .weight_copies = weights_ohwi_.size() + dweight_ohwi_.size(),
+            .scratch = reduction_scratch_.size() + loss_.size()};
 }
 
 void DenseNet::load_weights() {

@@ -63,7 +63,16 @@ public:
     const float* logits() const { return at(plan_.logits); }      // (N,K), device
     const float* log_probs() const { return at(plan_.log_probs); }  // (N,K), device
     const ActivationPlan& plan() const { return plan_; }
-    size_t device_bytes() const;  // arena, workspaces, weight copies
+    // What the network allocated on the device, by purpose.
+    struct Bytes {
+        size_t arena = 0;          // the activation plan's one arena
+        size_t workspace = 0;      // cuDNN's, for the algorithms chosen
+        size_t weight_copies = 0;  // the convolution weights in cuDNN's layout, and one dW
+        size_t scratch = 0;        // the statistics' reductions, the loss
+        size_t total() const { return arena + workspace + weight_copies + scratch; }
+    };
+    Bytes bytes() const;
+    size_t device_bytes() const { return bytes().total(); }
 
 private:
     struct LayerOps {

@@ -7,8 +7,8 @@
 namespace dn::cuda {
 
 namespace {
-size_t image_bytes(const Parameters& params, const RunShape& s) {
-    return size_t(s.batch * params.config().in_channels * s.height * s.width) * sizeof(float);
+int64_t image_floats(const Parameters& params, const RunShape& s) {
+    return s.batch * params.config().in_channels * s.height * s.width;
 }
 
 // What this engine cannot do yet, refused before anything is allocated.
@@ -31,8 +31,9 @@ GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const 
       ctx_(device, tf32), device_(params),
       net_(ctx_, params, device_.upload(ctx_.stream()), setup.shape, Pass::training, setup.intermediates,
            setup.precision),
-      tester_(ctx_, params, device_, setup.shape, setup.precision), images_(image_bytes(params, setup.shape)),
-      labels_(size_t(setup.shape.batch) * sizeof(int32_t)), logits_(size_t(setup.shape.batch * classes_)),
+      tester_(ctx_, params, device_, setup.shape, setup.precision),
+      batches_(image_floats(params, setup.shape), setup.shape.batch, ctx_.stream()),
+      logits_(size_t(setup.shape.batch * classes_)),
       norm_(params) {
     net_.set_label_smoothing(setup.label_smoothing);
     for (std::span<float> array : update.optimizer().state_arrays()) state_.emplace_back(array.size_bytes());
@@ -40,17 +41,16 @@ GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const 
 }
 
 float GpuStepEngine::forward(const float* images_nchw, const int32_t* labels) {
-    const cudaStream_t stream = ctx_.stream();
-    CUDA_CHECK(cudaMemcpyAsync(images_.bytes(), images_nchw, images_.size(), cudaMemcpyHostToDevice, stream));
-    CUDA_CHECK(cudaMemcpyAsync(labels_.bytes(), labels, labels_.size(), cudaMemcpyHostToDevice, stream));
-    net_.forward(images_.floats(), reinterpret_cast<const int32_t*>(labels_.bytes()), StepMode::train);
+    const BatchUpload::DeviceBatch batch = batches_.upload(images_nchw, labels);
+    net_.forward(batch.images, batch.labels, StepMode::train);
     CUDA_CHECK(cudaMemcpyAsync(logits_.data(), net_.logits(), logits_.size() * sizeof(float), cudaMemcpyDeviceToHost,
-                               stream));
+                               ctx_.stream()));
     return net_.loss();  // waits for the stream, the logits' copy with it
 }
 
 AppliedUpdate GpuStepEngine::backward_and_update() {
     net_.backward();
+    batches_.release_after_queued_work();  // the loss's backward read the labels last
     AppliedUpdate applied;
     applied.learning_rate = update_.schedule_next_step();
     if (update_.rules().max_grad_norm > 0.0) norm_.clip(device_.grads(), update_.rules().max_grad_norm, ctx_.stream());

@@ -1,6 +1,7 @@
 // defines: cuda::GpuStepEngine (the GPU engine as a training run's StepEngine: the parameters,
 //          their gradients and the optimizer's state in device memory, stepped there)
 #pragma once
+#include "cuda/batch_upload.h"
 #include "cuda/context.h"
 #include "cuda/densenet.h"
 #include "cuda/host_classifier.h"
@@ -12,8 +13,9 @@
 
 namespace dn::cuda {
 
-// One process on one GPU. A step copies the batch in, runs forward and waits for its loss (the
-// run checks it before the update, as on the CPU), copies the logits back, then queues backward,
+// One process on one GPU. A step copies the batch in (through pinned memory, on a stream of its
+// own: while the previous step's backward runs, see BatchUpload), runs forward and waits for its
+// loss (the run checks it before the update, as on the CPU), copies the logits back, then queues backward,
 // clipping and the optimizer's step (Adam, AdamW or SGD, over each of the optimizer's decay
 // ranges, with the scalars the CPU's optimizers derive from the same options and schedule) and
 // the weights' reload without waiting. The host's optimizer object keeps the step count and the
@@ -32,6 +34,7 @@ public:
     void to_host() override;
     void from_host() override;
     size_t activation_bytes() const override { return net_.plan().memory.total_bytes(); }
+    const DenseNet& network() const { return net_; }
 
 private:
     void step_optimizer(int64_t step);
@@ -43,7 +46,7 @@ private:
     DeviceParameters device_;
     DenseNet net_;
     DeviceClassifier tester_;
-    DeviceBuffer images_, labels_;
+    BatchUpload batches_;
     std::vector<float> logits_;
     std::vector<DeviceBuffer> state_;  // the optimizer's state arrays, in its order (an empty one: none)
     GradientNorm norm_;

@@ -68,8 +68,8 @@ def check_complexity():
     assert json.loads(p.stdout.splitlines()[-1])["scratchpad_measured"] is False
 
 
-def check_rejected(args, mention):
-    p = run(*args)
+def check_rejected(args, mention, env=None):
+    p = run(*args, env=env)
     assert p.returncode == 1, f"{args}: exit code {p.returncode}"
     assert p.stdout == "", f"{args}: printed {p.stdout[:200]!r}"
     err = p.stderr.splitlines()
@@ -87,6 +87,8 @@ def main():
     check_rejected(["complexity", "--num-classes", "0"], "classes")
     check_rejected(["complexity", "--precision", "fp16"], "precision")
     check_rejected(["summary", "--input-size", "28"], "at least 29x29")
+    # --device cuda with no GPU visible (hidden, in case the machine has one): one line, nothing printed.
+    check_rejected(["complexity", "--device", "cuda"], "--device", env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
 
 
 if __name__ == "__main__":

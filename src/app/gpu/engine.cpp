@@ -2,6 +2,7 @@
 #include "app/device_choice.h"
 #include "cuda/device.h"
 #include "cuda/host_classifier.h"
+#include "cuda/memory_report.h"
 #include "cuda/step_engine.h"
 
 namespace {
@@ -18,6 +19,6 @@ std::unique_ptr<dn::StepEngine> make_step_engine(dn::Parameters& params, dn::Par
 
 extern "C" const dn::GpuEngine* densenet_gpu_engine() {
     static const dn::GpuEngine engine{&dn::cuda::device_name, &dn::cuda::run_bench, &make_classifier,
-                                      &make_step_engine};
+                                      &make_step_engine, &dn::cuda::measure_memory};
     return &engine;
 }

@@ -1,0 +1,46 @@
+// defines: cuda::MemorySetup, cuda::TrainingBytes, cuda::MemoryReport, cuda::measure_memory (what
+//          the GPU engine allocates on a card for a network and batch, and the largest batch that
+//          allocates there); no CUDA header, so that the program's complexity command can name them
+#pragma once
+#include "model/activation_plan.h"  // Precision
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace dn::cuda {
+
+struct MemorySetup {
+    std::string arch = "densenet121";
+    int64_t num_classes = 1000;
+    int64_t input_size = 224;
+    int64_t batch_size = 32;
+    Precision precision = Precision::fp32;
+    int device = 0;
+};
+
+// What `densenet train --device cuda` allocates (cuda::GpuStepEngine with Adam, recomputing), in
+// device buffers: cuDNN's and cuBLAS's handles hold a little of their own, not counted.
+struct TrainingBytes {
+    size_t arena = 0, workspace = 0, weight_copies = 0, scratch = 0;  // the training network's
+    size_t parameters = 0;  // values, gradients, running statistics, Adam's two moments
+    size_t batches = 0;     // the two batches in flight (images and labels)
+    size_t tester = 0;      // the inference network the tests run (and the clipping's few bytes)
+    size_t total = 0;       // every buffer live at once: the sum
+};
+
+struct MemoryReport {
+    std::string device;      // cuda::device_name
+    size_t card_bytes = 0;   // the card's memory
+    size_t free_bytes = 0;   // free when measured (others' processes take their share)
+    TrainingBytes training;  // at setup.batch_size
+    size_t inference = 0;    // what eval and predict allocate (cuda::HostClassifier), in all
+    // The largest batches whose engines allocate on this card now (0: not even one image).
+    int64_t max_batch_training = 0, max_batch_inference = 0;
+};
+
+// Builds the engines on setup.device: at setup.batch_size for the figures, then as many times as a
+// search for the largest batches takes (doubling, then halving the gap: some twenty builds).
+MemoryReport measure_memory(const MemorySetup& setup);
+
+}  // namespace dn::cuda
