@@ -11,13 +11,15 @@
 #  1. the CUDA op tests, against double-precision references;
 #  2. PyTorch's fixtures (tests/python/make_reference.py, as the CPU parity test uses them), and the
 #     GPU DenseNet against them with TF32 off: logits, loss, every gradient, running statistics and
-#     the weights after 5 Adam steps, per tensor, and the inference network eval and predict run;
-#     in bf16, against PyTorch's autocast fixtures.
+#     the weights after 5 Adam and 5 SGD-momentum steps of the engine `train --device cuda` runs
+#     (host batches in, the optimizer on the device), per tensor, and the inference network eval
+#     and predict run; in bf16, against PyTorch's autocast fixtures.
 #  3. the benchmark: the GPU engine (densenet-gpu-bench, bf16 and fp32 with TF32 convolutions)
 #     against PyTorch on the same GPU (scripts/gpu_bench_pytorch.py: eager AMP-bf16 channels_last
 #     and torch.compile of it, eager fp32), training at batch 64 and 256 and inference at 256, each
-#     against PyTorch's in the same precision, inside a time budget; gpu_check.json holds every
-#     figure and each ratio.
+#     against PyTorch's in the same precision, inside a time budget; then, if time is left, what
+#     the engines allocate and the largest batches that allocate on the card (complexity --device
+#     cuda's figures); gpu_check.json holds every figure and each ratio.
 # It ends inside 8 minutes: compiling takes the first few.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -108,6 +110,11 @@ if [ "$status_build" = passed ]; then
   torch_cases infer 256 40 eager-fp32
   torch_cases train 64 120 compile-bf16-cl
   torch_cases train 256 120 compile-bf16-cl
+  if in_budget "densenet.cpp memory 64 bf16" 60; then
+    step "densenet.cpp device memory and largest batches, batch 64, bf16"
+    timeout 90 ./build-gpu/densenet-gpu-bench --mode memory --batch-size 64 --precision bf16 2>>"$log" |
+      tee -a "$log" | grep '^{' >"$work/memory.json"
+  fi
 fi
 
 for name in test_cuda_ops test_cuda_parity; do [ -f "$work/$name.txt" ] && cp "$work/$name.txt" "$out/"; done
@@ -143,9 +150,11 @@ for r in bench:
     if r.get("peak_device_bytes"):
         row["memory_ratio"] = mine["peak_device_bytes"] / r["peak_device_bytes"]
     comparisons.append(row)
+memory_path = f"{work}/memory.json"
+memory = json.load(open(memory_path)) if os.path.exists(memory_path) and os.path.getsize(memory_path) else None
 summary = {"build": build, "cuda_ops": status("test_cuda_ops"), "reference": status("make_reference"),
            "parity": status("test_cuda_parity"), "parity_tail": parity, "op_checks": checks,
-           "bench": bench, "comparisons": comparisons, "seconds": seconds}
+           "bench": bench, "comparisons": comparisons, "memory": memory, "seconds": seconds}
 json.dump(summary, open(f"{out}/gpu_check.json", "w"), indent=2)
 print(json.dumps({k: summary[k] for k in ("build", "cuda_ops", "reference", "parity", "seconds")}))
 for c in comparisons:

@@ -1,6 +1,7 @@
 #include "app/commands.h"
 
 #include "app/device_choice.h"
+#include "app/gpu/bench_report.h"
 #include "app/layer_table.h"
 #include "model/complexity.h"
 #include "model/inference_chunk.h"
@@ -129,19 +130,6 @@ void print_gpu_report(const cuda::MemoryReport& g, const DeviceChoice& device, c
     std::printf("  %-44s %s\n", "inference", group_digits(g.max_batch_inference).c_str());
 }
 
-nlohmann::ordered_json gpu_json(const cuda::MemoryReport& g) {
-    const cuda::TrainingBytes& t = g.training;
-    return {{"device", g.device},
-            {"card_bytes", g.card_bytes},
-            {"free_bytes", g.free_bytes},
-            {"training", {{"arena", t.arena}, {"workspace", t.workspace}, {"weight_copies", t.weight_copies},
-                          {"scratch", t.scratch}, {"parameters", t.parameters}, {"batches", t.batches},
-                          {"tester", t.tester}, {"total", t.total}}},
-            {"inference_total", g.inference},
-            {"max_batch_training", g.max_batch_training},
-            {"max_batch_inference", g.max_batch_inference}};
-}
-
 int run_complexity(const ComplexityCommandOptions& o) {
     const DeviceChoice device = choose_device(o.device);
     ComplexityOptions report = o.report;
@@ -161,7 +149,7 @@ int run_complexity(const ComplexityCommandOptions& o) {
             {.arch = o.arch, .num_classes = o.num_classes, .input_size = report.input_size, .batch_size = report.batch,
              .precision = report.precision, .device = device.index});
         print_gpu_report(g, device, report);
-        json["gpu"] = gpu_json(g);
+        json["gpu"] = gpu_memory_json(g);
     }
     if (o.json) std::printf("%s\n", json.dump().c_str());
     return 0;

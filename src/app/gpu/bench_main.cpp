@@ -3,6 +3,7 @@
 // the CPU engine's libraries, cannot be built.
 #include "app/gpu/bench_report.h"
 #include "cuda/bench.h"
+#include "cuda/memory_report.h"
 
 #include <CLI/CLI.hpp>
 
@@ -20,8 +21,10 @@ int main(int argc, char** argv) {
     app.add_option("--batch-size", setup.batch_size, "images per step")->capture_default_str();
     app.add_option("--steps", setup.steps, "timed steps")->capture_default_str();
     app.add_option("--warmup", setup.warmup, "untimed steps first")->capture_default_str();
-    app.add_option("--mode", mode, "train (forward, NLL, backward, Adam) or infer (forward in eval mode)")
-        ->check(CLI::IsMember({"train", "infer"}))
+    app.add_option("--mode", mode,
+                   "train (forward, NLL, backward, Adam), infer (forward in eval mode), or memory: what the engines "
+                   "allocate at this batch and the largest batches that allocate (complexity --device cuda)")
+        ->check(CLI::IsMember({"train", "infer", "memory"}))
         ->capture_default_str();
     app.add_option("--memory", memory, "recompute (memory-efficient) or keep the BN-ReLU and bottleneck outputs")
         ->check(CLI::IsMember({"recompute", "keep"}))
@@ -38,6 +41,13 @@ int main(int argc, char** argv) {
     setup.tf32 = no_tf32 ? dn::cuda::Tf32::off : dn::cuda::Tf32::allowed;
     setup.precision = precision == "bf16" ? dn::Precision::bf16 : dn::Precision::fp32;
     try {
+        if (mode == "memory") {
+            const dn::cuda::MemoryReport report = dn::cuda::measure_memory(
+                {.arch = setup.arch, .num_classes = setup.num_classes, .input_size = setup.input_size,
+                 .batch_size = setup.batch_size, .precision = setup.precision, .device = setup.device});
+            std::printf("%s\n", dn::gpu_memory_json(report).dump().c_str());
+            return 0;
+        }
         const dn::cuda::BenchResult result = dn::cuda::run_bench(setup);
         std::printf("%s", dn::gpu_bench_summary(setup, result).c_str());
         if (json) std::printf("%s\n", dn::gpu_bench_json(setup, result).dump().c_str());

@@ -51,4 +51,17 @@ nlohmann::ordered_json gpu_bench_json(const cuda::BenchSetup& s, const cuda::Ben
     return j;
 }
 
+nlohmann::ordered_json gpu_memory_json(const cuda::MemoryReport& g) {
+    const cuda::TrainingBytes& t = g.training;
+    return {{"device", g.device},
+            {"card_bytes", g.card_bytes},
+            {"free_bytes", g.free_bytes},
+            {"training", {{"arena", t.arena}, {"workspace", t.workspace}, {"weight_copies", t.weight_copies},
+                          {"scratch", t.scratch}, {"parameters", t.parameters}, {"batches", t.batches},
+                          {"tester", t.tester}, {"total", t.total}}},
+            {"inference_total", g.inference},
+            {"max_batch_training", g.max_batch_training},
+            {"max_batch_inference", g.max_batch_inference}};
+}
+
 }  // namespace dn
