@@ -21,7 +21,7 @@ struct ComplexityCommandOptions {
     ComplexityOptions report;
     bool no_scratchpad = false;
     bool json = false;
-    std::string device = "auto";
+    std::string device = "cpu";  // the GPU's figures build its engine some twenty times: asked for
 };
 
 std::string duration_text(double seconds) {
@@ -115,16 +115,23 @@ void print_gpu_report(const cuda::MemoryReport& g, const DeviceChoice& device, c
                 device.description.c_str(), long(o.batch), long(o.input_size), long(o.input_size),
                 precision_name(o.precision));
     const cuda::TrainingBytes& t = g.training;
-    row("training: activation arena, recomputing", t.arena);
-    row("+ cuDNN workspace", t.workspace);
-    row("+ weights in cuDNN's layout, and a dW", t.weight_copies);
-    row("+ reduction and loss scratch", t.scratch);
-    row("+ parameters, gradients, statistics, Adam", t.parameters);
-    row("+ two batches in flight", t.batches);
-    row("+ the tests' inference network", t.tester);
-    row("= train --device cuda in all", t.total);
-    row("inference (eval, predict) in all", g.inference);
-    std::printf("Largest batch that allocates on this card now (%s of %s free)\n",
+    if (!g.training_error.empty()) {
+        std::printf("  training does not build at batch %ld: %s\n", long(o.batch), g.training_error.c_str());
+    } else {
+        row("training: activation arena, recomputing", t.arena);
+        row("+ cuDNN workspace", t.workspace);
+        row("+ weights in cuDNN's layout, and a dW", t.weight_copies);
+        row("+ reduction and loss scratch", t.scratch);
+        row("+ parameters, gradients, statistics, Adam", t.parameters);
+        row("+ two batches in flight", t.batches);
+        row("+ the tests' inference network", t.tester);
+        row("= train --device cuda in all", t.total);
+    }
+    if (!g.inference_error.empty())
+        std::printf("  inference does not build at batch %ld: %s\n", long(o.batch), g.inference_error.c_str());
+    else
+        row("inference (eval, predict) in all", g.inference);
+    std::printf("Largest batch the engine builds on this card now (%s of %s free)\n",
                 bytes_text(int64_t(g.free_bytes)).c_str(), bytes_text(int64_t(g.card_bytes)).c_str());
     std::printf("  %-44s %s\n", "training, recomputing", group_digits(g.max_batch_training).c_str());
     std::printf("  %-44s %s\n", "inference", group_digits(g.max_batch_inference).c_str());
@@ -176,8 +183,8 @@ Command add_complexity_command(CLI::App& app) {
                   "do not build the oneDNN primitives to measure their scratchpad (faster; it is then left out)");
     cmd->add_flag("--json", o->json, "also print every figure as one JSON object, on the last line");
     cmd->add_option("--device", o->device,
-                    "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N: on a GPU, also what the GPU "
-                    "engine allocates there and the largest batch that allocates on the card")
+                    "cpu, or cuda, cuda:N or auto (a GPU when one is visible): on a GPU, also what the GPU engine "
+                    "allocates there and the largest batches it builds on the card (some twenty builds)")
         ->capture_default_str();
     return {cmd, [o] { return run_complexity(*o); }};
 }

@@ -40,6 +40,7 @@ DeviceChoice choose_device(const std::string& flag) {
         throw std::invalid_argument("--device " + flag + ": there is no GPU " + std::to_string(index) + " (" +
                                     std::to_string(count) + " visible, from cuda:0)");
     const GpuEngine* engine = gpu_engine();
+    if (!engine && flag == "auto") return {DeviceKind::cpu, 0, "the CPU (" + why_no_gpu_engine() + ")"};
     if (!engine) throw std::invalid_argument("--device " + flag + ": " + why_no_gpu_engine() + cpu_instead);
     return gpu(*engine, index);
 }

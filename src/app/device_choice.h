@@ -55,8 +55,9 @@ struct DeviceChoice {
 };
 
 // --device: "cpu", "cuda" (the first GPU), "cuda:N", or "auto", as the lecture's notebook chooses:
-// a GPU when one is visible, else the CPU. Throws std::invalid_argument, one line, for a GPU this
-// program cannot use (none visible, none with that number, or no GPU engine).
+// a GPU when one is visible (and the GPU engine loads), else the CPU, saying why. Throws
+// std::invalid_argument, one line, for a GPU this program cannot use (none visible, none with
+// that number, or no GPU engine).
 DeviceChoice choose_device(const std::string& flag);
 
 // The precision to run on `device`: as asked on a GPU (the engine is built for Hopper, whose

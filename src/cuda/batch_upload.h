@@ -17,7 +17,7 @@ class BatchUpload {
 public:
     // image_floats: one batch's images (N*C*H*W); compute: the stream the network runs on.
     BatchUpload(int64_t image_floats, int64_t batch, cudaStream_t compute);
-    ~BatchUpload();
+    ~BatchUpload();  // waits for the copies in flight
     BatchUpload(const BatchUpload&) = delete;
     BatchUpload& operator=(const BatchUpload&) = delete;
 
@@ -33,13 +33,13 @@ public:
 
 private:
     struct Slot {
-        float* host_images = nullptr;  // pinned
-        int32_t* host_labels = nullptr;
+        Slot(int64_t image_floats, int64_t batch);
+        PinnedBuffer host_images, host_labels;
         DeviceBuffer images, labels;
-        cudaEvent_t copied = nullptr, released = nullptr;
+        Event copied, released;
     };
-    int64_t image_floats_, batch_;
-    cudaStream_t compute_, copy_ = nullptr;
+    cudaStream_t compute_;
+    Stream copy_;
     Slot slots_[2];
     int current_ = 1;
 };

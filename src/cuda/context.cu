@@ -65,4 +65,16 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
     return *this;
 }
 
+PinnedBuffer::PinnedBuffer(size_t bytes) { CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&data_), bytes)); }
+PinnedBuffer::~PinnedBuffer() { cudaFreeHost(data_); }
+
+Stream::Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+Stream::~Stream() {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+}
+
+Event::Event() { CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
+Event::~Event() { cudaEventDestroy(event_); }
+
 }  // namespace dn::cuda

@@ -1,5 +1,6 @@
 // defines: cuda::Context (one GPU: its stream, and the cuDNN and cuBLAS handles bound to it),
-//          cuda::DeviceBuffer
+//          cuda::DeviceBuffer, cuda::PinnedBuffer, cuda::Stream, cuda::Event (owners of what the
+//          CUDA runtime hands out, freed with them)
 #pragma once
 #include "cuda/conv.h"
 
@@ -59,6 +60,45 @@ public:
 private:
     char* data_ = nullptr;
     size_t size_ = 0;
+};
+
+// Page-locked host memory, which the GPU's copy engines read while the host goes on.
+class PinnedBuffer {
+public:
+    explicit PinnedBuffer(size_t bytes);
+    ~PinnedBuffer();
+    PinnedBuffer(const PinnedBuffer&) = delete;
+    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+    char* bytes() const { return data_; }
+
+private:
+    char* data_ = nullptr;
+};
+
+// A non-blocking stream of its own; destroyed once its work is done.
+class Stream {
+public:
+    Stream();
+    ~Stream();
+    Stream(const Stream&) = delete;
+    Stream& operator=(const Stream&) = delete;
+    cudaStream_t get() const { return stream_; }
+
+private:
+    cudaStream_t stream_ = nullptr;
+};
+
+// An event for ordering only (no timing).
+class Event {
+public:
+    Event();
+    ~Event();
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+    cudaEvent_t get() const { return event_; }
+
+private:
+    cudaEvent_t event_ = nullptr;
 };
 
 }  // namespace dn::cuda

@@ -86,7 +86,7 @@ DenseNet::DenseNet(Context& ctx, Parameters& params, DeviceParameters& device, c
       plan_(plan_activations(params.config(), shape, intermediates, pass, precision)), pass_(pass),
       arena_(plan_.memory.total_bytes()),
       weights_ohwi_(conv_weight_bytes(params, plan_.activation)),
-      loss_(size_t(1 + 2 * shape.batch) * sizeof(float)) {  // the loss, then its rows' terms
+      loss_(sizeof(LossRow) * size_t(1 + shape.batch)) {  // the loss in the first row's place, then the rows
     const int64_t N = shape.batch;
     const DType act = plan_.activation;
     size_t offset = 0, workspace = 0;
@@ -333,8 +333,9 @@ void DenseNet::head_forward(StepMode mode) {
     global_avg_pool_forward(at(plan_.pooled), activated, ctx_.stream());
     const LinearParams& fc = params_.classifier;
     classifier_->forward(at(plan_.logits), at(plan_.pooled), device_.at(fc.weight), device_.at(fc.bias), ctx_.stream());
-    log_softmax_nll_forward(loss_.floats(), at(plan_.log_probs), loss_.floats() + 1, at(plan_.logits), labels_, x.n,
-                            fc.out_features, train ? label_smoothing_ : 0.0, ctx_.stream());
+    log_softmax_nll_forward(loss_.floats(), at(plan_.log_probs), reinterpret_cast<LossRow*>(loss_.bytes()) + 1,
+                            at(plan_.logits), labels_, x.n, fc.out_features, train ? label_smoothing_ : 0.0,
+                            ctx_.stream());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 #include "cuda/host_classifier.h"
 
 #include "cuda/cuda_check.h"
+#include "cuda/loss.h"
 
 #include <stdexcept>
 
@@ -24,6 +25,7 @@ DeviceClassifier::DeviceClassifier(Context& ctx, Parameters& params, DeviceParam
 
 float DeviceClassifier::forward(const float* images_nchw, const int32_t* labels, Mode mode) {
     if (mode != Mode::eval) throw std::logic_error("cuda::DeviceClassifier evaluates (Mode::eval) only");
+    check_labels(labels, shape_.batch, classes_);
     const cudaStream_t stream = ctx_.stream();
     CUDA_CHECK(cudaMemcpyAsync(images_.bytes(), images_nchw, images_.size(), cudaMemcpyHostToDevice, stream));
     CUDA_CHECK(cudaMemcpyAsync(labels_.bytes(), labels, labels_.size(), cudaMemcpyHostToDevice, stream));

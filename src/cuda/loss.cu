@@ -2,13 +2,15 @@
 
 #include "cuda/cuda_check.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace dn::cuda {
 
 namespace {
-// One thread per row, as the CPU: K is 10 or 1000, and N rows are few. row_loss[n] is the row's
-// -log p[label], row_loss[N + n] its -mean_k log p[k] (label smoothing's term).
-__global__ void rows_forward(float* log_probs, float* row_loss, const float* logits, const int32_t* labels,
-                             int64_t N, int64_t K) {
+// One thread per row, as the CPU: K is 10 or 1000, and N rows are few.
+__global__ void rows_forward(float* log_probs, LossRow* rows, const float* logits, const int32_t* labels, int64_t N,
+                             int64_t K) {
     const int64_t n = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (n >= N) return;
     const float* z = logits + n * K;
@@ -24,19 +26,19 @@ __global__ void rows_forward(float* log_probs, float* row_loss, const float* log
         row += lp[k];
     }
     const int32_t label = labels[n];
-    row_loss[n] = label >= 0 && label < K ? -lp[label] : __int_as_float(0x7fc00000);
-    row_loss[N + n] = float(-row / double(K));
+    rows[n].nll = label >= 0 && label < K ? -lp[label] : __int_as_float(0x7fc00000);
+    rows[n].smooth = -row / double(K);
 }
 
 // The sums in double, in row order, as the CPU's.
-__global__ void mean_of_rows(float* loss, const float* row_loss, int64_t N, double label_smoothing) {
+__global__ void mean_of_rows(float* loss, const LossRow* rows, int64_t N, double label_smoothing) {
     double nll = 0.0, smooth = 0.0;
-    for (int64_t n = 0; n < N; ++n) nll += double(row_loss[n]);
+    for (int64_t n = 0; n < N; ++n) nll += double(rows[n].nll);
     if (label_smoothing == 0.0) {
         *loss = float(nll / double(N));
         return;
     }
-    for (int64_t n = 0; n < N; ++n) smooth += double(row_loss[N + n]);
+    for (int64_t n = 0; n < N; ++n) smooth += rows[n].smooth;
     *loss = float(((1.0 - label_smoothing) * nll + label_smoothing * smooth) / double(N));
 }
 
@@ -49,10 +51,17 @@ __global__ void rows_backward(float* dlogits, const float* log_probs, const int3
 }
 }  // namespace
 
-void log_softmax_nll_forward(float* loss, float* log_probs, float* row_loss, const float* logits, const int32_t* labels,
+void check_labels(const int32_t* labels, int64_t batch, int64_t classes) {
+    for (int64_t n = 0; n < batch; ++n)
+        if (labels[n] < 0 || labels[n] >= classes)
+            throw std::out_of_range("label " + std::to_string(labels[n]) + " is outside [0, " + std::to_string(classes) +
+                                    ")");
+}
+
+void log_softmax_nll_forward(float* loss, float* log_probs, LossRow* rows, const float* logits, const int32_t* labels,
                              int64_t batch, int64_t classes, double label_smoothing, cudaStream_t stream) {
-    rows_forward<<<unsigned((batch + 127) / 128), 128, 0, stream>>>(log_probs, row_loss, logits, labels, batch, classes);
-    mean_of_rows<<<1, 1, 0, stream>>>(loss, row_loss, batch, label_smoothing);
+    rows_forward<<<unsigned((batch + 127) / 128), 128, 0, stream>>>(log_probs, rows, logits, labels, batch, classes);
+    mean_of_rows<<<1, 1, 0, stream>>>(loss, rows, batch, label_smoothing);
     CUDA_CHECK(cudaGetLastError());
 }
 

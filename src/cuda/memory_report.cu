@@ -15,14 +15,16 @@
 namespace dn::cuda {
 
 namespace {
-// A build that ran out of device memory: false. Anything else is not the batch's fault: thrown.
-bool allocates(const std::function<void()>& build) {
+// Whether the engine builds at a batch: every allocation on the card and in pinned host memory,
+// and every cuDNN descriptor (cuDNN refuses tensors of 2^31 elements and more, below some
+// cards' memory), succeed. A failed build frees what it had; its error is not a sticky one.
+bool builds(const std::function<void()>& build, std::string* why = nullptr) {
     try {
         build();
         return true;
-    } catch (const std::runtime_error& e) {
-        if (std::string(e.what()).find("out of memory") == std::string::npos) throw;
-        (void)cudaGetLastError();  // clear the failed allocation's error
+    } catch (const std::exception& e) {
+        (void)cudaGetLastError();  // clear a failed allocation's error
+        if (why) *why = e.what();
         return false;
     }
 }
@@ -61,7 +63,7 @@ MemoryReport measure_memory(const MemorySetup& s) {
     r.device = device_name(s.device);
     CUDA_CHECK(cudaSetDevice(s.device));
     CUDA_CHECK(cudaMemGetInfo(&r.free_bytes, &r.card_bytes));
-    {
+    const auto measure_training = [&] {
         const size_t before = DeviceBuffer::live_bytes();
         const TrainingRun run(cfg, shape(s.batch_size), s);
         TrainingBytes& t = r.training;
@@ -73,18 +75,20 @@ MemoryReport measure_memory(const MemorySetup& s) {
         t.batches = 2 * size_t(s.batch_size) * (size_t(cfg.in_channels * s.input_size * s.input_size) * sizeof(float) +
                                                  sizeof(int32_t));
         t.tester = t.total - net.total() - t.parameters - t.batches;  // and the clipping's few bytes
-    }
-    {
+    };
+    const auto measure_inference = [&] {
         Parameters params(cfg);
         const size_t before = DeviceBuffer::live_bytes();
         const HostClassifier classifier(params, shape(s.batch_size), s.precision, s.device);
         r.inference = DeviceBuffer::live_bytes() - before;
-    }
+    };
+    builds(measure_training, &r.training_error);
+    builds(measure_inference, &r.inference_error);
     r.max_batch_training = largest_batch(
-        [&](int64_t batch) { return allocates([&] { TrainingRun run(cfg, shape(batch), s); }); }, s.batch_size);
+        [&](int64_t batch) { return builds([&] { TrainingRun run(cfg, shape(batch), s); }); }, s.batch_size);
     r.max_batch_inference = largest_batch(
         [&](int64_t batch) {
-            return allocates([&] {
+            return builds([&] {
                 Parameters params(cfg);
                 HostClassifier classifier(params, shape(batch), s.precision, s.device);
             });

@@ -35,12 +35,16 @@ struct MemoryReport {
     size_t free_bytes = 0;   // free when measured (others' processes take their share)
     TrainingBytes training;  // at setup.batch_size
     size_t inference = 0;    // what eval and predict allocate (cuda::HostClassifier), in all
-    // The largest batches whose engines allocate on this card now (0: not even one image).
+    // Why the engine did not build at setup.batch_size (its figures are then 0); empty if it did.
+    std::string training_error, inference_error;
+    // The largest batches whose engines build on this card now (0: not even one image): their
+    // memory allocates, and cuDNN takes their tensors.
     int64_t max_batch_training = 0, max_batch_inference = 0;
 };
 
 // Builds the engines on setup.device: at setup.batch_size for the figures, then as many times as a
-// search for the largest batches takes (doubling, then halving the gap: some twenty builds).
+// search for the largest batches takes (doubling, then halving the gap: some twenty builds). A
+// build that fails only says the batch does not fit; an unusable GPU throws.
 MemoryReport measure_memory(const MemorySetup& setup);
 
 }  // namespace dn::cuda

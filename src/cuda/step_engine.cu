@@ -1,6 +1,7 @@
 #include "cuda/step_engine.h"
 
 #include "cuda/cuda_check.h"
+#include "cuda/loss.h"
 
 #include <stdexcept>
 
@@ -17,17 +18,15 @@ ParameterUpdate& supported(ParameterUpdate& update) {
         throw std::invalid_argument("--ema-decay: the GPU engine keeps no weight average yet; train it on the CPU "
                                     "(--device cpu)");
     const Optimizer& optimizer = update.optimizer();
-    if (const auto* adam = dynamic_cast<const Adam*>(&optimizer); adam && adam->options().amsgrad)
+    if (optimizer.kind() == OptimizerKind::adam && static_cast<const Adam&>(optimizer).options().amsgrad)
         throw std::invalid_argument("the GPU engine's Adam has no amsgrad");
-    if (!dynamic_cast<const Adam*>(&optimizer) && !dynamic_cast<const Sgd*>(&optimizer))
-        throw std::invalid_argument("the GPU engine steps Adam, AdamW and SGD only");
     return update;
 }
 }  // namespace
 
 GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const StepEngineSetup& setup, int device,
                              Tf32 tf32)
-    : params_(params), update_(supported(update)), classes_(params.config().num_classes),
+    : update_(supported(update)), classes_(params.config().num_classes),
       ctx_(device, tf32), device_(params),
       net_(ctx_, params, device_.upload(ctx_.stream()), setup.shape, Pass::training, setup.intermediates,
            setup.precision),
@@ -40,7 +39,10 @@ GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const 
     from_host();
 }
 
+GpuStepEngine::~GpuStepEngine() { cudaStreamSynchronize(ctx_.stream()); }  // before the buffers go
+
 float GpuStepEngine::forward(const float* images_nchw, const int32_t* labels) {
+    check_labels(labels, net_.plan().shape.batch, classes_);
     const BatchUpload::DeviceBatch batch = batches_.upload(images_nchw, labels);
     net_.forward(batch.images, batch.labels, StepMode::train);
     CUDA_CHECK(cudaMemcpyAsync(logits_.data(), net_.logits(), logits_.size() * sizeof(float), cudaMemcpyDeviceToHost,
@@ -67,11 +69,11 @@ void GpuStepEngine::step_optimizer(int64_t step) {
     float* values = device_.values();
     const float* grads = device_.grads();
     const cudaStream_t stream = ctx_.stream();
-    const auto* adam = dynamic_cast<const Adam*>(&optimizer);
+    const bool adam = optimizer.kind() == OptimizerKind::adam;
     for (const DecayRange& r : optimizer.ranges()) {
         const int64_t n = r.end - r.begin;
         if (adam) {
-            const AdamOptions& o = adam->options();
+            const AdamOptions& o = static_cast<const Adam&>(optimizer).options();
             adam_step(values + r.begin, state_[0].floats() + r.begin, state_[1].floats() + r.begin, grads + r.begin, n,
                       adam_step_scalars(o, step, r.decayed ? o.weight_decay : 0.0), stream);
         } else {

@@ -25,6 +25,9 @@ namespace dn::cuda {
 class GpuStepEngine final : public StepEngine {
 public:
     GpuStepEngine(Parameters& params, ParameterUpdate& update, const StepEngineSetup& setup, int device, Tf32 tf32);
+    ~GpuStepEngine() override;  // waits for the work in flight
+    GpuStepEngine(const GpuStepEngine&) = delete;
+    GpuStepEngine& operator=(const GpuStepEngine&) = delete;
 
     float forward(const float* images_nchw, const int32_t* labels) override;
     const float* logits() const override { return logits_.data(); }
@@ -39,7 +42,6 @@ public:
 private:
     void step_optimizer(int64_t step);
 
-    Parameters& params_;
     ParameterUpdate& update_;
     int64_t classes_;
     Context ctx_;

@@ -1,4 +1,4 @@
-// defines: WeightDecay, AdamOptions, AdamStepScalars, adam_step_scalars, Adam, SgdOptions, SgdStepScalars,
+// defines: WeightDecay, OptimizerKind, AdamOptions, AdamStepScalars, adam_step_scalars, Adam, SgdOptions, SgdStepScalars,
 //          sgd_step_scalars, Sgd, DecayExclusion,
 //          no_decay_ranges, DecayRange, decay_ranges: PyTorch's torch.optim.Adam, AdamW and SGD, step for step
 #pragma once
@@ -69,10 +69,14 @@ struct DecayRange {
 };
 std::vector<DecayRange> decay_ranges(int64_t count, const std::vector<DecayExclusion>& excluded);
 
+// Which one: for an engine that steps the optimizer's state itself (the GPU's) from its options.
+enum class OptimizerKind { adam, sgd };
+
 // What the trainer needs of any optimizer.
 class Optimizer {
 public:
     virtual ~Optimizer() = default;
+    virtual OptimizerKind kind() const = 0;
     virtual void step(float* values, const float* grads) = 0;
     virtual int64_t steps() const = 0;
     virtual double learning_rate() const = 0;  // what the next step uses (for the logs)
@@ -99,6 +103,7 @@ public:
 class Adam : public Optimizer {
 public:
     Adam(int64_t count, const AdamOptions& options);
+    OptimizerKind kind() const override { return OptimizerKind::adam; }
     void step(float* values, const float* grads) override;
 
     int64_t steps() const override { return steps_; }
@@ -129,6 +134,7 @@ private:
 class Sgd : public Optimizer {
 public:
     Sgd(int64_t count, const SgdOptions& options);
+    OptimizerKind kind() const override { return OptimizerKind::sgd; }
     void step(float* values, const float* grads) override;
 
     int64_t steps() const override { return steps_; }

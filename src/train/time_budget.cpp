@@ -29,6 +29,10 @@ StepTimes time_steps(StepEngine& engine, Parameters& params, Optimizer& optimize
     std::vector<std::vector<float>> saved_state;
     for (std::span<float> array : optimizer.state_arrays()) saved_state.emplace_back(array.begin(), array.end());
     const int64_t saved_steps = optimizer.steps(), saved_updates = average ? average->updates() : 0;
+    // The steps run the optimizer's arithmetic at lr 0: the weights stay sane (a OneCycle max_lr
+    // from the first step could make them NaN), and are restored anyway.
+    const double saved_lr = optimizer.learning_rate();
+    optimizer.set_learning_rate(0.0);
     Parameters saved_average(params.config());
     if (average) saved_average.copy_state_from(average->averaged());
     StepTimes times;
@@ -63,6 +67,7 @@ StepTimes time_steps(StepEngine& engine, Parameters& params, Optimizer& optimize
     std::vector<std::span<float>> state = optimizer.state_arrays();
     for (size_t i = 0; i < state.size(); ++i) std::copy(saved_state[i].begin(), saved_state[i].end(), state[i].begin());
     optimizer.set_steps(saved_steps);
+    optimizer.set_learning_rate(saved_lr);
     if (average) {
         average->averaged().copy_state_from(saved_average);
         average->set_updates(saved_updates);

@@ -16,7 +16,8 @@ struct StepTimes {
     double test_batch_seconds = 0.0;  // its forward passes in eval mode (two with flip averaging)
 };
 
-// Times `steps` training steps (after up to five untimed ones) on the run's engine, and five test
+// Times `steps` training steps (after up to five untimed ones) on the run's engine, its update at
+// lr 0 (the run's schedule is set only once its steps are fitted), and five test
 // batches (after one, each with the forward passes `tta` takes) on its tester, each on its own,
 // and keeps the median of each; then puts the weights, statistics, batch counts, the optimizer's
 // state and the average (when the run keeps one) back as they were: the run starts as if nothing

@@ -334,7 +334,8 @@ void test_loss(double e) {
     const std::vector<float> logits = random_floats(size_t(B * K), 0.0f, 3.0f, 8);
     std::vector<int32_t> labels(B);
     for (int64_t i = 0; i < B; ++i) labels[size_t(i)] = int32_t((i * 7) % K);
-    Device<float> z(logits), lp{size_t(B * K)}, rows{size_t(2 * B)}, loss{1}, dz{size_t(B * K)};
+    Device<float> z(logits), lp{size_t(B * K)}, loss{1}, dz{size_t(B * K)};
+    Device<LossRow> rows{size_t(B)};
     Device<int32_t> y(labels);
     log_softmax_nll_forward(loss.ptr, lp.ptr, rows.ptr, z.ptr, y.ptr, B, K, e, nullptr);
     std::vector<double> lp_ref(size_t(B * K)), d_ref(size_t(B * K));

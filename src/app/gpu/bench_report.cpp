@@ -60,6 +60,8 @@ nlohmann::ordered_json gpu_memory_json(const cuda::MemoryReport& g) {
                           {"scratch", t.scratch}, {"parameters", t.parameters}, {"batches", t.batches},
                           {"tester", t.tester}, {"total", t.total}}},
             {"inference_total", g.inference},
+            {"training_error", g.training_error},
+            {"inference_error", g.inference_error},
             {"max_batch_training", g.max_batch_training},
             {"max_batch_inference", g.max_batch_inference}};
 }
