@@ -223,19 +223,6 @@ void share_resumed_run(DataParallel& replicas, Optimizer& optimizer, WeightAvera
     state = run_state_from_json(nlohmann::json::parse(text));
 }
 
-// The test of the average of the weights (on the CPU engine, whose tester loads the host's
-// parameters): it takes the trained weights' place in the parameters for the test, and gives it
-// back whatever happens.
-std::optional<EvalResult> test_average(StepEngine& engine, Parameters& params, WeightAverage& average,
-                                       BatchLoader& loader, Communicator& comm, TestTimeAugment tta) {
-    struct Exchange {
-        Parameters &a, &b;
-        Exchange(Parameters& x, Parameters& y) : a(x), b(y) { a.swap_state(b); }
-        ~Exchange() { a.swap_state(b); }
-    } exchange(params, average.averaged());
-    return evaluate_sharded(engine.tester(), loader, "  testing the EMA", comm, &g_interrupted, tta);
-}
-
 int run_train(const TrainCommand& cmd, Communicator& comm) {
     const auto started = std::chrono::steady_clock::now();
     auto seconds_since = [](std::chrono::steady_clock::time_point t) {
@@ -268,9 +255,7 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                                     "than the " + std::to_string(comm.size()) + " processes that share it");
     // What the GPU engine does not do yet: with --device auto the run takes the CPU and says why,
     // with a GPU named it is a one-line error.
-    const char* gpu_lacks = comm.size() > 1 ? "several processes (the GPU engine has no NCCL yet)"
-                            : r.ema_decay > 0 ? "--ema-decay (the GPU engine keeps no weight average yet)"
-                                              : nullptr;
+    const char* gpu_lacks = comm.size() > 1 ? "several processes (the GPU engine has no NCCL yet)" : nullptr;
     const DeviceChoice device =
         c.device == "auto" && gpu_lacks ? DeviceChoice{DeviceKind::cpu, 0, std::string("the CPU (a GPU would lack ") +
                                                                                 gpu_lacks + ")"}
@@ -408,7 +393,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
 
     // Rank 0 alone reads and writes the run folder; the others get what it read from it.
     RunFolder run(out, {cfg, r.input_size, train_set.class_names, r.dataset, r.normalize});
-    run.keep_average(average.get(), r.test_ema ? TestedWeights::average : TestedWeights::trained);
+    const TestedWeights tested = r.test_ema ? TestedWeights::average : TestedWeights::trained;
+    run.keep_average(average.get(), tested);
     if (resuming) {
         if (root) state = run.resume(params, *optimizer, initial);
         share_resumed_run(replicas, *optimizer, average.get(), state);
@@ -494,11 +480,11 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                         stop, replicas, log_step);
         if (end == EpochEnd::diverged) return diverged();
         if (end == EpochEnd::stopped) return stopped();
-        // The tester takes this epoch's weights and statistics (test_average, the average's).
+        // The tester takes this epoch's weights and statistics, or their average's.
         const auto training_ended = std::chrono::steady_clock::now();
         const std::optional<EvalResult> test =
-            r.test_ema ? test_average(*engine, params, *average, test_loader, comm, tta)
-                       : evaluate_sharded(engine->tester(), test_loader, "  testing", comm, &g_interrupted, tta);
+            evaluate_sharded(engine->tester(tested), test_loader, r.test_ema ? "  testing the EMA" : "  testing", comm,
+                             &g_interrupted, tta);
         if (!test) return stopped();  // the epoch's training is saved; --resume runs its test
         if (!std::isfinite(test->loss)) return diverged();  // the last step left non-finite weights
 

@@ -30,7 +30,9 @@ public:
 
     float* values() const { return values_.floats(); }
     float* grads() const { return grads_.floats(); }
+    float* running_stats() const { return running_.floats(); }
     int64_t count() const { return params_.count(); }
+    int64_t running_count() const { return params_.running_count(); }
     // The device address of a host pointer into params' values, gradients or running statistics.
     float* at(const float* host) const;
 

@@ -33,6 +33,11 @@ __global__ void sgd_kernel(float* values, float* buf, const float* grads, int64_
     values[i] += -s.lr * d;
 }
 
+__global__ void blend_kernel(float* a, const float* p, int64_t n, float keep, float take) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) a[i] = __fadd_rn(__fmul_rn(keep, a[i]), __fmul_rn(take, p[i]));  // no FMA contraction
+}
+
 constexpr int kNormThreads = 256;
 
 // One block per parameter: its gradient's squares summed in double, the root as a float.
@@ -82,6 +87,12 @@ void sgd_step(float* values, float* momentum_buffer, const float* grads, int64_t
               cudaStream_t stream) {
     if (n == 0) return;
     sgd_kernel<<<blocks_of(n), 256, 0, stream>>>(values, momentum_buffer, grads, n, s);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void blend_average(float* average, const float* model, int64_t n, float keep, float take, cudaStream_t stream) {
+    if (n == 0) return;
+    blend_kernel<<<blocks_of(n), 256, 0, stream>>>(average, model, n, keep, take);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -1,6 +1,6 @@
 // defines: cuda::adam_step, cuda::sgd_step (torch.optim.Adam/AdamW and SGD over a range of the
 //          one flat parameter buffer, one kernel each), cuda::GradientNorm (clip_grad_norm_ on the
-//          device)
+//          device), cuda::blend_average (the weight average's update)
 #pragma once
 #include "cuda/context.h"
 #include "model/parameters.h"
@@ -19,6 +19,10 @@ void adam_step(float* values, float* exp_avg, float* exp_avg_sq, const float* gr
 // values (n) and, with momentum, momentum_buffer (n): as the CPU's Sgd (sgd_step_scalars).
 void sgd_step(float* values, float* momentum_buffer, const float* grads, int64_t n, const SgdStepScalars& s,
               cudaStream_t stream);
+
+// average (n) = keep * average + take * model, each product and the sum rounded on its own, as
+// PyTorch's ops (AveragedModel's EMA; WeightAverage::update on the CPU).
+void blend_average(float* average, const float* model, int64_t n, float keep, float take, cudaStream_t stream);
 
 // torch.nn.utils.clip_grad_norm_ over the device gradients of a parameter table, as the CPU's
 // clip_grad_norm (train/parameter_update.h): each parameter's gradient norm (its squares summed in

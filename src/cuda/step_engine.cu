@@ -12,11 +12,8 @@ int64_t image_floats(const Parameters& params, const RunShape& s) {
     return s.batch * params.config().in_channels * s.height * s.width;
 }
 
-// What this engine cannot do yet, refused before anything is allocated.
+// What this engine cannot do, refused before anything is allocated.
 ParameterUpdate& supported(ParameterUpdate& update) {
-    if (update.rules().average)
-        throw std::invalid_argument("--ema-decay: the GPU engine keeps no weight average yet; train it on the CPU "
-                                    "(--device cpu)");
     const Optimizer& optimizer = update.optimizer();
     if (optimizer.kind() == OptimizerKind::adam && static_cast<const Adam&>(optimizer).options().amsgrad)
         throw std::invalid_argument("the GPU engine's Adam has no amsgrad");
@@ -26,7 +23,7 @@ ParameterUpdate& supported(ParameterUpdate& update) {
 
 GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const StepEngineSetup& setup, int device,
                              Tf32 tf32)
-    : update_(supported(update)), classes_(params.config().num_classes),
+    : params_(params), update_(supported(update)), classes_(params.config().num_classes),
       ctx_(device, tf32), device_(params),
       net_(ctx_, params, device_.upload(ctx_.stream()), setup.shape, Pass::training, setup.intermediates,
            setup.precision),
@@ -36,6 +33,11 @@ GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const 
       norm_(params) {
     net_.set_label_smoothing(setup.label_smoothing);
     for (std::span<float> array : update.optimizer().state_arrays()) state_.emplace_back(array.size_bytes());
+    if (WeightAverage* average = update.rules().average) {
+        average_ = std::make_unique<DeviceParameters>(average->averaged());
+        average_tester_ = std::make_unique<DeviceClassifier>(ctx_, average->averaged(), *average_, setup.shape,
+                                                             setup.precision);
+    }
     from_host();
 }
 
@@ -59,8 +61,27 @@ AppliedUpdate GpuStepEngine::backward_and_update() {
     applied.step = update_.optimizer().steps() + 1;
     step_optimizer(applied.step);
     update_.optimizer().set_steps(applied.step);
+    fold_into_average();
     net_.load_weights();
     return applied;
+}
+
+// As WeightAverage::update: the first copies the model, later ones blend it in (the batch counts
+// on the host, where the network counts them).
+void GpuStepEngine::fold_into_average() {
+    WeightAverage* average = update_.rules().average;
+    if (!average) return;
+    const cudaStream_t stream = ctx_.stream();
+    if (average->update_counts(params_)) {
+        CUDA_CHECK(cudaMemcpyAsync(average_->values(), device_.values(), size_t(device_.count()) * sizeof(float),
+                                   cudaMemcpyDeviceToDevice, stream));
+        CUDA_CHECK(cudaMemcpyAsync(average_->running_stats(), device_.running_stats(),
+                                   size_t(device_.running_count()) * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+        return;
+    }
+    blend_average(average_->values(), device_.values(), device_.count(), average->keep(), average->take(), stream);
+    blend_average(average_->running_stats(), device_.running_stats(), device_.running_count(), average->keep(),
+                  average->take(), stream);
 }
 
 // One launch per decay range: one in all unless some parameters are excluded from decay.
@@ -85,9 +106,12 @@ void GpuStepEngine::step_optimizer(int64_t step) {
     }
 }
 
-Classifier& GpuStepEngine::tester() {
-    tester_.load_weights();
-    return tester_;
+Classifier& GpuStepEngine::tester(TestedWeights weights) {
+    if (weights == TestedWeights::average && !average_tester_)
+        throw std::logic_error("GpuStepEngine::tester: the run keeps no average of its weights");
+    DeviceClassifier& net = weights == TestedWeights::average ? *average_tester_ : tester_;
+    net.load_weights();
+    return net;
 }
 
 void GpuStepEngine::to_host() {
@@ -97,6 +121,7 @@ void GpuStepEngine::to_host() {
         if (!arrays[i].empty())
             CUDA_CHECK(cudaMemcpyAsync(arrays[i].data(), state_[i].bytes(), arrays[i].size_bytes(),
                                        cudaMemcpyDeviceToHost, stream));
+    if (average_) average_->download(stream);
     device_.download(stream);  // synchronises, the copies above with it
 }
 
@@ -107,6 +132,7 @@ void GpuStepEngine::from_host() {
         if (!arrays[i].empty())
             CUDA_CHECK(cudaMemcpyAsync(state_[i].bytes(), arrays[i].data(), arrays[i].size_bytes(),
                                        cudaMemcpyHostToDevice, stream));
+    if (average_) average_->upload(stream);
     device_.upload(stream);  // synchronises, the copies above with it
     net_.load_weights();
 }

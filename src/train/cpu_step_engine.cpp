@@ -1,5 +1,7 @@
 #include "train/cpu_step_engine.h"
 
+#include <stdexcept>
+
 namespace dn {
 
 CpuStepEngine::CpuStepEngine(Parameters& params, ParameterUpdate& update, DataParallel& replicas,
@@ -9,6 +11,9 @@ CpuStepEngine::CpuStepEngine(Parameters& params, ParameterUpdate& update, DataPa
       tester_(ctx_, params, setup.shape, Pass::inference, Intermediates::recompute, setup.precision) {
     net_.set_replica_sync(&replicas);
     net_.set_label_smoothing(setup.label_smoothing);
+    if (WeightAverage* average = update.rules().average)
+        average_tester_ = std::make_unique<DenseNet>(ctx_, average->averaged(), setup.shape, Pass::inference,
+                                                     Intermediates::recompute, setup.precision);
 }
 
 float CpuStepEngine::forward(const float* images_nchw, const int32_t* labels) {
@@ -25,9 +30,12 @@ AppliedUpdate CpuStepEngine::backward_and_update() {
     return applied;
 }
 
-Classifier& CpuStepEngine::tester() {
-    tester_.load_weights();
-    return tester_;
+Classifier& CpuStepEngine::tester(TestedWeights weights) {
+    if (weights == TestedWeights::average && !average_tester_)
+        throw std::logic_error("CpuStepEngine::tester: the run keeps no average of its weights");
+    DenseNet& net = weights == TestedWeights::average ? *average_tester_ : tester_;
+    net.load_weights();
+    return net;
 }
 
 }  // namespace dn

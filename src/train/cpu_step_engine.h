@@ -6,6 +6,8 @@
 #include "ops/dnnl_context.h"
 #include "train/step_engine.h"
 
+#include <memory>
+
 namespace dn {
 
 class CpuStepEngine final : public StepEngine {
@@ -18,7 +20,7 @@ public:
     const float* logits() const override { return net_.logits(); }
     int64_t classes() const override { return net_.classes(); }
     AppliedUpdate backward_and_update() override;
-    Classifier& tester() override;
+    Classifier& tester(TestedWeights weights) override;
     void to_host() override {}  // the network works on the host's parameters
     void from_host() override { net_.load_weights(); }
     size_t activation_bytes() const override { return net_.plan().memory.total_bytes(); }
@@ -31,8 +33,10 @@ private:
     DenseNet net_;
     // The tests run on an inference network over the same parameters, as `densenet eval` does: its
     // norms folded into its convolutions and its batch in cache-sized chunks, faster than the
-    // training network's eval mode. It reloads the weights before each test.
+    // training network's eval mode. It reloads the weights before each test. The average's, where
+    // the run keeps one, is another over the average's parameters.
     DenseNet tester_;
+    std::unique_ptr<DenseNet> average_tester_;
 };
 
 }  // namespace dn

@@ -14,8 +14,6 @@ namespace dn {
 
 enum class Checkpoints { last, last_and_best };
 enum class ExistingRun { refuse, overwrite };
-// Which weights the run's tests measure, and best.safetensors therefore keeps.
-enum class TestedWeights { trained, average };
 
 // RUN_DIR holds init.safetensors, last.safetensors and best.safetensors (torchvision state_dicts
 // whose metadata also records the optimizer step they were taken at), *.optim.safetensors with

@@ -37,9 +37,10 @@ public:
     // weight average, and the weights reloaded for the next forward.
     virtual AppliedUpdate backward_and_update() = 0;
 
-    // The inference network the tests run, its weights loaded from those the engine trains (on
-    // the CPU, the host's parameters as they are now).
-    virtual Classifier& tester() = 0;
+    // The inference network the tests run, its weights loaded from those the engine trains, or
+    // from their average where the run's update keeps one (on the CPU, the host's copies as they
+    // are now).
+    virtual Classifier& tester(TestedWeights weights) = 0;
 
     virtual void to_host() = 0;
     virtual void from_host() = 0;

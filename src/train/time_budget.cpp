@@ -54,7 +54,7 @@ StepTimes time_steps(StepEngine& engine, Parameters& params, Optimizer& optimize
     const int64_t test_batches = test_loader.batches_per_epoch();
     const int64_t untimed_tests = std::clamp<int64_t>(test_batches - 1, 0, 1), tests = std::min<int64_t>(5, test_batches - untimed_tests);
     std::vector<double> test_seconds;
-    Classifier& tester = engine.tester();
+    Classifier& tester = engine.tester(TestedWeights::trained);
     for (int64_t t = 0; t < untimed_tests + tests; ++t) {
         const Clock::time_point start = Clock::now();
         const Batch* batch = test_loader.next();

@@ -408,6 +408,21 @@ void test_sgd(bool nesterov) {
                  dv.download(), want, 1e-6);
 }
 
+// The weight average's blend: each product and the sum rounded on its own, as PyTorch's ops.
+void test_blend_average() {
+    const size_t n = 50001;
+    const std::vector<float> a = random_floats(n, 0.0f, 0.1f, 19), p = random_floats(n, 0.0f, 0.1f, 20);
+    Device<float> da(a), dp(p);
+    const float keep = float(0.999), take = float(1.0 - 0.999);
+    blend_average(da.ptr, dp.ptr, int64_t(n), keep, take, nullptr);
+    std::vector<double> want(n);
+    for (size_t i = 0; i < n; ++i) {
+        volatile float kept = keep * a[i], taken = take * p[i];  // each rounded, not contracted into an FMA
+        want[i] = double(float(kept + taken));
+    }
+    expect_close("blend_average: the EMA's update (rounded as PyTorch's)", da.download(), want, 1e-7);
+}
+
 // clip_grad_norm_ over a parameter table's gradients: one norm below the bound (unchanged), one above.
 void test_clip_grad_norm() {
     DenseNetConfig cfg = densenet_preset("densenet121", 10);
@@ -592,6 +607,7 @@ int main() {
         test_sgd(false);
         test_sgd(true);
         test_clip_grad_norm();
+        test_blend_average();
         cudnnHandle_t handle;
         if (cudnnCreate(&handle) != CUDNN_STATUS_SUCCESS) throw std::runtime_error("cudnnCreate failed");
         const ConvCase cases[] = {

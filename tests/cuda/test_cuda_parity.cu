@@ -219,7 +219,7 @@ void check_sgd_weights(const SafetensorsFile& expected, const Parameters& params
 // The engine `densenet train --device cuda` runs (GpuStepEngine): the fixture's 5 steps of Adam
 // (lr 1e-4) or SGD (lr 0.01, momentum 0.9) from the initial weights, host batches in, the
 // optimizer stepping on the device through the run's ParameterUpdate, then to_host() as a
-// checkpoint reads it, and its tester's eval loss.
+// checkpoint reads it, and its tester's eval loss; with the run's weight average on the device.
 void check_engine_steps(const FixtureRun& r, const std::string& optimizer_name) {
     Parameters params(r.params.config());
     load_checkpoint(params, r.dir + "/init.safetensors");
@@ -227,21 +227,35 @@ void check_engine_steps(const FixtureRun& r, const std::string& optimizer_name) 
     std::unique_ptr<Optimizer> optimizer;
     if (optimizer_name == "adam") optimizer = std::make_unique<Adam>(params.count(), AdamOptions{.lr = 1e-4});
     else optimizer = std::make_unique<Sgd>(params.count(), SgdOptions{.lr = 0.01, .momentum = 0.9});
-    ParameterUpdate update(*optimizer, {});
+    // The run's average of the weights (--ema-decay 0.9), blended on the device, against the
+    // host's WeightAverage folding in the same weights after every step.
+    WeightAverage average(params.config(), 0.9), reference(params.config(), 0.9);
+    ParameterUpdate update(*optimizer, {.average = &average});
     GpuStepEngine engine(params, update, {.shape = r.shape}, 0, Tf32::off);
     std::vector<float> losses;
     for (int step = 1; step <= 5; ++step) {
         losses.push_back(engine.forward(r.batch.input.data(), r.batch.labels.data()));
         engine.backward_and_update();
+        engine.to_host();
+        reference.update(params);
     }
-    engine.to_host();
+    const Parameters &got = average.averaged(), &want = reference.averaged();
+    const double values_err = relative_error(got.values(), want.values(), size_t(got.count()));
+    const double running_err = relative_error(got.running_stats(), want.running_stats(), size_t(got.running_count()));
+    if (values_err > 1e-6 || running_err > 1e-6)
+        fail_check(optimizer_name + ": the average on the device is off the host's by " + std::to_string(values_err) +
+                   " (weights), " + std::to_string(running_err) + " (running statistics)");
+    for (const auto& e : got.entries())
+        if (e.role == TensorRole::batch_count &&
+            *static_cast<const int64_t*>(got.data(e)) != *static_cast<const int64_t*>(want.data(e)))
+            fail_check(optimizer_name + ": the average's " + e.name + " differs from the host's");
     if (optimizer->steps() != 5) fail_check(optimizer_name + ": the optimizer counted " + std::to_string(optimizer->steps()) + " steps");
     const std::string what = "engine " + optimizer_name;
     expect_close(r.expected, what, losses.data(), optimizer_name + ".losses");
     if (optimizer_name == "adam") check_adam_weights(r.expected, params, init, 1e-4, 5);
     else check_sgd_weights(r.expected, params, init);
     // The noise elements move the eval loss too: 1e-3, as on the CPU.
-    const float eval_loss = engine.tester().forward(r.batch.input.data(), r.batch.labels.data(), Mode::eval);
+    const float eval_loss = engine.tester(TestedWeights::trained).forward(r.batch.input.data(), r.batch.labels.data(), Mode::eval);
     expect_close(r.expected, what, &eval_loss, optimizer_name + ".eval_loss", 1e-3);
 }
 
