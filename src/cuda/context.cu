@@ -3,6 +3,8 @@
 #include "cuda/cudnn_check.h"
 
 #include <atomic>
+#include <cstdio>
+#include <stdexcept>
 #include <utility>
 
 namespace dn::cuda {
@@ -47,7 +49,20 @@ void DeviceBuffer::reset_peak() { peak.store(live.load()); }
 
 DeviceBuffer::DeviceBuffer(size_t bytes) : size_(bytes) {
     if (!bytes) return;
-    CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&data_), bytes));
+    const cudaError_t status = cudaMalloc(reinterpret_cast<void**>(&data_), bytes);
+    if (status == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError();  // not a sticky error: the process can go on (a smaller batch)
+        size_t free = 0, total = 0;
+        cudaMemGetInfo(&free, &total);
+        char why[320];
+        std::snprintf(why, sizeof why,
+                      "the GPU is out of memory: %.1f MB more asked, %.1f MB already held by this run, %.1f of %.1f "
+                      "GB free. HINT: a smaller --batch-size; `densenet complexity --device cuda` gives the largest "
+                      "that fits",
+                      double(bytes) / 1e6, double(live.load()) / 1e6, double(free) / 1e9, double(total) / 1e9);
+        throw std::runtime_error(why);
+    }
+    CUDA_CHECK(status);
     count_allocation(bytes);
 }
 
