@@ -26,6 +26,10 @@ set(PLAN_SOURCES
   ${PROJECT_SOURCE_DIR}/src/train/weight_average.cpp)
 add_library(densenet_plan STATIC ${PLAN_SOURCES})
 target_include_directories(densenet_plan PUBLIC ${PROJECT_SOURCE_DIR}/src)
+# The average's blend rounds each product and the sum on its own, as PyTorch's ops and the GPU's
+# blend_average: no multiply-add contraction there (GCC contracts by default).
+set_source_files_properties(${PROJECT_SOURCE_DIR}/src/train/weight_average.cpp PROPERTIES COMPILE_OPTIONS
+                            -ffp-contract=off)
 find_package(OpenMP QUIET)
 if(OpenMP_CXX_FOUND)
   target_link_libraries(densenet_plan PUBLIC OpenMP::OpenMP_CXX)

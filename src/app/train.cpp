@@ -324,13 +324,15 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     if (r.no_decay_bn_bias) optimizer->exclude_from_decay(no_decay_ranges(params));
     std::unique_ptr<WeightAverage> average;
     if (r.ema_decay > 0) average = std::make_unique<WeightAverage>(cfg, r.ema_decay);
+    const TestedWeights tested = r.test_ema ? TestedWeights::average : TestedWeights::trained;
     // The schedule is set once the run's steps are known (after a time budget's fit).
     ParameterUpdate update(*optimizer, {.schedule = nullptr, .max_grad_norm = r.clip_grad_norm, .average = average.get()});
     const std::unique_ptr<StepEngine> engine = training_engine(
         device, params, update, replicas,
         {.shape = {replicas.local_batch(), r.input_size, r.input_size},
          .intermediates = r.memory == "keep" ? Intermediates::keep : Intermediates::recompute,
-         .precision = precision, .label_smoothing = r.label_smoothing},
+         .precision = precision, .label_smoothing = r.label_smoothing,
+         .tested = tested},
         c.no_tf32 ? cuda::Tf32::off : cuda::Tf32::allowed);
     const TestTimeAugment tta = test_time_augment(r.test_tta);
     // A new run with a time budget: as many steps as its measured pace fits, the last epoch ending
@@ -393,7 +395,6 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
 
     // Rank 0 alone reads and writes the run folder; the others get what it read from it.
     RunFolder run(out, {cfg, r.input_size, train_set.class_names, r.dataset, r.normalize});
-    const TestedWeights tested = r.test_ema ? TestedWeights::average : TestedWeights::trained;
     run.keep_average(average.get(), tested);
     if (resuming) {
         if (root) state = run.resume(params, *optimizer, initial);

@@ -51,15 +51,16 @@ DeviceBuffer::DeviceBuffer(size_t bytes) : size_(bytes) {
     if (!bytes) return;
     const cudaError_t status = cudaMalloc(reinterpret_cast<void**>(&data_), bytes);
     if (status == cudaErrorMemoryAllocation) {
-        (void)cudaGetLastError();  // not a sticky error: the process can go on (a smaller batch)
         size_t free = 0, total = 0;
-        cudaMemGetInfo(&free, &total);
+        const bool known = cudaMemGetInfo(&free, &total) == cudaSuccess;
+        (void)cudaGetLastError();  // neither error is sticky: the process can go on (a smaller batch)
+        char card[64] = "free memory unknown";
+        if (known) std::snprintf(card, sizeof card, "%.1f of %.1f GB free", double(free) / 1e9, double(total) / 1e9);
         char why[320];
         std::snprintf(why, sizeof why,
-                      "the GPU is out of memory: %.1f MB more asked, %.1f MB already held by this run, %.1f of %.1f "
-                      "GB free. HINT: a smaller --batch-size; `densenet complexity --device cuda` gives the largest "
-                      "that fits",
-                      double(bytes) / 1e6, double(live.load()) / 1e6, double(free) / 1e9, double(total) / 1e9);
+                      "the GPU is out of memory: %.1f MB more asked, %.1f MB already held by this run, %s. HINT: a "
+                      "smaller --batch-size; `densenet complexity --device cuda` gives the largest that fits",
+                      double(bytes) / 1e6, double(live.load()) / 1e6, card);
         throw std::runtime_error(why);
     }
     CUDA_CHECK(status);

@@ -15,8 +15,9 @@ namespace dn::cuda {
 // ---------------------------------------------------------------------------------------------
 // DeviceParameters
 
-DeviceParameters::DeviceParameters(Parameters& params)
-    : params_(params), values_(size_t(params.count()) * sizeof(float)), grads_(size_t(params.count()) * sizeof(float)),
+DeviceParameters::DeviceParameters(Parameters& params, DeviceGradients gradients)
+    : params_(params), values_(size_t(params.count()) * sizeof(float)),
+      grads_(gradients == DeviceGradients::kept ? size_t(params.count()) * sizeof(float) : 0),
       running_(size_t(params.running_count()) * sizeof(float)) {}
 
 DeviceParameters& DeviceParameters::upload(cudaStream_t stream) {
@@ -28,7 +29,8 @@ DeviceParameters& DeviceParameters::upload(cudaStream_t stream) {
 
 void DeviceParameters::download(cudaStream_t stream) {
     CUDA_CHECK(cudaMemcpyAsync(params_.values(), values_.bytes(), values_.size(), cudaMemcpyDeviceToHost, stream));
-    CUDA_CHECK(cudaMemcpyAsync(params_.grads(), grads_.bytes(), grads_.size(), cudaMemcpyDeviceToHost, stream));
+    if (grads_.size())
+        CUDA_CHECK(cudaMemcpyAsync(params_.grads(), grads_.bytes(), grads_.size(), cudaMemcpyDeviceToHost, stream));
     CUDA_CHECK(cudaMemcpyAsync(params_.running_stats(), running_.bytes(), running_.size(), cudaMemcpyDeviceToHost, stream));
     CUDA_CHECK(cudaStreamSynchronize(stream));
 }
@@ -36,7 +38,8 @@ void DeviceParameters::download(cudaStream_t stream) {
 float* DeviceParameters::at(const float* host) const {
     auto within = [&](const float* base, int64_t count) { return host >= base && host < base + count; };
     if (within(params_.values(), params_.count())) return values_.floats() + (host - params_.values());
-    if (within(params_.grads(), params_.count())) return grads_.floats() + (host - params_.grads());
+    if (within(params_.grads(), params_.count()))
+        return grads_.size() ? grads_.floats() + (host - params_.grads()) : nullptr;
     if (within(params_.running_stats(), params_.running_count()))
         return running_.floats() + (host - params_.running_stats());
     throw std::logic_error("cuda::DeviceParameters: a pointer outside the parameter table");

@@ -20,20 +20,24 @@ namespace dn::cuda {
 // The device mirror of a Parameters table, in the same flat layouts, so that a host pointer into
 // params maps to the device pointer at the same offset. The optimizer updates `values` on the
 // device; the host copy is refreshed only to save a checkpoint.
+// none: values and running statistics only (a weight average, which nothing differentiates).
+enum class DeviceGradients { kept, none };
+
 class DeviceParameters {
 public:
-    explicit DeviceParameters(Parameters& params);
+    explicit DeviceParameters(Parameters& params, DeviceGradients gradients = DeviceGradients::kept);
 
     // host -> device: values and running statistics; returns *this, for a network built next
     DeviceParameters& upload(cudaStream_t stream);
-    void download(cudaStream_t stream);  // device -> host: the same, and the gradients (synchronises)
+    void download(cudaStream_t stream);  // device -> host: the same, and any gradients (synchronises)
 
     float* values() const { return values_.floats(); }
     float* grads() const { return grads_.floats(); }
     float* running_stats() const { return running_.floats(); }
     int64_t count() const { return params_.count(); }
     int64_t running_count() const { return params_.running_count(); }
-    // The device address of a host pointer into params' values, gradients or running statistics.
+    // The device address of a host pointer into params' values, gradients (nullptr where there
+    // are none) or running statistics.
     float* at(const float* host) const;
 
 private:

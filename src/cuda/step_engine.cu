@@ -34,9 +34,10 @@ GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const 
     net_.set_label_smoothing(setup.label_smoothing);
     for (std::span<float> array : update.optimizer().state_arrays()) state_.emplace_back(array.size_bytes());
     if (WeightAverage* average = update.rules().average) {
-        average_ = std::make_unique<DeviceParameters>(average->averaged());
-        average_tester_ = std::make_unique<DeviceClassifier>(ctx_, average->averaged(), *average_, setup.shape,
-                                                             setup.precision);
+        average_ = std::make_unique<DeviceParameters>(average->averaged(), DeviceGradients::none);
+        if (setup.tested == TestedWeights::average)
+            average_tester_ = std::make_unique<DeviceClassifier>(ctx_, average->averaged(), *average_, setup.shape,
+                                                                 setup.precision);
     }
     from_host();
 }
@@ -108,7 +109,7 @@ void GpuStepEngine::step_optimizer(int64_t step) {
 
 Classifier& GpuStepEngine::tester(TestedWeights weights) {
     if (weights == TestedWeights::average && !average_tester_)
-        throw std::logic_error("GpuStepEngine::tester: the run keeps no average of its weights");
+        throw std::logic_error("GpuStepEngine::tester: the run does not test an average of its weights");
     DeviceClassifier& net = weights == TestedWeights::average ? *average_tester_ : tester_;
     net.load_weights();
     return net;

@@ -56,7 +56,7 @@ private:
     std::vector<float> logits_;
     std::vector<DeviceBuffer> state_;  // the optimizer's state arrays, in its order (an empty one: none)
     GradientNorm norm_;
-    // The weight average's device copy and its tester, where the run keeps one.
+    // The weight average's device copy, where the run keeps one, and its tester, where it tests it.
     std::unique_ptr<DeviceParameters> average_;
     std::unique_ptr<DeviceClassifier> average_tester_;
 };

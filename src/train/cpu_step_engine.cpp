@@ -11,7 +11,8 @@ CpuStepEngine::CpuStepEngine(Parameters& params, ParameterUpdate& update, DataPa
       tester_(ctx_, params, setup.shape, Pass::inference, Intermediates::recompute, setup.precision) {
     net_.set_replica_sync(&replicas);
     net_.set_label_smoothing(setup.label_smoothing);
-    if (WeightAverage* average = update.rules().average)
+    WeightAverage* average = update.rules().average;
+    if (average && setup.tested == TestedWeights::average)
         average_tester_ = std::make_unique<DenseNet>(ctx_, average->averaged(), setup.shape, Pass::inference,
                                                      Intermediates::recompute, setup.precision);
 }
@@ -32,7 +33,7 @@ AppliedUpdate CpuStepEngine::backward_and_update() {
 
 Classifier& CpuStepEngine::tester(TestedWeights weights) {
     if (weights == TestedWeights::average && !average_tester_)
-        throw std::logic_error("CpuStepEngine::tester: the run keeps no average of its weights");
+        throw std::logic_error("CpuStepEngine::tester: the run does not test an average of its weights");
     DenseNet& net = weights == TestedWeights::average ? *average_tester_ : tester_;
     net.load_weights();
     return net;

@@ -34,7 +34,7 @@ private:
     // The tests run on an inference network over the same parameters, as `densenet eval` does: its
     // norms folded into its convolutions and its batch in cache-sized chunks, faster than the
     // training network's eval mode. It reloads the weights before each test. The average's, where
-    // the run keeps one, is another over the average's parameters.
+    // the run tests it, is another over the average's parameters.
     DenseNet tester_;
     std::unique_ptr<DenseNet> average_tester_;
 };

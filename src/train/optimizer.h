@@ -1,6 +1,6 @@
-// defines: WeightDecay, OptimizerKind, AdamOptions, AdamStepScalars, adam_step_scalars, Adam, SgdOptions, SgdStepScalars,
-//          sgd_step_scalars, Sgd, DecayExclusion,
-//          no_decay_ranges, DecayRange, decay_ranges: PyTorch's torch.optim.Adam, AdamW and SGD, step for step
+// defines: WeightDecay, OptimizerKind, AdamOptions, AdamStepScalars, adam_step_scalars, Adam, SgdOptions,
+//          SgdStepScalars, sgd_step_scalars, Sgd, DecayExclusion, no_decay_ranges, DecayRange,
+//          decay_ranges: PyTorch's torch.optim.Adam, AdamW and SGD, step for step
 #pragma once
 #include "model/parameters.h"
 

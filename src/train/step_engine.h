@@ -16,6 +16,9 @@ struct StepEngineSetup {
     Intermediates intermediates = Intermediates::recompute;
     Precision precision = Precision::fp32;
     double label_smoothing = 0.0;  // the training loss's (nn.CrossEntropyLoss(label_smoothing=...))
+    // average: the tests measure the run's weight average (--test-ema), which then has a tester of
+    // its own.
+    TestedWeights tested = TestedWeights::trained;
 };
 
 // An engine trains the run's Parameters with the run's ParameterUpdate. One that keeps its own
@@ -38,8 +41,7 @@ public:
     virtual AppliedUpdate backward_and_update() = 0;
 
     // The inference network the tests run, its weights loaded from those the engine trains, or
-    // from their average where the run's update keeps one (on the CPU, the host's copies as they
-    // are now).
+    // from their average where the setup tests it (on the CPU, the host's copies as they are now).
     virtual Classifier& tester(TestedWeights weights) = 0;
 
     virtual void to_host() = 0;

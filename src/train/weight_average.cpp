@@ -13,7 +13,9 @@ void WeightAverage::update(const Parameters& model) {
         average_.copy_state_from(model);
         return;
     }
-    // decay * a and (1 - decay) * p, each a float tensor times a Python float (rounded to float).
+    // decay * a and (1 - decay) * p, each a float tensor times a Python float (rounded to float),
+    // and their sum: three roundings, as PyTorch's ops (this file is compiled without FMA
+    // contraction, see src/plan.cmake).
     const float keep = this->keep(), take = this->take();
     auto blend = [&](float* a, const float* p, int64_t n) {
 #pragma omp parallel for simd schedule(static)
