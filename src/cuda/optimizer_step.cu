@@ -9,28 +9,12 @@ namespace dn::cuda {
 namespace {
 __global__ void adam_kernel(float* values, float* m, float* v, const float* grads, int64_t n, AdamStepScalars s) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float g = grads[i];
-    if (s.l2 != 0.0f) g += s.l2 * values[i];
-    if (s.shrink != 1.0f) values[i] *= s.shrink;
-    const float mi = m[i] * s.beta1 + s.one_minus_beta1 * g;
-    const float vi = v[i] * s.beta2 + s.one_minus_beta2 * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    const float denom = sqrtf(vi) / s.correction2_sqrt + s.eps;
-    values[i] += -s.step_size * (mi / denom);
+    if (i < n) adam_element(values, m, v, nullptr, grads, i, s);
 }
 
 __global__ void sgd_kernel(float* values, float* buf, const float* grads, int64_t n, SgdStepScalars s) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    float d = grads[i];
-    if (s.weight_decay != 0.0f) d += s.weight_decay * values[i];
-    if (s.use_momentum) {
-        buf[i] = s.first ? d : buf[i] * s.momentum + s.one_minus_dampening * d;
-        d = s.nesterov ? d + s.momentum * buf[i] : buf[i];
-    }
-    values[i] += -s.lr * d;
+    if (i < n) sgd_element(values, buf, grads, i, s);
 }
 
 __global__ void blend_kernel(float* a, const float* p, int64_t n, float keep, float take) {

@@ -115,26 +115,28 @@ Classifier& GpuStepEngine::tester(TestedWeights weights) {
     return net;
 }
 
-void GpuStepEngine::to_host() {
-    const cudaStream_t stream = ctx_.stream();
+// The optimizer's state arrays between the host's optimizer and their device copies (kind: the
+// direction), on the engine's stream.
+void GpuStepEngine::copy_optimizer_state(cudaMemcpyKind kind) {
     const std::vector<std::span<float>> arrays = update_.optimizer().state_arrays();
-    for (size_t i = 0; i < arrays.size(); ++i)
-        if (!arrays[i].empty())
-            CUDA_CHECK(cudaMemcpyAsync(arrays[i].data(), state_[i].bytes(), arrays[i].size_bytes(),
-                                       cudaMemcpyDeviceToHost, stream));
-    if (average_) average_->download(stream);
-    device_.download(stream);  // synchronises, the copies above with it
+    for (size_t i = 0; i < arrays.size(); ++i) {
+        if (arrays[i].empty()) continue;
+        void *host = arrays[i].data(), *device = state_[i].bytes();
+        const bool up = kind == cudaMemcpyHostToDevice;
+        CUDA_CHECK(cudaMemcpyAsync(up ? device : host, up ? host : device, arrays[i].size_bytes(), kind, ctx_.stream()));
+    }
+}
+
+void GpuStepEngine::to_host() {
+    copy_optimizer_state(cudaMemcpyDeviceToHost);
+    if (average_) average_->download(ctx_.stream());
+    device_.download(ctx_.stream());  // synchronises, the copies above with it
 }
 
 void GpuStepEngine::from_host() {
-    const cudaStream_t stream = ctx_.stream();
-    const std::vector<std::span<float>> arrays = update_.optimizer().state_arrays();
-    for (size_t i = 0; i < arrays.size(); ++i)
-        if (!arrays[i].empty())
-            CUDA_CHECK(cudaMemcpyAsync(state_[i].bytes(), arrays[i].data(), arrays[i].size_bytes(),
-                                       cudaMemcpyHostToDevice, stream));
-    if (average_) average_->upload(stream);
-    device_.upload(stream);  // synchronises, the copies above with it
+    copy_optimizer_state(cudaMemcpyHostToDevice);
+    if (average_) average_->upload(ctx_.stream());
+    device_.upload(ctx_.stream());  // synchronises, the copies above with it
     net_.load_weights();
 }
 

@@ -44,6 +44,7 @@ public:
 private:
     void step_optimizer(int64_t step);
     void fold_into_average();
+    void copy_optimizer_state(cudaMemcpyKind kind);
 
     Parameters& params_;  // the host's: its batch counts are counted there
     ParameterUpdate& update_;

@@ -100,24 +100,17 @@ void Adam::step(float* values, const float* grads) {
 // Called by every thread of the parallel region in step(): the loop is shared among them.
 void Adam::update(float* values, const float* grads, int64_t begin, int64_t end, double weight_decay) {
     const AdamStepScalars k = adam_step_scalars(options_, steps_, weight_decay);
-    const bool amsgrad = options_.amsgrad;
     float* m = exp_avg_.data();
     float* v = exp_avg_sq_.data();
-    float* vmax = max_exp_avg_sq_.data();
+    // Two loops, each with vmax known to the compiler: with a null test on it inside one loop, GCC's
+    // code for this step ran 4x slower (measured: 15 ms against 4 for densenet121's 7M values).
+    if (options_.amsgrad) {
+        float* vmax = max_exp_avg_sq_.data();
 #pragma omp for simd schedule(static) nowait
-    for (int64_t i = begin; i < end; ++i) {
-        float g = grads[i];
-        if (k.l2 != 0.0f) g += k.l2 * values[i];
-        if (k.shrink != 1.0f) values[i] *= k.shrink;
-        m[i] = m[i] * k.beta1 + k.one_minus_beta1 * g;
-        v[i] = v[i] * k.beta2 + k.one_minus_beta2 * g * g;
-        float second = v[i];
-        if (amsgrad) {
-            vmax[i] = std::max(vmax[i], v[i]);
-            second = vmax[i];
-        }
-        float denom = std::sqrt(second) / k.correction2_sqrt + k.eps;
-        values[i] += -k.step_size * (m[i] / denom);
+        for (int64_t i = begin; i < end; ++i) adam_element(values, m, v, vmax, grads, i, k);
+    } else {
+#pragma omp for simd schedule(static) nowait
+        for (int64_t i = begin; i < end; ++i) adam_element(values, m, v, nullptr, grads, i, k);
     }
 }
 
@@ -166,16 +159,7 @@ void Sgd::update(float* values, const float* grads, int64_t begin, int64_t end, 
     const SgdStepScalars k = sgd_step_scalars(options_, steps_, weight_decay);
     float* buf = momentum_buffer_.data();
 #pragma omp for simd schedule(static) nowait
-    for (int64_t i = begin; i < end; ++i) {
-        float d = grads[i];
-        if (k.weight_decay != 0.0f) d += k.weight_decay * values[i];
-        if (k.use_momentum) {
-            // PyTorch starts the buffer as a copy of the first gradient, without dampening.
-            buf[i] = k.first ? d : buf[i] * k.momentum + k.one_minus_dampening * d;
-            d = k.nesterov ? d + k.momentum * buf[i] : buf[i];
-        }
-        values[i] += -k.lr * d;
-    }
+    for (int64_t i = begin; i < end; ++i) sgd_element(values, buf, grads, i, k);
 }
 
 void Sgd::save(const Parameters& params, const std::string& path) const {

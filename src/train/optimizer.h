@@ -1,13 +1,22 @@
-// defines: WeightDecay, OptimizerKind, AdamOptions, AdamStepScalars, adam_step_scalars, Adam, SgdOptions,
-//          SgdStepScalars, sgd_step_scalars, Sgd, DecayExclusion, no_decay_ranges, DecayRange,
-//          decay_ranges: PyTorch's torch.optim.Adam, AdamW and SGD, step for step
+// defines: WeightDecay, OptimizerKind, AdamOptions, AdamStepScalars, adam_step_scalars, adam_element, Adam,
+//          SgdOptions, SgdStepScalars, sgd_step_scalars, sgd_element, Sgd, DecayExclusion, no_decay_ranges,
+//          DecayRange, decay_ranges: PyTorch's torch.optim.Adam, AdamW and SGD, step for step
 #pragma once
 #include "model/parameters.h"
 
+#include <cmath>
 #include <map>
 #include <span>
 #include <string>
 #include <vector>
+
+// The per-element updates below are compiled for the GPU too (cuda/optimizer_step.cu), so that
+// both engines run one formula.
+#if defined(__CUDACC__)
+#define DN_HOST_DEVICE __host__ __device__
+#else
+#define DN_HOST_DEVICE
+#endif
 
 namespace dn {
 
@@ -36,6 +45,24 @@ struct AdamStepScalars {
 // step counts from 1; weight_decay is the range's (the options', or 0 where it is excluded).
 AdamStepScalars adam_step_scalars(const AdamOptions& options, int64_t step, double weight_decay);
 
+// Element i of an Adam step, in PyTorch's order of operations; vmax (max_exp_avg_sq) is nullptr
+// without amsgrad.
+DN_HOST_DEVICE inline void adam_element(float* values, float* m, float* v, float* vmax, const float* grads, int64_t i,
+                                        AdamStepScalars k) {
+    float g = grads[i];
+    if (k.l2 != 0.0f) g += k.l2 * values[i];
+    if (k.shrink != 1.0f) values[i] *= k.shrink;
+    m[i] = m[i] * k.beta1 + k.one_minus_beta1 * g;
+    v[i] = v[i] * k.beta2 + k.one_minus_beta2 * g * g;
+    float second = v[i];
+    if (vmax) {
+        vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];
+        second = vmax[i];
+    }
+    const float denom = sqrtf(second) / k.correction2_sqrt + k.eps;
+    values[i] += -k.step_size * (m[i] / denom);
+}
+
 struct SgdOptions {
     double lr = 1e-2;
     double momentum = 0.0;
@@ -51,6 +78,19 @@ struct SgdStepScalars {
     bool first;  // the first step: the momentum buffer starts as a copy of the gradient, undampened
 };
 SgdStepScalars sgd_step_scalars(const SgdOptions& options, int64_t step, double weight_decay);
+
+// Element i of an SGD step; buf (the momentum buffer) is read only with momentum.
+DN_HOST_DEVICE inline void sgd_element(float* values, float* buf, const float* grads, int64_t i,
+                                       SgdStepScalars k) {
+    float d = grads[i];
+    if (k.weight_decay != 0.0f) d += k.weight_decay * values[i];
+    if (k.use_momentum) {
+        // PyTorch starts the buffer as a copy of the first gradient, without dampening.
+        buf[i] = k.first ? d : buf[i] * k.momentum + k.one_minus_dampening * d;
+        d = k.nesterov ? d + k.momentum * buf[i] : buf[i];
+    }
+    values[i] += -k.lr * d;
+}
 
 // Ranges [begin, end) of the flat parameter array that get no weight decay, in increasing order:
 // PyTorch's second param group {"params": ..., "weight_decay": 0}.
