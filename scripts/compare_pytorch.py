@@ -13,16 +13,23 @@ that row by (best PyTorch 2.x, or best of PyTorch 2.x, ONNX Runtime and OpenVINO
 `steps` steps after `warmup` untimed ones and report batch / (mean seconds per step), and
 ru_maxrss * 1024 for memory, so the figures compare like for like.
 
-  scripts/compare_pytorch.py [--quick] [--threads T] [--steps S] [--densenet build/densenet]
+  scripts/compare_pytorch.py [--quick] [--rounds N] [--threads T] [--steps S] [--densenet build/densenet]
                              [--peers-python PY] [--case TEXT]... [--skip PEER]... [--out runs/compare_peers.jsonl]
   (the peers' python: bash scripts/peers-venv.sh, which adds onnxscript for the ONNX export)
 
 Every raw JSON line goes to --out. Measure with nothing else running: on a 2-core machine another
 job stalls OpenMP's barriers and every figure becomes noise.
+
+A shared machine's speed still drifts by a third within an hour, peers' and ours alike, so one run
+of each side is one sample. --rounds N runs every side of a case N times, alternating (ours first
+in odd rounds, last in even ones, so that a drift weighs on both sides alike); each cell is then the
+median of its N figures, the ratio is that of the medians, and the range of the N rounds' own
+ratios follows it.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -91,8 +98,10 @@ def peer_command(case, peer, a):
     return cmd
 
 
-def run(cmd, cache, log):
-    key = tuple(cmd)
+def run(cmd, cache, log, round_index=0):
+    """One run of cmd; the same command in the same round (the memory row reads the training
+    row's run) is run once."""
+    key = (tuple(cmd), round_index)
     if key in cache:
         return cache[key]
     print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
@@ -106,7 +115,7 @@ def run(cmd, cache, log):
     else:
         errors = [l for l in p.stderr.splitlines() if l.strip()]
         outcome = {"error": (errors[-1] if errors else "exit status %d" % p.returncode)}
-    log.write(json.dumps({"command": cmd, **outcome}) + "\n")
+    log.write(json.dumps({"command": cmd, "round": round_index + 1, **outcome}) + "\n")
     log.flush()
     cache[key] = outcome
     return outcome
@@ -117,24 +126,52 @@ def figure_of(outcome, figure):
     return r["images_per_second"] if figure == "speed" else r["peak_rss_bytes"]
 
 
-def cell(outcome, figure):
-    if outcome is None:
+def succeeded(runs):
+    return bool(runs) and all("result" in o for o in runs)
+
+
+def median_of(runs, figure):
+    return statistics.median(figure_of(o, figure) for o in runs)
+
+
+def cell(runs, figure):
+    """A side's figure over its rounds: the median, or why there is none."""
+    if not runs:
         return "-"
-    if "error" in outcome:
-        return "not implemented" if "not implemented" in outcome["error"] else "failed"
-    value = figure_of(outcome, figure)
+    if not succeeded(runs):
+        errors = [o["error"] for o in runs if "error" in o]
+        return "not implemented" if any("not implemented" in e for e in errors) else "failed"
+    value = median_of(runs, figure)
     return "%.2f" % value if figure == "speed" else "%.2f GB" % (value / 1e9)
 
 
-def best_peer(ours, peers, judged_by, figure):
-    """The judged peer with the best figure whose shape matches ours, or None."""
-    usable = [(name, peers[name]) for name in judged_by
-              if peers.get(name) and "result" in peers[name]
-              and all(ours["result"].get(f) == peers[name]["result"].get(f) for f in SHAPE_FIELDS)]
+def better(figure):
+    return max if figure == "speed" else min
+
+
+def comparable(ours, peer_runs, judged_by):
+    """The judged peers whose every round succeeded with ours's shape: name -> runs."""
+    return {name: peer_runs[name] for name in judged_by
+            if succeeded(peer_runs.get(name))
+            and all(ours[0]["result"].get(f) == peer_runs[name][0]["result"].get(f) for f in SHAPE_FIELDS)}
+
+
+def verdict(ours, peer_runs, judged_by, figure):
+    """Ours against the judged peer with the best median: the ratio of the medians, and with
+    several rounds the range of each round's ratio to that round's best judged peer."""
+    if not succeeded(ours):
+        return "-"
+    usable = comparable(ours, peer_runs, judged_by)
     if not usable:
-        return None
-    pick = max if figure == "speed" else min
-    return pick(usable, key=lambda item: figure_of(item[1], figure))
+        return "-"
+    pick = better(figure)
+    name = pick(usable, key=lambda n: median_of(usable[n], figure))
+    text = "%.2fx %s" % (median_of(ours, figure) / median_of(usable[name], figure), name)
+    if len(ours) > 1:
+        per_round = [figure_of(ours[r], figure) / pick(figure_of(runs[r], figure) for runs in usable.values())
+                     for r in range(len(ours))]
+        text += " (rounds %.2f-%.2fx)" % (min(per_round), max(per_round))
+    return text
 
 
 def main():
@@ -142,6 +179,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="32x32 shapes only: a smoke run of a few minutes")
     p.add_argument("--arch", default="densenet121")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--rounds", type=int, default=1,
+                   help="runs of every side of a case, alternating; each figure is then their median")
     p.add_argument("--steps", type=int, default=0, help="timed steps for every case (default: 3 at 224x224 b32, 10 at 32x32)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default: 1 at 224x224, 2 at 32x32)")
     p.add_argument("--densenet", default=os.path.join(ROOT, "build", "densenet"))
@@ -154,6 +193,8 @@ def main():
     p.add_argument("--skip", action="append", default=[], choices=sorted(PEERS), help="leave a peer out (repeatable)")
     p.add_argument("--out", default=os.path.join(ROOT, "runs", "compare_peers.jsonl"), help="raw JSON lines")
     a = p.parse_args()
+    if a.rounds < 1:
+        sys.exit("error: --rounds must be at least 1")
     for path, what in ((a.densenet, "densenet program (build it, or pass --densenet)"),
                        (a.peer, "reference script (pass --peer or set PYTORCH_BENCH)"),
                        (a.debian_python, "Python with Debian's torch (pass --debian-python)")):
@@ -176,19 +217,20 @@ def main():
     cache, rows = {}, []
     with open(a.out, "w") as log:
         for name, case, figure, measured, judged_by in cases:
-            ours = run(ours_command(case, a), cache, log)
-            peers = {peer: run(peer_command(case, peer, a), cache, log)
-                     for peer in measured if peer not in a.skip and case["mode"] in PEERS[peer][2]}
-            best = best_peer(ours, peers, judged_by, figure) if "result" in ours else None
-            if best:
-                r = figure_of(ours, figure) / figure_of(best[1], figure)
-                verdict = "%.2fx %s" % (r, best[0])
-            else:
-                verdict = "-"
-            rows.append([name, cell(ours, figure)] + [cell(peers.get(c), figure) for c in columns] + [verdict])
+            sides = [("ours", ours_command(case, a))] + [
+                (peer, peer_command(case, peer, a)) for peer in measured
+                if peer not in a.skip and case["mode"] in PEERS[peer][2]]
+            runs = {side: [] for side, _ in sides}
+            for r in range(a.rounds):
+                for side, cmd in (sides if r % 2 == 0 else list(reversed(sides))):
+                    runs[side].append(run(cmd, cache, log, r))
+            ours = runs.pop("ours")
+            rows.append([name, cell(ours, figure)] + [cell(runs.get(c), figure) for c in columns] +
+                        [verdict(ours, runs, judged_by, figure)])
 
     header = ["case", "ours"] + columns + ["ours / best judged peer"]
-    print("%s, %d threads; images/s (higher is better) or peak resident memory (lower is better)" % (a.arch, a.threads))
+    print("%s, %d threads; images/s (higher is better) or peak resident memory (lower is better)%s"
+          % (a.arch, a.threads, ", each the median of %d alternated rounds" % a.rounds if a.rounds > 1 else ""))
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for r in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
