@@ -87,7 +87,7 @@ size_t available_memory_bytes() {
 }
 
 void check_memory_fits(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Intermediates intermediates,
-                       Precision precision, size_t loader_bytes_per_image) {
+                       Precision precision, size_t loader_bytes_per_image, WeightAverageUse average) {
     const size_t available = available_memory_bytes();
     auto need = [&](int64_t batch) {
         const RunShape s{batch, shape.height, shape.width};
@@ -95,9 +95,16 @@ void check_memory_fits(const DenseNetConfig& cfg, const RunShape& shape, Pass pa
                        size_t(batch) * loader_bytes_per_image;
         // Training tests on an inference network over the same parameters: its arena, and its
         // weights in oneDNN's layouts (the rest of its state is the training network's).
-        if (pass == Pass::training)
-            bytes += engine_memory(cfg, s, Pass::inference, Intermediates::recompute, false, precision).activations +
-                     size_t(4 * model_bytes(cfg).parameters);
+        const size_t tester = pass == Pass::training
+                                  ? engine_memory(cfg, s, Pass::inference, Intermediates::recompute, false, precision)
+                                            .activations +
+                                        size_t(4 * model_bytes(cfg).parameters)
+                                  : 0;
+        bytes += tester;
+        // The average is a Parameters of its own (values, gradients and buffers, as an inference
+        // network's state); testing it builds a second tester over it.
+        if (average != WeightAverageUse::none) bytes += size_t(engine_state_bytes(model_bytes(cfg), Pass::inference));
+        if (average == WeightAverageUse::kept_and_tested) bytes += tester;
         return bytes;
     };
     const size_t needed = need(shape.batch);

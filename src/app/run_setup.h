@@ -36,14 +36,19 @@ Normalization normalization(const std::string& name, int64_t channels);
 // (a container, a systemd slice, a batch job) limits it.
 size_t available_memory_bytes();
 
+// A training run's average of its weights (--ema-decay), and whether its tests run on it (--test-ema).
+enum class WeightAverageUse { none, kept, kept_and_tested };
+
 // Before a network or its loaders are built: throws std::invalid_argument when the network's arena
 // and state (as the complexity report counts them; in training, with the inference network the
-// tests run on) and `loader_bytes_per_image` for each image of
-// the batch (the loaders' batch buffers) need more than available_memory_bytes(), naming what it
-// needs, what there is, and the largest batch that fits. Allocating it would otherwise end in a
-// failed allocation or the OOM killer, long after the run began.
+// tests run on), `loader_bytes_per_image` for each image of the batch (the loaders' batch buffers)
+// and a weight average (its copy of the parameters and buffers, and the second inference network
+// that tests it) need more than available_memory_bytes(), naming what it needs, what there is, and
+// the largest batch that fits. Allocating it would otherwise end in a failed allocation or the OOM
+// killer, long after the run began.
 void check_memory_fits(const DenseNetConfig& cfg, const RunShape& shape, Pass pass, Intermediates intermediates,
-                       Precision precision, size_t loader_bytes_per_image);
+                       Precision precision, size_t loader_bytes_per_image,
+                       WeightAverageUse average = WeightAverageUse::none);
 
 // Loads a checkpoint of the same architecture into params, whatever its number of classes: a
 // classifier of another size is left as initialised, and the program says so.

@@ -299,7 +299,10 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         check_memory_fits(cfg, {shard_size(r.batch_size, comm.rank(), comm.size()), r.input_size, r.input_size},
                           Pass::training, r.memory == "keep" ? Intermediates::keep : Intermediates::recompute, precision,
                           2 * size_t(loader_threads + 2) * sizeof(float) *
-                              size_t(cfg.in_channels * r.input_size * r.input_size));
+                              size_t(cfg.in_channels * r.input_size * r.input_size),
+                          r.ema_decay == 0 ? WeightAverageUse::none
+                          : r.test_ema     ? WeightAverageUse::kept_and_tested
+                                           : WeightAverageUse::kept);
     const Transform train_transform{.size = r.input_size, .channels = cfg.in_channels,
                                     .augment = parse_augment(r.augment),
                                     .normalization = normalization(r.normalize, cfg.in_channels)};

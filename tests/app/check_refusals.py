@@ -75,6 +75,20 @@ report = json.loads(run("complexity", "--num-classes", 10, "--batch-size", max(f
 check(0 < fits <= report["max_batch"]["training"] and report["engine_memory_bytes"]["training"]["total"] <= available,
       f"the largest batch named ({fits}; the report's, without the loaders' buffers: {report['max_batch']['training']}) "
       "fits by the complexity report's count")
+# A weight average is counted: its Parameters (an inference network's state, by the report), and
+# with --test-ema the second inference network that tests it (its arena and its weights in oneDNN's
+# layouts, at least the 4 bytes of each parameter).
+def needed(*flags):
+    p = run("train", "--dataset", "fashion-mnist", "--data-dir", data, "--batch-size", 200000, *flags, "--out", out)
+    found = re.search(r"needs ([\d,]+) B", p.stderr)
+    return int(found.group(1).replace(",", "")) if p.returncode == 1 and found else 0
+
+
+plain, kept, tested = needed(), needed("--ema-decay", 0.99), needed("--ema-decay", 0.99, "--test-ema")
+check(plain > 0 and kept - plain == report["engine_memory_bytes"]["inference"]["state"],
+      f"--ema-decay adds the average's parameters and buffers to what a run needs ({kept - plain} B more)")
+check(tested - kept >= 4 * report["parameters"],
+      f"--test-ema adds the network that tests the average ({tested - kept} B more)")
 
 # 1. SIGTERM is Ctrl-C: the run stops after its step, saves, exits 130, and resumes.
 out = f"{WORK}/term"
