@@ -1,4 +1,4 @@
-// defines: ConvKernel, ConvKernels, default_conv_kernels,
+// defines: ConvKernel, ConvKernels, covers_whole_map, default_conv_kernels,
 //          Conv2d (oneDNN convolution: forward, backward-data, backward-weights)
 #pragma once
 #include "ops/conv_shape.h"
@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <unordered_map>
+#include <vector>
 
 namespace dn {
 
@@ -17,7 +18,16 @@ namespace dn {
 // computes a 3x3 convolution with fewer multiplications: fp32 only, and only on oneDNN's blocked
 // activation layout, so its operands are staged in a buffer the caller gives (set_staging) and
 // reordered from and to NHWC around each pass. It runs all three passes or none.
-enum class ConvKernel { convolution, matmul, winograd };
+// whole_map is for maps so small that every output pixel's window covers the whole input map (a
+// 3x3 convolution with padding 1 on a 2x2 or 1x1 map, as DenseNet-121's last blocks have at 32x32):
+// the convolution is then one matrix product of the (N, H*W*I) images with the (H*W*I, H*W*O)
+// matrix that lays each pixel pair's kernel tap out as a block (unfolded in load_weights, its
+// gradient folded back into OIHW). The direct kernels spend most of their time there on padding
+// and threads with little to do. It runs all three passes or none.
+enum class ConvKernel { convolution, matmul, winograd, whole_map };
+
+// Whether every output pixel's window of `shape` covers its whole input map (whole_map's condition).
+bool covers_whole_map(const ConvShape& shape);
 
 struct ConvKernels {
     ConvKernel forward = ConvKernel::convolution;
@@ -96,6 +106,10 @@ private:
     dnnl::primitive_attr weight_scale_attr() const;  // a weight reorder's per-output-channel scale
     void reorder_weights(dnnl::reorder& r, dnnl::memory& to);
     bool winograd() const { return kernels_.forward == ConvKernel::winograd; }
+    bool whole_map() const { return kernels_.forward == ConvKernel::whole_map; }
+    // whole_map's (H*W*O, H*W*I) matrix from the OIHW weights, and the OIHW gradient from its own.
+    void unfold_weights(const float* weights_oihw);
+    void fold_weight_gradient(float* dweights_oihw);
     // Winograd's layout changes: the NHWC src_/dst_ into the staged (blocked) operands and back.
     void stage(dnnl::reorder& r, dnnl::memory& from, dnnl::memory& to);
     size_t staged_dst_offset() const;
@@ -128,14 +142,19 @@ private:
     std::unordered_map<int, dnnl::memory> fwd_args_, bwd_data_args_, bwd_weights_args_;
     bool bwd_data_shares_weights_ = true;
 
-    // The matmul passes: (P,I) and (P,O) are the NHWC activations, P = N*H*W.
+    // The matmul passes: (P,I) and (P,O) are the NHWC activations, P = N*H*W; under whole_map,
+    // P = N, and I and O are H*W times the channels (each image's map is one row).
     dnnl::memory mm_src_, mm_dst_;            // (P,I), (P,O)
     dnnl::memory mm_weights_transposed_;      // (I,O): the (O,I) weights read column-major
     dnnl::memory mm_weights_, mm_ddst_transposed_, mm_dweights_;  // (O,I); (O,P); (O,I) f32
     // (O,I,1,1) copy in the operands' type, where matmul can't read the f32 weights as they are:
-    // in bf16, or scaled for an epilogue.
+    // in bf16, or scaled for an epilogue. Under whole_map in bf16, the unfolded matrix.
     dnnl::memory weight_copy_;
     dnnl::reorder to_weight_copy_;
+    // whole_map: the unfolded f32 weights (H*W*O, H*W*I) (in bf16, weight_copy_ holds them), their
+    // f32 gradient, and the kernel tap of each (output pixel, input pixel) pair.
+    dnnl::memory unfolded_, unfolded_grad_;
+    std::vector<int64_t> tap_of_;
     dnnl::matmul mm_fwd_, mm_bwd_data_, mm_bwd_weights_;
     std::unordered_map<int, dnnl::memory> mm_fwd_args_, mm_bwd_data_args_, mm_bwd_weights_args_;
 };

@@ -175,14 +175,49 @@ TEST(Conv, BlockedActivationsWhereTheyWereMeasuredFaster) {
     }
 }
 
+// A map whose every window covers it (3x3 on 2x2, 2x1 and 1x1 maps; 5x5 on 3x3) as one matrix
+// product: the same sums in another order, and every tap's gradient, the padding-only ones zero.
+TEST(Conv, WholeMapAndDirectAgree) {
+    const ConvKernel wm = ConvKernel::whole_map;
+    for (const ConvShape& s : {ConvShape{4, 128, 2, 2, 32, 3, 1, 1}, ConvShape{3, 40, 1, 1, 12, 3, 1, 1},
+                               ConvShape{2, 16, 2, 1, 8, 3, 1, 1}, ConvShape{2, 8, 3, 3, 4, 5, 1, 2}}) {
+        ASSERT_TRUE(covers_whole_map(s));
+        PassResults direct = run_passes(s, {});
+        for (Backward backward : {Backward::separate, Backward::combined}) {
+            PassResults whole = run_passes(s, {wm, wm, wm}, backward);
+            EXPECT_LE(test::relative_error(whole.y.data(), direct.y.data(), int64_t(direct.y.size())), 1e-6);
+            EXPECT_LE(test::relative_error(whole.dx.data(), direct.dx.data(), int64_t(direct.dx.size())), 1e-6);
+            EXPECT_LE(test::relative_error(whole.dw.data(), direct.dw.data(), int64_t(direct.dw.size())), 1e-6);
+            if (s.in_h == 1 && s.in_w == 1) {  // only the centre tap sees a pixel
+                for (size_t i = 0; i < whole.dw.size(); ++i) {
+                    if (i % 9 != 4) ASSERT_EQ(whole.dw[i], 0.0f) << i;
+                }
+            }
+        }
+    }
+}
+
+TEST(Conv, WholeMapRunsOnlyWhereEveryWindowCoversTheMap) {
+    const ConvKernel wm = ConvKernel::whole_map, cv = ConvKernel::convolution;
+    DnnlContext ctx;
+    EXPECT_FALSE(covers_whole_map({2, 16, 3, 3, 8, 3, 1, 1}));
+    EXPECT_FALSE(covers_whole_map({2, 16, 2, 2, 8, 3, 2, 1}));
+    EXPECT_FALSE(covers_whole_map({2, 16, 2, 2, 8, 1, 1, 0}));
+    EXPECT_THROW(Conv2d(ctx, {2, 16, 3, 3, 8, 3, 1, 1}, Pass::training, "t", DType::f32, {wm, wm, wm}),
+                 std::invalid_argument);
+    EXPECT_THROW(Conv2d(ctx, {2, 16, 2, 2, 8, 3, 1, 1}, Pass::training, "t", DType::f32, {wm, cv, cv}),
+                 std::invalid_argument);
+}
+
 TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     const ConvKernel mm = ConvKernel::matmul, cv = ConvKernel::convolution;
     auto kernels = [](const ConvShape& s) {
         ConvKernels k = default_conv_kernels(s, DType::f32, Pass::training);
         return std::vector<ConvKernel>{k.forward, k.backward_data, k.backward_weights};
     };
-    // Only pointwise convolutions can be matrix products: 3x3 and the strided stem never are.
-    EXPECT_EQ(kernels({64, 128, 1, 1, 32, 3, 1, 1}), (std::vector{cv, cv, cv}));
+    // Only pointwise convolutions run as matmul over pixels: 3x3 and the strided stem never do
+    // (a 3x3 one on a map its windows cover runs as whole_map, below).
+    EXPECT_EQ(kernels({4, 128, 3, 3, 32, 3, 1, 1}), (std::vector{cv, cv, cv}));
     EXPECT_EQ(kernels({32, 3, 224, 224, 64, 7, 2, 3}), (std::vector{cv, cv, cv}));
     // Large maps: the convolution primitive; 7x7 down to 2x2: matmul for the weight gradient; 1x1: all matmul.
     EXPECT_EQ(kernels({32, 256, 56, 56, 128, 1, 1, 0}), (std::vector{cv, cv, cv}));
@@ -194,7 +229,12 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     const ConvKernel wg = ConvKernel::winograd;
     EXPECT_EQ(kernels({32, 128, 56, 56, 32, 3, 1, 1}), (std::vector{wg, wg, wg}));
     EXPECT_EQ(kernels({64, 128, 4, 4, 32, 3, 1, 1}), (std::vector{wg, wg, wg}));
-    EXPECT_EQ(kernels({64, 128, 2, 2, 32, 3, 1, 1}), (std::vector{cv, cv, cv}));
+    // A 3x3 convolution whose windows cover its 2x2 map (from batch 8) or 1x1 map: one matrix product.
+    const ConvKernel wm = ConvKernel::whole_map;
+    EXPECT_EQ(kernels({64, 128, 2, 2, 32, 3, 1, 1}), (std::vector{wm, wm, wm}));
+    EXPECT_EQ(kernels({64, 128, 1, 1, 32, 3, 1, 1}), (std::vector{wm, wm, wm}));
+    EXPECT_EQ(kernels({1, 128, 1, 1, 32, 3, 1, 1}), (std::vector{wm, wm, wm}));
+    EXPECT_EQ(kernels({4, 128, 2, 2, 32, 3, 1, 1}), (std::vector{cv, cv, cv}));
     EXPECT_EQ(kernels({64, 48, 32, 32, 12, 3, 1, 1}), (std::vector{cv, cv, cv}));
     // bf16 on AMX: matmul for both gradients of every pointwise shape.
     if (cpu_has_amx()) {
