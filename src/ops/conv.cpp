@@ -378,7 +378,7 @@ void Conv2d::load_weights(const float* weights_oihw, const float* output_channel
         if (kernels_.forward == ConvKernel::matmul) mm_fwd_args_[DNNL_ARG_BIAS].set_data_handle(const_cast<float*>(bias));
     }
     if (whole_map()) {
-        // Reads the f32 weights, writes the unfolded f32 matrix (and its bf16 copy).
+        // Reads the f32 weights, writes the unfolded matrix in the operands' type.
         const memory& unfolded = weight_copy_ ? weight_copy_ : unfolded_;
         PhaseTimer timer(Phase::weight_reorder, 0.0,
                          4.0 * double(shape_.weight_count()) + double(unfolded.get_desc().get_size()));
@@ -408,7 +408,6 @@ void Conv2d::load_weights(const float* weights_oihw, const float* output_channel
     if (matmul_copy) reorder_weights(to_weight_copy_, weight_copy_);
 }
 
-
 void Conv2d::unfold_weights(const float* weights_oihw) {
     if (weight_copy_) unfold(static_cast<bf16*>(weight_copy_.get_data_handle()), weights_oihw, shape_, tap_of_);
     else unfold(static_cast<float*>(unfolded_.get_data_handle()), weights_oihw, shape_, tap_of_);
@@ -424,7 +423,7 @@ void Conv2d::fold_weight_gradient(float* dweights_oihw) {
 #pragma omp parallel
     {
         thread_local std::vector<float> per_tap;  // (taps, I)
-        per_tap.assign(size_t(taps * I), 0.0f);
+        per_tap.resize(size_t(taps * I));
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < O; ++o) {
             std::fill(per_tap.begin(), per_tap.end(), 0.0f);
