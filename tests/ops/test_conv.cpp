@@ -190,7 +190,8 @@ TEST(Conv, WholeMapAndDirectAgree) {
             EXPECT_LE(test::relative_error(whole.dw.data(), direct.dw.data(), int64_t(direct.dw.size())), 1e-6);
             if (s.in_h == 1 && s.in_w == 1) {  // only the centre tap sees a pixel
                 for (size_t i = 0; i < whole.dw.size(); ++i) {
-                    if (i % 9 != 4) ASSERT_EQ(whole.dw[i], 0.0f) << i;
+                    if (i % 9 == 4) continue;
+                    ASSERT_EQ(whole.dw[i], 0.0f) << i;
                 }
             }
         }
