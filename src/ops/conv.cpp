@@ -21,6 +21,10 @@ using namespace dnnl;
 //   174-203. At 8x8 they tie, and from 14x14 up the convolution is faster (matmul 120-170 at 56x56).
 // - forward and backward-data hold 200+ GFLOP/s on the convolution primitive down to 2x2 (where
 //   matmul ties), but at 1x1 it ran 85-106 (bf16 97-208) against matmul's 173-218 (198-330).
+//   At 2x2 the tie is broken by the convolution's weight reorder, which matmul does not need: all
+//   three passes at batch 64 with the reorder, I = 256, 512, 992: fp32 261, 513, 1180 us against
+//   matmul's 232, 482, 1017; bf16 219, 363, 730 against 194, 337, 617. (At 4x4: 922 against 910
+//   for I = 256, 4135 against 4048 for 992; left as it was.)
 // - bf16 on a CPU with AMX (a 2-core Xeon, batch 32, I -> 128 at 56x56 with I = 64..256, 28x28
 //   with 256..512, 14x14 with 640..1024, 7x7 with 1024): oneDNN's AMX matmul ran backward-weights
 //   at 581-1198 GFLOP/s against the convolution's 198-539, and backward-data at 1327-1832
@@ -89,7 +93,7 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
         return {ConvKernel::winograd, ConvKernel::winograd, ConvKernel::winograd};
     if (!s.is_pointwise()) return {};
     const int64_t pixels = s.out_h() * s.out_w();
-    const ConvKernel small_map = pixels == 1 ? ConvKernel::matmul : ConvKernel::convolution;
+    const ConvKernel small_map = pixels <= 4 ? ConvKernel::matmul : ConvKernel::convolution;
     if (type == DType::bf16 && cpu_has_amx()) return {small_map, ConvKernel::matmul, ConvKernel::matmul};
     return {small_map, small_map, pixels <= 49 ? ConvKernel::matmul : ConvKernel::convolution};
 }

@@ -220,10 +220,11 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     // (a 3x3 one on a map its windows cover runs as whole_map, below).
     EXPECT_EQ(kernels({4, 128, 3, 3, 32, 3, 1, 1}), (std::vector{cv, cv, cv}));
     EXPECT_EQ(kernels({32, 3, 224, 224, 64, 7, 2, 3}), (std::vector{cv, cv, cv}));
-    // Large maps: the convolution primitive; 7x7 down to 2x2: matmul for the weight gradient; 1x1: all matmul.
+    // Large maps: the convolution primitive; 7x7 down to 4x4: matmul for the weight gradient; 2x2 and 1x1: all matmul.
     EXPECT_EQ(kernels({32, 256, 56, 56, 128, 1, 1, 0}), (std::vector{cv, cv, cv}));
     EXPECT_EQ(kernels({32, 512, 7, 7, 128, 1, 1, 0}), (std::vector{cv, cv, mm}));
-    EXPECT_EQ(kernels({64, 512, 2, 2, 128, 1, 1, 0}), (std::vector{cv, cv, mm}));
+    EXPECT_EQ(kernels({64, 512, 4, 4, 128, 1, 1, 0}), (std::vector{cv, cv, mm}));
+    EXPECT_EQ(kernels({64, 512, 2, 2, 128, 1, 1, 0}), (std::vector{mm, mm, mm}));
     EXPECT_EQ(kernels({64, 512, 1, 1, 128, 1, 1, 0}), (std::vector{mm, mm, mm}));
     // Winograd: DenseNet-121's fp32 3x3 training shapes with 1,024 output pixels or more in the
     // batch; not its narrow DenseNet-BC layers, not bf16, not inference.
