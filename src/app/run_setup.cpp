@@ -95,11 +95,10 @@ void check_memory_fits(const DenseNetConfig& cfg, const RunShape& shape, Pass pa
                        size_t(batch) * loader_bytes_per_image;
         // Training tests on an inference network over the same parameters: its arena, and its
         // weights in oneDNN's layouts (the rest of its state is the training network's).
-        const size_t tester = pass == Pass::training
-                                  ? engine_memory(cfg, s, Pass::inference, Intermediates::recompute, false, precision)
-                                            .activations +
-                                        size_t(4 * model_bytes(cfg).parameters)
-                                  : 0;
+        size_t tester = 0;
+        if (pass == Pass::training)
+            tester = engine_memory(cfg, s, Pass::inference, Intermediates::recompute, false, precision).activations +
+                     size_t(4 * model_bytes(cfg).parameters);
         bytes += tester;
         // The average is a Parameters of its own (values, gradients and buffers, as an inference
         // network's state); testing it builds a second tester over it.

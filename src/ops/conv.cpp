@@ -156,17 +156,13 @@ void Conv2d::build(const char* name) {
     const ConvShape& s = shape_;
     if (uses(ConvKernel::matmul) && !s.is_pointwise())
         throw std::invalid_argument(std::string(name) + ": matmul computes only 1x1, stride-1, unpadded convolutions");
-    const int whole_map_passes = int(kernels_.forward == ConvKernel::whole_map) +
-                                 int(kernels_.backward_data == ConvKernel::whole_map) +
-                                 int(kernels_.backward_weights == ConvKernel::whole_map);
+    const int whole_map_passes = passes_on(ConvKernel::whole_map);
     if (whole_map_passes != 0 && (whole_map_passes != 3 || !covers_whole_map(s) || epilogue_ != ConvEpilogue::none))
         throw std::invalid_argument(std::string(name) + ": whole_map runs all three passes of a convolution whose "
                                     "windows cover the whole map, without an epilogue");
     if (epilogue_ != ConvEpilogue::none && pass_ != Pass::inference)
         throw std::invalid_argument(std::string(name) + ": an epilogue is for inference only (backward would need its input)");
-    const int winograd_passes = int(kernels_.forward == ConvKernel::winograd) +
-                                int(kernels_.backward_data == ConvKernel::winograd) +
-                                int(kernels_.backward_weights == ConvKernel::winograd);
+    const int winograd_passes = passes_on(ConvKernel::winograd);
     if (winograd_passes != 0 && winograd_passes != 3)
         throw std::invalid_argument(std::string(name) + ": Winograd runs all three passes or none");
     if (winograd_passes == 3 &&
@@ -204,6 +200,11 @@ void Conv2d::reorder_weights(reorder& r, memory& to) {
     std::unordered_map<int, memory> args{{DNNL_ARG_FROM, user_weights_}, {DNNL_ARG_TO, to}};
     if (epilogue_ != ConvEpilogue::none) args[DNNL_ARG_ATTR_OUTPUT_SCALES] = scale_;
     r.execute(ctx_.stream(), args);
+}
+
+int Conv2d::passes_on(ConvKernel kernel) const {
+    return int(kernels_.forward == kernel) + int(kernels_.backward_data == kernel) +
+           int(kernels_.backward_weights == kernel);
 }
 
 bool Conv2d::uses(ConvKernel kernel) const {

@@ -102,6 +102,7 @@ private:
     void build_convolution(const char* name);
     void build_matmul(const char* name);
     bool uses(ConvKernel kernel) const;
+    int passes_on(ConvKernel kernel) const;  // of the three, whatever the pass (Winograd, whole_map: all or none)
     dnnl::primitive_attr forward_attr() const;     // the epilogue's post-op
     dnnl::primitive_attr weight_scale_attr() const;  // a weight reorder's per-output-channel scale
     void reorder_weights(dnnl::reorder& r, dnnl::memory& to);
