@@ -30,13 +30,23 @@ if [ "${1:-}" = --prepare ]; then
 fi
 out=${1:-${OUT:-gpu-check}}
 # Each step's full output and status go to $work; $out gets what is read back (the device tool
-# returns at most 8 files): gpu_check.json, gpu_check.log, bench.jsonl and the two tests' outputs.
+# returns at most 8 files): gpu_check.json, gpu_check.log, bench.jsonl and each test step's output.
 work=build-gpu/check
 rm -rf "$work" && mkdir -p "$out" "$work"
 start=$(date +%s)
 log=$out/gpu_check.log
 : >"$log"
 step() { echo "== $* ($(( $(date +%s) - start )) s)" | tee -a "$log"; }
+# Every step runs under a cap of its own and none past CHECK_UNTIL seconds from the start (500 by
+# default, inside the device tool's 600-second limit), so that a hang or a slow compile costs its
+# step, not the summary: a step killed so reports "timed-out" (timeout's status, 124).
+check_until=${CHECK_UNTIL:-500}
+capped() {  # seconds, command...
+  local cap=$1 left=$(( check_until - ($(date +%s) - start) )); shift
+  [ "$left" -lt "$cap" ] && cap=$left
+  [ "$cap" -gt 0 ] || return 124
+  timeout -k 5 "$cap" "$@"
+}
 
 step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$log"
@@ -53,24 +63,47 @@ if [ -n "$cudnn_root" ]; then
 fi
 step "cuDNN from ${cudnn_root:-the CUDA toolkit}"
 
+# 2's fixtures, made while the build runs: a process per case (make_reference.py runs PyTorch on one
+# thread; the four together take five minutes on one core here).
+reference_dir=build-gpu/tests/reference
+reference_pids=()
+for case in densenet121 densenet121_64 custom_small custom_28; do
+  # (timeout itself in the background: a kill reaches python through it)
+  timeout -k 5 420 python3 tests/python/make_reference.py "$reference_dir" "$case" >"$work/make_reference.$case.txt" 2>&1 &
+  reference_pids+=("$!")
+done
+
 step "build (CUDA code only)"
 status_build=passed
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DDENSENET_CUDA_ONLY=ON ${cudnn_root:+-DCUDNN_ROOT=$cudnn_root} \
-  >>"$log" 2>&1 && cmake --build build-gpu -j "$(nproc)" >>"$log" 2>&1 || status_build=failed
+generator=Ninja  # where the machine has it; make otherwise
+command -v ninja >/dev/null || generator="Unix Makefiles"
+cmake -S . -B build-gpu -G "$generator" -DCMAKE_BUILD_TYPE=Release -DDENSENET_CUDA_ONLY=ON \
+  ${cudnn_root:+-DCUDNN_ROOT=$cudnn_root} >>"$log" 2>&1 &&
+  capped 300 cmake --build build-gpu -j "$(nproc)" >>"$log" 2>&1 || status_build=failed
 tail -3 "$log"
 
-run_test() {  # name, command...: passed, failed or skipped-no-gpu
-  local name=$1; shift
+run_test() {  # name, seconds, command...: passed, failed, timed-out or skipped-no-gpu; its output in $out
+  local name=$1 seconds=$2; shift 2
   step "$name"
-  "$@" >"$work/$name.txt" 2>&1
+  capped "$seconds" "$@" >"$work/$name.txt" 2>&1
   local rc=$?
   tail -40 "$work/$name.txt" | tee -a "$log"
-  case $rc in 0) echo passed ;; 77) echo skipped-no-gpu ;; *) echo failed ;; esac >"$work/$name.status"
+  cp "$work/$name.txt" "$out/"
+  case $rc in 0) echo passed ;; 77) echo skipped-no-gpu ;; 124) echo timed-out ;; *) echo failed ;; esac >"$work/$name.status"
 }
 if [ "$status_build" = passed ]; then
-  run_test test_cuda_ops ./build-gpu/tests/cuda/test_cuda_ops
-  run_test make_reference python3 tests/python/make_reference.py build-gpu/tests/reference
-  run_test test_cuda_parity ./build-gpu/tests/cuda/test_cuda_parity build-gpu/tests/reference
+  run_test test_cuda_ops 60 ./build-gpu/tests/cuda/test_cuda_ops
+  step make_reference
+  echo passed >"$work/make_reference.status"
+  for pid in "${reference_pids[@]}"; do
+    wait "$pid"
+    case $? in 0) ;; 124) echo timed-out >"$work/make_reference.status" ;; *) echo failed >"$work/make_reference.status" ;; esac
+  done
+  cat "$work"/make_reference.*.txt >"$out/make_reference.txt"
+  tail -20 "$out/make_reference.txt" | tee -a "$log"
+  run_test test_cuda_parity 120 ./build-gpu/tests/cuda/test_cuda_parity "$reference_dir"
+else
+  kill "${reference_pids[@]}" 2>/dev/null
 fi
 
 # 3. The benchmark, densenet121 at 224x224, ours and PyTorch's on this GPU in this run, one JSON
@@ -87,14 +120,15 @@ in_budget() {  # name, seconds the case may take
 ours() {  # mode, batch, precision
   in_budget "densenet.cpp $1 $2 $3" 30 || return 0
   step "densenet.cpp $1, batch $2, $3"
-  ./build-gpu/densenet-gpu-bench --mode "$1" --batch-size "$2" --precision "$3" --steps 20 --warmup 5 --json \
-    2>>"$log" | tee -a "$log" | grep '^{' >>"$bench" ||
+  capped 60 ./build-gpu/densenet-gpu-bench --mode "$1" --batch-size "$2" --precision "$3" --steps 20 --warmup 5 \
+    --json 2>>"$log" | tee -a "$log" | grep '^{' >>"$bench" ||
     echo "{\"peer\": \"densenet.cpp\", \"mode\": \"$1\", \"batch_size\": $2, \"precision\": \"$3\", \"error\": \"failed\"}" >>"$bench"
 }
 torch_cases() {  # mode, batch, seconds, cases
   in_budget "pytorch $1 $2 $4" "$3" || return 0
   step "PyTorch $1, batch $2: $4"
-  python3 scripts/gpu_bench_pytorch.py --mode "$1" --batch-size "$2" --steps 20 --warmup 5 --cases "$4" 2>>"$log" |
+  capped $(( 2 * $3 )) python3 scripts/gpu_bench_pytorch.py --mode "$1" --batch-size "$2" --steps 20 --warmup 5 \
+    --cases "$4" 2>>"$log" |
     tee -a "$log" | grep '^{' >>"$bench"
 }
 if [ "$status_build" = passed ]; then
@@ -112,12 +146,11 @@ if [ "$status_build" = passed ]; then
   torch_cases train 256 120 compile-bf16-cl
   if in_budget "densenet.cpp memory 64 bf16" 60; then
     step "densenet.cpp device memory and largest batches, batch 64, bf16"
-    timeout 90 ./build-gpu/densenet-gpu-bench --mode memory --batch-size 64 --precision bf16 2>>"$log" |
+    capped 90 ./build-gpu/densenet-gpu-bench --mode memory --batch-size 64 --precision bf16 2>>"$log" |
       tee -a "$log" | grep '^{' >"$work/memory.json"
   fi
 fi
 
-for name in test_cuda_ops test_cuda_parity; do [ -f "$work/$name.txt" ] && cp "$work/$name.txt" "$out/"; done
 python3 - "$out" "$work" "$status_build" "$(( $(date +%s) - start ))" <<'PY'
 import json, os, re, sys
 out, work, build, seconds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

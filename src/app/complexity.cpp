@@ -126,6 +126,8 @@ void print_gpu_report(const cuda::MemoryReport& g, const DeviceChoice& device, c
         row("+ two batches in flight", t.batches);
         row("+ the tests' inference network", t.tester);
         row("= train --device cuda in all", t.total);
+        row("  with --ema-decay: + the average", t.average);
+        row("  with --test-ema as well: + its tester", t.average_tester);
     }
     if (!g.inference_error.empty())
         std::printf("  inference does not build at batch %ld: %s\n", long(o.batch), g.inference_error.c_str());

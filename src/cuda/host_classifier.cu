@@ -8,9 +8,6 @@
 namespace dn::cuda {
 
 namespace {
-// The Context's TF32 setting: PyTorch's default for fp32 convolutions (it does not concern bf16).
-constexpr Tf32 kTf32 = Tf32::allowed;
-
 size_t image_floats(const Parameters& params, const RunShape& s) {
     return size_t(s.batch * params.config().in_channels * s.height * s.width);
 }
@@ -36,7 +33,7 @@ float DeviceClassifier::forward(const float* images_nchw, const int32_t* labels,
     return net_.loss();  // waits for the stream, the copies above with it
 }
 
-HostClassifier::HostClassifier(Parameters& params, const RunShape& shape, Precision precision, int device)
-    : ctx_(device, kTf32), device_(params), net_(ctx_, params, device_.upload(ctx_.stream()), shape, precision) {}
+HostClassifier::HostClassifier(Parameters& params, const RunShape& shape, Precision precision, int device, Tf32 tf32)
+    : ctx_(device, tf32), device_(params), net_(ctx_, params, device_.upload(ctx_.stream()), shape, precision) {}
 
 }  // namespace dn::cuda

@@ -34,10 +34,11 @@ private:
     std::vector<float> logits_, log_probs_;
 };
 
-// On one GPU for params, copied there once: later changes to params are not seen.
+// On one GPU for params, copied there once: later changes to params are not seen. tf32: whether
+// fp32 convolutions may run in TF32 (PyTorch's default; it does not concern bf16).
 class HostClassifier : public Classifier {
 public:
-    HostClassifier(Parameters& params, const RunShape& shape, Precision precision, int device);
+    HostClassifier(Parameters& params, const RunShape& shape, Precision precision, int device, Tf32 tf32);
 
     float forward(const float* images_nchw, const int32_t* labels, Mode mode) override {
         return net_.forward(images_nchw, labels, mode);

@@ -5,6 +5,7 @@
 #include "cuda/host_classifier.h"
 #include "cuda/step_engine.h"
 #include "model/config.h"
+#include "train/weight_average.h"
 
 #include <cuda_runtime.h>
 
@@ -44,16 +45,35 @@ int64_t largest_batch(const std::function<bool(int64_t)>& fits, int64_t guess) {
     return good;
 }
 
+// What `train --device cuda` builds: with Adam, and with a weight average where the run keeps one
+// (--ema-decay; tested: --test-ema too).
+enum class AverageUse { none, kept, kept_and_tested };
+
 struct TrainingRun {
     Parameters params;
     Adam adam;
+    std::unique_ptr<WeightAverage> average;
     ParameterUpdate update;
     GpuStepEngine engine;
 
-    TrainingRun(const DenseNetConfig& cfg, const RunShape& shape, const MemorySetup& s)
-        : params(cfg), adam(params.count(), AdamOptions{}), update(adam, {}),
-          engine(params, update, {.shape = shape, .precision = s.precision}, s.device, Tf32::allowed) {}
+    TrainingRun(const DenseNetConfig& cfg, const RunShape& shape, const MemorySetup& s,
+                AverageUse use = AverageUse::none)
+        : params(cfg), adam(params.count(), AdamOptions{}),
+          average(use == AverageUse::none ? nullptr : std::make_unique<WeightAverage>(cfg, 0.999)),
+          update(adam, {.average = average.get()}),
+          engine(params, update,
+                 {.shape = shape,
+                  .precision = s.precision,
+                  .tested = use == AverageUse::kept_and_tested ? TestedWeights::average : TestedWeights::trained},
+                 s.device, Tf32::allowed) {}
 };
+
+// The device bytes a training run allocates.
+size_t training_bytes(const DenseNetConfig& cfg, const RunShape& shape, const MemorySetup& s, AverageUse use) {
+    const size_t before = DeviceBuffer::live_bytes();
+    const TrainingRun run(cfg, shape, s, use);
+    return DeviceBuffer::live_bytes() - before;
+}
 }  // namespace
 
 MemoryReport measure_memory(const MemorySetup& s) {
@@ -76,13 +96,20 @@ MemoryReport measure_memory(const MemorySetup& s) {
                                                  sizeof(int32_t));
         t.tester = t.total - net.total() - t.parameters - t.batches;  // and the clipping's few bytes
     };
+    // Each with the run above freed: the differences are the average's alone.
+    const auto measure_average = [&] {
+        TrainingBytes& t = r.training;
+        const size_t kept = training_bytes(cfg, shape(s.batch_size), s, AverageUse::kept);
+        const size_t tested = training_bytes(cfg, shape(s.batch_size), s, AverageUse::kept_and_tested);
+        t.average = kept - t.total, t.average_tester = tested - kept;
+    };
     const auto measure_inference = [&] {
         Parameters params(cfg);
         const size_t before = DeviceBuffer::live_bytes();
-        const HostClassifier classifier(params, shape(s.batch_size), s.precision, s.device);
+        const HostClassifier classifier(params, shape(s.batch_size), s.precision, s.device, Tf32::allowed);
         r.inference = DeviceBuffer::live_bytes() - before;
     };
-    builds(measure_training, &r.training_error);
+    if (builds(measure_training, &r.training_error)) builds(measure_average);
     builds(measure_inference, &r.inference_error);
     r.max_batch_training = largest_batch(
         [&](int64_t batch) { return builds([&] { TrainingRun run(cfg, shape(batch), s); }); }, s.batch_size);
@@ -90,7 +117,7 @@ MemoryReport measure_memory(const MemorySetup& s) {
         [&](int64_t batch) {
             return builds([&] {
                 Parameters params(cfg);
-                HostClassifier classifier(params, shape(batch), s.precision, s.device);
+                HostClassifier classifier(params, shape(batch), s.precision, s.device, Tf32::allowed);
             });
         },
         s.batch_size);

@@ -27,6 +27,10 @@ struct TrainingBytes {
     size_t batches = 0;     // the two batches in flight (images and labels)
     size_t tester = 0;      // the inference network the tests run (and the clipping's few bytes)
     size_t total = 0;       // every buffer live at once: the sum
+    // What a run with a weight average allocates beyond total: with --ema-decay, the average's
+    // device copy (values and running statistics); with --test-ema as well, the inference network
+    // that tests it.
+    size_t average = 0, average_tester = 0;
 };
 
 struct MemoryReport {

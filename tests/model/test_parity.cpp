@@ -4,6 +4,7 @@
 #include "model/checkpoint.h"
 #include "model/densenet.h"
 #include "train/optimizer.h"
+#include "model/float32_bar.h"
 #include "model/reference_case.h"
 #include "test_util.h"
 
@@ -46,23 +47,7 @@ protected:
 
     std::vector<float> floats(const std::string& name) const { return test::floats_of(*expected_, name); }
 
-    // PyTorch's two float32 results for `name`: as users run it, and with rounding-level noise on
-    // every convolution's output (make_reference.py's CONV_NOISE).
-    struct Float32Runs {
-        std::vector<float> plain, noisy;
-    };
-    Float32Runs float32_runs(const std::string& name) const { return {floats(name), floats("noisy." + name)}; }
-    // The larger distance of the two from `exact`, each transformed by `as_compared` (a selection
-    // or a displacement) first.
-    template <class Transform>
-    static double float32_error(const Float32Runs& runs, const std::vector<float>& exact, Transform as_compared) {
-        double worst = 0.0;
-        for (const std::vector<float>* run : {&runs.plain, &runs.noisy}) {
-            std::vector<float> v = as_compared(*run);
-            worst = std::max(worst, test::relative_error(v.data(), exact.data(), int64_t(exact.size())));
-        }
-        return worst;
-    }
+    test::Float32Runs float32_runs(const std::string& name) const { return test::float32_runs(*expected_, name); }
 
     // Checks `actual` against PyTorch's exact (float64) result. The bar is `tol`, or twice the
     // distance of PyTorch's float32 results from the exact one where that is larger: no test can
@@ -73,7 +58,7 @@ protected:
         std::vector<float> exact = floats("f64." + name);
         const int64_t n = int64_t(exact.size());
         double err = test::relative_error(actual, exact.data(), n);
-        double torch_err = float32_error(float32_runs(name), exact, [](const std::vector<float>& v) { return v; });
+        double torch_err = test::float32_error(float32_runs(name), exact);
         double bar = std::max(tol, 2.0 * torch_err);
         EXPECT_LE(err, bar) << what << ": " << name << " relative error " << err << " (PyTorch float32: " << torch_err
                             << "; first value " << actual[0] << " vs " << exact[0] << ")";
@@ -179,7 +164,7 @@ TEST_P(Parity, FiveSgdMomentumSteps) {
         };
         std::vector<float> moved = displacement(std::vector<float>(w, w + e.numel())), exact_moved = displacement(exact);
         double err = test::relative_error(moved.data(), exact_moved.data(), e.numel());
-        double torch_err = float32_error(float32_runs("sgd." + e.name), exact_moved, displacement);
+        double torch_err = test::float32_error(float32_runs("sgd." + e.name), exact_moved, displacement);
         EXPECT_LE(err, std::max(1e-3, 2.0 * torch_err)) << "SGD displacement of " << e.name;
     }
     report();
@@ -207,7 +192,7 @@ TEST_P(Parity, FiveAdamSteps) {
         if (e.role != TensorRole::parameter) continue;
         const float* w = params_->values() + e.offset;
         std::vector<float> exact = floats("f64.adam." + e.name);
-        const Float32Runs torch32 = float32_runs("adam." + e.name);
+        const test::Float32Runs torch32 = float32_runs("adam." + e.name);
         std::vector<float> grad = floats("f64.grad." + e.name);
         double rms = 0.0;
         for (float g : grad) rms += double(g) * g;
@@ -239,9 +224,9 @@ TEST_P(Parity, FiveAdamSteps) {
         std::vector<float> got = kept_weights(ours), want = kept_weights(exact);
         std::vector<float> got_moved = kept_moved(ours), want_moved = kept_moved(exact);
         double err_w = test::relative_error(got.data(), want.data(), kept);
-        double torch_w = float32_error(torch32, want, kept_weights);
+        double torch_w = test::float32_error(torch32, want, kept_weights);
         double err_moved = test::relative_error(got_moved.data(), want_moved.data(), kept);
-        double torch_moved_err = float32_error(torch32, want_moved, kept_moved);
+        double torch_moved_err = test::float32_error(torch32, want_moved, kept_moved);
         EXPECT_LE(err_w, std::max(kTolerance, 2.0 * torch_w)) << "Adam weights of " << e.name;
         EXPECT_LE(err_moved, std::max(1e-3, 2.0 * torch_moved_err))
             << "Adam displacement of " << e.name << " (PyTorch float32: " << torch_moved_err << ")";

@@ -180,8 +180,14 @@ def make(name, case, out):
 
 
 if __name__ == "__main__":
-    out_dir = sys.argv[1]
+    # make_reference.py OUT [CASE...]: every case, or those named (scripts/gpu_check.sh makes each
+    # in a process of its own). One thread: PyTorch's float32 sums then do not depend on the
+    # machine's core count.
+    out_dir, names = sys.argv[1], sys.argv[2:] or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        sys.exit(f"make_reference.py: no case {', '.join(unknown)} (cases: {', '.join(CASES)})")
     torch.set_num_threads(1)
-    for name, case in CASES.items():
-        make(name, case, os.path.join(out_dir, name))
+    for name in names:
+        make(name, CASES[name], os.path.join(out_dir, name))
     print("reference written to", out_dir)

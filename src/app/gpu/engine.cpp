@@ -8,7 +8,8 @@
 namespace {
 std::unique_ptr<dn::Classifier> make_classifier(dn::Parameters& params, const dn::RunShape& shape,
                                                 dn::Precision precision, int device) {
-    return std::make_unique<dn::cuda::HostClassifier>(params, shape, precision, device);
+    // eval and predict on a GPU run as PyTorch does by default: fp32 convolutions in TF32.
+    return std::make_unique<dn::cuda::HostClassifier>(params, shape, precision, device, dn::cuda::Tf32::allowed);
 }
 
 std::unique_ptr<dn::StepEngine> make_step_engine(dn::Parameters& params, dn::ParameterUpdate& update,

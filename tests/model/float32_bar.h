@@ -1,0 +1,54 @@
+// defines: fixture_floats, Float32Runs, float32_runs, float32_error: the parity tests' bar per
+//          tensor (how far PyTorch's own float32 results lie from its float64 one), without
+//          GoogleTest, so that the GPU parity check (a plain program) holds each tensor to the same
+//          bar as the CPU's
+#pragma once
+#include "io/safetensors.h"
+#include "test_util.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace dn::test {
+
+// A make_reference.py fixture's F32 tensor, copied out.
+inline std::vector<float> fixture_floats(const SafetensorsFile& file, const std::string& name) {
+    const auto& t = file.tensors().at(name);
+    if (t.dtype != "F32") throw std::runtime_error("fixture tensor " + name + " is " + t.dtype + ", not F32");
+    std::vector<float> v(t.bytes / 4);
+    std::memcpy(v.data(), t.data, t.bytes);
+    return v;
+}
+
+// PyTorch's two float32 results for a tensor: as users run it, and the farthest from float64 of
+// runs with rounding-level noise on every convolution's output (make_reference.py's CONV_NOISE).
+// An engine that sums in another order (oneDNN's Winograd, cuDNN's algorithms) rounds as a noisy
+// run does, so the bar must allow both.
+struct Float32Runs {
+    std::vector<float> plain, noisy;
+};
+inline Float32Runs float32_runs(const SafetensorsFile& file, const std::string& name) {
+    return {fixture_floats(file, name), fixture_floats(file, "noisy." + name)};
+}
+
+// The larger distance of the two runs from `exact`, each transformed by `as_compared` (a selection
+// of elements, or a displacement from the initial weights) first. A parity test's bar is twice
+// this, or its tolerance where that is larger: no test can ask float32 for more than the
+// computation's conditioning allows.
+template <class Transform>
+double float32_error(const Float32Runs& runs, const std::vector<float>& exact, Transform as_compared) {
+    double worst = 0.0;
+    for (const std::vector<float>* run : {&runs.plain, &runs.noisy}) {
+        const std::vector<float> v = as_compared(*run);
+        worst = std::max(worst, relative_error(v.data(), exact.data(), int64_t(exact.size())));
+    }
+    return worst;
+}
+inline double float32_error(const Float32Runs& runs, const std::vector<float>& exact) {
+    return float32_error(runs, exact, [](const std::vector<float>& v) { return v; });
+}
+
+}  // namespace dn::test
