@@ -89,7 +89,7 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
     const bool wide_3x3 = s.kernel == 3 && s.stride == 1 && s.pad == 1 && s.in_channels >= 128 && s.out_channels >= 32;
     const bool winograd_pays = pass == Pass::training ? s.batch * s.out_h() * s.out_w() >= 1024
                                                       : s.out_h() * s.out_w() >= 28 * 28;
-    if (wide_3x3 && type == DType::f32 && winograd_pays)
+    if (wide_3x3 && type == DType::f32 && winograd_pays && cpu_has_avx512())
         return {ConvKernel::winograd, ConvKernel::winograd, ConvKernel::winograd};
     if (!s.is_pointwise()) return {};
     const int64_t pixels = s.out_h() * s.out_w();
@@ -119,7 +119,8 @@ Layout default_activation_layout(const ConvShape& s, DType type, Pass pass) {
     const ConvKernel cv = ConvKernel::convolution;
     const bool primitive = k.forward == cv && k.backward_data == cv && k.backward_weights == cv;
     const bool blocks = s.in_channels % kChannelBlock == 0 && s.out_channels % kChannelBlock == 0;
-    if (pass == Pass::training && s.is_pointwise() && primitive && blocks && s.out_h() * s.out_w() >= 28 * 28)
+    if (pass == Pass::training && s.is_pointwise() && primitive && blocks && s.out_h() * s.out_w() >= 28 * 28 &&
+        cpu_has_avx512())
         return Layout::nchw16c;
     return Layout::nhwc;
 }
@@ -169,6 +170,8 @@ void Conv2d::build(const char* name) {
         (type_ != DType::f32 || s.kernel != 3 || s.stride != 1 || epilogue_ != ConvEpilogue::none))
         throw std::invalid_argument(std::string(name) +
                                     ": Winograd computes fp32 3x3 stride-1 convolutions, without an epilogue");
+    if (winograd_passes == 3 && !cpu_has_avx512())
+        throw std::invalid_argument(std::string(name) + ": oneDNN has Winograd convolutions only on CPUs with AVX-512");
     const auto& eng = ctx_.engine();
     user_weights_ = memory({{s.out_channels, s.in_channels, s.kernel, s.kernel}, dt::f32, tag::oihw}, eng, nullptr);
     if (epilogue_ != ConvEpilogue::none) {

@@ -26,6 +26,11 @@ bool effective_isa_includes(dnnl::cpu_isa isa) {
 
 }  // namespace
 
+bool cpu_has_avx512() {
+    static const bool has = effective_isa_includes(dnnl::cpu_isa::avx512_core);
+    return has;
+}
+
 bool cpu_has_bf16() {
     static const bool has = effective_isa_includes(dnnl::cpu_isa::avx512_core_bf16);
     return has;

@@ -1,5 +1,5 @@
-// defines: Precision, precision_name, parse_precision, operand_type, cpu_has_bf16, cpu_has_amx,
-//          usable_precision
+// defines: Precision, precision_name, parse_precision, operand_type, cpu_has_avx512, cpu_has_bf16,
+//          cpu_has_amx, usable_precision
 #pragma once
 #include "tensor/dtype.h"
 
@@ -17,6 +17,11 @@ Precision parse_precision(const std::string& name);  // "fp32" or "bf16"; std::i
 
 // The element type a convolution's operands (src, weights, diff_dst, diff_src) are stored in.
 inline DType operand_type(Precision p) { return p == Precision::bf16 ? DType::bf16 : DType::f32; }
+
+// Whether oneDNN runs its AVX-512 kernels here (avx512_core). Without them (an AVX2 CPU, or
+// DNNL_MAX_CPU_ISA below it) oneDNN has no Winograd convolution at all, and its kernels for the
+// nChw16c layout are its reference ones, about a hundred times slower than its AVX2 kernels for NHWC.
+bool cpu_has_avx512();
 
 // Whether oneDNN runs its AVX512-BF16 kernels here (it honours DNNL_MAX_CPU_ISA, so a lower
 // limit reads as no). Without them bf16 convolutions would be emulated, slower than fp32.

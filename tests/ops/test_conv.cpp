@@ -60,6 +60,7 @@ TEST(Conv, MatmulAndConvolutionPrimitiveAgree) {
 // back: the same sums up to rounding, which these bars (relative to each result's norm) bound.
 // Channel counts off oneDNN's 16-channel blocks and maps off its 4x4 tiles are padded and cut.
 TEST(Conv, WinogradAndDirectAgree) {
+    if (!cpu_has_avx512()) GTEST_SKIP() << "oneDNN has Winograd convolutions only on CPUs with AVX-512";
     const ConvKernel wg = ConvKernel::winograd;
     for (const ConvShape& s : {ConvShape{2, 128, 9, 9, 32, 3, 1, 1}, ConvShape{3, 40, 7, 5, 12, 3, 1, 1},
                                ConvShape{1, 16, 13, 11, 16, 3, 1, 1}}) {
@@ -74,6 +75,7 @@ TEST(Conv, WinogradAndDirectAgree) {
 }
 
 TEST(Conv, WinogradRunsOnlyWithItsStagingAndOnlyWhereItCan) {
+    if (!cpu_has_avx512()) GTEST_SKIP() << "oneDNN has Winograd convolutions only on CPUs with AVX-512";
     DnnlContext ctx;
     const ConvKernel wg = ConvKernel::winograd, cv = ConvKernel::convolution;
     const ConvShape s{2, 16, 8, 8, 16, 3, 1, 1};
@@ -92,6 +94,7 @@ TEST(Conv, WinogradRunsOnlyWithItsStagingAndOnlyWhereItCan) {
 // A Winograd convolution given its src (and writing its src gradient) in the kernel's own layout
 // computes exactly what it computes from NHWC, where it makes that layout itself.
 TEST(Conv, WinogradTakesItsSrcInItsOwnLayoutAsItIs) {
+    if (!cpu_has_avx512()) GTEST_SKIP() << "oneDNN has Winograd convolutions only on CPUs with AVX-512";
     const ConvKernel wg = ConvKernel::winograd;
     const ConvShape s{2, 128, 9, 9, 32, 3, 1, 1};
     const PassResults staged = run_passes(s, {wg, wg, wg}, Backward::combined);
@@ -119,8 +122,27 @@ TEST(Conv, WinogradTakesItsSrcInItsOwnLayoutAsItIs) {
     EXPECT_EQ(dx_alone, dx);
 }
 
+// Without AVX-512 (an AVX2 CPU, or DNNL_MAX_CPU_ISA below it) oneDNN has no Winograd kernel: the
+// default is the direct one, and asking for Winograd is a one-line refusal, not oneDNN's error.
+TEST(Conv, WinogradOnlyWhereOneDnnHasIt) {
+    const ConvShape lecture{32, 128, 56, 56, 32, 3, 1, 1};
+    const ConvKernel expected = cpu_has_avx512() ? ConvKernel::winograd : ConvKernel::convolution;
+    EXPECT_EQ(default_conv_kernels(lecture, DType::f32, Pass::training).forward, expected);
+    EXPECT_EQ(default_conv_kernels(lecture, DType::f32, Pass::inference).forward, expected);
+    if (cpu_has_avx512()) return;
+    DnnlContext ctx;
+    const ConvKernel wg = ConvKernel::winograd;
+    try {
+        Conv2d(ctx, ConvShape{2, 16, 8, 8, 16, 3, 1, 1}, Pass::training, "conv2", DType::f32, {wg, wg, wg});
+        ADD_FAILURE() << "Winograd built on a CPU without AVX-512";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("AVX-512"), std::string::npos) << e.what();
+    }
+}
+
 // Every conv2 of densenet121's training at the lecture's shape can: oneDNN chooses nChw16c for them.
 TEST(Conv, DenseNetsWinogradShapesReadTheirSrcBlocked) {
+    if (!cpu_has_avx512()) GTEST_SKIP() << "oneDNN has Winograd convolutions only on CPUs with AVX-512";
     DnnlContext ctx;
     for (int64_t side : {56, 28, 14, 7}) {
         const ConvShape s{32, 128, side, side, 32, 3, 1, 1};
@@ -164,8 +186,9 @@ TEST(Conv, BlockedActivationsGiveTheNhwcResults) {
 
 TEST(Conv, BlockedActivationsWhereTheyWereMeasuredFaster) {
     for (DType type : {DType::f32, DType::bf16}) {
-        // AMX multiplies bf16 only in NHWC.
-        const Layout large_pointwise = type == DType::bf16 && cpu_has_amx() ? Layout::nhwc : Layout::nchw16c;
+        // AMX multiplies bf16 only in NHWC; without AVX-512, oneDNN's nChw16c kernels are its reference ones.
+        const Layout large_pointwise =
+            !cpu_has_avx512() || (type == DType::bf16 && cpu_has_amx()) ? Layout::nhwc : Layout::nchw16c;
         EXPECT_EQ(default_activation_layout({32, 64, 56, 56, 128, 1, 1, 0}, type, Pass::training), large_pointwise);
         EXPECT_EQ(default_activation_layout({32, 384, 28, 28, 128, 1, 1, 0}, type, Pass::training), large_pointwise);
         EXPECT_EQ(default_activation_layout({32, 256, 14, 14, 128, 1, 1, 0}, type, Pass::training), Layout::nhwc);
@@ -227,8 +250,9 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     EXPECT_EQ(kernels({64, 512, 2, 2, 128, 1, 1, 0}), (std::vector{mm, mm, mm}));
     EXPECT_EQ(kernels({64, 512, 1, 1, 128, 1, 1, 0}), (std::vector{mm, mm, mm}));
     // Winograd: DenseNet-121's fp32 3x3 training shapes with 1,024 output pixels or more in the
-    // batch; not its narrow DenseNet-BC layers, not bf16, not inference.
-    const ConvKernel wg = ConvKernel::winograd;
+    // batch; not its narrow DenseNet-BC layers, not bf16, not inference; and only where oneDNN has
+    // it (AVX-512: WinogradOnlyWhereOneDnnHasIt).
+    const ConvKernel wg = cpu_has_avx512() ? ConvKernel::winograd : cv;
     EXPECT_EQ(kernels({32, 128, 56, 56, 32, 3, 1, 1}), (std::vector{wg, wg, wg}));
     EXPECT_EQ(kernels({64, 128, 4, 4, 32, 3, 1, 1}), (std::vector{wg, wg, wg}));
     // A 3x3 convolution whose windows cover its 2x2 map (from batch 8) or 1x1 map: one matrix product.
@@ -253,6 +277,7 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
 
 // An inference convolution with Winograd (oneDNN's F(4x4, 3x3) kernel) gives the direct one's output.
 TEST(Conv, WinogradInferenceAndDirectAgree) {
+    if (!cpu_has_avx512()) GTEST_SKIP() << "oneDNN has Winograd convolutions only on CPUs with AVX-512";
     const ConvKernel wg = ConvKernel::winograd;
     for (const ConvShape& s : {ConvShape{1, 128, 30, 29, 32, 3, 1, 1}, ConvShape{2, 40, 9, 9, 12, 3, 1, 1}}) {
         const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);

@@ -74,18 +74,38 @@ CONV_NOISE = 1e-6
 NOISY_RUNS = 4
 
 
+def add_conv_noise(net, conv_noise, seed):
+    """Hooks `conv_noise` (see CONV_NOISE) onto each of net's convolution outputs, drawn from `seed`."""
+    if not conv_noise:
+        return
+    g = torch.Generator().manual_seed(seed)
+    noise = lambda module, inputs, output: output + conv_noise * output.detach().square().mean().sqrt() * (  # noqa: E731
+        torch.randn(output.shape, generator=g, dtype=output.dtype))
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(noise)
+
+
+def farthest_of_noisy_runs(run_noisy, exact):
+    """Per element, the farthest from `exact` of NOISY_RUNS runs: run_noisy(seed) gives each run's
+    tensors by name (those with a float64 counterpart in `exact` are kept)."""
+    farthest = {}
+    for seed in range(NOISY_RUNS):
+        for k, v in run_noisy(seed).items():
+            if k not in exact or not v.is_floating_point():
+                continue
+            if k in farthest:
+                v = torch.where((v - exact[k]).abs() > (farthest[k] - exact[k]).abs(), v, farthest[k])
+            farthest[k] = v
+    return farthest
+
+
 def run(net, init, x, y, dtype, conv_noise=0.0, seed=0):
     """Everything the C++ side compares, computed with the network and input in `dtype`, and
     with `conv_noise` (see CONV_NOISE) on each convolution's output, drawn from `seed`."""
     net = copy.deepcopy(net).to(dtype)
     x = x.to(dtype)
-    if conv_noise:
-        g = torch.Generator().manual_seed(seed)
-        noise = lambda module, inputs, output: output + conv_noise * output.detach().square().mean().sqrt() * (  # noqa: E731
-            torch.randn(output.shape, generator=g, dtype=output.dtype))
-        for m in net.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                m.register_forward_hook(noise)
+    add_conv_noise(net, conv_noise, seed)
     out = {}
     net.eval()
     with torch.no_grad():
@@ -166,12 +186,7 @@ def make(name, case, out):
     expected.update(run(net, init, x, y, torch.float32))
     exact = run(net, init, x, y, torch.float64)
     expected.update({"f64." + k: v for k, v in exact.items()})
-    farthest = {}
-    for seed in range(NOISY_RUNS):
-        for k, v in run(net, init, x, y, torch.float32, CONV_NOISE, seed).items():
-            if k in farthest:
-                v = torch.where((v - exact[k]).abs() > (farthest[k] - exact[k]).abs(), v, farthest[k])
-            farthest[k] = v
+    farthest = farthest_of_noisy_runs(lambda seed: run(net, init, x, y, torch.float32, CONV_NOISE, seed), exact)
     expected.update({"noisy." + k: v for k, v in farthest.items()})
     if case.get("autocast"):
         expected.update(run_autocast(net, x, y))

@@ -5,6 +5,7 @@
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/densenet.h"
+#include "model/float32_bar.h"
 #include "model/reference_case.h"
 #include "train/lr_schedule.h"
 #include "train/parameter_update.h"
@@ -94,12 +95,15 @@ protected:
     }
 
     // Against PyTorch's float64 result, with the bar of the parity tests: 1e-4, or twice PyTorch
-    // float32's own distance from float64 where the computation's conditioning allows no better.
+    // float32's own distance from float64 (plain, or with rounding-level noise on its convolutions)
+    // where the computation's conditioning allows no better. 20 steps of SGD at lr 0.05 amplify a
+    // convolution's rounding to 1e-3..1e-2 of some weights: this engine's kernels with 2 threads on
+    // an AVX2 CPU landed 1.8e-3 from float64 in sgd_no_decay_bn_bias, PyTorch's noisy runs 1e-2.
     void expect_close(const std::string& key, const float* actual, int64_t n) {
-        const std::vector<float> exact = test::floats_of(*expected_, "f64." + key), torch32 = test::floats_of(*expected_, key);
+        const std::vector<float> exact = test::floats_of(*expected_, "f64." + key);
         ASSERT_EQ(int64_t(exact.size()), n) << key;
         const double err = test::relative_error(actual, exact.data(), n);
-        const double torch_err = test::relative_error(torch32.data(), exact.data(), n);
+        const double torch_err = test::float32_error(test::float32_runs(*expected_, key), exact);
         EXPECT_LE(err, std::max(1e-4, 2.0 * torch_err)) << key << " (PyTorch float32: " << torch_err << ")";
         worst_ = std::max(worst_, err);
         worst_torch_ = std::max(worst_torch_, torch_err);
