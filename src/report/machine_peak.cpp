@@ -14,8 +14,9 @@ using Clock = std::chrono::steady_clock;
 
 // Independent accumulators: enough to cover the FMA latency on every pipe (4 cycles x 2 pipes on
 // current x86 cores), few enough that they and the two operands stay in registers. 16 of AVX2's 16
-// registers spilled: on an AMD Zen 3 that measured 109 GFLOP/s, under what oneDNN's convolutions
-// reached (129).
+// registers did not fit: GCC kept them in memory, a load and a store around each FMA, and an AMD
+// Zen 3 measured 109 GFLOP/s, under what oneDNN's convolutions reached (129). Each chain starts
+// away from 1, the fixed point of x * a + b, which GCC would otherwise fold out of the loop.
 constexpr int kChainsAvx512 = 16;  // of 32 registers
 constexpr int kChainsAvx2 = 12;    // of 16
 
@@ -26,7 +27,7 @@ constexpr int kChainsAvx2 = 12;    // of 16
     __attribute__((target(isa_target))) float name(long iterations) {                   \
         typedef float Register __attribute__((vector_size(lanes * sizeof(float))));     \
         Register acc[chains];                                                           \
-        for (int c = 0; c < chains; ++c) acc[c] = Register{} + float(c);                \
+        for (int c = 0; c < chains; ++c) acc[c] = Register{} + float(c + 2);            \
         const Register a = Register{} + 0.999999f, b = Register{} + 1e-6f;              \
         for (long i = 0; i < iterations; ++i)                                           \
             for (int c = 0; c < chains; ++c) acc[c] = acc[c] * a + b; /* one FMA each */ \
