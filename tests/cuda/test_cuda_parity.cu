@@ -83,38 +83,26 @@ void fail_check(const std::string& what) {
 // PyTorch's); the rest are held to the usual bar, as weights and as displacements from the start.
 void check_adam_weights(const SafetensorsFile& expected, const Parameters& params, const std::vector<float>& init,
                         double lr, int steps) {
-    int64_t strict = 0, total = 0;
+    int64_t strict_count = 0, total = 0;
     for (const auto& e : params.entries()) {
         if (e.role != TensorRole::parameter) continue;
         const float* w = params.values() + e.offset;
         const std::vector<float> exact = floats(expected, "f64.adam." + e.name);
         const Float32Runs torch32 = float32_runs(expected, "adam." + e.name);
-        const std::vector<float> grad = floats(expected, "f64.grad." + e.name);
-        double rms = 0.0;
-        for (float g : grad) rms += double(g) * g;
-        rms = std::sqrt(rms / double(grad.size()));
-        std::vector<size_t> strict_elements;
-        for (size_t j = 0; j < grad.size(); ++j) {
-            if (std::abs(grad[j]) >= 1e-3 * rms) strict_elements.push_back(j);
-            else if (std::abs(w[j] - torch32.plain[j]) > 2 * lr * steps * 1.01)
+        const std::vector<bool> strict = test::adam_strict_mask(floats(expected, "f64.grad." + e.name));
+        for (size_t j = 0; j < strict.size(); ++j)
+            if (!strict[j] && std::abs(w[j] - torch32.plain[j]) > 2 * lr * steps * 1.01)
                 fail_check("Adam bound on " + e.name + "[" + std::to_string(j) + "]");
-        }
         // The strict elements of a tensor of weights, as weights and as displacements.
-        auto kept_weights = [&](const std::vector<float>& weights) {
-            std::vector<float> v;
-            for (size_t j : strict_elements) v.push_back(weights[j]);
-            return v;
-        };
+        auto kept_weights = [&](const std::vector<float>& weights) { return test::kept(weights, strict); };
         auto kept_moved = [&](const std::vector<float>& weights) {
-            std::vector<float> v;
-            for (size_t j : strict_elements) v.push_back(weights[j] - init[size_t(e.offset) + j]);
-            return v;
+            return test::kept(weights, strict, init.data() + e.offset);
         };
-        strict += int64_t(strict_elements.size()), total += e.numel();
-        if (strict_elements.empty()) continue;
         const std::vector<float> ours(w, w + e.numel());
         const std::vector<float> got = kept_weights(ours), want = kept_weights(exact);
         const std::vector<float> got_moved = kept_moved(ours), want_moved = kept_moved(exact);
+        strict_count += int64_t(got.size()), total += e.numel();
+        if (got.empty()) continue;
         const double err_w = relative_error(got.data(), want.data(), got.size());
         const double torch_w = float32_error(torch32, want, kept_weights);
         const double err_moved = relative_error(got_moved.data(), want_moved.data(), got.size());
@@ -123,7 +111,7 @@ void check_adam_weights(const SafetensorsFile& expected, const Parameters& param
         if (err_w > std::max(1e-4, 2.0 * torch_w)) fail_check("Adam weights of " + e.name);
         if (err_moved > std::max(1e-3, 2.0 * torch_moved_err)) fail_check("Adam displacement of " + e.name);
     }
-    if (double(strict) < 0.9 * double(total)) fail_check("fewer than 90% of the weights compared strictly");
+    if (double(strict_count) < 0.9 * double(total)) fail_check("fewer than 90% of the weights compared strictly");
 }
 
 // A fixture's batch: on the host, and copied to the device on the network's stream (which does

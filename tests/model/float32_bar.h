@@ -1,5 +1,6 @@
-// defines: fixture_floats, Float32Runs, float32_runs, float32_error: the parity tests' bar per
-//          tensor (how far PyTorch's own float32 results lie from its float64 one), without
+// defines: fixture_floats, Float32Runs, float32_runs, float32_error, adam_strict_mask, kept: the
+//          parity tests' bar per tensor (how far PyTorch's own float32 results lie from its float64
+//          one) and their rule for Adam's noise elements, without
 //          GoogleTest, so that the GPU parity check (a plain program) holds each tensor to the same
 //          bar as the CPU's
 #pragma once
@@ -7,6 +8,7 @@
 #include "test_util.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -49,6 +51,28 @@ double float32_error(const Float32Runs& runs, const std::vector<float>& exact, T
 }
 inline double float32_error(const Float32Runs& runs, const std::vector<float>& exact) {
     return float32_error(runs, exact, [](const std::vector<float>& v) { return v; });
+}
+
+// Adam moves every weight by about lr per step whatever its gradient's size, so where a gradient is
+// at rounding-noise level its step's sign is noise too (two PyTorch runs disagree there). An
+// element whose exact first gradient is at least 1e-3 of its tensor's RMS is determined by the
+// math, and true here: compared strictly. The rest are held only to Adam's bound (2 lr per step).
+inline std::vector<bool> adam_strict_mask(const std::vector<float>& exact_first_gradient) {
+    double rms = 0.0;
+    for (float g : exact_first_gradient) rms += double(g) * g;
+    rms = std::sqrt(rms / double(exact_first_gradient.size()));
+    std::vector<bool> strict(exact_first_gradient.size());
+    for (size_t j = 0; j < strict.size(); ++j) strict[j] = std::abs(exact_first_gradient[j]) >= 1e-3 * rms;
+    return strict;
+}
+
+// values[j] - base[j] (base: none, or a displacement's start) for the j that `mask` keeps.
+inline std::vector<float> kept(const std::vector<float>& values, const std::vector<bool>& mask,
+                               const float* base = nullptr) {
+    std::vector<float> v;
+    for (size_t j = 0; j < mask.size(); ++j)
+        if (mask[j]) v.push_back(values[j] - (base ? base[j] : 0.0f));
+    return v;
 }
 
 }  // namespace dn::test

@@ -187,42 +187,28 @@ TEST_P(Parity, FiveAdamSteps) {
     std::vector<float> init(params_->values(), params_->values() + params_->count());
     std::vector<float> losses = train(adam);
     expect_close("Adam losses", losses.data(), "adam.losses", kTolerance);
-    int64_t strict = 0, total = 0;
+    int64_t strict_count = 0, total = 0;
     for (const auto& e : params_->entries()) {
         if (e.role != TensorRole::parameter) continue;
         const float* w = params_->values() + e.offset;
         std::vector<float> exact = floats("f64.adam." + e.name);
         const test::Float32Runs torch32 = float32_runs("adam." + e.name);
-        std::vector<float> grad = floats("f64.grad." + e.name);
-        double rms = 0.0;
-        for (float g : grad) rms += double(g) * g;
-        rms = std::sqrt(rms / double(grad.size()));
-        // The kept elements of a tensor of weights, as weights and as displacements.
-        std::vector<size_t> strict_elements;
+        const std::vector<bool> strict = test::adam_strict_mask(floats("f64.grad." + e.name));
         for (int64_t i = 0; i < e.numel(); ++i) {
-            const size_t j = size_t(i);
-            if (std::abs(grad[j]) >= 1e-3 * rms) {
-                strict_elements.push_back(j);
-            } else {
-                EXPECT_LE(std::abs(w[i] - torch32.plain[j]), 2 * o.lr * kSteps * 1.01) << e.name << "[" << i << "]";
-            }
+            if (strict[size_t(i)]) continue;
+            EXPECT_LE(std::abs(w[i] - torch32.plain[size_t(i)]), 2 * o.lr * kSteps * 1.01) << e.name << "[" << i << "]";
         }
-        auto kept_weights = [&](const std::vector<float>& weights) {
-            std::vector<float> v;
-            for (size_t j : strict_elements) v.push_back(weights[j]);
-            return v;
-        };
+        // The kept elements of a tensor of weights, as weights and as displacements.
+        auto kept_weights = [&](const std::vector<float>& weights) { return test::kept(weights, strict); };
         auto kept_moved = [&](const std::vector<float>& weights) {
-            std::vector<float> v;
-            for (size_t j : strict_elements) v.push_back(weights[j] - init[size_t(e.offset) + j]);
-            return v;
+            return test::kept(weights, strict, init.data() + e.offset);
         };
-        const int64_t kept = int64_t(strict_elements.size());
-        strict += kept, total += e.numel();
-        if (kept == 0) continue;
         const std::vector<float> ours(w, w + e.numel());
         std::vector<float> got = kept_weights(ours), want = kept_weights(exact);
         std::vector<float> got_moved = kept_moved(ours), want_moved = kept_moved(exact);
+        const int64_t kept = int64_t(got.size());
+        strict_count += kept, total += e.numel();
+        if (kept == 0) continue;
         double err_w = test::relative_error(got.data(), want.data(), kept);
         double torch_w = test::float32_error(torch32, want, kept_weights);
         double err_moved = test::relative_error(got_moved.data(), want_moved.data(), kept);
@@ -235,10 +221,10 @@ TEST_P(Parity, FiveAdamSteps) {
             std::printf("  %-60s weights %.3g (torch %.3g) displacement %.3g (torch %.3g)\n", e.name.c_str(), err_w,
                         torch_w, err_moved, torch_moved_err);
     }
-    EXPECT_GE(double(strict) / double(total), 0.90);
+    EXPECT_GE(double(strict_count) / double(total), 0.90);
     float eval_loss = net_->forward(input_.data(), labels_.data(), Mode::eval);
     expect_close("Adam eval loss", &eval_loss, "adam.eval_loss", 1e-3);
-    std::printf("[ %s ] %.4f%% of weights compared strictly\n", GetParam().name.c_str(), 100.0 * double(strict) / double(total));
+    std::printf("[ %s ] %.4f%% of weights compared strictly\n", GetParam().name.c_str(), 100.0 * double(strict_count) / double(total));
     report();
 }
 
