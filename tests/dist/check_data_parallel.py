@@ -26,14 +26,15 @@ How the two runs can differ, and the bars that follow:
   change with its scale. Its gradient (RMS 1e-6, against 1e-2 for norm0's bias) is what is left of
   sums of terms of 1e-2 after cancelling: 6e-8 apart in the two runs, 1.7e-2 of itself and 1.7e-5 of
   the whole gradient's RMS (4e-3).
-So: the first step's loss to 1e-6, its gradients to 3e-5 per tensor (a tensor whose gradient RMS is
-under 1e-3 of the whole gradient's to 1e-4 of the whole gradient's RMS, element by element), and
-the weights it leaves to 1e-5 per tensor (measured: 9.9e-6 on conv0's gradient, which sums over the most pixels, 4.4e-7 on the
-weights), as the parity tests hold Adam's steps to PyTorch's: elements whose gradient is under
-1e-3 of their tensor's RMS only to Adam's bound (2 lr from each other); after 4 Adam steps and a test, the training loss to 1e-4 and
-the test loss to 1e-3; every convolution, classifier and BN weight and running statistic to 2e-3
-relative per tensor (measured: 2.4e-4 at most), the BN biases to 0.1 (measured: 0.07), Adam's
-moments to 0.5 (measured: 0.17); the test accuracy to one image. With per-process batch norm
+So: the first step's loss to 1e-6; its gradients to 3e-5 per tensor (measured: 9.9e-6 on conv0's,
+which sums over the most pixels), a tensor whose gradient RMS is under 1e-3 of the whole
+gradient's to 1e-4 of the whole gradient's RMS, element by element; the weights it leaves to 1e-5
+per tensor (measured: 4.4e-7), as the parity tests hold Adam's steps to PyTorch's: elements whose
+gradient is under 1e-3 of their tensor's RMS only to Adam's bound (2 lr from each other). After 4
+Adam steps and a test: the training loss to 1e-4 and the test loss to 1e-3; every convolution,
+classifier and BN weight and running statistic to 2e-3 relative per tensor (measured: 2.4e-4 at
+most), the BN biases to 0.1 (measured: 0.07), Adam's moments to 0.5 (measured: 0.17); the test
+accuracy to one image. With per-process batch norm
 instead, BN biases are off by 1.4 after one step.
 Three processes with uneven shards: the first step's loss sum to 1e-6 (measured: 2e-8), the first
 two steps' to 1e-4 (measured: 2.4e-5, from Adam's flips after a first step whose block-2 weight
