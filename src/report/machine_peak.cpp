@@ -17,8 +17,8 @@ using Clock = std::chrono::steady_clock;
 // registers did not fit: GCC kept them in memory, a load and a store around each FMA, and an AMD
 // Zen 3 measured 109 GFLOP/s, under what oneDNN's convolutions reached (129). Each chain starts
 // away from 1, the fixed point of x * a + b, which GCC would otherwise fold out of the loop.
-constexpr int kChainsAvx512 = 16;  // of 32 registers
-constexpr int kChainsAvx2 = 12;    // of 16
+constexpr int kChainsOf32Registers = 16;  // AVX-512
+constexpr int kChainsOf16Registers = 12;  // AVX2 and SSE
 
 // One register's worth of floats, as GCC's vector extension, in three widths, each compiled for its
 // instruction set whatever the build targets: a portable build (the .deb) still measures the
@@ -36,9 +36,9 @@ constexpr int kChainsAvx2 = 12;    // of 16
             for (int j = 0; j < lanes; ++j) total += acc[c][j];                         \
         return total;                                                                   \
     }
-DENSENET_FMA_CHAINS(fma_chains_avx512, 16, kChainsAvx512, "avx512f,fma")
-DENSENET_FMA_CHAINS(fma_chains_avx2, 8, kChainsAvx2, "avx2,fma")
-DENSENET_FMA_CHAINS(fma_chains_sse, 4, kChainsAvx2, "sse2")
+DENSENET_FMA_CHAINS(fma_chains_avx512, 16, kChainsOf32Registers, "avx512f,fma")
+DENSENET_FMA_CHAINS(fma_chains_avx2, 8, kChainsOf16Registers, "avx2,fma")
+DENSENET_FMA_CHAINS(fma_chains_sse, 4, kChainsOf16Registers, "sse2")
 #undef DENSENET_FMA_CHAINS
 
 struct Isa {
@@ -48,9 +48,9 @@ struct Isa {
 };
 
 Isa this_cpu() {
-    if (__builtin_cpu_supports("avx512f")) return {"AVX-512", 16, kChainsAvx512, fma_chains_avx512};
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"AVX2", 8, kChainsAvx2, fma_chains_avx2};
-    return {"SSE", 4, kChainsAvx2, fma_chains_sse};
+    if (__builtin_cpu_supports("avx512f")) return {"AVX-512", 16, kChainsOf32Registers, fma_chains_avx512};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {"AVX2", 8, kChainsOf16Registers, fma_chains_avx2};
+    return {"SSE", 4, kChainsOf16Registers, fma_chains_sse};
 }
 
 // The result feeds a volatile so that the loops are not optimised away.
