@@ -75,13 +75,6 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             const DenseLayerParams& l = params.blocks[b][i];
             const std::string name = "block" + std::to_string(b + 1) + ".layer" + std::to_string(i + 1);
             LayerOps o;
-            // Inference's conv1 applies the folded norm2 (NHWC); training's runs on the faster layout.
-            const ConvShape conv1 = conv_shape(l.conv1, N, block.h, block.w, 1, 0);
-            if (folds_norms())
-                o.conv1 = std::make_unique<Conv2d>(ctx, conv1, pass, (name + ".conv1").c_str(), act, folded_epilogue());
-            else
-                o.conv1 = std::make_unique<Conv2d>(ctx, conv1, pass, (name + ".conv1").c_str(), act,
-                                                   default_activation_layout(conv1, act, pass));
             const ConvShape conv2 = conv_shape(l.conv2, N, block.h, block.w, 1, 1);
             o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act);
             // Winograd stages its operands in the plan's conv_staging; where they would not fit
@@ -89,10 +82,20 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             if (o.conv2->staging_bytes() > plan_.conv_staging_bytes)
                 o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act, ConvKernels{});
             o.conv2->set_staging(raw(plan_.conv_staging));
-            // Training's norm2+relu2 writes conv2's input, and its backward reads that input's
-            // gradient, in the Winograd kernel's own layout, sparing their layout changes. (An
-            // inference network's conv1 writes the input itself, in NHWC.)
-            if (pass == Pass::training && o.conv2->can_take_blocked_src()) o.conv2->take_blocked_src();
+            // conv2's input is written in the Winograd kernel's own layout where it has one, sparing
+            // its layout change: by norm2+relu2 in training (whose backward then reads that input's
+            // gradient in it too), and by conv1, which applies the folded norm2, in inference.
+            const ConvShape conv1 = conv_shape(l.conv1, N, block.h, block.w, 1, 0);
+            const bool conv1_blocks = conv1.in_channels % kChannelBlock == 0 &&
+                                      default_conv_kernels(conv1, act, pass).forward == ConvKernel::convolution;
+            const bool blocked_bottleneck = o.conv2->can_take_blocked_src() && (!folds_norms() || conv1_blocks);
+            if (blocked_bottleneck) o.conv2->take_blocked_src();
+            // Training's conv1 runs on the faster layout; inference's applies the folded norm2 and
+            // writes conv2's input.
+            const Layout conv1_layout = folds_norms() ? (blocked_bottleneck ? Layout::nchw16c : Layout::nhwc)
+                                                      : default_activation_layout(conv1, act, pass);
+            o.conv1 = std::make_unique<Conv2d>(ctx, conv1, pass, (name + ".conv1").c_str(), act, conv1_layout,
+                                               folded_epilogue());
             ops.push_back(std::move(o));
         }
         layers_.push_back(std::move(ops));

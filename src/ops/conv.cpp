@@ -107,8 +107,8 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
 //   444/444/428; 384 at 28x28 385/402/320 against 442/446/426; at 14x14 they tie (256: 427/456/393
 //   against 452/454/419; 512: 449/454/387 against 431/448/391).
 // So training's pointwise convolutions on maps of 28x28 and larger run on nChw16c where all three
-// passes are the convolution primitive. (Inference's conv1 writes the next convolution's NHWC
-// operand with its folded norm: unmeasured, it stays NHWC.)
+// passes are the convolution primitive. (Inference's conv1, which writes conv2's operand with the
+// folded norm2, takes the layout of that operand: DenseNet's constructor decides.)
 // bf16 on a CPU with AMX stays NHWC, since its gradients are matmuls there (default_conv_kernels);
 // oneDNN has AMX kernels for NHWC but only its AVX512-BF16 ones for nChw16c. Measured on a 2-core
 // Xeon with AMX, 256 -> 128 at 56x56 and 512 -> 128 at 28x28: NHWC 1902/1028/471 and
@@ -131,9 +131,10 @@ Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name
 Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type, ConvEpilogue epilogue)
     : Conv2d(ctx, s, pass, name, type, default_conv_kernels(s, type, pass), epilogue) {}
 
-Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type, Layout activations)
+Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name, DType type, Layout activations,
+               ConvEpilogue epilogue)
     : ctx_(ctx), shape_(s), type_(type), pass_(pass), kernels_(default_conv_kernels(s, type, pass)),
-      activations_(activations) {
+      epilogue_(epilogue), activations_(activations) {
     if (activations == Layout::nhwc) {
         build(name);
         return;

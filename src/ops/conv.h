@@ -66,8 +66,9 @@ public:
     Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type, ConvEpilogue epilogue);
     // With the default kernels, and src, dst and their gradients in `activations` (nchw16c: every
     // pass on the convolution primitive, which runs 1x1 convolutions 5-45% faster on it than on
-    // NHWC; see default_activation_layout).
-    Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type, Layout activations);
+    // NHWC; see default_activation_layout). An inference convolution may have an epilogue too.
+    Conv2d(DnnlContext& ctx, const ConvShape& shape, Pass pass, const char* name, DType type, Layout activations,
+           ConvEpilogue epilogue = ConvEpilogue::none);
 
     const ConvShape& shape() const { return shape_; }
     DType type() const { return type_; }

@@ -342,6 +342,35 @@ TEST(Conv, BiasReluEpilogueIsTheFollowingAffineMapAndRelu) {
         }
 }
 
+// An inference network's conv1 writes conv2's Winograd operand in nChw16c with the folded norm2:
+// the epilogue gives there what it gives on NHWC.
+TEST(Conv, BlockedEpilogueGivesTheNhwcResults) {
+    const ConvShape s{2, 48, 9, 7, 32, 1, 1, 0};
+    const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
+    const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
+    DnnlContext ctx;
+    Conv2d nhwc(ctx, s, Pass::inference, "nhwc", DType::f32, ConvEpilogue::bias_relu);
+    Conv2d blocked(ctx, s, Pass::inference, "blocked", DType::f32, Layout::nchw16c, ConvEpilogue::bias_relu);
+    EXPECT_EQ(blocked.activations(), Layout::nchw16c);
+    EXPECT_EQ(blocked.epilogue(), ConvEpilogue::bias_relu);
+    std::vector<float> x = random_vector(in, 1), w = random_vector(size_t(s.weight_count()), 2);
+    std::vector<float> scale = random_vector(size_t(s.out_channels), 3), bias = random_vector(size_t(s.out_channels), 4);
+    std::vector<float> want(out), got(out);
+    nhwc.load_weights(w.data(), scale.data(), bias.data());
+    nhwc.forward(x.data(), want.data());
+    blocked.load_weights(w.data(), scale.data(), bias.data());
+    const std::vector<float> x_blocked = test::to_nchw16c(x, s.batch, s.in_h, s.in_w, s.in_channels);
+    blocked.forward(x_blocked.data(), got.data());
+    const std::vector<float> got_nhwc = test::from_nchw16c(got, s.batch, s.out_h(), s.out_w(), s.out_channels);
+    EXPECT_LE(test::relative_error(got_nhwc.data(), want.data(), int64_t(out)), 1e-6);
+    size_t zeros = 0;
+    for (float v : got) zeros += v == 0.0f;
+    EXPECT_GT(zeros, out / 4);  // the relu acted
+    EXPECT_LT(zeros, 3 * out / 4);
+    EXPECT_THROW(Conv2d(ctx, s, Pass::training, "train", DType::f32, Layout::nchw16c, ConvEpilogue::bias_relu),
+                 std::invalid_argument);
+}
+
 TEST(Conv, EpilogueIsForInferenceWithItsScaleAndBias) {
     DnnlContext ctx;
     const ConvShape s{2, 8, 4, 4, 8, 1, 1, 0};
