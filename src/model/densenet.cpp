@@ -86,9 +86,8 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             // its layout change: by norm2+relu2 in training (whose backward then reads that input's
             // gradient in it too), and by conv1, which applies the folded norm2, in inference.
             const ConvShape conv1 = conv_shape(l.conv1, N, block.h, block.w, 1, 0);
-            const bool conv1_blocks = conv1.in_channels % kChannelBlock == 0 &&
-                                      default_conv_kernels(conv1, act, pass).forward == ConvKernel::convolution;
-            const bool blocked_bottleneck = o.conv2->can_take_blocked_src() && (!folds_norms() || conv1_blocks);
+            const bool blocked_bottleneck =
+                o.conv2->can_take_blocked_src() && (!folds_norms() || can_run_blocked(conv1, act, pass));
             if (blocked_bottleneck) o.conv2->take_blocked_src();
             // Training's conv1 runs on the faster layout; inference's applies the folded norm2 and
             // writes conv2's input.

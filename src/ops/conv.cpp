@@ -114,13 +114,17 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
 // Xeon with AMX, 256 -> 128 at 56x56 and 512 -> 128 at 28x28: NHWC 1902/1028/471 and
 // 2195/1413/539 GFLOP/s, nChw16c 189/204/182 and 190/200/187. (In fp32 there it was a draw:
 // 242/241/246 against 253/280/258 at 56x56, 312/239/223 against 235/309/299 at 28x28.)
-Layout default_activation_layout(const ConvShape& s, DType type, Pass pass) {
+bool can_run_blocked(const ConvShape& s, DType type, Pass pass) {
     const ConvKernels k = default_conv_kernels(s, type, pass);
     const ConvKernel cv = ConvKernel::convolution;
-    const bool primitive = k.forward == cv && k.backward_data == cv && k.backward_weights == cv;
-    const bool blocks = s.in_channels % kChannelBlock == 0 && s.out_channels % kChannelBlock == 0;
-    if (pass == Pass::training && s.is_pointwise() && primitive && blocks && s.out_h() * s.out_w() >= 28 * 28 &&
-        cpu_has_avx512())
+    const bool primitive_only =
+        k.forward == cv && (pass == Pass::inference || (k.backward_data == cv && k.backward_weights == cv));
+    return primitive_only && s.in_channels % kChannelBlock == 0 && s.out_channels % kChannelBlock == 0;
+}
+
+Layout default_activation_layout(const ConvShape& s, DType type, Pass pass) {
+    if (pass == Pass::training && s.is_pointwise() && can_run_blocked(s, type, pass) &&
+        s.out_h() * s.out_w() >= 28 * 28 && cpu_has_avx512())
         return Layout::nchw16c;
     return Layout::nhwc;
 }
@@ -139,10 +143,7 @@ Conv2d::Conv2d(DnnlContext& ctx, const ConvShape& s, Pass pass, const char* name
         build(name);
         return;
     }
-    const ConvKernel cv = ConvKernel::convolution;
-    const bool primitive_only = kernels_.forward == cv && (pass == Pass::inference || (kernels_.backward_data == cv &&
-                                                                                      kernels_.backward_weights == cv));
-    if (!primitive_only || s.in_channels % kChannelBlock != 0 || s.out_channels % kChannelBlock != 0)
+    if (!can_run_blocked(s, type, pass))
         throw std::invalid_argument(std::string(name) + ": only the direct convolution primitive runs on nchw16c, "
                                     "with channel counts that are multiples of 16");
     build(name);

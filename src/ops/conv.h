@@ -37,6 +37,9 @@ struct ConvKernels {
 
 // The faster kernel for each pass of `shape`, from measurements on DenseNet's shapes.
 ConvKernels default_conv_kernels(const ConvShape& shape, DType type, Pass pass);
+// Whether `shape`, with its default kernels, can run on nchw16c activations: only the convolution
+// primitive runs there (in each pass the network runs), with channel counts that are multiples of 16.
+bool can_run_blocked(const ConvShape& shape, DType type, Pass pass);
 // The faster activation layout for `shape` with its default kernels, where its caller can give
 // either (the engine's own kernels read and write both; tensor/feature_map.h).
 Layout default_activation_layout(const ConvShape& shape, DType type, Pass pass);
