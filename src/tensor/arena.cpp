@@ -1,18 +1,29 @@
 #include "tensor/arena.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 namespace dn {
 
 static constexpr size_t kAlign = 64;
 
-size_t MemoryPlan::reserve(std::string name, size_t bytes) {
-    size_t offset = total_;
-    size_t padded = (bytes + kAlign - 1) / kAlign * kAlign;
-    regions_.push_back({std::move(name), offset, bytes});
-    total_ += padded;
+size_t MemoryPlan::reserve(std::string name, size_t bytes, Lifetime lifetime) {
+    const size_t padded = (bytes + kAlign - 1) / kAlign * kAlign;
+    // The regions alive at the same time, by offset; the new one goes in the first gap that fits.
+    std::vector<std::pair<size_t, size_t>> taken;  // [begin, end)
+    for (const Region& r : regions_)
+        if (r.lifetime.overlaps(lifetime)) taken.emplace_back(r.offset, r.offset + (r.bytes + kAlign - 1) / kAlign * kAlign);
+    std::sort(taken.begin(), taken.end());
+    size_t offset = 0;
+    for (const auto& [begin, end] : taken) {
+        if (offset + padded <= begin) break;
+        offset = std::max(offset, end);
+    }
+    regions_.push_back({std::move(name), offset, bytes, lifetime});
+    total_ = std::max(total_, offset + padded);
     return offset;
 }
 

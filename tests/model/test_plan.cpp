@@ -68,14 +68,16 @@ TEST(Plan, RecomputingNeedsFarLessMemoryThanKeeping) {
                 keep.memory.total_bytes() / 1e6, recompute.memory.total_bytes() / 1e6, infer.memory.total_bytes() / 1e6);
     // The estimate: block buffers with their gradients about 0.6 GB, the kept
     // intermediates about 2.8 GB more, recomputing only a few hundred MB of scratch (plus, here,
-    // the 192 MB of bottlenecks that are cheaper to keep than to recompute).
+    // the 321 MB of bottlenecks that are cheaper to keep than to recompute, partly in the bytes of
+    // the earlier blocks' gradients).
     EXPECT_LT(recompute.memory.total_bytes(), size_t(1.2e9));
-    EXPECT_GT(keep.memory.total_bytes(), recompute.memory.total_bytes() + size_t(2e9));
+    EXPECT_GT(keep.memory.total_bytes(), recompute.memory.total_bytes() * 5 / 2);
     EXPECT_LT(infer.memory.total_bytes(), recompute.memory.total_bytes());
 }
 
-// Recomputing keeps a bottleneck where its layer's input is at least twice the bottleneck's width
-// (128 in densenet121): the 8 last layers of block 2, and blocks 3 and 4.
+// Recomputing keeps a bottleneck where its layer's input is at least 1.5 times the bottleneck's
+// width (128 in densenet121): the 2 last layers of block 1, the 10 last of block 2, and blocks 3
+// and 4.
 TEST(Plan, RecomputeKeepsTheBottlenecksThatAreCheaperToKeepThanToRecompute) {
     const DenseNetConfig cfg = densenet_preset("densenet121", 10);
     auto kept = [&](Intermediates im, Pass pass, Precision precision) {
@@ -86,7 +88,7 @@ TEST(Plan, RecomputeKeepsTheBottlenecksThatAreCheaperToKeepThanToRecompute) {
             for (size_t i = 0; i < b.layers.size(); ++i) {
                 const int64_t in = b.first_channels + int64_t(i) * cfg.growth_rate;
                 if (im == Intermediates::recompute && precision == Precision::fp32 && pass == Pass::training) {
-                    EXPECT_EQ(b.layers[i].keeps_bottleneck, in >= 256) << in;
+                    EXPECT_EQ(b.layers[i].keeps_bottleneck, in >= 192) << in;
                 }
                 n += b.layers[i].keeps_bottleneck;
             }
@@ -94,10 +96,48 @@ TEST(Plan, RecomputeKeepsTheBottlenecksThatAreCheaperToKeepThanToRecompute) {
         }
         return per_block;
     };
-    EXPECT_EQ(kept(Intermediates::recompute, Pass::training, Precision::fp32), (std::vector{0, 8, 24, 16}));
+    EXPECT_EQ(kept(Intermediates::recompute, Pass::training, Precision::fp32), (std::vector{2, 10, 24, 16}));
     EXPECT_EQ(kept(Intermediates::recompute, Pass::training, Precision::bf16), (std::vector{6, 12, 24, 16}));
     EXPECT_EQ(kept(Intermediates::keep, Pass::training, Precision::fp32), (std::vector{6, 12, 24, 16}));
     EXPECT_EQ(kept(Intermediates::recompute, Pass::inference, Precision::fp32), (std::vector{0, 0, 0, 0}));
+}
+
+// Regions share bytes only where their lifetimes are disjoint: a block's gradient takes the bytes
+// of the later blocks' kept bottlenecks (StepTimeline in activation_plan.cpp). The parity tests
+// check that the engine's order of work agrees with those lifetimes.
+TEST(Plan, RegionsAliveAtOnceNeverShareBytes) {
+    const DenseNetConfig cfg = densenet_preset("densenet121", 10);
+    for (Intermediates im : {Intermediates::recompute, Intermediates::keep})
+        for (Precision precision : {Precision::fp32, Precision::bf16}) {
+            const ActivationPlan plan = plan_activations(cfg, {32, 224, 224}, im, Pass::training, precision);
+            const auto& regions = plan.memory.regions();
+            size_t padded_sum = 0, shared_with_block1_grad = 0;
+            const MemoryPlan::Region* block1_grad = nullptr;
+            for (const auto& r : regions)
+                if (r.name == "block1.grad") block1_grad = &r;
+            ASSERT_NE(block1_grad, nullptr);
+            for (size_t i = 0; i < regions.size(); ++i) {
+                const MemoryPlan::Region& a = regions[i];
+                padded_sum += (a.bytes + 63) / 64 * 64;
+                EXPECT_LE(a.offset + a.bytes, plan.memory.total_bytes()) << a.name;
+                for (size_t j = i + 1; j < regions.size(); ++j) {
+                    const MemoryPlan::Region& b = regions[j];
+                    const bool share_bytes = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+                    if (share_bytes && a.bytes > 0 && b.bytes > 0)
+                        EXPECT_FALSE(a.lifetime.overlaps(b.lifetime)) << a.name << " and " << b.name;
+                }
+                const bool in_block1_grad =
+                    a.offset < block1_grad->offset + block1_grad->bytes && block1_grad->offset < a.offset + a.bytes;
+                if (&a != block1_grad && in_block1_grad) {
+                    EXPECT_NE(a.name.find("block"), std::string::npos) << a.name;
+                    EXPECT_EQ(a.name.find("block1"), std::string::npos) << a.name;
+                    shared_with_block1_grad += a.bytes;
+                }
+            }
+            // Block 1's gradient (103 MB in fp32) lies wholly over later blocks' kept buffers.
+            EXPECT_GE(shared_with_block1_grad, block1_grad->bytes);
+            EXPECT_LT(plan.memory.total_bytes() + block1_grad->bytes, padded_sum);
+        }
 }
 
 // bf16 operands take half the room of the f32 ones they replace; nothing else grows.
