@@ -23,7 +23,8 @@ struct StepTimeline {
     // the head) and read last by what wrote its first channels (the transition before it or the
     // stem). So it never meets the kept intermediates of a later block: they share bytes.
     Lifetime block_grad(int b) const {
-        return {b + 1 == blocks ? head_backward() : transition_backward(b), b == 0 ? stem_backward() : transition_backward(b - 1)};
+        const int written = b + 1 == blocks ? head_backward() : transition_backward(b);
+        return {written, b == 0 ? stem_backward() : transition_backward(b - 1)};
     }
     // What a dense layer keeps for its backward.
     Lifetime kept_by_layer(int b) const { return {block_forward(b), block_backward(b)}; }
@@ -136,8 +137,9 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
             l.keeps_bottleneck = keeps_bottleneck(in);
             l.bottleneck = l.keeps_bottleneck ? m.reserve(layer + ".bottleneck", size_t(act(P * bottleneck)), kept)
                                               : shared_bottleneck;
-            l.activated_bottleneck = keep ? m.reserve(layer + ".activated_bottleneck", size_t(act(P * bottleneck)), kept)
-                                          : shared_activated_bottleneck;
+            l.activated_bottleneck =
+                keep ? m.reserve(layer + ".activated_bottleneck", size_t(act(P * bottleneck)), kept)
+                     : shared_activated_bottleneck;
             l.bottleneck_mean = m.reserve_floats(layer + ".bottleneck_mean", bottleneck);
             l.bottleneck_var = m.reserve_floats(layer + ".bottleneck_var", bottleneck);
             block.layers.push_back(l);

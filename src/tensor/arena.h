@@ -11,8 +11,9 @@
 namespace dn {
 
 // When a region holds something: the first and last positions, on a timeline the plan's maker
-// numbers (the steps of a training step, in the order they run), at which it is written or read.
-// The default spans every position.
+// numbers (the parts of a training step, in the order they run), at which it is written or read.
+// A region with a lifetime must be written before it is read in it: the regions it shares bytes
+// with leave their values there. The default spans every position.
 struct Lifetime {
     int first = 0;
     int last = std::numeric_limits<int>::max();

@@ -123,8 +123,9 @@ TEST(Plan, RegionsAliveAtOnceNeverShareBytes) {
                 for (size_t j = i + 1; j < regions.size(); ++j) {
                     const MemoryPlan::Region& b = regions[j];
                     const bool share_bytes = a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
-                    if (share_bytes && a.bytes > 0 && b.bytes > 0)
+                    if (share_bytes && a.bytes > 0 && b.bytes > 0) {
                         EXPECT_FALSE(a.lifetime.overlaps(b.lifetime)) << a.name << " and " << b.name;
+                    }
                 }
                 const bool in_block1_grad =
                     a.offset < block1_grad->offset + block1_grad->bytes && block1_grad->offset < a.offset + a.bytes;
