@@ -401,13 +401,13 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     }
     if (recompute) activate_bottleneck(b, i, StepMode::train);
 
-    const FeatureMap d_fresh = map(plan_.d_narrow, block.h, block.w, k);
+    const FeatureMap d_fresh = map(block.scratch.d_narrow, block.h, block.w, k);
     copy_channels(d_fresh, block_grad(b).channels(in, k), ctx_.stream());
     conv_backward_weights(*ops.conv2, l.conv2, raw(lp.activated_bottleneck), d_fresh.data);
-    ops.conv2->backward_data(d_fresh.data, ops.w2, raw(plan_.d_activated_bottleneck), workspace_.bytes());
+    ops.conv2->backward_data(d_fresh.data, ops.w2, raw(block.scratch.d_activated_bottleneck), workspace_.bytes());
 
-    const FeatureMap d_bottleneck = map(plan_.d_bottleneck, block.h, block.w, C);
-    bn_relu_backward_assign(d_bottleneck, bn(l.norm2), map(plan_.d_activated_bottleneck, block.h, block.w, C),
+    const FeatureMap d_bottleneck = map(block.scratch.d_bottleneck, block.h, block.w, C);
+    bn_relu_backward_assign(d_bottleneck, bn(l.norm2), map(block.scratch.d_activated_bottleneck, block.h, block.w, C),
                             map(lp.bottleneck, block.h, block.w, C), at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const DeviceBn n1 = bn(l.norm1);
     const FeatureMap x = block_features(b).channels(0, in), d_input = map(plan_.d_wide, block.h, block.w, in);
@@ -427,20 +427,20 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionParams& t = params_.transitions[b];
     TransitionOps& ops = transitions_[b];
     if (plan_.intermediates == Intermediates::recompute) pool_transition_input(b, StepMode::train);
-    const FeatureMap d_out = map(plan_.d_narrow, next.h, next.w, next.first_channels);
+    const FeatureMap d_out = map(tp.scratch.d_narrow, next.h, next.w, next.first_channels);
     copy_channels(d_out, block_grad(b + 1).channels(0, next.first_channels), ctx_.stream());
     conv_backward_weights(*ops.conv, t.conv, raw(tp.pooled_input), d_out.data);
-    ops.conv->backward_data(d_out.data, ops.w, raw(plan_.d_bottleneck), workspace_.bytes());
+    ops.conv->backward_data(d_out.data, ops.w, raw(tp.scratch.d_bottleneck), workspace_.bytes());
     // The pool's backward runs inside the norm's: it reads the pooled gradient.
     const FeatureMap x = block_features(b);
-    bn_relu_backward_assign(block_grad(b), bn(t.norm), map(plan_.d_bottleneck, next.h, next.w, x.c), x,
+    bn_relu_backward_assign(block_grad(b), bn(t.norm), map(tp.scratch.d_bottleneck, next.h, next.w, x.c), x,
                             at(block.mean), at(block.var), DyPixels::avg_pool_2x2);
 }
 
 void DenseNet::stem_backward() {
     const int64_t F0 = cfg_.num_init_features;
     const BlockPlan& first = plan_.blocks[0];
-    const FeatureMap d_stem = map(plan_.d_narrow, first.h, first.w, F0);
+    const FeatureMap d_stem = map(plan_.d_stem_out, first.h, first.w, F0);
     copy_channels(d_stem, block_grad(0).channels(0, F0), ctx_.stream());
     if (cfg_.stem == Stem::small_inputs) {
         conv_backward_weights(*conv0_, params_.conv0, raw(plan_.input), d_stem.data);

@@ -26,6 +26,10 @@ struct StepTimeline {
         const int written = b + 1 == blocks ? head_backward() : transition_backward(b);
         return {written, b == 0 ? stem_backward() : transition_backward(b - 1)};
     }
+    // Scratch that only one part's backward uses.
+    Lifetime block_scratch(int b) const { return {block_backward(b), block_backward(b)}; }
+    Lifetime transition_scratch(int b) const { return {transition_backward(b), transition_backward(b)}; }
+    Lifetime stem_scratch() const { return {stem_backward(), stem_backward()}; }
     // What a dense layer keeps for its backward.
     Lifetime kept_by_layer(int b) const { return {block_forward(b), block_backward(b)}; }
     Lifetime kept_by_transition(int b) const { return {transition_forward(b), transition_backward(b)}; }
@@ -52,14 +56,15 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     plan.activation = operand_type(precision);
     // Which conv1 outputs recomputing keeps. Recomputing one costs `in` multiply-adds per value
     // (its input width) and keeping it one stored value, so the layers with wide inputs are kept:
-    // from 1.5 times the bottleneck's width, densenet121 at 224x224 batch 32 keeps 321 MB of its
-    // 552 and saves 82% of the recomputation (which cost 15-18% of the fp32 step, measured). The
-    // kept ones share their bytes with the earlier blocks' gradients (StepTimeline), which paid for
-    // the threshold's step down from twice the width: the arena went from 1176 MB to 1137 MB and
-    // the fp32 step 2-6% shorter (three alternated runs; from 1.25 times, 1201 MB, no shorter). In
-    // bf16 every one is kept: bf16 halves them, and what it saves elsewhere pays for them.
+    // from the bottleneck's width on, densenet121 at 224x224 batch 32 keeps 450 MB of its 552
+    // and saves 94% of the recomputation (which cost 15-18% of the fp32 step, measured). They fit
+    // because what lives for part of a step shares bytes (StepTimeline): the arena is 1147 MB, where
+    // keeping from twice the width without sharing took 1176. Measured in alternated runs of fp32
+    // training: from 1.5 times the width (1018 MB) 11.5-12.2 images/s, from 1 times 12.6, from
+    // every layer (1250 MB, too near 0.3x PyTorch's memory) 12.8-13.0. In bf16 every one is kept:
+    // bf16 halves them, and what it saves elsewhere pays for them.
     auto keeps_bottleneck = [&](int64_t in) {
-        return keep || (training && (precision == Precision::bf16 || 2 * in >= 3 * bottleneck));
+        return keep || (training && (precision == Precision::bf16 || in >= bottleneck));
     };
     MemoryPlan& m = plan.memory;
     const StepTimeline timeline{int(cfg.block_config.size())};
@@ -93,7 +98,7 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         if (b + 1 < cfg.block_config.size()) {
             const int64_t out = transition_channels(cfg, channels);
             h /= 2, w /= 2;
-            mid = std::max(mid, act(N * h * w * channels));  // the pooled input's gradient
+            mid = std::max(mid, act(N * h * w * channels));  // a transition's pooled input
             narrow = std::max(narrow, act(N * h * w * out));
             channels = out;
         }
@@ -120,18 +125,41 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     plan.pool0_out = shared_narrow;
     plan.fresh_features = shared_narrow;
 
+    // First what lives all step, then what lives for part of it: the small whole-step regions
+    // (statistics) would otherwise take the gaps that regions with disjoint lifetimes leave each
+    // other, and split them.
+    const int64_t last = plan.blocks.back().channels;
+    for (size_t b = 0; b < plan.blocks.size(); ++b) {
+        BlockPlan& block = plan.blocks[b];
+        const std::string name = "block" + std::to_string(b + 1);
+        block.features = m.reserve(name + ".features", size_t(act(N * block.h * block.w * block.channels)));
+        block.mean = m.reserve_floats(name + ".mean", block.channels);
+        block.var = m.reserve_floats(name + ".var", block.channels);
+        block.layers.resize(size_t(cfg.block_config[b]));
+        for (size_t i = 0; i < block.layers.size(); ++i) {
+            const std::string layer = name + ".layer" + std::to_string(i + 1);
+            block.layers[i].bottleneck_mean = m.reserve_floats(layer + ".bottleneck_mean", bottleneck);
+            block.layers[i].bottleneck_var = m.reserve_floats(layer + ".bottleneck_var", bottleneck);
+        }
+    }
+    plan.pooled = m.reserve_floats("head.pooled", N * last);
+    plan.logits = m.reserve_floats("head.logits", N * cfg.num_classes);
+    plan.log_probs = m.reserve_floats("head.log_probs", N * cfg.num_classes);
+    if (training) {
+        plan.d_wide = m.reserve("grad.activated", size_t(wide));
+        plan.d_pooled = m.reserve_floats("grad.pooled", N * last);
+        plan.d_logits = m.reserve_floats("grad.logits", N * cfg.num_classes);
+    }
+
     for (size_t b = 0; b < plan.blocks.size(); ++b) {
         BlockPlan& block = plan.blocks[b];
         const std::string name = "block" + std::to_string(b + 1);
         const int64_t P = N * block.h * block.w;
-        block.features = m.reserve(name + ".features", size_t(act(P * block.channels)));
         if (training) block.grad = m.reserve_floats(name + ".grad", P * block.channels, timeline.block_grad(int(b)));
-        block.mean = m.reserve_floats(name + ".mean", block.channels);
-        block.var = m.reserve_floats(name + ".var", block.channels);
-        for (int64_t i = 0; i < cfg.block_config[b]; ++i) {
+        for (size_t i = 0; i < block.layers.size(); ++i) {
             const std::string layer = name + ".layer" + std::to_string(i + 1);
-            const int64_t in = block.first_channels + i * k;
-            LayerPlan l;
+            const int64_t in = block.first_channels + int64_t(i) * k;
+            LayerPlan& l = block.layers[i];
             const Lifetime kept = timeline.kept_by_layer(int(b));
             l.activated_input = keep ? m.reserve(layer + ".activated_input", size_t(act(P * in)), kept) : shared_wide;
             l.keeps_bottleneck = keeps_bottleneck(in);
@@ -140,9 +168,6 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
             l.activated_bottleneck =
                 keep ? m.reserve(layer + ".activated_bottleneck", size_t(act(P * bottleneck)), kept)
                      : shared_activated_bottleneck;
-            l.bottleneck_mean = m.reserve_floats(layer + ".bottleneck_mean", bottleneck);
-            l.bottleneck_var = m.reserve_floats(layer + ".bottleneck_var", bottleneck);
-            block.layers.push_back(l);
         }
         if (b + 1 < plan.blocks.size()) {
             const BlockPlan& next = plan.blocks[b + 1];
@@ -158,17 +183,30 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         }
     }
 
-    const int64_t last = plan.blocks.back().channels;
-    plan.pooled = m.reserve_floats("head.pooled", N * last);
-    plan.logits = m.reserve_floats("head.logits", N * cfg.num_classes);
-    plan.log_probs = m.reserve_floats("head.log_probs", N * cfg.num_classes);
     if (training) {
-        plan.d_wide = m.reserve("grad.activated", size_t(wide));
-        plan.d_bottleneck = m.reserve("grad.bottleneck", size_t(mid));
-        plan.d_activated_bottleneck = m.reserve("grad.activated_bottleneck", size_t(mid));
-        plan.d_narrow = m.reserve("grad.narrow", size_t(narrow));
-        plan.d_pooled = m.reserve_floats("grad.pooled", N * last);
-        plan.d_logits = m.reserve_floats("grad.logits", N * cfg.num_classes);
+        // Each part's own backward scratch, last, in the room the parts before leave free.
+        for (size_t b = 0; b < plan.blocks.size(); ++b) {
+            BlockPlan& block = plan.blocks[b];
+            const std::string name = "block" + std::to_string(b + 1) + ".grad_scratch";
+            const int64_t P = N * block.h * block.w;
+            const Lifetime backward = timeline.block_scratch(int(b));
+            block.scratch.d_narrow = m.reserve(name + ".narrow", size_t(act(P * k)), backward);
+            block.scratch.d_bottleneck = m.reserve(name + ".bottleneck", size_t(act(P * bottleneck)), backward);
+            block.scratch.d_activated_bottleneck =
+                m.reserve(name + ".activated_bottleneck", size_t(act(P * bottleneck)), backward);
+        }
+        for (size_t b = 0; b < plan.transitions.size(); ++b) {
+            const BlockPlan& next = plan.blocks[b + 1];
+            const std::string name = "transition" + std::to_string(b + 1) + ".grad_scratch";
+            const int64_t P = N * next.h * next.w;
+            const Lifetime backward = timeline.transition_scratch(int(b));
+            TransitionPlan& t = plan.transitions[b];
+            t.scratch.d_narrow = m.reserve(name + ".narrow", size_t(act(P * next.first_channels)), backward);
+            t.scratch.d_bottleneck = m.reserve(name + ".pooled_input", size_t(act(P * plan.blocks[b].channels)), backward);
+        }
+        const BlockPlan& first = plan.blocks.front();
+        plan.d_stem_out = m.reserve("stem.grad_scratch.narrow", size_t(act(N * first.h * first.w * first.first_channels)),
+                                    timeline.stem_scratch());
     }
     // Training stages in grad.activated; inference, which has no gradients, in shared.activated.
     plan.conv_staging = training ? plan.d_wide : shared_wide;

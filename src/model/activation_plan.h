@@ -27,6 +27,16 @@ struct RunShape {
 // ActivationPlan::activation (bf16 in bf16 precision, as autocast stores them); marked f32 are
 // what is always f32: the gradients that layers accumulate into (block gradients), the head, and
 // every batch statistic. Batch norm computes in f32 whatever it reads.
+// The gradients of transient activations that only one part of backward uses: a block's layers
+// (sized for that block), a transition, or the stem. Each lives while its part's backward runs, so
+// the large ones of the first block need no room while the later blocks' kept buffers fill the
+// arena.
+struct BackwardScratch {
+    size_t d_narrow = 0;      // (P, k) conv2's output gradient; a transition's or the stem's output gradient
+    size_t d_bottleneck = 0;  // (P, bn*k) conv1's output gradient; a transition's pooled input gradient
+    size_t d_activated_bottleneck = 0;  // (P, bn*k) conv2's input gradient (dense layers only)
+};
+
 struct LayerPlan {
     size_t activated_input = 0;  // (P_b, in)      norm1+relu1 output, conv1's input
     size_t bottleneck = 0;       // (P_b, bn*k)    conv1 output
@@ -43,6 +53,7 @@ struct BlockPlan {
     size_t grad = 0;                 // (P_b, channels) f32, their gradient, accumulated in place
     size_t mean = 0, var = 0;            // (channels) f32 batch statistics, computed when a channel is produced
     std::vector<LayerPlan> layers;
+    BackwardScratch scratch;         // its layers' (training)
 };
 
 // A transition is norm, relu, 1x1 convolution, 2x2 average pool. The pool and the convolution are
@@ -54,6 +65,7 @@ struct TransitionPlan {
                               //                    CPU's norm+relu+pool writes pooled_input directly)
     size_t pooled_input = 0;  // (P_{b+1}, C_b)     its average pool, the convolution's input
     size_t conv_out = 0;      // (P_{b+1}, C_b / 2) dense output, before it is put into the next block
+    BackwardScratch scratch;  // d_narrow (P_{b+1}, C_b / 2), d_bottleneck (P_{b+1}, C_b) (training)
 };
 
 struct ActivationPlan {
@@ -77,11 +89,11 @@ struct ActivationPlan {
     size_t head_activated = 0;         // (P_last, C_last) f32 norm5+relu output
     size_t pooled = 0, logits = 0, log_probs = 0;  // f32 (N,C_last), (N,K), (N,K)
 
-    // Gradients of transient activations. Each is sized for its largest user and reused by all.
-    size_t d_wide = 0;        // da1, dta, drelu0; f32 da5
-    size_t d_bottleneck = 0;  // conv1's output gradient; also a transition's pooled input gradient
-    size_t d_activated_bottleneck = 0;  // conv2's input gradient
-    size_t d_narrow = 0;      // conv2's output gradient, a transition's or the stem's output gradient
+    // Gradients of transient activations. d_wide is sized for its largest user and reused by all
+    // (it is also where training's Winograd stages, forward too); the others are each part's own
+    // (BackwardScratch).
+    size_t d_wide = 0;        // da1, drelu0; f32 da5
+    size_t d_stem_out = 0;    // (P_0, F0) the stem's output gradient
     size_t d_pooled = 0, d_logits = 0;  // f32
     // Where a convolution that runs Winograd stages its operands in oneDNN's blocked layout
     // (Conv2d::set_staging). Training: grad.activated, which forward never touches and which holds

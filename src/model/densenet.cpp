@@ -475,13 +475,13 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     if (recompute) activate_bottleneck(b, i, Mode::train);
 
     // The gradient of the layer's new channels, read out of the block's as conv2's dense operand.
-    FeatureMap d_fresh = act_map(plan_.d_narrow, block.h, block.w, k);
+    FeatureMap d_fresh = act_map(block.scratch.d_narrow, block.h, block.w, k);
     read_block_grad(d_fresh, b, in, k);
-    ops.conv2->backward(raw(lp.activated_bottleneck), d_fresh.data, raw(plan_.d_activated_bottleneck), l.conv2.dweight);
+    ops.conv2->backward(raw(lp.activated_bottleneck), d_fresh.data, raw(block.scratch.d_activated_bottleneck), l.conv2.dweight);
 
     FeatureMap bottleneck = conv1_map(b, i, lp.bottleneck, C);
-    FeatureMap d_bottleneck = conv1_map(b, i, plan_.d_bottleneck, C);
-    bn_relu_backward_synced(d_bottleneck, l.norm2, conv2_input_map(b, i, plan_.d_activated_bottleneck), bottleneck,
+    FeatureMap d_bottleneck = conv1_map(b, i, block.scratch.d_bottleneck, C);
+    bn_relu_backward_synced(d_bottleneck, l.norm2, conv2_input_map(b, i, block.scratch.d_activated_bottleneck), bottleneck,
                             at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const BatchNormParams& n1 = l.norm1;
     FeatureMap x = block_features(b).channels(0, in), d_input = conv1_map(b, i, plan_.d_wide, in);
@@ -506,13 +506,13 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionParams& t = params_.transitions[b];
 
     if (plan_.intermediates == Intermediates::recompute) pool_transition_input(b, Mode::train);
-    FeatureMap d_out = act_map(plan_.d_narrow, next.h, next.w, next.first_channels);
+    FeatureMap d_out = act_map(tp.scratch.d_narrow, next.h, next.w, next.first_channels);
     read_block_grad(d_out, b + 1, 0, next.first_channels);
     transitions_[b].conv->backward_weights(raw(tp.pooled_input), d_out.data, t.conv.dweight);
-    transitions_[b].conv->backward_data(d_out.data, raw(plan_.d_bottleneck));
+    transitions_[b].conv->backward_data(d_out.data, raw(tp.scratch.d_bottleneck));
     // The pool's backward runs inside the norm's: it reads the pooled gradient.
     FeatureMap x = block_features(b);
-    bn_relu_backward_synced(block_grad(b), t.norm, act_map(plan_.d_bottleneck, next.h, next.w, x.c), x,
+    bn_relu_backward_synced(block_grad(b), t.norm, act_map(tp.scratch.d_bottleneck, next.h, next.w, x.c), x,
                             at(block.mean), at(block.var), DyPixels::avg_pool_2x2);
     start_deferring(b);
     gradients_final_from(t.norm.weight);
@@ -522,7 +522,7 @@ void DenseNet::stem_backward() {
     const int64_t F0 = cfg_.num_init_features;
     const BlockPlan& first = plan_.blocks[0];
     // With the small-image stem this is conv0's output gradient, an operand; the max pool's is f32.
-    FeatureMap d_stem = act_map(plan_.d_narrow, first.h, first.w, F0);
+    FeatureMap d_stem = act_map(plan_.d_stem_out, first.h, first.w, F0);
     read_block_grad(d_stem, 0, 0, F0);
     if (cfg_.stem == Stem::small_inputs) {
         conv0_->backward_weights(raw(plan_.input), d_stem.data, params_.conv0.dweight);
