@@ -106,7 +106,8 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
     // The head's BN-ReLU output feeds the global pooling in f32, and so does its gradient.
     wide = std::max(wide, f32(N * h * w * channels));
 
-    // Then the regions, in the order a step first touches them.
+    // Then the regions: first those that live all step, in the order a step first touches them,
+    // then those that live for part of it.
     plan.input = m.reserve("input", size_t(act(N * shape.height * shape.width * cfg.in_channels)));
     plan.conv0_out = m.reserve("stem.conv0_out", size_t(act(stem_pixels * cfg.num_init_features)));
     if (cfg.stem == Stem::imagenet) {
@@ -202,11 +203,12 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
             const Lifetime backward = timeline.transition_scratch(int(b));
             TransitionPlan& t = plan.transitions[b];
             t.scratch.d_narrow = m.reserve(name + ".narrow", size_t(act(P * next.first_channels)), backward);
-            t.scratch.d_bottleneck = m.reserve(name + ".pooled_input", size_t(act(P * plan.blocks[b].channels)), backward);
+            t.scratch.d_bottleneck =
+                m.reserve(name + ".pooled_input", size_t(act(P * plan.blocks[b].channels)), backward);
         }
         const BlockPlan& first = plan.blocks.front();
-        plan.d_stem_out = m.reserve("stem.grad_scratch.narrow", size_t(act(N * first.h * first.w * first.first_channels)),
-                                    timeline.stem_scratch());
+        const int64_t stem_out = N * first.h * first.w * first.first_channels;
+        plan.d_stem_out = m.reserve("stem.grad_scratch.narrow", size_t(act(stem_out)), timeline.stem_scratch());
     }
     // Training stages in grad.activated; inference, which has no gradients, in shared.activated.
     plan.conv_staging = training ? plan.d_wide : shared_wide;

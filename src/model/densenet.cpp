@@ -475,13 +475,14 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     if (recompute) activate_bottleneck(b, i, Mode::train);
 
     // The gradient of the layer's new channels, read out of the block's as conv2's dense operand.
-    FeatureMap d_fresh = act_map(block.scratch.d_narrow, block.h, block.w, k);
+    const BackwardScratch& scratch = block.scratch;
+    FeatureMap d_fresh = act_map(scratch.d_narrow, block.h, block.w, k);
     read_block_grad(d_fresh, b, in, k);
-    ops.conv2->backward(raw(lp.activated_bottleneck), d_fresh.data, raw(block.scratch.d_activated_bottleneck), l.conv2.dweight);
+    ops.conv2->backward(raw(lp.activated_bottleneck), d_fresh.data, raw(scratch.d_activated_bottleneck), l.conv2.dweight);
 
     FeatureMap bottleneck = conv1_map(b, i, lp.bottleneck, C);
-    FeatureMap d_bottleneck = conv1_map(b, i, block.scratch.d_bottleneck, C);
-    bn_relu_backward_synced(d_bottleneck, l.norm2, conv2_input_map(b, i, block.scratch.d_activated_bottleneck), bottleneck,
+    FeatureMap d_bottleneck = conv1_map(b, i, scratch.d_bottleneck, C);
+    bn_relu_backward_synced(d_bottleneck, l.norm2, conv2_input_map(b, i, scratch.d_activated_bottleneck), bottleneck,
                             at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const BatchNormParams& n1 = l.norm1;
     FeatureMap x = block_features(b).channels(0, in), d_input = conv1_map(b, i, plan_.d_wide, in);
