@@ -27,6 +27,7 @@ struct RunShape {
 // ActivationPlan::activation (bf16 in bf16 precision, as autocast stores them); marked f32 are
 // what is always f32: the gradients that layers accumulate into (block gradients), the head, and
 // every batch statistic. Batch norm computes in f32 whatever it reads.
+
 // The gradients of transient activations that only one part of backward uses: a block's layers
 // (sized for that block), a transition, or the stem. Each lives while its part's backward runs, so
 // the large ones of the first block need no room while the later blocks' kept buffers fill the
