@@ -157,11 +157,11 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         const std::string name = "block" + std::to_string(b + 1);
         const int64_t P = N * block.h * block.w;
         if (training) block.grad = m.reserve_floats(name + ".grad", P * block.channels, timeline.block_grad(int(b)));
+        const Lifetime kept = timeline.kept_by_layer(int(b));
         for (size_t i = 0; i < block.layers.size(); ++i) {
             const std::string layer = name + ".layer" + std::to_string(i + 1);
             const int64_t in = block.first_channels + int64_t(i) * k;
             LayerPlan& l = block.layers[i];
-            const Lifetime kept = timeline.kept_by_layer(int(b));
             l.activated_input = keep ? m.reserve(layer + ".activated_input", size_t(act(P * in)), kept) : shared_wide;
             l.keeps_bottleneck = keeps_bottleneck(in);
             l.bottleneck = l.keeps_bottleneck ? m.reserve(layer + ".bottleneck", size_t(act(P * bottleneck)), kept)
