@@ -59,9 +59,9 @@ void print_report(const Complexity& c) {
                 group_digits(c.macs * o.batch).c_str(), group_digits(2 * c.macs * o.batch).c_str());
     std::printf("  %-30s %22s MACs %24s FLOPs\n", "training step (3 x forward)", group_digits(3 * c.macs * o.batch).c_str(),
                 group_digits(6 * c.macs * o.batch).c_str());
-    std::printf("  this engine's training step per image, in MACs: %s recomputing, %s keeping\n"
-                "  (forward, backward-weights, backward-data but conv0's, and each recomputed conv1)\n\n",
-                group_digits(c.engine_training_macs_recompute).c_str(), group_digits(c.engine_training_macs_keep).c_str());
+    std::printf("  this engine's training step per image: %s MACs\n"
+                "  (forward, backward-weights, and backward-data but conv0's)\n\n",
+                group_digits(c.engine_training_macs).c_str());
 
     std::printf("Activation memory, batch %ld at %ldx%ld\n", long(o.batch), long(o.input_size), long(o.input_size));
     print_memory_row("", "inference", "training");

@@ -243,23 +243,23 @@ void DenseNet::stem_forward(StepMode mode) {
     if (mode == StepMode::train) batch_stats(at(first.mean), at(first.var), stem_out, reduction_scratch_.bytes(), ctx_.stream());
 }
 
-void DenseNet::activate_layer_input(size_t b, size_t i, StepMode mode) {
+void DenseNet::activate_layer_input(size_t b, size_t i, const LayerIntermediates& where, StepMode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const DeviceBn n1 = bn(params_.blocks[b][i].norm1);
     const FeatureMap x = block_features(b).channels(0, n1.channels);
     const bool train = mode == StepMode::train;
-    bn_relu_forward(map(block.layers[i].activated_input, x.h, x.w, n1.channels), x,
+    bn_relu_forward(map(where.activated_input, x.h, x.w, n1.channels), x,
                     train ? at(block.mean) : n1.running_mean, train ? at(block.var) : n1.running_var, n1.weight,
                     n1.bias, ctx_.stream());
 }
 
-void DenseNet::activate_bottleneck(size_t b, size_t i, StepMode mode) {
+void DenseNet::activate_bottleneck(size_t b, size_t i, const LayerIntermediates& where, StepMode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const LayerPlan& lp = block.layers[i];
     const DeviceBn n2 = bn(params_.blocks[b][i].norm2);
     const bool train = mode == StepMode::train;
-    bn_relu_forward(map(lp.activated_bottleneck, block.h, block.w, n2.channels),
-                    map(lp.bottleneck, block.h, block.w, n2.channels), train ? at(lp.bottleneck_mean) : n2.running_mean,
+    bn_relu_forward(map(where.activated_bottleneck, block.h, block.w, n2.channels),
+                    map(where.bottleneck, block.h, block.w, n2.channels), train ? at(lp.bottleneck_mean) : n2.running_mean,
                     train ? at(lp.bottleneck_var) : n2.running_var, n2.weight, n2.bias, ctx_.stream());
 }
 
@@ -275,27 +275,28 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, StepMode mode) {
         update_running_stats(n1.running_mean, n1.running_var, at(block.mean), at(block.var), in, P, ctx_.stream());
         *n1.num_batches_tracked += 1;
     }
-    activate_layer_input(b, i, mode);
-    ops.conv1->forward(raw(lp.activated_input), ops.w1, raw(lp.bottleneck), workspace_.bytes());
+    const LayerIntermediates& buffers = lp.forward;
+    activate_layer_input(b, i, buffers, mode);
+    ops.conv1->forward(raw(buffers.activated_input), ops.w1, raw(buffers.bottleneck), workspace_.bytes());
     if (train)
         stats_and_running(at(lp.bottleneck_mean), at(lp.bottleneck_var),
-                          map(lp.bottleneck, block.h, block.w, l.norm2.channels), bn(l.norm2));
-    activate_bottleneck(b, i, mode);
-    const FeatureMap fresh = map(plan_.fresh_features, block.h, block.w, k);
-    ops.conv2->forward(raw(lp.activated_bottleneck), ops.w2, fresh.data, workspace_.bytes());
+                          map(buffers.bottleneck, block.h, block.w, l.norm2.channels), bn(l.norm2));
+    activate_bottleneck(b, i, buffers, mode);
+    const FeatureMap fresh = map(block.forward_scratch.fresh_features, block.h, block.w, k);
+    ops.conv2->forward(raw(buffers.activated_bottleneck), ops.w2, fresh.data, workspace_.bytes());
     copy_channels(block_features(b).channels(in, k), fresh, ctx_.stream());
     if (train) batch_stats(at(block.mean) + in, at(block.var) + in, fresh, reduction_scratch_.bytes(), ctx_.stream());
 }
 
 // The transition's norm, ReLU and 2x2 average pool in one pass, as the CPU engine's: the pooled
 // input of its convolution, the full-size activation never written.
-void DenseNet::pool_transition_input(size_t b, StepMode mode) {
+void DenseNet::pool_transition_input(size_t b, size_t pooled_input, StepMode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const BlockPlan& next = plan_.blocks[b + 1];
     const DeviceBn n = bn(params_.transitions[b].norm);
     const FeatureMap x = block_features(b);
     const bool train = mode == StepMode::train;
-    bn_relu_avg_pool_forward(map(plan_.transitions[b].pooled_input, next.h, next.w, x.c), x,
+    bn_relu_avg_pool_forward(map(pooled_input, next.h, next.w, x.c), x,
                              train ? at(block.mean) : n.running_mean, train ? at(block.var) : n.running_var, n.weight,
                              n.bias, ctx_.stream());
 }
@@ -311,7 +312,7 @@ void DenseNet::transition_forward(size_t b, StepMode mode) {
                              plan_.shape.batch * block.h * block.w, ctx_.stream());
         *n.num_batches_tracked += 1;
     }
-    pool_transition_input(b, mode);
+    pool_transition_input(b, tp.pooled_input, mode);
     ops.conv->forward(raw(tp.pooled_input), ops.w, raw(tp.conv_out), workspace_.bytes());
     const FeatureMap out = map(tp.conv_out, next.h, next.w, next.first_channels);
     copy_channels(block_features(b + 1).channels(0, next.first_channels), out, ctx_.stream());
@@ -380,7 +381,7 @@ void DenseNet::head_backward() {
     classifier_->backward(at(plan_.d_pooled), device_.at(fc.dweight), device_.at(fc.dbias), at(plan_.d_logits),
                           at(plan_.pooled), device_.at(fc.weight), ctx_.stream());
     const FeatureMap x = block_features(last);
-    const FeatureMap d_activated = f32_map(plan_.d_wide, x.h, x.w, x.c);
+    const FeatureMap d_activated = f32_map(plan_.d_head_activated, x.h, x.w, x.c);
     global_avg_pool_backward(d_activated, at(plan_.d_pooled), ctx_.stream());
     bn_relu_backward_assign(block_grad(last), bn(params_.norm5), d_activated, x, at(block.mean), at(block.var));
 }
@@ -391,31 +392,26 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     const DenseLayerParams& l = params_.blocks[b][i];
     LayerOps& ops = layers_[b][i];
     const int64_t in = l.norm1.channels, k = cfg_.growth_rate, C = l.norm2.channels;
-    // Recomputing: conv1's input first where conv1's output was not kept, else just before
-    // conv1's backward-weights reads it.
+    const LayerIntermediates& buffers = lp.backward;
+    // Recomputing: conv1's input just before conv1's backward-weights reads it.
     const bool recompute = plan_.intermediates == Intermediates::recompute;
-    const bool input_late = recompute && lp.keeps_bottleneck;
-    if (recompute && !input_late) {
-        activate_layer_input(b, i, StepMode::train);
-        ops.conv1->forward(raw(lp.activated_input), ops.w1, raw(lp.bottleneck), workspace_.bytes());
-    }
-    if (recompute) activate_bottleneck(b, i, StepMode::train);
+    if (recompute) activate_bottleneck(b, i, buffers, StepMode::train);
 
     const FeatureMap d_fresh = map(block.scratch.d_narrow, block.h, block.w, k);
     copy_channels(d_fresh, block_grad(b).channels(in, k), ctx_.stream());
-    conv_backward_weights(*ops.conv2, l.conv2, raw(lp.activated_bottleneck), d_fresh.data);
+    conv_backward_weights(*ops.conv2, l.conv2, raw(buffers.activated_bottleneck), d_fresh.data);
     ops.conv2->backward_data(d_fresh.data, ops.w2, raw(block.scratch.d_activated_bottleneck), workspace_.bytes());
 
     const FeatureMap d_bottleneck = map(block.scratch.d_bottleneck, block.h, block.w, C);
     bn_relu_backward_assign(d_bottleneck, bn(l.norm2), map(block.scratch.d_activated_bottleneck, block.h, block.w, C),
-                            map(lp.bottleneck, block.h, block.w, C), at(lp.bottleneck_mean), at(lp.bottleneck_var));
+                            map(buffers.bottleneck, block.h, block.w, C), at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const DeviceBn n1 = bn(l.norm1);
-    const FeatureMap x = block_features(b).channels(0, in), d_input = map(plan_.d_wide, block.h, block.w, in);
+    const FeatureMap x = block_features(b).channels(0, in), d_input = map(block.scratch.d_input, block.h, block.w, in);
     ops.conv1->backward_data(d_bottleneck.data, ops.w1, d_input.data, workspace_.bytes());
     bn_relu_backward_params(n1.dweight, n1.dbias, d_input, x, at(block.mean), at(block.var), n1.weight, n1.bias,
                             reduction_scratch_.bytes(), ctx_.stream());
-    if (input_late) activate_layer_input(b, i, StepMode::train);
-    conv_backward_weights(*ops.conv1, l.conv1, raw(lp.activated_input), d_bottleneck.data);
+    if (recompute) activate_layer_input(b, i, buffers, StepMode::train);
+    conv_backward_weights(*ops.conv1, l.conv1, raw(buffers.activated_input), d_bottleneck.data);
     bn_relu_backward_input(block_grad(b).channels(0, in), Accumulate::add, d_input, x, at(block.mean), at(block.var),
                            n1.weight, n1.bias, n1.dweight, n1.dbias, x.pixels(), ctx_.stream());
 }
@@ -426,10 +422,10 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionPlan& tp = plan_.transitions[b];
     const TransitionParams& t = params_.transitions[b];
     TransitionOps& ops = transitions_[b];
-    if (plan_.intermediates == Intermediates::recompute) pool_transition_input(b, StepMode::train);
+    if (plan_.intermediates == Intermediates::recompute) pool_transition_input(b, tp.backward_pooled_input, StepMode::train);
     const FeatureMap d_out = map(tp.scratch.d_narrow, next.h, next.w, next.first_channels);
     copy_channels(d_out, block_grad(b + 1).channels(0, next.first_channels), ctx_.stream());
-    conv_backward_weights(*ops.conv, t.conv, raw(tp.pooled_input), d_out.data);
+    conv_backward_weights(*ops.conv, t.conv, raw(tp.backward_pooled_input), d_out.data);
     ops.conv->backward_data(d_out.data, ops.w, raw(tp.scratch.d_bottleneck), workspace_.bytes());
     // The pool's backward runs inside the norm's: it reads the pooled gradient.
     const FeatureMap x = block_features(b);
@@ -447,18 +443,19 @@ void DenseNet::stem_backward() {
         return;
     }
     const DeviceBn n0 = bn(*params_.norm0);
-    // cuDNN's max pooling finds its arg-max again from its input and output, which later layers
-    // have overwritten: relu0 is recomputed in its region, and the pool's output is read back out
-    // of the first block, where forward copied it.
+    // cuDNN's max pooling finds its arg-max again from its input and output, which were forward's
+    // scratch: relu0 is recomputed where conv0's output gradient goes next, and the pool's output
+    // is read back out of the first block, where forward copied it, into the region that is
+    // oneDNN's workspace on the CPU (ActivationPlan::pool0_workspace).
     const FeatureMap conv0_out = map(plan_.conv0_out, plan_.stem_h, plan_.stem_w, F0);
-    const FeatureMap relu0 = map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
+    const FeatureMap relu0 = map(plan_.d_conv0, plan_.stem_h, plan_.stem_w, F0);
     bn_relu_forward(relu0, conv0_out, at(plan_.stem_mean), at(plan_.stem_var), n0.weight, n0.bias, ctx_.stream());
-    const FeatureMap pooled = map(plan_.pool0_out, first.h, first.w, F0);
+    const FeatureMap pooled = map(plan_.pool0_workspace, first.h, first.w, F0);
     copy_channels(pooled, block_features(0).channels(0, F0), ctx_.stream());
-    const FeatureMap d_relu0 = map(plan_.d_wide, plan_.stem_h, plan_.stem_w, F0);
+    const FeatureMap d_relu0 = map(plan_.d_relu0, plan_.stem_h, plan_.stem_w, F0);
     pool0_->backward(d_stem.data, relu0.data, pooled.data, d_relu0.data);
     // relu0 is dead now: its region takes conv0's output gradient.
-    const FeatureMap d_conv0 = map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
+    const FeatureMap d_conv0 = map(plan_.d_conv0, plan_.stem_h, plan_.stem_w, F0);
     bn_relu_backward_assign(d_conv0, n0, d_relu0, conv0_out, at(plan_.stem_mean), at(plan_.stem_var));
     conv_backward_weights(*conv0_, params_.conv0, raw(plan_.input), d_conv0.data);
 }

@@ -120,9 +120,10 @@ private:
     void dense_layer_forward(size_t b, size_t i, StepMode mode);
     void transition_forward(size_t b, StepMode mode);
     void head_forward(StepMode mode);
-    void activate_layer_input(size_t b, size_t i, StepMode mode);
-    void activate_bottleneck(size_t b, size_t i, StepMode mode);
-    void pool_transition_input(size_t b, StepMode mode);
+    // Into the given buffers: forward's, or, recomputing, backward's (as the CPU engine's).
+    void activate_layer_input(size_t b, size_t i, const LayerIntermediates& where, StepMode mode);
+    void activate_bottleneck(size_t b, size_t i, const LayerIntermediates& where, StepMode mode);
+    void pool_transition_input(size_t b, size_t pooled_input, StepMode mode);
     void head_backward();
     void dense_layer_backward(size_t b, size_t i);
     void transition_backward(size_t b);

@@ -10,12 +10,12 @@
 
 namespace dn {
 
-// What happens to the BN-ReLU and bottleneck outputs inside each dense layer (and the BN-ReLU
-// output of each transition) between forward and backward:
-// keep: each has its own buffer; recompute: they share one scratch set and backward recomputes
-// them (the memory-efficient DenseNet of Pleiss et al., 2017), except the bottleneck (conv1)
-// outputs that are cheaper to keep than to recompute (LayerPlan::keeps_bottleneck). Both give
-// bit-identical results.
+// What happens to the BN-ReLU outputs inside each dense layer (and the BN-ReLU-pool output of each
+// transition) between forward and backward: keep: each has its own buffer; recompute: backward
+// recomputes them in its own scratch (the memory-efficient DenseNet of Pleiss et al., 2017).
+// Either way every bottleneck (conv1's output) is kept: recomputing one costs a convolution with
+// as many multiply-adds per value as its input has channels, and keeping it, one stored value.
+// Both give bit-identical results.
 enum class Intermediates { keep, recompute };
 
 struct RunShape {
@@ -28,22 +28,49 @@ struct RunShape {
 // what is always f32: the gradients that layers accumulate into (block gradients), the head, and
 // every batch statistic. Batch norm computes in f32 whatever it reads.
 
-// The gradients of transient activations that only one part of backward uses: a block's layers
-// (sized for that block), a transition, or the stem. Each lives while its part's backward runs, so
-// the large ones of the first block need no room while the later blocks' kept buffers fill the
-// arena.
-struct BackwardScratch {
-    size_t d_narrow = 0;      // (P, k) conv2's output gradient; a transition's or the stem's output gradient
-    size_t d_bottleneck = 0;  // (P, bn*k) conv1's output gradient; a transition's pooled input gradient
-    size_t d_activated_bottleneck = 0;  // (P, bn*k) conv2's input gradient (dense layers only)
+// Most of a step's buffers are used by one part of it only (the stem, a block, a transition or the
+// head, forward or backward): each part has its own, sized for it, which live while that part
+// runs and share their bytes with other parts' (MemoryPlan). What lives longer is the input and
+// the stem's output, every block's features and gradient, the statistics, the kept intermediates
+// and the head's small vectors.
+
+// Where a Winograd convolution stages its operands in oneDNN's blocked layout (Conv2d::set_staging).
+struct Staging {
+    size_t offset = 0, bytes = 0;
+};
+
+// Where a dense layer's intermediates are.
+struct LayerIntermediates {
+    size_t activated_input = 0;       // (P_b, in)   norm1+relu1 output, conv1's input
+    size_t bottleneck = 0;            // (P_b, bn*k) conv1 output
+    size_t activated_bottleneck = 0;  // (P_b, bn*k) norm2+relu2 output, conv2's input
 };
 
 struct LayerPlan {
-    size_t activated_input = 0;  // (P_b, in)      norm1+relu1 output, conv1's input
-    size_t bottleneck = 0;       // (P_b, bn*k)    conv1 output
-    size_t activated_bottleneck = 0;  // (P_b, bn*k) norm2+relu2 output, conv2's input
+    LayerIntermediates forward;  // where forward writes them
+    // Where backward reads them: the same buffers where they are kept (the bottleneck always, all
+    // three in keep mode); else norm1's and norm2's outputs in the block's backward scratch, where
+    // backward recomputes them.
+    LayerIntermediates backward;
     size_t bottleneck_mean = 0, bottleneck_var = 0;  // (bn*k) batch statistics of conv1's output
-    bool keeps_bottleneck = false;  // conv1's output has its own buffer and lives until backward
+};
+
+// A block's forward scratch, shared by its layers one after the other.
+struct BlockForwardScratch {
+    size_t fresh_features = 0;  // (P_b, k) conv2's dense output, before it is put into the block
+    // conv2's. Inference: the activated input's region, which holds nothing once conv1 has read it.
+    Staging conv_staging;
+};
+
+// The gradients that only one part of backward uses (a block's layers or a transition), each
+// sized for that part.
+struct BackwardScratch {
+    size_t d_narrow = 0;      // (P, k) conv2's output gradient; a transition's output gradient
+    size_t d_bottleneck = 0;  // (P, bn*k) conv1's output gradient; a transition's pooled input gradient
+    size_t d_activated_bottleneck = 0;  // (P, bn*k) conv2's input gradient (dense layers)
+    size_t d_input = 0;                 // (P, in) conv1's input gradient (dense layers)
+    // conv2's (dense layers): d_input, which holds nothing until conv1's backward-data writes it.
+    Staging conv_staging;
 };
 
 struct BlockPlan {
@@ -54,6 +81,7 @@ struct BlockPlan {
     size_t grad = 0;                 // (P_b, channels) f32, their gradient, accumulated in place
     size_t mean = 0, var = 0;            // (channels) f32 batch statistics, computed when a channel is produced
     std::vector<LayerPlan> layers;
+    BlockForwardScratch forward_scratch;
     BackwardScratch scratch;         // its layers' (training)
 };
 
@@ -62,9 +90,10 @@ struct BlockPlan {
 // runs the convolution on a quarter of the pixels (a quarter of its FLOPs, forward and backward;
 // 8% of densenet121's), and its backward needs only the pooled input, not the wide one.
 struct TransitionPlan {
-    size_t activated = 0;     // (P_b, C_b)         norm+relu output, transient (the CUDA engine's; the
-                              //                    CPU's norm+relu+pool writes pooled_input directly)
-    size_t pooled_input = 0;  // (P_{b+1}, C_b)     its average pool, the convolution's input
+    size_t pooled_input = 0;  // (P_{b+1}, C_b) norm+relu+average pool, the convolution's input
+    // Where backward reads it: the same buffer in keep mode, else the transition's backward
+    // scratch, where backward recomputes it.
+    size_t backward_pooled_input = 0;
     size_t conv_out = 0;      // (P_{b+1}, C_b / 2) dense output, before it is put into the next block
     BackwardScratch scratch;  // d_narrow (P_{b+1}, C_b / 2), d_bottleneck (P_{b+1}, C_b) (training)
 };
@@ -82,26 +111,23 @@ struct ActivationPlan {
     size_t stem_mean = 0, stem_var = 0;    // (F0) statistics of conv0's output (imagenet stem)
     size_t relu0_out = 0;              // (N,stem_h,stem_w,F0) imagenet stem
     size_t pool0_out = 0;              // (P_0, F0) dense output of the stem
+    // What the max pool's backward finds each window's arg-max from (training): oneDNN's
+    // workspace; the GPU engine's pool keeps none, and puts the pool's output back here.
     size_t pool0_workspace = 0;
     size_t pool0_workspace_bytes = 0;
-    size_t fresh_features = 0;         // (P_b, k) conv2's dense output, before it is put into its block
     std::vector<BlockPlan> blocks;
     std::vector<TransitionPlan> transitions;
     size_t head_activated = 0;         // (P_last, C_last) f32 norm5+relu output
     size_t pooled = 0, logits = 0, log_probs = 0;  // f32 (N,C_last), (N,K), (N,K)
 
-    // Gradients of transient activations. d_wide is sized for its largest user and reused by all
-    // (it is also where training's Winograd stages, forward too); the others are each part's own
-    // (BackwardScratch).
-    size_t d_wide = 0;        // da1, drelu0; f32 da5
-    size_t d_stem_out = 0;    // (P_0, F0) the stem's output gradient
+    // Gradients (training), each of one part of backward but for the head's small ones.
     size_t d_pooled = 0, d_logits = 0;  // f32
-    // Where a convolution that runs Winograd stages its operands in oneDNN's blocked layout
-    // (Conv2d::set_staging). Training: grad.activated, which forward never touches and which holds
-    // nothing while conv2's passes run in backward (a layer's input gradient lives there from
-    // conv1's backward-data on). Inference: shared.activated, which holds a layer's activated input
-    // only until conv1 has read it, before conv2 runs.
-    size_t conv_staging = 0, conv_staging_bytes = 0;
+    size_t d_head_activated = 0;        // (P_last, C_last) f32
+    size_t d_stem_out = 0;              // (P_0, F0) the stem's output gradient
+    size_t d_relu0 = 0;                 // (N,stem_h,stem_w,F0) imagenet stem
+    // (N,stem_h,stem_w,F0) imagenet stem; before it, the GPU engine recomputes relu0 there for its
+    // max pool's backward.
+    size_t d_conv0 = 0;
 };
 
 // Throws std::invalid_argument if the input is too small for the architecture.

@@ -8,7 +8,6 @@
 
 #include <unistd.h>
 
-#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -179,28 +178,17 @@ Complexity analyse_complexity(const DenseNetConfig& cfg, const ComplexityOptions
     c.model = model_bytes(cfg);
     c.macs = total_macs(c.layers);
     const RunShape shape{o.batch, o.input_size, o.input_size};
-    // Recomputing re-runs the conv1 of every layer whose bottleneck the plan does not keep.
-    const ActivationPlan recompute_plan =
-        plan_activations(cfg, shape, Intermediates::recompute, Pass::training, o.precision);
-    std::set<std::string> recomputed;
-    for (size_t b = 0; b < recompute_plan.blocks.size(); ++b)
-        for (size_t i = 0; i < recompute_plan.blocks[b].layers.size(); ++i)
-            if (!recompute_plan.blocks[b].layers[i].keeps_bottleneck)
-                recomputed.insert("features.denseblock" + std::to_string(b + 1) + ".denselayer" + std::to_string(i + 1) +
-                                  ".conv1");
     // A transition's convolution runs on its pooled pixels: a quarter of its MACs.
-    int64_t conv0 = 0, conv1 = 0, transition_macs_saved = 0;
+    int64_t conv0 = 0, transition_macs_saved = 0;
     for (size_t i = 0; i < c.layers.size(); ++i) {
         const Layer& l = c.layers[i];
         if (l.name == "features.conv0") conv0 = l.macs;
-        if (recomputed.count(l.name)) conv1 += l.macs;
         if (is_transition_conv(c.layers, i)) {
             const Layer& pool = c.layers[i + 1];
             transition_macs_saved += l.macs - l.macs / (l.output[2] * l.output[3]) * (pool.output[2] * pool.output[3]);
         }
     }
-    c.engine_training_macs_keep = 3 * (c.macs - transition_macs_saved) - conv0;
-    c.engine_training_macs_recompute = c.engine_training_macs_keep + conv1;
+    c.engine_training_macs = 3 * (c.macs - transition_macs_saved) - conv0;
 
     c.naive_bytes = naive_forward_bytes(cfg, shape);
     c.autograd_saved = autograd_saved_bytes(cfg, shape);
@@ -260,8 +248,7 @@ nlohmann::ordered_json complexity_json(const Complexity& c) {
         {"macs_per_step", c.macs * o.batch},
         {"flops_per_step", 2 * c.macs * o.batch},
         {"training_flops_per_step", 3 * 2 * c.macs * o.batch},
-        {"engine_training_macs_per_image",
-         {{"recompute", c.engine_training_macs_recompute}, {"keep", c.engine_training_macs_keep}}},
+        {"engine_training_macs_per_image", c.engine_training_macs},
         {"activation_bytes",
          {{"naive", c.naive_bytes},
           {"pytorch_saved_for_backward", c.autograd_saved},

@@ -80,8 +80,8 @@ struct Complexity {
     int64_t macs = 0;  // per image: convolutions and the classifier
     // What the engine's training step runs, per image, in MACs: forward, backward-weights of every
     // convolution and the classifier, backward-data of all but conv0 (the image needs no gradient),
-    // and with recomputation the conv1 of each layer whose bottleneck the plan does not keep, again.
-    int64_t engine_training_macs_recompute = 0, engine_training_macs_keep = 0;
+    // in either memory mode (recomputing re-runs batch norms only, which have no MACs).
+    int64_t engine_training_macs = 0;
     int64_t naive_bytes = 0, autograd_saved = 0;                // at options.batch
     EngineMemory inference, training_recompute, training_keep;  // at options.batch
     size_t budget = 0;                                          // bytes

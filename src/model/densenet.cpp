@@ -77,11 +77,12 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             LayerOps o;
             const ConvShape conv2 = conv_shape(l.conv2, N, block.h, block.w, 1, 1);
             o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act);
-            // Winograd stages its operands in the plan's conv_staging; where they would not fit
-            // (a block narrower than its bottleneck and growth), the layer runs the direct kernels.
-            if (o.conv2->staging_bytes() > plan_.conv_staging_bytes)
+            // Winograd stages its operands in the block's scratch (forward's, and backward's in
+            // training); where they would not fit, the layer runs the direct kernels.
+            size_t staging_room = block.forward_scratch.conv_staging.bytes;
+            if (pass == Pass::training) staging_room = std::min(staging_room, block.scratch.conv_staging.bytes);
+            if (o.conv2->staging_bytes() > staging_room)
                 o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act, ConvKernels{});
-            o.conv2->set_staging(raw(plan_.conv_staging));
             // conv2's input is written in the Winograd kernel's own layout where it has one, sparing
             // its layout change: by norm2+relu2 in training (whose backward then reads that input's
             // gradient in it too), and by conv1, which applies the folded norm2, in inference.
@@ -250,24 +251,24 @@ void DenseNet::stem_forward(Mode mode) {
     if (mode == Mode::train) compute_batch_stats(at(first.mean), at(first.var), stem_out);
 }
 
-void DenseNet::activate_layer_input(size_t b, size_t i, Mode mode) {
+void DenseNet::activate_layer_input(size_t b, size_t i, const LayerIntermediates& where, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t in = l.norm1.channels;
     FeatureMap x = block_features(b).channels(0, in);
-    FeatureMap y = conv1_map(b, i, block.layers[i].activated_input, in);
+    FeatureMap y = conv1_map(b, i, where.activated_input, in);
     const float* mean = mode == Mode::train ? at(block.mean) : l.norm1.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : l.norm1.running_var;
     bn_relu_forward(y, x, mean, var, l.norm1.weight, l.norm1.bias);
 }
 
-void DenseNet::activate_bottleneck(size_t b, size_t i, Mode mode) {
+void DenseNet::activate_bottleneck(size_t b, size_t i, const LayerIntermediates& where, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const LayerPlan& lp = block.layers[i];
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t C = l.norm2.channels;
-    FeatureMap x = conv1_map(b, i, lp.bottleneck, C);
-    FeatureMap y = conv2_input_map(b, i, lp.activated_bottleneck);
+    FeatureMap x = conv1_map(b, i, where.bottleneck, C);
+    FeatureMap y = conv2_input_map(b, i, where.activated_bottleneck);
     const float* mean = mode == Mode::train ? at(lp.bottleneck_mean) : l.norm2.running_mean;
     const float* var = mode == Mode::train ? at(lp.bottleneck_var) : l.norm2.running_var;
     bn_relu_forward(y, x, mean, var, l.norm2.weight, l.norm2.bias);
@@ -276,40 +277,43 @@ void DenseNet::activate_bottleneck(size_t b, size_t i, Mode mode) {
 void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const LayerPlan& lp = block.layers[i];
+    const LayerIntermediates& buffers = lp.forward;
     const DenseLayerParams& l = params_.blocks[b][i];
+    LayerOps& ops = layers_[b][i];
     const int64_t N = plan_.shape.batch, in = l.norm1.channels, k = cfg_.growth_rate;
     const int64_t P = stats_count(N * block.h * block.w);
 
     // norm1 reuses the block's statistics of these channels; only its gamma and beta are its own.
     if (mode == Mode::train) normalisation_stats(mode, at(block.mean), at(block.var), l.norm1, P);
-    activate_layer_input(b, i, mode);
+    activate_layer_input(b, i, buffers, mode);
     if (folds_norms()) {  // conv1 applies norm2 and relu2 itself
-        layers_[b][i].conv1->forward(raw(lp.activated_input), raw(lp.activated_bottleneck));
+        ops.conv1->forward(raw(buffers.activated_input), raw(buffers.activated_bottleneck));
     } else {
-        layers_[b][i].conv1->forward(raw(lp.activated_input), raw(lp.bottleneck));
-        FeatureMap bottleneck = conv1_map(b, i, lp.bottleneck, l.norm2.channels);
+        ops.conv1->forward(raw(buffers.activated_input), raw(buffers.bottleneck));
+        FeatureMap bottleneck = conv1_map(b, i, buffers.bottleneck, l.norm2.channels);
         if (mode == Mode::train) {
             compute_batch_stats(at(lp.bottleneck_mean), at(lp.bottleneck_var), bottleneck);
             normalisation_stats(mode, at(lp.bottleneck_mean), at(lp.bottleneck_var), l.norm2, P);
         }
-        activate_bottleneck(b, i, mode);
+        activate_bottleneck(b, i, buffers, mode);
     }
 
     // conv2 writes dense; its k channels are then put into the block buffer, once.
-    FeatureMap fresh = act_map(plan_.fresh_features, block.h, block.w, k);
-    layers_[b][i].conv2->forward(raw(lp.activated_bottleneck), fresh.data);
+    FeatureMap fresh = act_map(block.forward_scratch.fresh_features, block.h, block.w, k);
+    ops.conv2->set_staging(raw(block.forward_scratch.conv_staging.offset));
+    ops.conv2->forward(raw(buffers.activated_bottleneck), fresh.data);
     copy_channels(block_features(b).channels(in, k), fresh);
     // The same values as the slot's, read densely.
     if (mode == Mode::train) compute_batch_stats(at(block.mean) + in, at(block.var) + in, fresh);
 }
 
 // norm, relu and the average pool in one pass: the convolution's input.
-void DenseNet::pool_transition_input(size_t b, Mode mode) {
+void DenseNet::pool_transition_input(size_t b, size_t pooled_input, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const BlockPlan& next = plan_.blocks[b + 1];
     const BatchNormParams& bn = params_.transitions[b].norm;
     FeatureMap x = block_features(b);
-    FeatureMap y = act_map(plan_.transitions[b].pooled_input, next.h, next.w, x.c);
+    FeatureMap y = act_map(pooled_input, next.h, next.w, x.c);
     const float* mean = mode == Mode::train ? at(block.mean) : bn.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : bn.running_var;
     bn_relu_avg_pool_forward(y, x, mean, var, bn.weight, bn.bias);
@@ -323,7 +327,7 @@ void DenseNet::transition_forward(size_t b, Mode mode) {
     if (mode == Mode::train)
         normalisation_stats(mode, at(block.mean), at(block.var), params_.transitions[b].norm,
                             stats_count(N * block.h * block.w));
-    pool_transition_input(b, mode);
+    pool_transition_input(b, tp.pooled_input, mode);
     transitions_[b].conv->forward(raw(tp.pooled_input), raw(tp.conv_out));
     FeatureMap out = act_map(tp.conv_out, next.h, next.w, next.first_channels);
     copy_channels(block_features(b + 1).channels(0, next.first_channels), out);
@@ -449,7 +453,7 @@ void DenseNet::head_backward() {
                              sync_ ? sync_->global_batch() : N, label_smoothing_);
     classifier_->backward(at(plan_.d_pooled), fc.dweight, fc.dbias, at(plan_.d_logits), at(plan_.pooled), fc.weight);
     FeatureMap x = block_features(last);
-    FeatureMap d_activated = dense_map(at(plan_.d_wide), x.n, x.h, x.w, x.c);
+    FeatureMap d_activated = dense_map(at(plan_.d_head_activated), x.n, x.h, x.w, x.c);
     global_avg_pool_backward(d_activated, at(plan_.d_pooled));
     bn_relu_backward_synced(block_grad(last), bn, d_activated, x, at(block.mean), at(block.var));
     start_deferring(last);
@@ -459,44 +463,40 @@ void DenseNet::head_backward() {
 void DenseNet::dense_layer_backward(size_t b, size_t i) {
     const BlockPlan& block = plan_.blocks[b];
     const LayerPlan& lp = block.layers[i];
+    const LayerIntermediates& buffers = lp.backward;
     const DenseLayerParams& l = params_.blocks[b][i];
     LayerOps& ops = layers_[b][i];
     const int64_t in = l.norm1.channels, k = cfg_.growth_rate, C = l.norm2.channels;
 
-    // conv1's input is needed this early only to recompute conv1's output. Where that output was
-    // kept, norm1's backward recomputes the input as it reads the same x, just before conv1's
-    // backward-weights reads it, still in cache.
+    // Recomputing, norm1's backward recomputes conv1's input as it reads the same x, just before
+    // conv1's backward-weights reads it, still in cache.
     const bool recompute = plan_.intermediates == Intermediates::recompute;
-    const bool input_late = recompute && lp.keeps_bottleneck;
-    if (recompute && !input_late) {
-        activate_layer_input(b, i, Mode::train);
-        ops.conv1->forward(raw(lp.activated_input), raw(lp.bottleneck));
-    }
-    if (recompute) activate_bottleneck(b, i, Mode::train);
+    if (recompute) activate_bottleneck(b, i, buffers, Mode::train);
 
     // The gradient of the layer's new channels, read out of the block's as conv2's dense operand.
     const BackwardScratch& scratch = block.scratch;
     FeatureMap d_fresh = act_map(scratch.d_narrow, block.h, block.w, k);
     read_block_grad(d_fresh, b, in, k);
-    ops.conv2->backward(raw(lp.activated_bottleneck), d_fresh.data, raw(scratch.d_activated_bottleneck), l.conv2.dweight);
+    ops.conv2->set_staging(raw(scratch.conv_staging.offset));
+    ops.conv2->backward(raw(buffers.activated_bottleneck), d_fresh.data, raw(scratch.d_activated_bottleneck), l.conv2.dweight);
 
-    FeatureMap bottleneck = conv1_map(b, i, lp.bottleneck, C);
+    FeatureMap bottleneck = conv1_map(b, i, buffers.bottleneck, C);
     FeatureMap d_bottleneck = conv1_map(b, i, scratch.d_bottleneck, C);
     bn_relu_backward_synced(d_bottleneck, l.norm2, conv2_input_map(b, i, scratch.d_activated_bottleneck), bottleneck,
                             at(lp.bottleneck_mean), at(lp.bottleneck_var));
     const BatchNormParams& n1 = l.norm1;
-    FeatureMap x = block_features(b).channels(0, in), d_input = conv1_map(b, i, plan_.d_wide, in);
+    FeatureMap x = block_features(b).channels(0, in), d_input = conv1_map(b, i, scratch.d_input, in);
     ops.conv1->backward_data(d_bottleneck.data, d_input.data);
     // norm1's backward in one pass: the sums, the input gradient with the layer after's terms and
-    // without its own (DeferredInputTerms), and (input_late) conv1's input again, which its
+    // without its own (DeferredInputTerms), and (recomputing) conv1's input again, which its
     // backward-weights then reads.
-    const FeatureMap activated_input = conv1_map(b, i, lp.activated_input, in);
+    const FeatureMap activated_input = conv1_map(b, i, buffers.activated_input, in);
     const FeatureMap d_block_input = block_grad(b).channels(0, in);
-    const GradSums sums = bn_relu_backward_sums(n1, {input_late ? &activated_input : nullptr, &d_block_input,
+    const GradSums sums = bn_relu_backward_sums(n1, {recompute ? &activated_input : nullptr, &d_block_input,
                                                      deferred_terms(0)},
                                                 d_input, x, at(block.mean), at(block.var));
     bn_relu_defer_input_terms(deferred_terms(0), in, at(block.var), n1.weight, sums.dgamma, sums.dbeta, sums.count);
-    ops.conv1->backward_weights(raw(lp.activated_input), d_bottleneck.data, l.conv1.dweight);
+    ops.conv1->backward_weights(raw(buffers.activated_input), d_bottleneck.data, l.conv1.dweight);
     gradients_final_from(n1.weight);
 }
 
@@ -506,10 +506,10 @@ void DenseNet::transition_backward(size_t b) {
     const TransitionPlan& tp = plan_.transitions[b];
     const TransitionParams& t = params_.transitions[b];
 
-    if (plan_.intermediates == Intermediates::recompute) pool_transition_input(b, Mode::train);
+    if (plan_.intermediates == Intermediates::recompute) pool_transition_input(b, tp.backward_pooled_input, Mode::train);
     FeatureMap d_out = act_map(tp.scratch.d_narrow, next.h, next.w, next.first_channels);
     read_block_grad(d_out, b + 1, 0, next.first_channels);
-    transitions_[b].conv->backward_weights(raw(tp.pooled_input), d_out.data, t.conv.dweight);
+    transitions_[b].conv->backward_weights(raw(tp.backward_pooled_input), d_out.data, t.conv.dweight);
     transitions_[b].conv->backward_data(d_out.data, raw(tp.scratch.d_bottleneck));
     // The pool's backward runs inside the norm's: it reads the pooled gradient.
     FeatureMap x = block_features(b);
@@ -531,10 +531,9 @@ void DenseNet::stem_backward() {
         return;
     }
     const BatchNormParams& bn = *params_.norm0;
-    FeatureMap d_relu0 = act_map(plan_.d_wide, plan_.stem_h, plan_.stem_w, F0);
+    FeatureMap d_relu0 = act_map(plan_.d_relu0, plan_.stem_h, plan_.stem_w, F0);
     pool0_->backward(d_stem.data, d_relu0.data, arena_.base() + plan_.pool0_workspace);
-    // relu0's output is dead by now, so its region takes conv0's output gradient.
-    FeatureMap d_conv0 = act_map(plan_.relu0_out, plan_.stem_h, plan_.stem_w, F0);
+    FeatureMap d_conv0 = act_map(plan_.d_conv0, plan_.stem_h, plan_.stem_w, F0);
     bn_relu_backward_synced(d_conv0, bn, d_relu0, act_map(plan_.conv0_out, plan_.stem_h, plan_.stem_w, F0),
                             at(plan_.stem_mean), at(plan_.stem_var));
     conv0_->backward_weights(raw(plan_.input), d_conv0.data, params_.conv0.dweight);
