@@ -16,7 +16,8 @@ size_t last_level_cache_bytes();
 // two whose arena does (one image at least), so that each layer reads what the one before wrote
 // while it is still in cache. Powers of two divide the usual batches: no chunk runs padding. Measured here
 // (densenet121, 2 threads, images/s at batch 1/2/4/8/16/32): fp32 at 224x224 37.4/38.1/36.9/
-// 36.5/34.5/34.4 (the arena is 16.9 MB an image; L3 is 32 MiB), bf16 68.1/74.8/73.0/-/-/62.6;
+// 36.5/34.5/34.4 (the arena was 16.9 MB an image; it is 11.1 MB at two images now, each part of
+// a step having its own scratch; L3 is 32 MiB), bf16 68.1/74.8/73.0/-/-/62.6;
 // fp32 at 32x32 1144 at 4, 1786 at 16, 2063 at 64, 1814 at 256; at 64x64 454 at 16, 424 at 64.
 int64_t inference_chunk(const DenseNetConfig& cfg, const RunShape& shape, Precision precision, size_t cache_bytes);
 
