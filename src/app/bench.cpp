@@ -219,7 +219,7 @@ Command add_bench_command(CLI::App& app) {
     cmd->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
     cmd->add_option("--mode", o->mode, "train (forward, NLL, backward, Adam) or infer (forward in eval mode)")->capture_default_str();
     cmd->add_option("--precision", o->precision, "fp32, or bf16: mixed precision, bf16 convolutions (fp32 where the CPU has no AVX512-BF16)")->capture_default_str();
-    cmd->add_option("--memory", o->memory, "recompute (memory-efficient) or keep the BN-ReLU and bottleneck outputs")
+    cmd->add_option("--memory", o->memory, "recompute the BN-ReLU outputs in backward (memory-efficient) or keep them")
         ->capture_default_str();
     cmd->add_option("--threads", o->threads, "OpenMP threads (0: every core)")->capture_default_str();
     cmd->add_option("--device", o->device, "auto (a GPU when one is visible, else the CPU), cpu, cuda or cuda:N")

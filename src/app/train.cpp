@@ -629,7 +629,7 @@ Command add_train_command(CLI::App& app) {
         ->check(CLI::IsMember({"none", "imagenet"}));
     recipe_option("--limit-train", r.limit_train, "use only the first N training images (0: all)");
     recipe_option("--limit-test", r.limit_test, "use only the first N test images (0: all)");
-    recipe_option("--memory", r.memory, "recompute (memory-efficient, default) or keep the BN-ReLU and bottleneck outputs")
+    recipe_option("--memory", r.memory, "recompute the BN-ReLU outputs in backward (memory-efficient, default) or keep them")
         ->check(CLI::IsMember({"recompute", "keep"}));
     recipe_option("--precision", r.precision,
                   "fp32, or bf16: mixed precision as torch.autocast, bf16 convolutions with fp32 weights, batch norm and "

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
                    "allocate at this batch and the largest batches that allocate (complexity --device cuda)")
         ->check(CLI::IsMember({"train", "infer", "memory"}))
         ->capture_default_str();
-    app.add_option("--memory", memory, "recompute (memory-efficient) or keep the BN-ReLU and bottleneck outputs")
+    app.add_option("--memory", memory, "recompute the BN-ReLU outputs in backward (memory-efficient) or keep them")
         ->check(CLI::IsMember({"recompute", "keep"}))
         ->capture_default_str();
     app.add_option("--precision", precision, "fp32, or bf16: bf16 convolutions and activations, f32 accumulation")
