@@ -178,21 +178,24 @@ ActivationPlan plan_activations(const DenseNetConfig& cfg, const RunShape& shape
         const int64_t P = pixels(b), widest_input = block.channels - k;
         const Lifetime part = timeline.during(timeline.block_forward(b));
         const size_t staging = winograd_staging_bytes(P, bottleneck, k, precision);
-        LayerIntermediates shared;  // by the block's layers, one after the other
         // Inference stages conv2's operands where conv1's input was (BlockForwardScratch).
         const size_t activated_input_bytes = training ? act(P * widest_input) : std::max(act(P * widest_input), staging);
-        if (!keep) shared.activated_input = m.reserve(name + ".activated_input", activated_input_bytes, part);
-        if (!training) shared.bottleneck = m.reserve(name + ".bottleneck", act(P * bottleneck), part);
-        if (!keep) shared.activated_bottleneck = m.reserve(name + ".activated_bottleneck", act(P * bottleneck), part);
+        if (!keep) {  // the block's layers share them, one after the other
+            const size_t activated_input = m.reserve(name + ".activated_input", activated_input_bytes, part);
+            const size_t activated_bottleneck = m.reserve(name + ".activated_bottleneck", act(P * bottleneck), part);
+            for (LayerPlan& l : block.layers) {
+                l.forward.activated_input = activated_input;
+                l.forward.activated_bottleneck = activated_bottleneck;
+            }
+        }
+        if (!training) {  // training keeps every bottleneck (above)
+            const size_t bottleneck_out = m.reserve(name + ".bottleneck", act(P * bottleneck), part);
+            for (LayerPlan& l : block.layers) l.forward.bottleneck = bottleneck_out;
+        }
         block.forward_scratch.fresh_features = m.reserve(name + ".fresh_features", act(P * k), part);
         block.forward_scratch.conv_staging =
             training ? Staging{m.reserve(name + ".conv_staging", staging, part), staging}
-                     : Staging{shared.activated_input, activated_input_bytes};
-        for (LayerPlan& l : block.layers) {
-            if (!keep) l.forward.activated_input = shared.activated_input;
-            if (!training) l.forward.bottleneck = shared.bottleneck;
-            if (!keep) l.forward.activated_bottleneck = shared.activated_bottleneck;
-        }
+                     : Staging{block.layers.front().forward.activated_input, activated_input_bytes};
         if (b + 1 < B) {
             TransitionPlan& t = plan.transitions[size_t(b)];
             const std::string tname = name_of("transition", b) + ".scratch";

@@ -251,12 +251,12 @@ void DenseNet::stem_forward(Mode mode) {
     if (mode == Mode::train) compute_batch_stats(at(first.mean), at(first.var), stem_out);
 }
 
-void DenseNet::activate_layer_input(size_t b, size_t i, const LayerIntermediates& where, Mode mode) {
+void DenseNet::activate_layer_input(size_t b, size_t i, Mode mode) {
     const BlockPlan& block = plan_.blocks[b];
     const DenseLayerParams& l = params_.blocks[b][i];
     const int64_t in = l.norm1.channels;
     FeatureMap x = block_features(b).channels(0, in);
-    FeatureMap y = conv1_map(b, i, where.activated_input, in);
+    FeatureMap y = conv1_map(b, i, block.layers[i].forward.activated_input, in);
     const float* mean = mode == Mode::train ? at(block.mean) : l.norm1.running_mean;
     const float* var = mode == Mode::train ? at(block.var) : l.norm1.running_var;
     bn_relu_forward(y, x, mean, var, l.norm1.weight, l.norm1.bias);
@@ -285,7 +285,7 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, Mode mode) {
 
     // norm1 reuses the block's statistics of these channels; only its gamma and beta are its own.
     if (mode == Mode::train) normalisation_stats(mode, at(block.mean), at(block.var), l.norm1, P);
-    activate_layer_input(b, i, buffers, mode);
+    activate_layer_input(b, i, mode);
     if (folds_norms()) {  // conv1 applies norm2 and relu2 itself
         ops.conv1->forward(raw(buffers.activated_input), raw(buffers.activated_bottleneck));
     } else {

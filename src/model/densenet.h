@@ -78,10 +78,10 @@ private:
     void dense_layer_forward(size_t b, size_t i, Mode mode);
     void transition_forward(size_t b, Mode mode);
     float head_forward(const int32_t* labels, Mode mode);
-    // norm1+relu1 into where.activated_input; norm2+relu2 from where.bottleneck into
-    // where.activated_bottleneck; the transition's norm+relu+pool into `pooled_input`: in forward
-    // and, recomputing, in backward.
-    void activate_layer_input(size_t b, size_t i, const LayerIntermediates& where, Mode mode);
+    // norm1+relu1 into forward's buffer (backward recomputes it inside norm1's backward pass);
+    // norm2+relu2 from where.bottleneck into where.activated_bottleneck, and the transition's
+    // norm+relu+pool into `pooled_input`: in forward and, recomputing, in backward.
+    void activate_layer_input(size_t b, size_t i, Mode mode);
     void activate_bottleneck(size_t b, size_t i, const LayerIntermediates& where, Mode mode);
     void pool_transition_input(size_t b, size_t pooled_input, Mode mode);
     // Whether the norms that follow a convolution run inside it (Pass::inference).
