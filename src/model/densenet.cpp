@@ -81,7 +81,7 @@ DenseNet::DenseNet(DnnlContext& ctx, Parameters& params, const RunShape& shape, 
             // training); where they would not fit, the layer runs the direct kernels.
             size_t staging_room = block.forward_scratch.conv_staging.bytes;
             if (pass == Pass::training) staging_room = std::min(staging_room, block.scratch.conv_staging.bytes);
-            if (o.conv2->staging_bytes() > staging_room)
+            if (!o.conv2->fit_staging(staging_room))
                 o.conv2 = std::make_unique<Conv2d>(ctx, conv2, pass, (name + ".conv2").c_str(), act, ConvKernels{});
             // conv2's input is written in the Winograd kernel's own layout where it has one, sparing
             // its layout change: by norm2+relu2 in training (whose backward then reads that input's

@@ -39,6 +39,11 @@ using namespace dnnl;
 //   (14x14), with the F(4x4, 3x3) kernel (build_convolution); oneDNN's own pick for inference at
 //   small batches, F(2x2, 3x3), ran 0.68-1.32x.
 // - There is no bf16 Winograd.
+// - Without AVX-512 oneDNN has none either; winograd_matmul (ours: the transforms, and oneDNN's
+//   batched matmul for the products) against the direct AVX2 kernels at 128 -> 32, oneDNN held to
+//   AVX2 on a Zen 4 (whose AVX2 and AVX-512 FMA peaks are the same), inference one image at a time:
+//   2.0x at 56x56 (the direct kernel 1.04-1.26 ms, at 190-223 GFLOP/s), 1.5-1.7x at 28x28,
+//   0.55-1.2x at 14x14 and 0.8x at 7x7; two images: 1.75x and 2.0x at 56x56 and 28x28.
 // whole_map, DenseNet-121's 128 -> 32 3x3 convolutions on the 2x2 and 1x1 maps of its last blocks
 // at 32x32, all three passes with the weights' unfolding and the gradient's folding, in us
 // (direct -> whole_map): fp32 at batch 64 276 -> 163 (2x2) and 79 -> 27 (1x1), batch 16 99 -> 79
@@ -91,6 +96,8 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
                                                       : s.out_h() * s.out_w() >= 28 * 28;
     if (wide_3x3 && type == DType::f32 && winograd_pays && cpu_has_avx512())
         return {ConvKernel::winograd, ConvKernel::winograd, ConvKernel::winograd};
+    if (wide_3x3 && type == DType::f32 && winograd_pays && pass == Pass::inference)
+        return {ConvKernel::winograd_matmul, ConvKernel::convolution, ConvKernel::convolution};
     if (!s.is_pointwise()) return {};
     const int64_t pixels = s.out_h() * s.out_w();
     const ConvKernel small_map = pixels <= 4 ? ConvKernel::matmul : ConvKernel::convolution;
@@ -174,6 +181,16 @@ void Conv2d::build(const char* name) {
                                     ": Winograd computes fp32 3x3 stride-1 convolutions, without an epilogue");
     if (winograd_passes == 3 && !cpu_has_avx512())
         throw std::invalid_argument(std::string(name) + ": oneDNN has Winograd convolutions only on CPUs with AVX-512");
+    if (kernels_.forward == ConvKernel::winograd_matmul) {
+        if (pass_ != Pass::inference || type_ != DType::f32 || activations_ != Layout::nhwc ||
+            epilogue_ != ConvEpilogue::none)
+            throw std::invalid_argument(std::string(name) + ": winograd_matmul is an fp32 inference forward on NHWC, "
+                                        "without an epilogue");
+        winograd_matmul_ = std::make_unique<WinogradMatmul>(ctx_, s, name);
+        return;
+    }
+    if (kernels_.backward_data == ConvKernel::winograd_matmul || kernels_.backward_weights == ConvKernel::winograd_matmul)
+        throw std::invalid_argument(std::string(name) + ": winograd_matmul computes only the forward");
     const auto& eng = ctx_.engine();
     user_weights_ = memory({{s.out_channels, s.in_channels, s.kernel, s.kernel}, dt::f32, tag::oihw}, eng, nullptr);
     if (epilogue_ != ConvEpilogue::none) {
@@ -382,6 +399,12 @@ void Conv2d::load_weights(const float* weights_oihw) {
 void Conv2d::load_weights(const float* weights_oihw, const float* output_channel_scale, const float* bias) {
     if ((epilogue_ != ConvEpilogue::none) != (output_channel_scale && bias))
         throw std::logic_error("a scale and a bias are for a convolution with an epilogue, and it needs both");
+    if (winograd_matmul_) {
+        PhaseTimer timer(Phase::weight_reorder, 0.0,
+                         4.0 * double(shape_.weight_count() + kWinogradPositions * shape_.in_channels * shape_.out_channels));
+        winograd_matmul_->load_weights(weights_oihw);
+        return;
+    }
     if (bias) {
         scale_.set_data_handle(const_cast<float*>(output_channel_scale));
         bias_.set_data_handle(const_cast<float*>(bias));
@@ -453,10 +476,17 @@ void Conv2d::fold_weight_gradient(float* dweights_oihw) {
 size_t Conv2d::staged_dst_offset() const { return (staged_src_.get_desc().get_size() + 63) / 64 * 64; }
 
 size_t Conv2d::staging_bytes() const {
+    if (winograd_matmul_) return winograd_matmul_->staging_bytes();
     return winograd() ? staged_dst_offset() + staged_dst_.get_desc().get_size() : 0;
 }
 
+bool Conv2d::fit_staging(size_t bytes) {
+    if (staging_bytes() <= bytes) return true;
+    return winograd_matmul_ && winograd_matmul_->fit_staging(bytes);
+}
+
 void Conv2d::set_staging(void* buffer) {
+    if (winograd_matmul_) winograd_matmul_->set_staging(buffer);
     if (!winograd()) return;
     auto* bytes = static_cast<std::byte*>(buffer);
     staged_src_.set_data_handle(bytes);
@@ -494,6 +524,10 @@ void Conv2d::stage(reorder& r, memory& from, memory& to) {
 // needs a larger one. Under Winograd, the layout changes count as the pass's time.
 void Conv2d::forward(const void* src, void* dst) {
     PhaseTimer timer(Phase::conv_forward, 2.0 * double(shape_.macs()));
+    if (winograd_matmul_) {
+        winograd_matmul_->forward(static_cast<const float*>(src), static_cast<float*>(dst));
+        return;
+    }
     if (is_product(kernels_.forward)) {
         mm_src_.set_data_handle(const_cast<void*>(src));
         mm_dst_.set_data_handle(dst);

@@ -3,9 +3,11 @@
 #pragma once
 #include "ops/conv_shape.h"
 #include "ops/dnnl_context.h"
+#include "ops/winograd_matmul.h"
 #include "tensor/feature_map.h"
 
 #include <cstdint>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -24,7 +26,11 @@ namespace dn {
 // matrix that lays each pixel pair's kernel tap out as a block (unfolded in load_weights, its
 // gradient folded back into OIHW). The direct kernels spend most of their time there on padding
 // and threads with little to do. It runs all three passes or none.
-enum class ConvKernel { convolution, matmul, winograd, whole_map };
+// winograd_matmul is the same F(4x4, 3x3) algorithm with the engine's own tile transforms and
+// oneDNN's batched matmul for the products (ops/winograd_matmul.h), for CPUs where oneDNN has no
+// Winograd kernel (AVX2): an inference forward only, fp32, NHWC, without an epilogue; it stages
+// its transformed tiles like winograd.
+enum class ConvKernel { convolution, matmul, winograd, whole_map, winograd_matmul };
 
 // Whether every output pixel's window of `shape` covers its whole input map (whole_map's condition).
 bool covers_whole_map(const ConvShape& shape);
@@ -91,6 +97,9 @@ public:
     // The bytes a Winograd convolution stages its blocked src and dst in (0 for the other
     // kernels), and where: the buffer is only used during a call, so convolutions can share one.
     size_t staging_bytes() const;
+    // Whether it can run in `bytes` of staging: winograd_matmul can, down to a point, by taking its
+    // tiles in groups (WinogradMatmul::fit_staging), and from then on needs no more.
+    bool fit_staging(size_t bytes);
     void set_staging(void* buffer);
 
     // Under Winograd, src and its gradient can be given in the kernel's own layout, nchw16c
@@ -162,6 +171,8 @@ private:
     std::vector<int64_t> tap_of_;
     dnnl::matmul mm_fwd_, mm_bwd_data_, mm_bwd_weights_;
     std::unordered_map<int, dnnl::memory> mm_fwd_args_, mm_bwd_data_args_, mm_bwd_weights_args_;
+
+    std::unique_ptr<WinogradMatmul> winograd_matmul_;  // the winograd_matmul forward
 };
 
 }  // namespace dn

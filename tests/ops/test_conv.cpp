@@ -122,13 +122,16 @@ TEST(Conv, WinogradTakesItsSrcInItsOwnLayoutAsItIs) {
     EXPECT_EQ(dx_alone, dx);
 }
 
-// Without AVX-512 (an AVX2 CPU, or DNNL_MAX_CPU_ISA below it) oneDNN has no Winograd kernel: the
-// default is the direct one, and asking for Winograd is a one-line refusal, not oneDNN's error.
+// Without AVX-512 (an AVX2 CPU, or DNNL_MAX_CPU_ISA below it) oneDNN has no Winograd kernel:
+// training's default is the direct one, inference's the engine's own (winograd_matmul), and asking
+// for oneDNN's Winograd is a one-line refusal, not oneDNN's error.
 TEST(Conv, WinogradOnlyWhereOneDnnHasIt) {
     const ConvShape lecture{32, 128, 56, 56, 32, 3, 1, 1};
-    const ConvKernel expected = cpu_has_avx512() ? ConvKernel::winograd : ConvKernel::convolution;
-    EXPECT_EQ(default_conv_kernels(lecture, DType::f32, Pass::training).forward, expected);
-    EXPECT_EQ(default_conv_kernels(lecture, DType::f32, Pass::inference).forward, expected);
+    const bool avx512 = cpu_has_avx512();
+    EXPECT_EQ(default_conv_kernels(lecture, DType::f32, Pass::training).forward,
+              avx512 ? ConvKernel::winograd : ConvKernel::convolution);
+    EXPECT_EQ(default_conv_kernels(lecture, DType::f32, Pass::inference).forward,
+              avx512 ? ConvKernel::winograd : ConvKernel::winograd_matmul);
     if (cpu_has_avx512()) return;
     DnnlContext ctx;
     const ConvKernel wg = ConvKernel::winograd;
@@ -269,10 +272,45 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     }
     const ConvShape lecture{32, 128, 56, 56, 32, 3, 1, 1};
     EXPECT_EQ(default_conv_kernels(lecture, DType::bf16, Pass::training).forward, cv);
-    // Inference: on maps of 28x28 and larger, whatever the batch.
-    EXPECT_EQ(default_conv_kernels({1, 128, 56, 56, 32, 3, 1, 1}, DType::f32, Pass::inference).forward, wg);
-    EXPECT_EQ(default_conv_kernels({1, 128, 28, 28, 32, 3, 1, 1}, DType::f32, Pass::inference).forward, wg);
+    // Inference: on maps of 28x28 and larger, whatever the batch; without AVX-512, the engine's own.
+    const ConvKernel wg_inference = cpu_has_avx512() ? ConvKernel::winograd : ConvKernel::winograd_matmul;
+    EXPECT_EQ(default_conv_kernels({1, 128, 56, 56, 32, 3, 1, 1}, DType::f32, Pass::inference).forward, wg_inference);
+    EXPECT_EQ(default_conv_kernels({1, 128, 28, 28, 32, 3, 1, 1}, DType::f32, Pass::inference).forward, wg_inference);
     EXPECT_EQ(default_conv_kernels({8, 128, 14, 14, 32, 3, 1, 1}, DType::f32, Pass::inference).forward, cv);
+    EXPECT_EQ(default_conv_kernels({1, 128, 56, 56, 32, 3, 1, 1}, DType::bf16, Pass::inference).forward, cv);
+}
+
+// winograd_matmul (ops/winograd_matmul.h, tested there) through Conv2d: the direct kernel's output,
+// on any CPU; an fp32 inference forward on NHWC without an epilogue, or a one-line refusal.
+TEST(Conv, WinogradMatmulIsAnFp32InferenceForward) {
+    const ConvKernel wm = ConvKernel::winograd_matmul, cv = ConvKernel::convolution;
+    const ConvShape s{2, 128, 28, 28, 32, 3, 1, 1};
+    const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
+    const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
+    std::vector<float> x = random_vector(in, 1), w = random_vector(size_t(s.weight_count()), 2);
+    std::vector<float> direct(out), winograd(out);
+    DnnlContext ctx;
+    Conv2d plain(ctx, s, Pass::inference, "direct", DType::f32, ConvKernels{});
+    Conv2d fast(ctx, s, Pass::inference, "winograd_matmul", DType::f32, {wm, cv, cv});
+    const size_t all = fast.staging_bytes();
+    EXPECT_EQ(all, size_t(36 * 98 * (128 + 32) * 4));
+    EXPECT_TRUE(fast.fit_staging(all / 2));  // two groups of 49 tiles
+    EXPECT_LE(fast.staging_bytes(), all / 2);
+    std::vector<std::byte> staging(fast.staging_bytes());
+    fast.set_staging(staging.data());
+    plain.load_weights(w.data());
+    fast.load_weights(w.data());
+    plain.forward(x.data(), direct.data());
+    fast.forward(x.data(), winograd.data());
+    EXPECT_LE(test::relative_error(winograd.data(), direct.data(), int64_t(out)), 2e-6);
+    // A direct convolution needs no staging, and fits any.
+    EXPECT_TRUE(plain.fit_staging(0));
+
+    EXPECT_THROW(Conv2d(ctx, s, Pass::training, "training", DType::f32, {wm, cv, cv}), std::invalid_argument);
+    EXPECT_THROW(Conv2d(ctx, s, Pass::inference, "bf16", DType::bf16, {wm, cv, cv}), std::invalid_argument);
+    EXPECT_THROW(Conv2d(ctx, s, Pass::inference, "epilogue", DType::f32, {wm, cv, cv}, ConvEpilogue::bias_relu),
+                 std::invalid_argument);
+    EXPECT_THROW(Conv2d(ctx, s, Pass::training, "backward", DType::f32, {cv, wm, cv}), std::invalid_argument);
 }
 
 // An inference convolution with Winograd (oneDNN's F(4x4, 3x3) kernel) gives the direct one's output.

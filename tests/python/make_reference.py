@@ -9,7 +9,8 @@ For each case, into OUT/<case>/:
                         and losses of 5 Adam and 5 SGD-momentum steps; for the cases marked
                         autocast, also the logits, losses and gradients under
                         torch.autocast("cpu", dtype=torch.bfloat16) ("bf16." keys), which the
-                        engine's bf16 precision is held against.
+                        engine's bf16 precision is held against; for the cases marked eval_only,
+                        only input, labels and the eval logits and loss.
 """
 import copy
 import json
@@ -39,6 +40,10 @@ CASES = {
     # multiples of 16.
     "custom_28": dict(arch="custom", growth_rate=16, block_config=[3, 2], num_init_features=32, bn_size=2,
                       num_classes=10, batch=2, size=112, autocast=True),
+    # The lecture's network at the lecture's size, evaluated only (its training at this size is
+    # what the cases above check at smaller ones): the maps of 56x56 and 28x28 where inference's
+    # 3x3 convolutions run Winograd, oneDNN's on AVX-512, the engine's own on AVX2.
+    "densenet121_224": dict(arch="densenet121", num_classes=10, batch=2, size=224, eval_only=True),
 }
 STEPS = 5
 ADAM = dict(lr=1e-4)
@@ -100,9 +105,10 @@ def farthest_of_noisy_runs(run_noisy, exact):
     return farthest
 
 
-def run(net, init, x, y, dtype, conv_noise=0.0, seed=0):
+def run(net, init, x, y, dtype, conv_noise=0.0, seed=0, eval_only=False):
     """Everything the C++ side compares, computed with the network and input in `dtype`, and
-    with `conv_noise` (see CONV_NOISE) on each convolution's output, drawn from `seed`."""
+    with `conv_noise` (see CONV_NOISE) on each convolution's output, drawn from `seed`; with
+    eval_only, the evaluation's logits and loss alone."""
     net = copy.deepcopy(net).to(dtype)
     x = x.to(dtype)
     add_conv_noise(net, conv_noise, seed)
@@ -112,6 +118,8 @@ def run(net, init, x, y, dtype, conv_noise=0.0, seed=0):
         logits = net(x)
     out["eval.logits"] = logits
     out["eval.loss"] = F.nll_loss(F.log_softmax(logits, 1), y).reshape(1)
+    if eval_only:
+        return {k: v.float() for k, v in out.items()}
 
     net.train()
     logits = net(x)
@@ -183,10 +191,12 @@ def make(name, case, out):
     # to float32. Where a case is ill-conditioned (BN over 4 values in densenet121's last block at
     # 32x32, batch 4), PyTorch's own float32 result is far from the exact one, and the C++ test
     # uses that distance, or the noisy runs' (CONV_NOISE), as the bar for its own.
-    expected.update(run(net, init, x, y, torch.float32))
-    exact = run(net, init, x, y, torch.float64)
+    eval_only = case.get("eval_only", False)
+    expected.update(run(net, init, x, y, torch.float32, eval_only=eval_only))
+    exact = run(net, init, x, y, torch.float64, eval_only=eval_only)
     expected.update({"f64." + k: v for k, v in exact.items()})
-    farthest = farthest_of_noisy_runs(lambda seed: run(net, init, x, y, torch.float32, CONV_NOISE, seed), exact)
+    farthest = farthest_of_noisy_runs(
+        lambda seed: run(net, init, x, y, torch.float32, CONV_NOISE, seed, eval_only=eval_only), exact)
     expected.update({"noisy." + k: v for k, v in farthest.items()})
     if case.get("autocast"):
         expected.update(run_autocast(net, x, y))

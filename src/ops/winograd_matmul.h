@@ -1,0 +1,80 @@
+// defines: winograd_tile_count, winograd_weights, winograd_input_tiles, winograd_output_tiles,
+//          WinogradMatmul (a 3x3 convolution's inference forward as Winograd's F(4x4, 3x3), with the
+//          36 products on oneDNN's batched matmul)
+//
+// oneDNN 2.6 has Winograd convolutions only on CPUs with AVX-512. Without them (an AVX2 CPU) a
+// 3x3 convolution runs its direct kernels, at the FMA peak already (DenseNet-121's 128 -> 32 at
+// 56x56: 215 GFLOP/s of 233, one image, oneDNN held to AVX2 on a Zen 4), so only fewer
+// multiplications make it faster. F(4x4, 3x3) computes each 4x4 block of output pixels (a tile)
+// from its 6x6 input window with 36 products per channel pair instead of 144:
+//   V = B^T d B (each channel's window),  U = G g G^T (each 3x3 kernel),
+//   M[k] = V[k] U[k] for each of the 36 positions k (a matrix product over channels),
+//   y = A^T M A (each output channel's 4x4 block).
+// The transforms are ours (they are elementwise over channels); the products are 36 matrix
+// products of (tiles x in) by (in x out), one batched matmul. Measured as ConvKernel::winograd_matmul
+// in ops/conv.cpp. The construction is Lavin and Gray's (2016), on the interpolation points that
+// oneDNN's F(4x4, 3x3) kernel uses (winograd_matmul.cpp).
+#pragma once
+#include "ops/conv_shape.h"
+#include "ops/dnnl_context.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace dn {
+
+inline constexpr int64_t kWinogradPositions = 36;  // 6x6: a tile's input window and its transform
+
+// Tiles of `s`'s output: ceil(H/4) * ceil(W/4) per image, row by row, image by image. A tile at
+// the map's right or bottom edge is cut there.
+int64_t winograd_tile_count(const ConvShape& s);
+
+// u (36, I, O) = G g G^T of each (o, i) 3x3 kernel in the OIHW weights.
+void winograd_weights(const float* weights_oihw, const ConvShape& s, float* u);
+// v (36, tiles, I) = B^T d B of each tile's 6x6 window of the NHWC src (padding reads as zero),
+// for the `tiles` tiles from first_tile on.
+void winograd_input_tiles(const float* src_nhwc, const ConvShape& s, int64_t first_tile, int64_t tiles, float* v);
+// The NHWC dst's pixels of those tiles = A^T m A of m (36, tiles, O).
+void winograd_output_tiles(const float* m, const ConvShape& s, int64_t first_tile, int64_t tiles, float* dst_nhwc);
+
+// A 3x3, stride-1, padding-1 fp32 convolution's inference forward as above. Its transformed tiles
+// and products live in a staging buffer its caller gives (set_staging), as oneDNN's Winograd
+// stages its operands: all tiles at once by default, or, where the caller has less room,
+// fit_staging splits them into groups, each transformed, multiplied and transformed back in turn.
+class WinogradMatmul {
+public:
+    WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const char* name);
+
+    size_t staging_bytes() const { return staging_bytes_for(group_); }
+    // The fewest groups of tiles, as even as they can be, that need at most `bytes` of staging;
+    // false (and no change) where groups that small would run slower than the direct kernels
+    // (under kMinTilesPerGroup tiles).
+    bool fit_staging(size_t bytes);
+    void set_staging(void* buffer) { staging_ = static_cast<std::byte*>(buffer); }
+    int64_t tiles_per_group() const { return group_; }
+
+    void load_weights(const float* weights_oihw);  // transforms them
+    void forward(const float* src_nhwc, float* dst_nhwc);
+
+    // Measured one image at 56x56, oneDNN held to AVX2 on a Zen 4: the 196 tiles in one group ran
+    // 2.0x the direct kernel's speed, in groups of 128, 64 and 32: 1.8x, 1.6x, 1.35x (the products
+    // get shorter).
+    static constexpr int64_t kMinTilesPerGroup = 32;
+
+private:
+    size_t staging_bytes_for(int64_t tiles) const;
+    size_t products_offset(int64_t tiles) const;  // m after v, on a cache line of its own
+    void build_products(int64_t tiles);           // the matmuls for a full and for the last group
+
+    DnnlContext& ctx_;
+    ConvShape shape_;
+    std::string name_;
+    int64_t tiles_ = 0, group_ = 0;
+    dnnl::memory u_;  // (36, I, O) f32, the transformed weights
+    dnnl::matmul products_, last_products_;
+    dnnl::memory v_, m_, last_v_, last_m_;  // (36, group, I), (36, group, O); the last group's
+    std::byte* staging_ = nullptr;
+};
+
+}  // namespace dn
