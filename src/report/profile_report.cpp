@@ -55,9 +55,9 @@ std::string profile_table(const Profiler& profiler, int64_t steps, double step_s
     out += "ReLU has no row of its own: it is fused into the BN+ReLU passes (forward: max(0, .) on the normalised\n"
            "value; backward: the mask from the recomputed pre-activation). Recompute mode re-runs norm2/relu2\n"
            "in backward (in the forward row) and norm1/relu1 inside norm1's backward pass (in the backward row).\n"
-           "Convolution GFLOP/s count a direct convolution's FLOPs. In fp32 on a CPU with AVX-512, DenseNet's\n"
-           "wide 3x3 convolutions run with Winograd, which needs fewer (their rows include its layout changes):\n"
-           "those rows can pass the FMA peak.\n";
+           "Convolution GFLOP/s count a direct convolution's FLOPs. In fp32 DenseNet's wide 3x3 convolutions\n"
+           "run with Winograd (on a CPU with AVX-512; in inference on any), which needs fewer (their rows\n"
+           "include its layout changes or tile transforms): those rows can pass the FMA peak.\n";
     return out;
 }
 
