@@ -280,31 +280,39 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     EXPECT_EQ(default_conv_kernels({1, 128, 56, 56, 32, 3, 1, 1}, DType::bf16, Pass::inference).forward, cv);
 }
 
+// An inference convolution's output against the direct kernel's, on random operands, with the
+// staging it asks for: their relative error.
+double inference_error_against_direct(Conv2d& conv) {
+    const ConvShape& s = conv.shape();
+    const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
+    const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
+    std::vector<float> x = random_vector(in, 1), w = random_vector(size_t(s.weight_count()), 2);
+    std::vector<float> direct(out), got(out);
+    DnnlContext ctx;
+    Conv2d plain(ctx, s, Pass::inference, "direct", DType::f32, ConvKernels{});
+    std::vector<std::byte> staging(conv.staging_bytes());
+    conv.set_staging(staging.data());
+    plain.load_weights(w.data());
+    conv.load_weights(w.data());
+    plain.forward(x.data(), direct.data());
+    conv.forward(x.data(), got.data());
+    return test::relative_error(got.data(), direct.data(), int64_t(out));
+}
+
 // winograd_matmul (ops/winograd_matmul.h, tested there) through Conv2d: the direct kernel's output,
 // on any CPU; an fp32 inference forward on NHWC without an epilogue, or a one-line refusal.
 TEST(Conv, WinogradMatmulIsAnFp32InferenceForward) {
     const ConvKernel wm = ConvKernel::winograd_matmul, cv = ConvKernel::convolution;
     const ConvShape s{2, 128, 28, 28, 32, 3, 1, 1};
-    const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
-    const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
-    std::vector<float> x = random_vector(in, 1), w = random_vector(size_t(s.weight_count()), 2);
-    std::vector<float> direct(out), winograd(out);
     DnnlContext ctx;
-    Conv2d plain(ctx, s, Pass::inference, "direct", DType::f32, ConvKernels{});
     Conv2d fast(ctx, s, Pass::inference, "winograd_matmul", DType::f32, {wm, cv, cv});
     const size_t all = fast.staging_bytes();
     EXPECT_EQ(all, size_t(36 * 98 * (128 + 32) * 4));
     EXPECT_TRUE(fast.fit_staging(all / 2));  // two groups of 49 tiles
     EXPECT_LE(fast.staging_bytes(), all / 2);
-    std::vector<std::byte> staging(fast.staging_bytes());
-    fast.set_staging(staging.data());
-    plain.load_weights(w.data());
-    fast.load_weights(w.data());
-    plain.forward(x.data(), direct.data());
-    fast.forward(x.data(), winograd.data());
-    EXPECT_LE(test::relative_error(winograd.data(), direct.data(), int64_t(out)), 2e-6);
+    EXPECT_LE(inference_error_against_direct(fast), 2e-6);
     // A direct convolution needs no staging, and fits any.
-    EXPECT_TRUE(plain.fit_staging(0));
+    EXPECT_TRUE(Conv2d(ctx, s, Pass::inference, "direct", DType::f32, ConvKernels{}).fit_staging(0));
 
     EXPECT_THROW(Conv2d(ctx, s, Pass::training, "training", DType::f32, {wm, cv, cv}), std::invalid_argument);
     EXPECT_THROW(Conv2d(ctx, s, Pass::inference, "bf16", DType::bf16, {wm, cv, cv}), std::invalid_argument);
@@ -318,20 +326,9 @@ TEST(Conv, WinogradInferenceAndDirectAgree) {
     if (!cpu_has_avx512()) GTEST_SKIP() << "oneDNN has Winograd convolutions only on CPUs with AVX-512";
     const ConvKernel wg = ConvKernel::winograd;
     for (const ConvShape& s : {ConvShape{1, 128, 30, 29, 32, 3, 1, 1}, ConvShape{2, 40, 9, 9, 12, 3, 1, 1}}) {
-        const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
-        const size_t out = size_t(s.batch * s.out_h() * s.out_w() * s.out_channels);
-        std::vector<float> x = random_vector(in, 1), w = random_vector(size_t(s.weight_count()), 2);
-        std::vector<float> direct(out), winograd(out);
         DnnlContext ctx;
-        Conv2d plain(ctx, s, Pass::inference, "direct", DType::f32, ConvKernels{});
         Conv2d fast(ctx, s, Pass::inference, "winograd", DType::f32, {wg, wg, wg});
-        std::vector<std::byte> staging(fast.staging_bytes());
-        fast.set_staging(staging.data());
-        plain.load_weights(w.data());
-        fast.load_weights(w.data());
-        plain.forward(x.data(), direct.data());
-        fast.forward(x.data(), winograd.data());
-        EXPECT_LE(test::relative_error(winograd.data(), direct.data(), int64_t(out)), 2e-6);
+        EXPECT_LE(inference_error_against_direct(fast), 2e-6);
         bool four_by_four = false;
         for (const auto& c : ctx.chosen_impls()) four_by_four |= c.impl.find("wino_4x3") != std::string::npos;
         EXPECT_TRUE(four_by_four);
