@@ -56,6 +56,21 @@ bool covers_whole_map(const ConvShape& s) {
 namespace {
 // The passes that run as oneDNN's matmul.
 bool is_product(ConvKernel k) { return k == ConvKernel::matmul || k == ConvKernel::whole_map; }
+// The passes that run oneDNN's convolution primitive.
+bool on_primitive(ConvKernel k) { return k == ConvKernel::convolution || k == ConvKernel::winograd; }
+
+// The input gradient of a 3x3, stride-1, padding-1 convolution is the forward of one whose in and
+// out channels are swapped and whose kernel is turned half a turn: (I,O,3,3) from (O,I,3,3).
+ConvShape input_gradient_as_forward(const ConvShape& s) {
+    return {s.batch, s.out_channels, s.out_h(), s.out_w(), s.in_channels, s.kernel, s.stride, s.pad};
+}
+
+void swap_channels_and_turn(const float* weights_oihw, const ConvShape& s, float* turned) {
+    const int64_t O = s.out_channels, I = s.in_channels, taps = s.kernel * s.kernel;
+    for (int64_t o = 0; o < O; ++o)
+        for (int64_t i = 0; i < I; ++i)
+            for (int64_t t = 0; t < taps; ++t) turned[(i * O + o) * taps + (taps - 1 - t)] = weights_oihw[(o * I + i) * taps + t];
+}
 
 // Pixel p_out of the output reads pixel p_in of the input through the kernel tap at their offset
 // plus the padding (covers_whole_map: every pair has one): tap_of[p_out * map + p_in].
@@ -94,10 +109,12 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
     const bool wide_3x3 = s.kernel == 3 && s.stride == 1 && s.pad == 1 && s.in_channels >= 128 && s.out_channels >= 32;
     const bool winograd_pays = pass == Pass::training ? s.batch * s.out_h() * s.out_w() >= 1024
                                                       : s.out_h() * s.out_w() >= 28 * 28;
-    if (wide_3x3 && type == DType::f32 && winograd_pays && cpu_has_avx512())
-        return {ConvKernel::winograd, ConvKernel::winograd, ConvKernel::winograd};
-    if (wide_3x3 && type == DType::f32 && winograd_pays && pass == Pass::inference)
-        return {ConvKernel::winograd_matmul, ConvKernel::convolution, ConvKernel::convolution};
+    if (wide_3x3 && type == DType::f32 && winograd_pays) {
+        if (cpu_has_avx512()) return {ConvKernel::winograd, ConvKernel::winograd, ConvKernel::winograd};
+        // oneDNN has none there: the engine's own, for the forward and the input gradient.
+        const ConvKernel wm = ConvKernel::winograd_matmul, cv = ConvKernel::convolution;
+        return {wm, pass == Pass::training ? wm : cv, cv};
+    }
     if (!s.is_pointwise()) return {};
     const int64_t pixels = s.out_h() * s.out_w();
     const ConvKernel small_map = pixels <= 4 ? ConvKernel::matmul : ConvKernel::convolution;
@@ -181,16 +198,20 @@ void Conv2d::build(const char* name) {
                                     ": Winograd computes fp32 3x3 stride-1 convolutions, without an epilogue");
     if (winograd_passes == 3 && !cpu_has_avx512())
         throw std::invalid_argument(std::string(name) + ": oneDNN has Winograd convolutions only on CPUs with AVX-512");
-    if (kernels_.forward == ConvKernel::winograd_matmul) {
-        if (pass_ != Pass::inference || type_ != DType::f32 || activations_ != Layout::nhwc ||
-            epilogue_ != ConvEpilogue::none)
-            throw std::invalid_argument(std::string(name) + ": winograd_matmul is an fp32 inference forward on NHWC, "
-                                        "without an epilogue");
-        winograd_matmul_ = std::make_unique<WinogradMatmul>(ctx_, s, name);
-        return;
+    if (passes_on(ConvKernel::winograd_matmul) != 0) {
+        if (type_ != DType::f32 || activations_ != Layout::nhwc || epilogue_ != ConvEpilogue::none)
+            throw std::invalid_argument(std::string(name) + ": winograd_matmul computes fp32 on NHWC, without an epilogue");
+        if (kernels_.backward_weights == ConvKernel::winograd_matmul)
+            throw std::invalid_argument(std::string(name) + ": winograd_matmul computes the forward and the input "
+                                        "gradient, not the weight gradient");
+        if (kernels_.forward == ConvKernel::winograd_matmul)
+            winograd_forward_ = std::make_unique<WinogradMatmul>(ctx_, s, (std::string(name) + " forward").c_str());
+        if (pass_ == Pass::training && kernels_.backward_data == ConvKernel::winograd_matmul) {
+            winograd_backward_data_ = std::make_unique<WinogradMatmul>(
+                ctx_, input_gradient_as_forward(s), (std::string(name) + " backward-data").c_str());
+            turned_weights_.resize(size_t(s.weight_count()));
+        }
     }
-    if (kernels_.backward_data == ConvKernel::winograd_matmul || kernels_.backward_weights == ConvKernel::winograd_matmul)
-        throw std::invalid_argument(std::string(name) + ": winograd_matmul computes only the forward");
     const auto& eng = ctx_.engine();
     user_weights_ = memory({{s.out_channels, s.in_channels, s.kernel, s.kernel}, dt::f32, tag::oihw}, eng, nullptr);
     if (epilogue_ != ConvEpilogue::none) {
@@ -286,7 +307,7 @@ void Conv2d::build_convolution(const char* name) {
         if (a_src != staged_src_.get_desc() || a_dst != staged_dst_.get_desc())
             throw std::logic_error(std::string(name) + ": oneDNN's " + pass + " wants other activation layouts");
     };
-    const bool conv_forward = !is_product(kernels_.forward);
+    const bool conv_forward = on_primitive(kernels_.forward);
     if (conv_forward) {
         ctx_.register_primitive(std::string(name) + " forward", fwd_pd);
         fwd_ = convolution_forward(fwd_pd);
@@ -297,7 +318,7 @@ void Conv2d::build_convolution(const char* name) {
     }
     if (pass_ == Pass::inference) return;
 
-    if (!is_product(kernels_.backward_data)) {
+    if (on_primitive(kernels_.backward_data)) {
         convolution_backward_data::primitive_desc bwd_data_pd({alg, op_src_md, any_w_md, op_dst_md, strides, pad, pad},
                                                               ctx_.attr(), eng, fwd_pd);
         ctx_.register_primitive(std::string(name) + " backward-data", bwd_data_pd);
@@ -313,7 +334,7 @@ void Conv2d::build_convolution(const char* name) {
                           {DNNL_ARG_DIFF_SRC, staged_src_}};
     }
 
-    if (!is_product(kernels_.backward_weights)) {
+    if (on_primitive(kernels_.backward_weights)) {
         convolution_backward_weights::primitive_desc bwd_w_pd({alg, op_src_md, any_dw_md, op_dst_md, strides, pad, pad},
                                                               ctx_.attr(), eng, fwd_pd);
         ctx_.register_primitive(std::string(name) + " backward-weights", bwd_w_pd);
@@ -399,11 +420,15 @@ void Conv2d::load_weights(const float* weights_oihw) {
 void Conv2d::load_weights(const float* weights_oihw, const float* output_channel_scale, const float* bias) {
     if ((epilogue_ != ConvEpilogue::none) != (output_channel_scale && bias))
         throw std::logic_error("a scale and a bias are for a convolution with an epilogue, and it needs both");
-    if (winograd_matmul_) {
+    if (winograd_forward_ || winograd_backward_data_) {
+        const int transforms = int(bool(winograd_forward_)) + int(bool(winograd_backward_data_));
         PhaseTimer timer(Phase::weight_reorder, 0.0,
-                         4.0 * double(shape_.weight_count() + kWinogradPositions * shape_.in_channels * shape_.out_channels));
-        winograd_matmul_->load_weights(weights_oihw);
-        return;
+                         4.0 * double(transforms) * double(shape_.weight_count() * (1 + kWinogradPositions / 9)));
+        if (winograd_forward_) winograd_forward_->load_weights(weights_oihw);
+        if (winograd_backward_data_) {
+            swap_channels_and_turn(weights_oihw, shape_, turned_weights_.data());
+            winograd_backward_data_->load_weights(turned_weights_.data());
+        }
     }
     if (bias) {
         scale_.set_data_handle(const_cast<float*>(output_channel_scale));
@@ -419,9 +444,8 @@ void Conv2d::load_weights(const float* weights_oihw, const float* output_channel
         return;
     }
     const bool training = pass_ == Pass::training;
-    const bool conv_forward = kernels_.forward != ConvKernel::matmul;
-    const bool conv_bwd_data_layout =
-        training && kernels_.backward_data != ConvKernel::matmul && !bwd_data_shares_weights_;
+    const bool conv_forward = on_primitive(kernels_.forward);
+    const bool conv_bwd_data_layout = training && on_primitive(kernels_.backward_data) && !bwd_data_shares_weights_;
     const bool matmul_weights =
         kernels_.forward == ConvKernel::matmul || (training && kernels_.backward_data == ConvKernel::matmul);
     const bool matmul_copy = matmul_weights && weight_copy_;
@@ -476,17 +500,27 @@ void Conv2d::fold_weight_gradient(float* dweights_oihw) {
 size_t Conv2d::staged_dst_offset() const { return (staged_src_.get_desc().get_size() + 63) / 64 * 64; }
 
 size_t Conv2d::staging_bytes() const {
-    if (winograd_matmul_) return winograd_matmul_->staging_bytes();
-    return winograd() ? staged_dst_offset() + staged_dst_.get_desc().get_size() : 0;
+    size_t own = 0;  // winograd_matmul's passes share one staging buffer, one after the other
+    if (winograd_forward_) own = winograd_forward_->staging_bytes();
+    if (winograd_backward_data_) own = std::max(own, winograd_backward_data_->staging_bytes());
+    return winograd() ? staged_dst_offset() + staged_dst_.get_desc().get_size() : own;
 }
 
 bool Conv2d::fit_staging(size_t bytes) {
     if (staging_bytes() <= bytes) return true;
-    return winograd_matmul_ && winograd_matmul_->fit_staging(bytes);
+    if (!winograd_forward_ && !winograd_backward_data_) return false;
+    // Both or neither: a pass that fits stays as it was.
+    WinogradMatmul* passes[] = {winograd_forward_.get(), winograd_backward_data_.get()};
+    for (WinogradMatmul* p : passes)
+        if (p && p->staging_bytes() > bytes && !p->can_fit_staging(bytes)) return false;
+    for (WinogradMatmul* p : passes)
+        if (p) p->fit_staging(bytes);
+    return true;
 }
 
 void Conv2d::set_staging(void* buffer) {
-    if (winograd_matmul_) winograd_matmul_->set_staging(buffer);
+    if (winograd_forward_) winograd_forward_->set_staging(buffer);
+    if (winograd_backward_data_) winograd_backward_data_->set_staging(buffer);
     if (!winograd()) return;
     auto* bytes = static_cast<std::byte*>(buffer);
     staged_src_.set_data_handle(bytes);
@@ -524,8 +558,8 @@ void Conv2d::stage(reorder& r, memory& from, memory& to) {
 // needs a larger one. Under Winograd, the layout changes count as the pass's time.
 void Conv2d::forward(const void* src, void* dst) {
     PhaseTimer timer(Phase::conv_forward, 2.0 * double(shape_.macs()));
-    if (winograd_matmul_) {
-        winograd_matmul_->forward(static_cast<const float*>(src), static_cast<float*>(dst));
+    if (winograd_forward_) {
+        winograd_forward_->forward(static_cast<const float*>(src), static_cast<float*>(dst));
         return;
     }
     if (is_product(kernels_.forward)) {
@@ -544,6 +578,10 @@ void Conv2d::forward(const void* src, void* dst) {
 
 void Conv2d::backward_data(const void* ddst, void* dsrc) {
     PhaseTimer timer(Phase::conv_backward_data, 2.0 * double(shape_.macs()));
+    if (winograd_backward_data_) {
+        winograd_backward_data_->forward(static_cast<const float*>(ddst), static_cast<float*>(dsrc));
+        return;
+    }
     if (is_product(kernels_.backward_data)) {
         mm_dst_.set_data_handle(const_cast<void*>(ddst));
         mm_src_.set_data_handle(dsrc);

@@ -28,8 +28,8 @@ namespace dn {
 // and threads with little to do. It runs all three passes or none.
 // winograd_matmul is the same F(4x4, 3x3) algorithm with the engine's own tile transforms and
 // oneDNN's batched matmul for the products (ops/winograd_matmul.h), for CPUs where oneDNN has no
-// Winograd kernel (AVX2): an inference forward only, fp32, NHWC, without an epilogue; it stages
-// its transformed tiles like winograd.
+// Winograd kernel (AVX2): the forward and the input gradient (not the weight gradient), fp32,
+// NHWC, without an epilogue; it stages its transformed tiles like winograd.
 enum class ConvKernel { convolution, matmul, winograd, whole_map, winograd_matmul };
 
 // Whether every output pixel's window of `shape` covers its whole input map (whole_map's condition).
@@ -172,7 +172,10 @@ private:
     dnnl::matmul mm_fwd_, mm_bwd_data_, mm_bwd_weights_;
     std::unordered_map<int, dnnl::memory> mm_fwd_args_, mm_bwd_data_args_, mm_bwd_weights_args_;
 
-    std::unique_ptr<WinogradMatmul> winograd_matmul_;  // the winograd_matmul forward
+    // winograd_matmul's passes: the forward, and the input gradient as the forward of the
+    // convolution with swapped channels and turned kernels, whose weights it transforms from there.
+    std::unique_ptr<WinogradMatmul> winograd_forward_, winograd_backward_data_;
+    std::vector<float> turned_weights_;
 };
 
 }  // namespace dn

@@ -171,7 +171,8 @@ WinogradMatmul::WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const c
     : ctx_(ctx), shape_(shape), name_(name), tiles_(winograd_tile_count(shape)) {
     check_shape(shape, name);
     u_ = memory({{kWinogradPositions, shape.in_channels, shape.out_channels}, dt::f32, tag::abc}, ctx.engine());
-    build_products(tiles_);
+    const int64_t group = even_group(kGroupStagingBytes);
+    build_products(group > 0 ? group : std::min(tiles_, kMinTilesPerGroup));
 }
 
 size_t WinogradMatmul::products_offset(int64_t tiles) const {
@@ -182,14 +183,23 @@ size_t WinogradMatmul::staging_bytes_for(int64_t tiles) const {
     return products_offset(tiles) + size_t(kWinogradPositions * tiles * shape_.out_channels * 4);
 }
 
+int64_t WinogradMatmul::even_group(size_t bytes) const {
+    const size_t per_tile = staging_bytes_for(1);
+    const int64_t largest = std::min(tiles_, int64_t(bytes / per_tile));  // about: v's end is aligned
+    for (int64_t most = largest; most > 0; --most) {
+        if (staging_bytes_for(most) > bytes) continue;
+        const int64_t groups = (tiles_ + most - 1) / most;
+        const int64_t even = (tiles_ + groups - 1) / groups;  // as many groups, as even as they can be
+        return even < std::min(tiles_, kMinTilesPerGroup) ? 0 : even;
+    }
+    return 0;
+}
+
 bool WinogradMatmul::fit_staging(size_t bytes) {
-    int64_t largest = 0;  // the most tiles a group can have in `bytes`
-    while (largest < tiles_ && staging_bytes_for(largest + 1) <= bytes) ++largest;
-    if (largest == 0) return false;
-    const int64_t groups = (tiles_ + largest - 1) / largest;
-    const int64_t even = (tiles_ + groups - 1) / groups;  // as many groups, as even as they can be
-    if (even < std::min(tiles_, kMinTilesPerGroup)) return false;
-    build_products(even);
+    if (staging_bytes() <= bytes) return true;
+    const int64_t group = even_group(bytes);
+    if (group == 0) return false;
+    build_products(group);
     return true;
 }
 
@@ -199,7 +209,7 @@ void WinogradMatmul::build_products(int64_t tiles) {
     auto build = [&](int64_t group, matmul& product, memory& v, memory& m, const char* which) {
         const memory::desc v_md({P, group, I}, dt::f32, tag::abc), m_md({P, group, O}, dt::f32, tag::abc);
         matmul::primitive_desc pd({v_md, u_.get_desc(), m_md}, ctx_.attr(), eng);
-        ctx_.register_primitive(name_ + " forward, Winograd's products" + which, pd);
+        ctx_.register_primitive(name_ + ", Winograd's products" + which, pd);
         product = matmul(pd);
         v = memory(v_md, eng, nullptr);
         m = memory(m_md, eng, nullptr);

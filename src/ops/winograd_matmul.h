@@ -40,17 +40,19 @@ void winograd_output_tiles(const float* m, const ConvShape& s, int64_t first_til
 
 // A 3x3, stride-1, padding-1 fp32 convolution's inference forward as above. Its transformed tiles
 // and products live in a staging buffer its caller gives (set_staging), as oneDNN's Winograd
-// stages its operands: all tiles at once by default, or, where the caller has less room,
-// fit_staging splits them into groups, each transformed, multiplied and transformed back in turn.
+// stages its operands. It takes its tiles in even groups, each transformed, multiplied and
+// transformed back in turn, that need at most kGroupStagingBytes, or less where its caller has
+// less room (fit_staging).
 class WinogradMatmul {
 public:
     WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const char* name);
 
     size_t staging_bytes() const { return staging_bytes_for(group_); }
-    // The fewest groups of tiles, as even as they can be, that need at most `bytes` of staging;
-    // false (and no change) where groups that small would run slower than the direct kernels
-    // (under kMinTilesPerGroup tiles).
+    // Whether it runs in `bytes` of staging: as it is, or in the fewest even groups that need no
+    // more; false (and no change) where groups that small would run slower than the direct
+    // kernels (under kMinTilesPerGroup tiles).
     bool fit_staging(size_t bytes);
+    bool can_fit_staging(size_t bytes) const { return staging_bytes() <= bytes || even_group(bytes) > 0; }
     void set_staging(void* buffer) { staging_ = static_cast<std::byte*>(buffer); }
     int64_t tiles_per_group() const { return group_; }
 
@@ -61,8 +63,14 @@ public:
     // 2.0x the direct kernel's speed, in groups of 128, 64 and 32: 1.8x, 1.6x, 1.35x (the products
     // get shorter).
     static constexpr int64_t kMinTilesPerGroup = 32;
+    // And 32 images at 56x56 (6272 tiles, 144 MB of staging at once): in groups of 3, 6, 10, 14
+    // and 21 MB 2.4x, 2.6x, 2.5x, 2.2x and 1.7x (larger groups leave the cache between the
+    // transform and the products); two images (9 MB) 2.2-2.3x in groups of 2-5 MB, 2.1x in one.
+    static constexpr size_t kGroupStagingBytes = size_t(6) << 20;
 
 private:
+    // The tiles of the fewest even groups that need at most `bytes` (0: none of kMinTilesPerGroup).
+    int64_t even_group(size_t bytes) const;
     size_t staging_bytes_for(int64_t tiles) const;
     size_t products_offset(int64_t tiles) const;  // m after v, on a cache line of its own
     void build_products(int64_t tiles);           // the matmuls for a full and for the last group

@@ -85,6 +85,16 @@ TEST(WinogradMatmul, GroupsOfTilesComputeWhatOneGroupComputes) {
     EXPECT_LE(test::relative_error(grouped.data(), direct_forward(s, o.x, o.w).data(), int64_t(whole.size())), 2e-6);
 }
 
+// A batch's tiles come in groups whose staging stays near the cache: at most kGroupStagingBytes.
+TEST(WinogradMatmul, LargeBatchesRunInCacheSizedGroups) {
+    DnnlContext ctx;
+    WinogradMatmul lecture(ctx, {32, 128, 56, 56, 32, 3, 1, 1}, "lecture");
+    EXPECT_LE(lecture.staging_bytes(), WinogradMatmul::kGroupStagingBytes);
+    EXPECT_EQ(lecture.tiles_per_group(), 273);  // 6272 tiles: 22 groups of 273 and one of 266
+    WinogradMatmul image(ctx, {1, 128, 56, 56, 32, 3, 1, 1}, "one image");  // 4.5 MB: one group
+    EXPECT_EQ(image.tiles_per_group(), 196);
+}
+
 // Groups under kMinTilesPerGroup (32) tiles would run slower than the direct kernels: it says no,
 // and keeps its groups.
 TEST(WinogradMatmul, RefusesGroupsTooSmallToPay) {
