@@ -111,9 +111,10 @@ ConvKernels default_conv_kernels(const ConvShape& s, DType type, Pass pass) {
                                                       : s.out_h() * s.out_w() >= 28 * 28;
     if (wide_3x3 && type == DType::f32 && winograd_pays) {
         if (cpu_has_avx512()) return {ConvKernel::winograd, ConvKernel::winograd, ConvKernel::winograd};
-        // oneDNN has none there: the engine's own, for the forward and the input gradient.
+        // oneDNN has none there: the engine's own.
         const ConvKernel wm = ConvKernel::winograd_matmul, cv = ConvKernel::convolution;
-        return {wm, pass == Pass::training ? wm : cv, cv};
+        if (pass == Pass::training) return {wm, wm, wm};
+        return {wm, cv, cv};
     }
     if (!s.is_pointwise()) return {};
     const int64_t pixels = s.out_h() * s.out_w();
@@ -201,11 +202,14 @@ void Conv2d::build(const char* name) {
     if (passes_on(ConvKernel::winograd_matmul) != 0) {
         if (type_ != DType::f32 || activations_ != Layout::nhwc || epilogue_ != ConvEpilogue::none)
             throw std::invalid_argument(std::string(name) + ": winograd_matmul computes fp32 on NHWC, without an epilogue");
-        if (kernels_.backward_weights == ConvKernel::winograd_matmul)
-            throw std::invalid_argument(std::string(name) + ": winograd_matmul computes the forward and the input "
-                                        "gradient, not the weight gradient");
+        const bool weight_gradient = pass_ == Pass::training && kernels_.backward_weights == ConvKernel::winograd_matmul;
+        if (weight_gradient && kernels_.forward != ConvKernel::winograd_matmul)
+            throw std::invalid_argument(std::string(name) + ": winograd_matmul computes the weight gradient only "
+                                        "where it computes the forward");
         if (kernels_.forward == ConvKernel::winograd_matmul)
-            winograd_forward_ = std::make_unique<WinogradMatmul>(ctx_, s, (std::string(name) + " forward").c_str());
+            winograd_forward_ = std::make_unique<WinogradMatmul>(
+                ctx_, s, name,
+                weight_gradient ? WinogradPasses::forward_and_weight_gradient : WinogradPasses::forward);
         if (pass_ == Pass::training && kernels_.backward_data == ConvKernel::winograd_matmul) {
             winograd_backward_data_ = std::make_unique<WinogradMatmul>(
                 ctx_, input_gradient_as_forward(s), (std::string(name) + " backward-data").c_str());
@@ -604,6 +608,11 @@ void Conv2d::run_backward_data(void* dsrc) {
 
 void Conv2d::backward_weights(const void* src, const void* ddst, float* dweights_oihw) {
     PhaseTimer timer(Phase::conv_backward_weights, 2.0 * double(shape_.macs()));
+    if (kernels_.backward_weights == ConvKernel::winograd_matmul) {
+        winograd_forward_->weight_gradient(static_cast<const float*>(src), static_cast<const float*>(ddst),
+                                           dweights_oihw);
+        return;
+    }
     if (is_product(kernels_.backward_weights)) {
         mm_ddst_transposed_.set_data_handle(const_cast<void*>(ddst));
         mm_src_.set_data_handle(const_cast<void*>(src));

@@ -70,6 +70,29 @@ inline void output_axis(const float* m, int64_t step, float* out, int64_t ostep,
     output_axis_rows(m, step, out, out + ostep, out + 2 * ostep, out + 3 * ostep, width);
 }
 
+// A's rows (A^T's columns) applied to the four values dy[0], dy[step], ..., dy[3 step] of each of
+// `width` channels, written to o0..o5: the backward of output_axis.
+inline void output_gradient_axis_rows(const float* __restrict dy, int64_t step, float* __restrict o0,
+                                      float* __restrict o1, float* __restrict o2, float* __restrict o3,
+                                      float* __restrict o4, float* __restrict o5, int64_t width) {
+    for (int64_t c = 0; c < width; ++c) {
+        const float d0 = dy[c], d1 = dy[step + c], d2 = dy[2 * step + c], d3 = dy[3 * step + c];
+        const float even_near = d0 + (25.0f / 64) * d2, odd_near = 0.625f * d1 + (125.0f / 512) * d3;
+        const float even_far = d0 + (9.0f / 4) * d2, odd_far = 1.5f * d1 + (27.0f / 8) * d3;
+        o0[c] = d0;
+        o1[c] = even_near + odd_near;
+        o2[c] = even_near - odd_near;
+        o3[c] = even_far + odd_far;
+        o4[c] = even_far - odd_far;
+        o5[c] = d3;
+    }
+}
+
+inline void output_gradient_axis(const float* dy, int64_t step, float* out, int64_t ostep, int64_t width) {
+    output_gradient_axis_rows(dy, step, out, out + ostep, out + 2 * ostep, out + 3 * ostep, out + 4 * ostep,
+                              out + 5 * ostep, width);
+}
+
 struct TileOrigin {
     int64_t image, row, col;  // the tile's first output pixel
 };
@@ -86,6 +109,22 @@ void check_shape(const ConvShape& s, const char* name) {
                                     "with padding 1");
 }
 
+struct WinogradWeightTransform {
+    double g[kWindow][3] = {};
+};
+
+WinogradWeightTransform weight_transform() {
+    WinogradWeightTransform G;
+    for (int64_t k = 0; k < 5; ++k) {
+        double scale = 1.0;
+        for (int64_t l = 0; l < 5; ++l)
+            if (l != k) scale *= kPoints[k] - kPoints[l];
+        G.g[k][0] = 1.0 / scale, G.g[k][1] = kPoints[k] / scale, G.g[k][2] = kPoints[k] * kPoints[k] / scale;
+    }
+    G.g[5][2] = 1.0;
+    return G;
+}
+
 }  // namespace
 
 int64_t winograd_tile_count(const ConvShape& s) {
@@ -94,14 +133,8 @@ int64_t winograd_tile_count(const ConvShape& s) {
 
 // G from the points (above), in double: each transformed weight is rounded to float once.
 void winograd_weights(const float* weights_oihw, const ConvShape& s, float* u) {
-    double G[kWindow][3] = {};
-    for (int64_t k = 0; k < 5; ++k) {
-        double scale = 1.0;
-        for (int64_t l = 0; l < 5; ++l)
-            if (l != k) scale *= kPoints[k] - kPoints[l];
-        G[k][0] = 1.0 / scale, G[k][1] = kPoints[k] / scale, G[k][2] = kPoints[k] * kPoints[k] / scale;
-    }
-    G[5][2] = 1.0;
+    const WinogradWeightTransform transform = weight_transform();
+    const auto& G = transform.g;
     const int64_t I = s.in_channels, O = s.out_channels;
 #pragma omp parallel for schedule(static)
     for (int64_t o = 0; o < O; ++o)
@@ -167,10 +200,59 @@ void winograd_output_tiles(const float* m, const ConvShape& s, int64_t first_til
     }
 }
 
-WinogradMatmul::WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const char* name)
-    : ctx_(ctx), shape_(shape), name_(name), tiles_(winograd_tile_count(shape)) {
+void winograd_output_gradient_tiles(const float* ddst, const ConvShape& s, int64_t first_tile, int64_t tiles,
+                                    float* dm) {
+    const int64_t O = s.out_channels, H = s.out_h(), W = s.out_w(), position_stride = tiles * O;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) {
+        const TileOrigin at = tile_origin(s, first_tile + t);
+        alignas(64) float block[kTileSide][kTileSide][kLanes];  // the tile's dy, zero past the edge
+        alignas(64) float rows_done[kWindow][kTileSide][kLanes];  // A dy
+        for (int64_t c0 = 0; c0 < O; c0 += kLanes) {
+            const int64_t width = std::min(kLanes, O - c0);
+            for (int64_t r = 0; r < kTileSide; ++r)
+                for (int64_t c = 0; c < kTileSide; ++c) {
+                    const bool inside = at.row + r < H && at.col + c < W;
+                    if (inside) std::copy_n(ddst + ((at.image * H + at.row + r) * W + at.col + c) * O + c0, width, block[r][c]);
+                    else std::fill_n(block[r][c], width, 0.0f);
+                }
+            for (int64_t c = 0; c < kTileSide; ++c)
+                output_gradient_axis(&block[0][c][0], kTileSide * kLanes, &rows_done[0][c][0], kTileSide * kLanes, width);
+            for (int64_t r = 0; r < kWindow; ++r)
+                output_gradient_axis(&rows_done[r][0][0], kLanes, dm + (r * kWindow * tiles + t) * O + c0,
+                                     position_stride, width);
+        }
+    }
+}
+
+void winograd_weight_gradient(const float* du, const ConvShape& s, float* dweights_oihw) {
+    const WinogradWeightTransform G = weight_transform();
+    const int64_t I = s.in_channels, O = s.out_channels;
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < O; ++o)
+        for (int64_t i = 0; i < I; ++i) {
+            double gt_du[3][kWindow];  // G^T du
+            for (int64_t r = 0; r < 3; ++r)
+                for (int64_t c = 0; c < kWindow; ++c) {
+                    double sum = 0.0;
+                    for (int64_t k = 0; k < kWindow; ++k) sum += G.g[k][r] * du[((k * kWindow + c) * I + i) * O + o];
+                    gt_du[r][c] = sum;
+                }
+            float* dg = dweights_oihw + (o * I + i) * 9;
+            for (int64_t r = 0; r < 3; ++r)
+                for (int64_t c = 0; c < 3; ++c) {
+                    double sum = 0.0;
+                    for (int64_t k = 0; k < kWindow; ++k) sum += gt_du[r][k] * G.g[k][c];
+                    dg[r * 3 + c] = float(sum);
+                }
+        }
+}
+
+WinogradMatmul::WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const char* name, WinogradPasses passes)
+    : ctx_(ctx), shape_(shape), name_(name), passes_(passes), tiles_(winograd_tile_count(shape)) {
     check_shape(shape, name);
     u_ = memory({{kWinogradPositions, shape.in_channels, shape.out_channels}, dt::f32, tag::abc}, ctx.engine());
+    if (passes == WinogradPasses::forward_and_weight_gradient) du_ = memory(u_.get_desc(), ctx.engine());
     const int64_t group = even_group(kGroupStagingBytes);
     build_products(group > 0 ? group : std::min(tiles_, kMinTilesPerGroup));
 }
@@ -214,6 +296,19 @@ void WinogradMatmul::build_products(int64_t tiles) {
         v = memory(v_md, eng, nullptr);
         m = memory(m_md, eng, nullptr);
     };
+    // du += v^T dm: v (36, group, I) read as (36, I, group), accumulated by a sum post-op.
+    auto build_gradient = [&](int64_t group, matmul& product, memory& v_t, const char* which) {
+        const memory::desc v_t_md({P, I, group}, dt::f32, memory::dims{group * I, 1, I});
+        const memory::desc dm_md({P, group, O}, dt::f32, tag::abc);
+        primitive_attr accumulate = ctx_.attr();
+        post_ops sum;
+        sum.append_sum(1.0f);
+        accumulate.set_post_ops(sum);
+        matmul::primitive_desc pd({v_t_md, dm_md, du_.get_desc()}, accumulate, eng);
+        ctx_.register_primitive(name_ + " weight gradient, Winograd's products" + which, pd);
+        product = matmul(pd);
+        v_t = memory(v_t_md, eng, nullptr);
+    };
     group_ = tiles;
     build(group_, products_, v_, m_, "");
     const int64_t last = tiles_ - (tiles_ - 1) / group_ * group_;
@@ -221,6 +316,13 @@ void WinogradMatmul::build_products(int64_t tiles) {
         last_products_ = products_, last_v_ = v_, last_m_ = m_;
     } else {
         build(last, last_products_, last_v_, last_m_, " (last group)");
+    }
+    if (passes_ != WinogradPasses::forward_and_weight_gradient) return;
+    build_gradient(group_, gradient_products_, v_t_, "");
+    if (last == group_) {
+        last_gradient_products_ = gradient_products_, last_v_t_ = v_t_;
+    } else {
+        build_gradient(last, last_gradient_products_, last_v_t_, " (last group)");
     }
 }
 
@@ -245,6 +347,29 @@ void WinogradMatmul::forward(const float* src, float* dst) {
                                      {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
         winograd_output_tiles(m_data, shape_, first, tiles, dst);
     }
+}
+
+void WinogradMatmul::weight_gradient(const float* src, const float* ddst, float* dweights_oihw) {
+    if (passes_ != WinogradPasses::forward_and_weight_gradient)
+        throw std::logic_error(name_ + ": built for the forward alone");
+    if (!staging_) throw std::logic_error(name_ + ": a Winograd convolution runs only once it has its staging buffer");
+    std::fill_n(static_cast<float*>(du_.get_data_handle()), du_.get_desc().get_size() / sizeof(float), 0.0f);
+    for (int64_t first = 0; first < tiles_; first += group_) {
+        const int64_t tiles = std::min(group_, tiles_ - first);
+        const bool last = first + group_ >= tiles_;
+        memory& v_t = last ? last_v_t_ : v_t_;
+        memory& dm = last ? last_m_ : m_;
+        float* v_data = reinterpret_cast<float*>(staging_);
+        float* dm_data = reinterpret_cast<float*>(staging_ + products_offset(tiles));
+        winograd_input_tiles(src, shape_, first, tiles, v_data);
+        winograd_output_gradient_tiles(ddst, shape_, first, tiles, dm_data);
+        v_t.set_data_handle(v_data);
+        dm.set_data_handle(dm_data);
+        (last ? last_gradient_products_ : gradient_products_)
+            .execute(ctx_.stream(), {{DNNL_ARG_SRC, v_t}, {DNNL_ARG_WEIGHTS, dm}, {DNNL_ARG_DST, du_},
+                                     {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
+    }
+    winograd_weight_gradient(static_cast<const float*>(du_.get_data_handle()), shape_, dweights_oihw);
 }
 
 }  // namespace dn

@@ -37,6 +37,15 @@ void winograd_weights(const float* weights_oihw, const ConvShape& s, float* u);
 void winograd_input_tiles(const float* src_nhwc, const ConvShape& s, int64_t first_tile, int64_t tiles, float* v);
 // The NHWC dst's pixels of those tiles = A^T m A of m (36, tiles, O).
 void winograd_output_tiles(const float* m, const ConvShape& s, int64_t first_tile, int64_t tiles, float* dst_nhwc);
+// The backward of the two above for the weight gradient: dm (36, tiles, O) = A dy A^T of each
+// tile's 4x4 block of the NHWC dst gradient (zero past the map's edge), and the OIHW weight
+// gradient from du (36, I, O), the gradient of u: G^T du G (assigned).
+void winograd_output_gradient_tiles(const float* ddst_nhwc, const ConvShape& s, int64_t first_tile, int64_t tiles,
+                                    float* dm);
+void winograd_weight_gradient(const float* du, const ConvShape& s, float* dweights_oihw);
+
+// What a WinogradMatmul computes: the forward alone, or also the weight gradient.
+enum class WinogradPasses { forward, forward_and_weight_gradient };
 
 // A 3x3, stride-1, padding-1 fp32 convolution's inference forward as above. Its transformed tiles
 // and products live in a staging buffer its caller gives (set_staging), as oneDNN's Winograd
@@ -45,7 +54,8 @@ void winograd_output_tiles(const float* m, const ConvShape& s, int64_t first_til
 // less room (fit_staging).
 class WinogradMatmul {
 public:
-    WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const char* name);
+    WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const char* name,
+                   WinogradPasses passes = WinogradPasses::forward);
 
     size_t staging_bytes() const { return staging_bytes_for(group_); }
     // Whether it runs in `bytes` of staging: as it is, or in the fewest even groups that need no
@@ -58,6 +68,9 @@ public:
 
     void load_weights(const float* weights_oihw);  // transforms them
     void forward(const float* src_nhwc, float* dst_nhwc);
+    // Assigns the OIHW weight gradient: du[k] = sum over tiles of v[k]^T dm[k], one batched matmul
+    // a group that accumulates into du, then G^T du G.
+    void weight_gradient(const float* src_nhwc, const float* ddst_nhwc, float* dweights_oihw);
 
     // Measured one image at 56x56, oneDNN held to AVX2 on a Zen 4: the 196 tiles in one group ran
     // 2.0x the direct kernel's speed, in groups of 128, 64 and 32: 1.8x, 1.6x, 1.35x (the products
@@ -78,10 +91,14 @@ private:
     DnnlContext& ctx_;
     ConvShape shape_;
     std::string name_;
+    WinogradPasses passes_;
     int64_t tiles_ = 0, group_ = 0;
     dnnl::memory u_;  // (36, I, O) f32, the transformed weights
     dnnl::matmul products_, last_products_;
     dnnl::memory v_, m_, last_v_, last_m_;  // (36, group, I), (36, group, O); the last group's
+    // The weight gradient's: du (36, I, O) += v^T (36, I, group) dm (36, group, O).
+    dnnl::memory du_, v_t_, last_v_t_;
+    dnnl::matmul gradient_products_, last_gradient_products_;
     std::byte* staging_ = nullptr;
 };
 

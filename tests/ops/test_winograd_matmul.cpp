@@ -61,6 +61,35 @@ TEST(WinogradMatmul, AgreesWithTheDirectConvolution) {
     }
 }
 
+// The weight gradient, from the same tiles, against the direct kernel's backward-weights; in
+// groups too (each group's products accumulate into one gradient).
+TEST(WinogradMatmul, WeightGradientAgreesWithTheDirectConvolutions) {
+    for (const ConvShape& s : {ConvShape{2, 128, 30, 26, 32, 3, 1, 1}, ConvShape{3, 33, 5, 6, 70, 3, 1, 1},
+                               ConvShape{2, 16, 1, 1, 8, 3, 1, 1}}) {
+        const Operands o = operands(s);
+        const std::vector<float> dy = random_vector(size_t(s.batch * s.out_h() * s.out_w() * s.out_channels), 3);
+        std::vector<float> want(o.w.size()), whole(o.w.size()), grouped(o.w.size());
+        DnnlContext ctx;
+        Conv2d direct(ctx, s, Pass::training, "direct", DType::f32, ConvKernels{});
+        direct.backward_weights(o.x.data(), dy.data(), want.data());
+        WinogradMatmul conv(ctx, s, "winograd", WinogradPasses::forward_and_weight_gradient);
+        std::vector<std::byte> staging(conv.staging_bytes());
+        conv.set_staging(staging.data());
+        conv.weight_gradient(o.x.data(), dy.data(), whole.data());
+        EXPECT_LE(test::relative_error(whole.data(), want.data(), int64_t(want.size())), 2e-6) << s.in_channels;
+        if (conv.fit_staging(conv.staging_bytes() / 2)) {
+            conv.weight_gradient(o.x.data(), dy.data(), grouped.data());
+            EXPECT_LE(test::relative_error(grouped.data(), want.data(), int64_t(want.size())), 2e-6) << s.in_channels;
+        }
+    }
+    DnnlContext ctx;
+    WinogradMatmul forward_only(ctx, {1, 8, 8, 8, 8, 3, 1, 1}, "forward only");
+    std::vector<float> x(512), dy(512), dw(576);
+    std::vector<std::byte> staging(forward_only.staging_bytes());
+    forward_only.set_staging(staging.data());
+    EXPECT_THROW(forward_only.weight_gradient(x.data(), dy.data(), dw.data()), std::logic_error);
+}
+
 TEST(WinogradMatmul, TilesAreTheOutputsFourByFourBlocks) {
     EXPECT_EQ(winograd_tile_count({1, 128, 56, 56, 32, 3, 1, 1}), 14 * 14);
     EXPECT_EQ(winograd_tile_count({2, 128, 14, 14, 32, 3, 1, 1}), 2 * 4 * 4);
