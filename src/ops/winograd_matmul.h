@@ -1,6 +1,7 @@
 // defines: winograd_tile_count, winograd_weights, winograd_input_tiles, winograd_output_tiles,
-//          WinogradMatmul (a 3x3 convolution's inference forward as Winograd's F(4x4, 3x3), with the
-//          36 products on oneDNN's batched matmul)
+//          winograd_output_gradient_tiles, winograd_weight_gradient, WinogradPasses,
+//          WinogradMatmul (a 3x3 convolution's forward and weight gradient as Winograd's
+//          F(4x4, 3x3), with the 36 products on oneDNN's batched matmul)
 //
 // oneDNN 2.6 has Winograd convolutions only on CPUs with AVX-512. Without them (an AVX2 CPU) a
 // 3x3 convolution runs its direct kernels, at the FMA peak already (DenseNet-121's 128 -> 32 at
@@ -11,8 +12,10 @@
 //   M[k] = V[k] U[k] for each of the 36 positions k (a matrix product over channels),
 //   y = A^T M A (each output channel's 4x4 block).
 // The transforms are ours (they are elementwise over channels); the products are 36 matrix
-// products of (tiles x in) by (in x out), one batched matmul. Measured as ConvKernel::winograd_matmul
-// in ops/conv.cpp. The construction is Lavin and Gray's (2016), on the interpolation points that
+// products of (tiles x in) by (in x out), one batched matmul. The weight gradient goes back
+// through the same steps: dU[k] = V[k]^T dM[k] summed over tiles, with dM = A dy A^T, and
+// dg = G^T dU G. (The input gradient is the forward of another convolution: Conv2d.) Measured
+// as ConvKernel::winograd_matmul in ops/conv.cpp. The construction is Lavin and Gray's (2016), on the interpolation points that
 // oneDNN's F(4x4, 3x3) kernel uses (winograd_matmul.cpp).
 #pragma once
 #include "ops/conv_shape.h"
@@ -47,7 +50,8 @@ void winograd_weight_gradient(const float* du, const ConvShape& s, float* dweigh
 // What a WinogradMatmul computes: the forward alone, or also the weight gradient.
 enum class WinogradPasses { forward, forward_and_weight_gradient };
 
-// A 3x3, stride-1, padding-1 fp32 convolution's inference forward as above. Its transformed tiles
+// A 3x3, stride-1, padding-1 fp32 convolution's forward, and its weight gradient where built for
+// it, as above. Its transformed tiles
 // and products live in a staging buffer its caller gives (set_staging), as oneDNN's Winograd
 // stages its operands. It takes its tiles in even groups, each transformed, multiplied and
 // transformed back in turn, that need at most kGroupStagingBytes, or less where its caller has
