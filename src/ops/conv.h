@@ -28,8 +28,8 @@ namespace dn {
 // and threads with little to do. It runs all three passes or none.
 // winograd_matmul is the same F(4x4, 3x3) algorithm with the engine's own tile transforms and
 // oneDNN's batched matmul for the products (ops/winograd_matmul.h), for CPUs where oneDNN has no
-// Winograd kernel (AVX2): the forward and the input gradient (not the weight gradient), fp32,
-// NHWC, without an epilogue; it stages its transformed tiles like winograd.
+// Winograd kernel (AVX2): fp32 on NHWC, without an epilogue, for any of the passes but the weight
+// gradient without the forward; it stages its transformed tiles like winograd.
 enum class ConvKernel { convolution, matmul, winograd, whole_map, winograd_matmul };
 
 // Whether every output pixel's window of `shape` covers its whole input map (whole_map's condition).
@@ -94,8 +94,9 @@ public:
     // Both gradients: backward_weights then backward_data, with ddst staged once under Winograd.
     void backward(const void* src, const void* ddst, void* dsrc, float* dweights_oihw);
 
-    // The bytes a Winograd convolution stages its blocked src and dst in (0 for the other
-    // kernels), and where: the buffer is only used during a call, so convolutions can share one.
+    // The bytes a Winograd convolution stages its blocked src and dst in (winograd_matmul: its
+    // transformed tiles; 0 for the other kernels), and where: the buffer is only used during a
+    // call, so convolutions can share one.
     size_t staging_bytes() const;
     // Whether it can run in `bytes` of staging: winograd_matmul can, down to a point, by taking its
     // tiles in groups (WinogradMatmul::fit_staging), and from then on needs no more.
