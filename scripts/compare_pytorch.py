@@ -13,12 +13,18 @@ that row by (best PyTorch 2.x, or best of PyTorch 2.x, ONNX Runtime and OpenVINO
 `steps` steps after `warmup` untimed ones and report batch / (mean seconds per step), and
 ru_maxrss * 1024 for memory, so the figures compare like for like.
 
-  scripts/compare_pytorch.py [--quick] [--rounds N] [--threads T] [--steps S] [--densenet build/densenet]
+  scripts/compare_pytorch.py [--quick] [--rounds N] [--threads T] [--steps S] [--isa avx2] [--densenet build/densenet]
                              [--peers-python PY] [--case TEXT]... [--skip PEER]... [--out runs/compare_peers.jsonl]
   (the peers' python: bash scripts/peers-venv.sh, which adds onnxscript for the ONNX export)
 
 Every raw JSON line goes to --out. Measure with nothing else running: on a 2-core machine another
 job stalls OpenMP's barriers and every figure becomes noise.
+
+--isa avx2 holds every side to AVX2, as on a CPU without AVX-512: oneDNN in ours and in PyTorch
+(DNNL_MAX_CPU_ISA, ONEDNN_MAX_CPU_ISA) and PyTorch's own kernels (ATEN_CPU_CAPABILITY). ONNX
+Runtime and OpenVINO pick their kernels from the CPU and are not held (the table says so). On a
+CPU whose AVX2 and AVX-512 FMA peaks are the same (AMD's Zen 4) that is a fair stand-in; a real
+AVX2 CPU is better.
 
 A shared machine's speed still drifts by a third within an hour, peers' and ours alike, so one run
 of each side is one sample. --rounds N runs every side of a case N times, alternating (ours first
@@ -67,6 +73,10 @@ QUICK = [
     ("fp32 infer 32x32 b16", dict(mode="infer", **SMALL), "speed", ("pt1.13",) + INFERENCE_PEERS, INFERENCE_PEERS),
     ("peak memory, fp32 train 32x32 b16", dict(mode="train", **SMALL), "memory", ("pt1.13",) + PYTORCH2, PYTORCH2),
 ]
+# --isa avx2: what holds each library to AVX2 (ONNX Runtime and OpenVINO have no such switch).
+HELD_TO_AVX2 = {"DNNL_MAX_CPU_ISA": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+NOT_HELD = ("onnxruntime", "openvino")
+
 # The fields every side prints that must agree for a figure to be a comparison.
 SHAPE_FIELDS = ("arch", "mode", "precision", "input_size", "batch_size", "threads")
 
@@ -98,14 +108,14 @@ def peer_command(case, peer, a):
     return cmd
 
 
-def run(cmd, cache, log, round_index=0):
-    """One run of cmd; the same command in the same round (the memory row reads the training
-    row's run) is run once."""
+def run(cmd, cache, log, round_index=0, held=None):
+    """One run of cmd, with `held` (HELD_TO_AVX2, or none) added to its environment; the same
+    command in the same round (the memory row reads the training row's run) is run once."""
     key = (tuple(cmd), round_index)
     if key in cache:
         return cache[key]
     print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(held or {})})
     lines = [l for l in p.stdout.splitlines() if l.strip()]
     if p.returncode == 0 and lines:
         try:
@@ -115,7 +125,7 @@ def run(cmd, cache, log, round_index=0):
     else:
         errors = [l for l in p.stderr.splitlines() if l.strip()]
         outcome = {"error": (errors[-1] if errors else "exit status %d" % p.returncode)}
-    log.write(json.dumps({"command": cmd, "round": round_index + 1, **outcome}) + "\n")
+    log.write(json.dumps({"command": cmd, "round": round_index + 1, "held": held or {}, **outcome}) + "\n")
     log.flush()
     cache[key] = outcome
     return outcome
@@ -192,6 +202,8 @@ def main():
     p.add_argument("--case", action="append", default=[], help="only the cases whose name holds this text (repeatable)")
     p.add_argument("--skip", action="append", default=[], choices=sorted(PEERS), help="leave a peer out (repeatable)")
     p.add_argument("--out", default=os.path.join(ROOT, "runs", "compare_peers.jsonl"), help="raw JSON lines")
+    p.add_argument("--isa", choices=["native", "avx2"], default="native",
+                   help="avx2: hold ours and PyTorch to AVX2, as on a CPU without AVX-512 (not ONNX Runtime or OpenVINO)")
     a = p.parse_args()
     if a.rounds < 1:
         sys.exit("error: --rounds must be at least 1")
@@ -223,7 +235,8 @@ def main():
             runs = {side: [] for side, _ in sides}
             for r in range(a.rounds):
                 for side, cmd in (sides if r % 2 == 0 else list(reversed(sides))):
-                    runs[side].append(run(cmd, cache, log, r))
+                    held = HELD_TO_AVX2 if a.isa == "avx2" and side not in NOT_HELD else None
+                    runs[side].append(run(cmd, cache, log, r, held))
             ours = runs.pop("ours")
             rows.append([name, cell(ours, figure)] + [cell(runs.get(c), figure) for c in columns] +
                         [verdict(ours, runs, judged_by, figure)])
@@ -231,6 +244,9 @@ def main():
     header = ["case", "ours"] + columns + ["ours / best judged peer"]
     print("%s, %d threads; images/s (higher is better) or peak resident memory (lower is better)%s"
           % (a.arch, a.threads, ", each the median of %d alternated rounds" % a.rounds if a.rounds > 1 else ""))
+    if a.isa == "avx2":
+        print("held to AVX2: ours and PyTorch (%s); not ONNX Runtime or OpenVINO, which pick their own kernels"
+              % " ".join("%s=%s" % kv for kv in HELD_TO_AVX2.items()))
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for r in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

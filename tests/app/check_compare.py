@@ -1,6 +1,6 @@
 """scripts/compare_pytorch.py's arithmetic, on stand-ins for densenet and the peers that print fixed
 figures: the medians over --rounds, the ratio of the medians to the best judged peer, each round's
-own ratio, the alternation of the sides, and a failing side.
+own ratio, the alternation of the sides, a failing side, and --isa avx2's environment.
 
 Usage: check_compare.py path/to/scripts/compare_pytorch.py SCRATCH_DIR. Nothing is timed.
 """
@@ -50,7 +50,8 @@ def arg(name, default):
 print(json.dumps({"peer": side, "arch": arg("--arch", "densenet121"), "mode": arg("--mode", "train"),
                   "precision": arg("--precision", "fp32"), "input_size": int(arg("--input-size", 224)),
                   "batch_size": int(arg("--batch-size", 32)), "threads": int(arg("--threads", 2)),
-                  "images_per_second": value, "peak_rss_bytes": int(value * 1e7)}))
+                  "images_per_second": value, "peak_rss_bytes": int(value * 1e7),
+                  "held": [os.environ.get(v, "") for v in ("DNNL_MAX_CPU_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")]}))
 '''
 
 
@@ -102,6 +103,36 @@ lines = [json.loads(l) for l in open(out)]
 check([l["round"] for l in lines] == [1] * 5 + [2] * 5 + [3] * 5, "every raw JSON line names its round")
 check(sum("error" in l for l in lines) == 3 and all("inductor failed" in l["error"] for l in lines if "error" in l),
       "the failing side's error is kept in the raw lines")
+
+check(all(l["result"]["held"] == ["", "", ""] for l in lines if "result" in l), "by default no side is held to AVX2")
+
+# --isa avx2: ours and PyTorch run with the three variables, and the table says who is not held.
+for name in os.listdir(scratch):
+    if name.startswith("count_") or name == "order":
+        os.remove(os.path.join(scratch, name))
+held_out = os.path.join(scratch, "compare_avx2.jsonl")
+held = subprocess.run([sys.executable, compare, "--quick", "--case", "fp32 train", "--isa", "avx2", "--densenet", ours,
+                       "--peer", peer, "--peers-python", peers_python, "--debian-python", debian_python,
+                       "--skip", "onnxruntime", "--skip", "openvino", "--out", held_out],
+                      capture_output=True, text=True, timeout=120)
+check(held.returncode == 0, "--isa avx2 exits 0 (stderr: %s)" % held.stderr.strip()[-500:])
+check("held to AVX2: ours and PyTorch" in held.stdout and "not ONNX Runtime or OpenVINO" in held.stdout,
+      "the table says which sides are held to AVX2: " + held.stdout)
+held_lines = [json.loads(l) for l in open(held_out)]
+check(held_lines and all(l["result"]["held"] == ["AVX2", "AVX2", "avx2"] for l in held_lines if "result" in l),
+      "every side ran held to AVX2: %s" % [l.get("result", {}).get("held") for l in held_lines])
+
+# ... but not ONNX Runtime or OpenVINO, which have no such switch.
+runtimes_out = os.path.join(scratch, "compare_avx2_infer.jsonl")
+runtimes = subprocess.run([sys.executable, compare, "--quick", "--case", "fp32 infer", "--isa", "avx2",
+                           "--densenet", ours, "--peer", peer, "--peers-python", peers_python,
+                           "--debian-python", debian_python, "--out", runtimes_out],
+                          capture_output=True, text=True, timeout=120)
+check(runtimes.returncode == 0, "--isa avx2 with the runtimes exits 0 (stderr: %s)" % runtimes.stderr.strip()[-500:])
+runtime_lines = [json.loads(l) for l in open(runtimes_out)]
+by_runtime = {("--runtime" in l["command"]): l["result"]["held"] for l in runtime_lines if "result" in l}
+check(by_runtime == {True: ["", "", ""], False: ["AVX2", "AVX2", "avx2"]},
+      "ONNX Runtime and OpenVINO run unheld, the others held: %s" % by_runtime)
 
 bad = subprocess.run([sys.executable, compare, "--rounds", "0", "--densenet", ours, "--peer", peer,
                       "--debian-python", debian_python], capture_output=True, text=True, timeout=60)
