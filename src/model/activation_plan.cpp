@@ -44,7 +44,8 @@ struct StepTimeline {
 };
 
 // oneDNN's Winograd (fp32 only) stages conv2's input and output in its blocked layout, channels
-// padded to 16, the output on a cache line of its own (Conv2d::staging_bytes).
+// padded to 16, the output on a cache line of its own (Conv2d::staging_bytes). The engine's own
+// (winograd_matmul, on CPUs without AVX-512) takes its tiles in groups that fit what it is given.
 size_t winograd_staging_bytes(int64_t pixels, int64_t in, int64_t out, Precision precision) {
     if (precision != Precision::fp32) return 0;
     auto padded = [](int64_t c) { return (c + 15) / 16 * 16; };

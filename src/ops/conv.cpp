@@ -207,7 +207,7 @@ void Conv2d::build(const char* name) {
         if (type_ != DType::f32 || activations_ != Layout::nhwc || epilogue_ != ConvEpilogue::none)
             throw std::invalid_argument(std::string(name) + ": winograd_matmul computes fp32 on NHWC, without an epilogue");
         const bool weight_gradient = pass_ == Pass::training && kernels_.backward_weights == ConvKernel::winograd_matmul;
-        if (weight_gradient && kernels_.forward != ConvKernel::winograd_matmul)
+        if (kernels_.backward_weights == ConvKernel::winograd_matmul && kernels_.forward != ConvKernel::winograd_matmul)
             throw std::invalid_argument(std::string(name) + ": winograd_matmul computes the weight gradient only "
                                         "where it computes the forward");
         if (kernels_.forward == ConvKernel::winograd_matmul)

@@ -13,7 +13,7 @@
 
 namespace dn {
 
-// Which oneDNN primitive computes a pass. A pointwise (1x1, stride 1) convolution over NHWC is the
+// Which kernel computes a pass. A pointwise (1x1, stride 1) convolution over NHWC is the
 // matrix product (N*H*W x I) * (I x O), so oneDNN's matmul can run it on the OIHW weights as they
 // are, with no weight reorder; the convolution primitive wants its own blocked weight layout.
 // winograd is the convolution primitive with oneDNN's Winograd algorithm F(4x4, 3x3), which

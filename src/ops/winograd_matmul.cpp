@@ -17,8 +17,8 @@ constexpr int64_t kTileSide = 4, kWindow = 6;
 constexpr int64_t kLanes = 32;
 
 // The interpolation points are 0, +-5/8, +-3/2 and infinity, as oneDNN's F(4x4, 3x3) kernel has
-// them, not Lavin and Gray's 0, +-1, +-2: every transform entry is still exact in binary, and the
-// rounding error is less than half. At 128 -> 32, one image at 56x56, relative to the exact
+// them, not Lavin and Gray's 0, +-1, +-2: B^T's and A^T's entries are still exact in binary, and
+// the rounding error is less than half. At 128 -> 32, one image at 56x56, relative to the exact
 // output's norm: 1.0e-6 (0, +-1, +-2: 2.4e-6; oneDNN's Winograd 0.8e-6, its direct kernel 0.6e-6).
 // With k over the finite points p_k:
 //   B^T's row k holds the coefficients of prod_{l != k} (x - p_l), its last row those of
@@ -107,6 +107,8 @@ void check_shape(const ConvShape& s, const char* name) {
     if (s.kernel != 3 || s.stride != 1 || s.pad != 1)
         throw std::invalid_argument(std::string(name) + ": winograd_matmul computes 3x3 stride-1 convolutions "
                                     "with padding 1");
+    if (s.batch <= 0 || s.in_h <= 0 || s.in_w <= 0 || s.in_channels <= 0 || s.out_channels <= 0)
+        throw std::invalid_argument(std::string(name) + ": an empty convolution");
 }
 
 struct WinogradWeightTransform {
@@ -253,8 +255,9 @@ WinogradMatmul::WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const c
     check_shape(shape, name);
     u_ = memory({{kWinogradPositions, shape.in_channels, shape.out_channels}, dt::f32, tag::abc}, ctx.engine());
     if (passes == WinogradPasses::forward_and_weight_gradient) du_ = memory(u_.get_desc(), ctx.engine());
+    // Channels so wide that kMinTilesPerGroup tiles need more: one group, until fit_staging.
     const int64_t group = even_group(kGroupStagingBytes);
-    build_products(group > 0 ? group : std::min(tiles_, kMinTilesPerGroup));
+    build_products(group > 0 ? group : tiles_);
 }
 
 size_t WinogradMatmul::products_offset(int64_t tiles) const {

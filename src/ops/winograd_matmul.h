@@ -15,8 +15,8 @@
 // products of (tiles x in) by (in x out), one batched matmul. The weight gradient goes back
 // through the same steps: dU[k] = V[k]^T dM[k] summed over tiles, with dM = A dy A^T, and
 // dg = G^T dU G. (The input gradient is the forward of another convolution: Conv2d.) Measured
-// as ConvKernel::winograd_matmul in ops/conv.cpp. The construction is Lavin and Gray's (2016), on the interpolation points that
-// oneDNN's F(4x4, 3x3) kernel uses (winograd_matmul.cpp).
+// as ConvKernel::winograd_matmul in ops/conv.cpp. The construction is Lavin and Gray's (2016), on
+// the interpolation points that oneDNN's F(4x4, 3x3) kernel uses (winograd_matmul.cpp).
 #pragma once
 #include "ops/conv_shape.h"
 #include "ops/dnnl_context.h"
@@ -54,8 +54,8 @@ enum class WinogradPasses { forward, forward_and_weight_gradient };
 // it, as above. Its transformed tiles
 // and products live in a staging buffer its caller gives (set_staging), as oneDNN's Winograd
 // stages its operands. It takes its tiles in even groups, each transformed, multiplied and
-// transformed back in turn, that need at most kGroupStagingBytes, or less where its caller has
-// less room (fit_staging).
+// transformed back in turn, that need at most kGroupStagingBytes (but for channels so wide that
+// kMinTilesPerGroup tiles need more), or less where its caller has less room (fit_staging).
 class WinogradMatmul {
 public:
     WinogradMatmul(DnnlContext& ctx, const ConvShape& shape, const char* name,

@@ -23,9 +23,15 @@ struct PassResults {
 // Both gradients from the separate passes, or from Conv2d::backward.
 enum class Backward { separate, combined };
 
-PassResults run_passes(const ConvShape& s, ConvKernels kernels, Backward backward = Backward::separate) {
+// `staging_room`, where given, is what the convolution must fit its staging in (fit_staging).
+PassResults run_passes(const ConvShape& s, ConvKernels kernels, Backward backward = Backward::separate,
+                       size_t staging_room = 0) {
     DnnlContext ctx;
     Conv2d conv(ctx, s, Pass::training, "test", DType::f32, kernels);
+    if (staging_room != 0) {
+        EXPECT_TRUE(conv.fit_staging(staging_room));
+        EXPECT_LE(conv.staging_bytes(), staging_room);
+    }
     std::vector<std::byte> staging(conv.staging_bytes());
     conv.set_staging(staging.data());
     const size_t in = size_t(s.batch * s.in_h * s.in_w * s.in_channels);
@@ -253,9 +259,8 @@ TEST(Conv, DefaultKernelsFollowTheMeasurements) {
     EXPECT_EQ(kernels({64, 512, 2, 2, 128, 1, 1, 0}), (std::vector{mm, mm, mm}));
     EXPECT_EQ(kernels({64, 512, 1, 1, 128, 1, 1, 0}), (std::vector{mm, mm, mm}));
     // Winograd: DenseNet-121's fp32 3x3 training shapes with 1,024 output pixels or more in the
-    // batch; not its narrow DenseNet-BC layers, not bf16, not inference; and only where oneDNN has
-    // it (AVX-512: WinogradOnlyWhereOneDnnHasIt).
-    // Without it, the engine's own (winograd_matmul).
+    // batch; not its narrow DenseNet-BC layers, not bf16 (inference below): oneDNN's where it has
+    // it (AVX-512: WinogradOnlyWhereOneDnnHasIt), else the engine's own (winograd_matmul).
     const ConvKernel any_wg = cpu_has_avx512() ? ConvKernel::winograd : ConvKernel::winograd_matmul;
     const std::vector<ConvKernel> wg{any_wg, any_wg, any_wg};
     EXPECT_EQ(kernels({32, 128, 56, 56, 32, 3, 1, 1}), wg);
@@ -317,6 +322,13 @@ TEST(Conv, WinogradMatmulAndDirectAgreeInTraining) {
         }
         EXPECT_EQ(run_passes(s, {wm, wm, cv}).dw, direct.dw);
     }
+    // With its tiles in groups: 112 tiles, groups of 38 in all three passes.
+    const ConvShape s{2, 128, 30, 26, 32, 3, 1, 1};
+    const size_t room = size_t(kWinogradPositions * (128 + 32) * 4 * 55);
+    PassResults direct = run_passes(s, {}), grouped = run_passes(s, {wm, wm, wm}, Backward::combined, room);
+    EXPECT_LE(test::relative_error(grouped.y.data(), direct.y.data(), int64_t(direct.y.size())), 2e-6);
+    EXPECT_LE(test::relative_error(grouped.dx.data(), direct.dx.data(), int64_t(direct.dx.size())), 2e-6);
+    EXPECT_LE(test::relative_error(grouped.dw.data(), direct.dw.data(), int64_t(direct.dw.size())), 2e-6);
 }
 
 TEST(Conv, WinogradMatmulFitsTheStagingItIsGiven) {
@@ -336,6 +348,7 @@ TEST(Conv, WinogradMatmulFitsTheStagingItIsGiven) {
     EXPECT_THROW(Conv2d(ctx, s, Pass::inference, "epilogue", DType::f32, {wm, cv, cv}, ConvEpilogue::bias_relu),
                  std::invalid_argument);
     EXPECT_THROW(Conv2d(ctx, s, Pass::training, "weight gradient", DType::f32, {cv, cv, wm}), std::invalid_argument);
+    EXPECT_THROW(Conv2d(ctx, s, Pass::inference, "weight gradient", DType::f32, {cv, cv, wm}), std::invalid_argument);
 }
 
 // An inference convolution with Winograd (oneDNN's F(4x4, 3x3) kernel) gives the direct one's output.
