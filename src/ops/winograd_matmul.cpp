@@ -333,15 +333,21 @@ void WinogradMatmul::load_weights(const float* weights_oihw) {
     winograd_weights(weights_oihw, shape_, static_cast<float*>(u_.get_data_handle()));
 }
 
-void WinogradMatmul::forward(const float* src, float* dst) {
+// Calls each(first tile, tiles, last group?, v's staging, m's staging) for each group in turn.
+template <class Each>
+void WinogradMatmul::for_each_group(Each each) {
     if (!staging_) throw std::logic_error(name_ + ": a Winograd convolution runs only once it has its staging buffer");
     for (int64_t first = 0; first < tiles_; first += group_) {
         const int64_t tiles = std::min(group_, tiles_ - first);
-        const bool last = first + group_ >= tiles_;
+        each(first, tiles, first + group_ >= tiles_, reinterpret_cast<float*>(staging_),
+             reinterpret_cast<float*>(staging_ + products_offset(tiles)));
+    }
+}
+
+void WinogradMatmul::forward(const float* src, float* dst) {
+    for_each_group([&](int64_t first, int64_t tiles, bool last, float* v_data, float* m_data) {
         memory& v = last ? last_v_ : v_;
         memory& m = last ? last_m_ : m_;
-        float* v_data = reinterpret_cast<float*>(staging_);
-        float* m_data = reinterpret_cast<float*>(staging_ + products_offset(tiles));
         winograd_input_tiles(src, shape_, first, tiles, v_data);
         v.set_data_handle(v_data);
         m.set_data_handle(m_data);
@@ -349,21 +355,16 @@ void WinogradMatmul::forward(const float* src, float* dst) {
             .execute(ctx_.stream(), {{DNNL_ARG_SRC, v}, {DNNL_ARG_WEIGHTS, u_}, {DNNL_ARG_DST, m},
                                      {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
         winograd_output_tiles(m_data, shape_, first, tiles, dst);
-    }
+    });
 }
 
 void WinogradMatmul::weight_gradient(const float* src, const float* ddst, float* dweights_oihw) {
     if (passes_ != WinogradPasses::forward_and_weight_gradient)
         throw std::logic_error(name_ + ": built for the forward alone");
-    if (!staging_) throw std::logic_error(name_ + ": a Winograd convolution runs only once it has its staging buffer");
     std::fill_n(static_cast<float*>(du_.get_data_handle()), du_.get_desc().get_size() / sizeof(float), 0.0f);
-    for (int64_t first = 0; first < tiles_; first += group_) {
-        const int64_t tiles = std::min(group_, tiles_ - first);
-        const bool last = first + group_ >= tiles_;
+    for_each_group([&](int64_t first, int64_t tiles, bool last, float* v_data, float* dm_data) {
         memory& v_t = last ? last_v_t_ : v_t_;
         memory& dm = last ? last_m_ : m_;
-        float* v_data = reinterpret_cast<float*>(staging_);
-        float* dm_data = reinterpret_cast<float*>(staging_ + products_offset(tiles));
         winograd_input_tiles(src, shape_, first, tiles, v_data);
         winograd_output_gradient_tiles(ddst, shape_, first, tiles, dm_data);
         v_t.set_data_handle(v_data);
@@ -371,7 +372,7 @@ void WinogradMatmul::weight_gradient(const float* src, const float* ddst, float*
         (last ? last_gradient_products_ : gradient_products_)
             .execute(ctx_.stream(), {{DNNL_ARG_SRC, v_t}, {DNNL_ARG_WEIGHTS, dm}, {DNNL_ARG_DST, du_},
                                      {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
-    }
+    });
     winograd_weight_gradient(static_cast<const float*>(du_.get_data_handle()), shape_, dweights_oihw);
 }
 

@@ -91,6 +91,8 @@ private:
     size_t staging_bytes_for(int64_t tiles) const;
     size_t products_offset(int64_t tiles) const;  // m after v, on a cache line of its own
     void build_products(int64_t tiles);           // the matmuls for a full and for the last group
+    template <class Each>
+    void for_each_group(Each each);
 
     DnnlContext& ctx_;
     ConvShape shape_;

@@ -70,15 +70,20 @@ write_exe(peer, "# not run: the pythons below are the stand-in itself\n")
 # The two pythons run the stand-in with the peer script's path as their first argument.
 write_exe(peers_python, "#!/bin/sh\nexec /usr/bin/python3 %s \"$@\"\n" % ours)
 write_exe(debian_python, "#!/bin/sh\nFORCE_SIDE=pt1.13 exec /usr/bin/python3 %s \"$@\"\n" % ours)
-for name in os.listdir(scratch):
-    if name.startswith("count_") or name == "order":
-        os.remove(os.path.join(scratch, name))
+
+
+def compare_quick(case, out, *more):
+    """compare_pytorch.py --quick on the stand-ins, their run counts reset first."""
+    for name in os.listdir(scratch):
+        if name.startswith("count_") or name == "order":
+            os.remove(os.path.join(scratch, name))
+    return subprocess.run([sys.executable, compare, "--quick", "--case", case, "--densenet", ours, "--peer", peer,
+                           "--peers-python", peers_python, "--debian-python", debian_python, "--out", out, *more],
+                          capture_output=True, text=True, timeout=120)
+
 
 out = os.path.join(scratch, "compare.jsonl")
-p = subprocess.run([sys.executable, compare, "--quick", "--case", "fp32 train", "--rounds", "3", "--densenet", ours,
-                    "--peer", peer, "--peers-python", peers_python, "--debian-python", debian_python,
-                    "--skip", "onnxruntime", "--skip", "openvino", "--out", out],
-                   capture_output=True, text=True, timeout=120)
+p = compare_quick("fp32 train", out, "--rounds", "3", "--skip", "onnxruntime", "--skip", "openvino")
 print(p.stdout)
 check(p.returncode == 0, "the comparison exits 0 (stderr: %s)" % p.stderr.strip()[-500:])
 rows = {line.split("  ")[0]: line for line in p.stdout.splitlines()}
@@ -107,14 +112,8 @@ check(sum("error" in l for l in lines) == 3 and all("inductor failed" in l["erro
 check(all(l["result"]["held"] == ["", "", ""] for l in lines if "result" in l), "by default no side is held to AVX2")
 
 # --isa avx2: ours and PyTorch run with the three variables, and the table says who is not held.
-for name in os.listdir(scratch):
-    if name.startswith("count_") or name == "order":
-        os.remove(os.path.join(scratch, name))
 held_out = os.path.join(scratch, "compare_avx2.jsonl")
-held = subprocess.run([sys.executable, compare, "--quick", "--case", "fp32 train", "--isa", "avx2", "--densenet", ours,
-                       "--peer", peer, "--peers-python", peers_python, "--debian-python", debian_python,
-                       "--skip", "onnxruntime", "--skip", "openvino", "--out", held_out],
-                      capture_output=True, text=True, timeout=120)
+held = compare_quick("fp32 train", held_out, "--isa", "avx2", "--skip", "onnxruntime", "--skip", "openvino")
 check(held.returncode == 0, "--isa avx2 exits 0 (stderr: %s)" % held.stderr.strip()[-500:])
 check("held to AVX2: ours and PyTorch" in held.stdout and "not ONNX Runtime or OpenVINO" in held.stdout,
       "the table says which sides are held to AVX2: " + held.stdout)
@@ -124,10 +123,7 @@ check(held_lines and all(l["result"]["held"] == ["AVX2", "AVX2", "avx2"] for l i
 
 # ... but not ONNX Runtime or OpenVINO, which have no such switch.
 runtimes_out = os.path.join(scratch, "compare_avx2_infer.jsonl")
-runtimes = subprocess.run([sys.executable, compare, "--quick", "--case", "fp32 infer", "--isa", "avx2",
-                           "--densenet", ours, "--peer", peer, "--peers-python", peers_python,
-                           "--debian-python", debian_python, "--out", runtimes_out],
-                          capture_output=True, text=True, timeout=120)
+runtimes = compare_quick("fp32 infer", runtimes_out, "--isa", "avx2")
 check(runtimes.returncode == 0, "--isa avx2 with the runtimes exits 0 (stderr: %s)" % runtimes.stderr.strip()[-500:])
 runtime_lines = [json.loads(l) for l in open(runtimes_out)]
 by_runtime = {("--runtime" in l["command"]): l["result"]["held"] for l in runtime_lines if "result" in l}
