@@ -291,16 +291,17 @@ bool WinogradMatmul::fit_staging(size_t bytes) {
 void WinogradMatmul::build_products(int64_t tiles) {
     const auto& eng = ctx_.engine();
     const int64_t I = shape_.in_channels, O = shape_.out_channels, P = kWinogradPositions;
-    auto build = [&](int64_t group, matmul& product, memory& v, memory& m, const char* which) {
+    auto build = [&](int64_t group, const char* which) {
         const memory::desc v_md({P, group, I}, dt::f32, tag::abc), m_md({P, group, O}, dt::f32, tag::abc);
         matmul::primitive_desc pd({v_md, u_.get_desc(), m_md}, ctx_.attr(), eng);
         ctx_.register_primitive(name_ + ", Winograd's products" + which, pd);
-        product = matmul(pd);
-        v = memory(v_md, eng, nullptr);
-        m = memory(m_md, eng, nullptr);
+        return Products{matmul(pd), {{DNNL_ARG_SRC, memory(v_md, eng, nullptr)},
+                                     {DNNL_ARG_WEIGHTS, u_},
+                                     {DNNL_ARG_DST, memory(m_md, eng, nullptr)}},
+                        DNNL_ARG_DST};
     };
     // du += v^T dm: v (36, group, I) read as (36, I, group), accumulated by a sum post-op.
-    auto build_gradient = [&](int64_t group, matmul& product, memory& v_t, const char* which) {
+    auto build_gradient = [&](int64_t group, const char* which) {
         const memory::desc v_t_md({P, I, group}, dt::f32, memory::dims{group * I, 1, I});
         const memory::desc dm_md({P, group, O}, dt::f32, tag::abc);
         primitive_attr accumulate = ctx_.attr();
@@ -309,24 +310,18 @@ void WinogradMatmul::build_products(int64_t tiles) {
         accumulate.set_post_ops(sum);
         matmul::primitive_desc pd({v_t_md, dm_md, du_.get_desc()}, accumulate, eng);
         ctx_.register_primitive(name_ + " weight gradient, Winograd's products" + which, pd);
-        product = matmul(pd);
-        v_t = memory(v_t_md, eng, nullptr);
+        return Products{matmul(pd), {{DNNL_ARG_SRC, memory(v_t_md, eng, nullptr)},
+                                     {DNNL_ARG_WEIGHTS, memory(dm_md, eng, nullptr)},
+                                     {DNNL_ARG_DST, du_}},
+                        DNNL_ARG_WEIGHTS};
     };
     group_ = tiles;
-    build(group_, products_, v_, m_, "");
     const int64_t last = tiles_ - (tiles_ - 1) / group_ * group_;
-    if (last == group_) {
-        last_products_ = products_, last_v_ = v_, last_m_ = m_;
-    } else {
-        build(last, last_products_, last_v_, last_m_, " (last group)");
-    }
+    products_ = build(group_, "");
+    last_products_ = last == group_ ? products_ : build(last, " (last group)");
     if (passes_ != WinogradPasses::forward_and_weight_gradient) return;
-    build_gradient(group_, gradient_products_, v_t_, "");
-    if (last == group_) {
-        last_gradient_products_ = gradient_products_, last_v_t_ = v_t_;
-    } else {
-        build_gradient(last, last_gradient_products_, last_v_t_, " (last group)");
-    }
+    gradient_products_ = build_gradient(group_, "");
+    last_gradient_products_ = last == group_ ? gradient_products_ : build_gradient(last, " (last group)");
 }
 
 void WinogradMatmul::load_weights(const float* weights_oihw) {
@@ -344,16 +339,18 @@ void WinogradMatmul::for_each_group(Each each) {
     }
 }
 
+// Runs `products` on the staged v (its source) and m (Products::m_arg).
+void WinogradMatmul::run(Products& products, void* v_data, void* m_data) {
+    products.args.at(DNNL_ARG_SRC).set_data_handle(v_data);
+    products.args.at(products.m_arg).set_data_handle(m_data);
+    products.args[DNNL_ARG_SCRATCHPAD] = ctx_.scratchpad();
+    products.product.execute(ctx_.stream(), products.args);
+}
+
 void WinogradMatmul::forward(const float* src, float* dst) {
     for_each_group([&](int64_t first, int64_t tiles, bool last, float* v_data, float* m_data) {
-        memory& v = last ? last_v_ : v_;
-        memory& m = last ? last_m_ : m_;
         winograd_input_tiles(src, shape_, first, tiles, v_data);
-        v.set_data_handle(v_data);
-        m.set_data_handle(m_data);
-        (last ? last_products_ : products_)
-            .execute(ctx_.stream(), {{DNNL_ARG_SRC, v}, {DNNL_ARG_WEIGHTS, u_}, {DNNL_ARG_DST, m},
-                                     {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
+        run(last ? last_products_ : products_, v_data, m_data);
         winograd_output_tiles(m_data, shape_, first, tiles, dst);
     });
 }
@@ -363,15 +360,9 @@ void WinogradMatmul::weight_gradient(const float* src, const float* ddst, float*
         throw std::logic_error(name_ + ": built for the forward alone");
     std::fill_n(static_cast<float*>(du_.get_data_handle()), du_.get_desc().get_size() / sizeof(float), 0.0f);
     for_each_group([&](int64_t first, int64_t tiles, bool last, float* v_data, float* dm_data) {
-        memory& v_t = last ? last_v_t_ : v_t_;
-        memory& dm = last ? last_m_ : m_;
         winograd_input_tiles(src, shape_, first, tiles, v_data);
         winograd_output_gradient_tiles(ddst, shape_, first, tiles, dm_data);
-        v_t.set_data_handle(v_data);
-        dm.set_data_handle(dm_data);
-        (last ? last_gradient_products_ : gradient_products_)
-            .execute(ctx_.stream(), {{DNNL_ARG_SRC, v_t}, {DNNL_ARG_WEIGHTS, dm}, {DNNL_ARG_DST, du_},
-                                     {DNNL_ARG_SCRATCHPAD, ctx_.scratchpad()}});
+        run(last ? last_gradient_products_ : gradient_products_, v_data, dm_data);
     });
     winograd_weight_gradient(static_cast<const float*>(du_.get_data_handle()), shape_, dweights_oihw);
 }

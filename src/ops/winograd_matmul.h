@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 namespace dn {
 
@@ -100,11 +101,18 @@ private:
     WinogradPasses passes_;
     int64_t tiles_ = 0, group_ = 0;
     dnnl::memory u_;  // (36, I, O) f32, the transformed weights
-    dnnl::matmul products_, last_products_;
-    dnnl::memory v_, m_, last_v_, last_m_;  // (36, group, I), (36, group, O); the last group's
-    // The weight gradient's: du (36, I, O) += v^T (36, I, group) dm (36, group, O).
-    dnnl::memory du_, v_t_, last_v_t_;
-    dnnl::matmul gradient_products_, last_gradient_products_;
+    dnnl::memory du_;  // (36, I, O) f32, its gradient (forward_and_weight_gradient)
+    // A batched matmul and its arguments, built once: each call sets their data pointers (the
+    // staged v and m), as Conv2d does its primitives'.
+    struct Products {
+        dnnl::matmul product;
+        std::unordered_map<int, dnnl::memory> args;
+        int m_arg;  // where the staged m goes: the forward's destination, the gradient's weights (dm)
+    };
+    // m (36, group, O) = v (36, group, I) u, for a full group and for the last one; and the
+    // weight gradient's du += v^T dm, v read as (36, I, group).
+    Products products_, last_products_, gradient_products_, last_gradient_products_;
+    void run(Products& products, void* v_data, void* m_data);
     std::byte* staging_ = nullptr;
 };
 
