@@ -8,7 +8,9 @@
 #   bash scripts/gpu_check.sh [OUT_DIR]   # there: writes OUT_DIR/gpu_check.json ($OUT, else gpu-check/)
 # It builds the GPU engine's CUDA code alone (DENSENET_CUDA_ONLY, with the cuDNN of PyTorch's
 # wheels where the toolkit has none), then runs
-#  1. the CUDA op tests, against double-precision references;
+#  1. the CUDA op tests, against double-precision references, and the data-parallel replicas
+#     (test_cuda_replicas: three replicas of the engine on threads of one process against one
+#     engine on the whole batch, and NCCL's calls in a job of one process);
 #  2. PyTorch's fixtures (tests/python/make_reference.py, as the CPU parity test uses them), and the
 #     GPU DenseNet against them with TF32 off: logits, loss, every gradient, running statistics and
 #     the weights after 5 Adam and 5 SGD-momentum steps of the engine `train --device cuda` runs
@@ -62,6 +64,17 @@ if [ -n "$cudnn_root" ]; then
   [ -e "$cudnn_root/lib/libcudnn.so" ] || ln -sf libcudnn.so.9 "$cudnn_root/lib/libcudnn.so" 2>/dev/null || true
 fi
 step "cuDNN from ${cudnn_root:-the CUDA toolkit}"
+# NCCL likewise (site-packages/nvidia/nccl), where the toolkit has none: without it the engine
+# builds without several processes, and test_cuda_replicas says NCCL was not checked.
+nccl_root=${NCCL_ROOT:-}
+if [ -z "$nccl_root" ] && ! ls /usr/local/cuda/include/nccl.h >/dev/null 2>&1; then
+  nccl_root=$(python3 -c 'import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null || true)
+fi
+if [ -n "$nccl_root" ]; then
+  export LD_LIBRARY_PATH="$nccl_root/lib:$LD_LIBRARY_PATH"
+  [ -e "$nccl_root/lib/libnccl.so" ] || ln -sf libnccl.so.2 "$nccl_root/lib/libnccl.so" 2>/dev/null || true
+fi
+step "NCCL from ${nccl_root:-the CUDA toolkit}"
 
 # 2's fixtures, made while the build runs: a process per case (make_reference.py runs PyTorch on one
 # thread; the four together take five minutes on one core here).
@@ -78,7 +91,7 @@ status_build=passed
 generator=Ninja  # where the machine has it; make otherwise
 command -v ninja >/dev/null || generator="Unix Makefiles"
 cmake -S . -B build-gpu -G "$generator" -DCMAKE_BUILD_TYPE=Release -DDENSENET_CUDA_ONLY=ON \
-  ${cudnn_root:+-DCUDNN_ROOT=$cudnn_root} >>"$log" 2>&1 &&
+  ${cudnn_root:+-DCUDNN_ROOT=$cudnn_root} ${nccl_root:+-DNCCL_ROOT=$nccl_root} >>"$log" 2>&1 &&
   capped 300 cmake --build build-gpu -j "$(nproc)" >>"$log" 2>&1 || status_build=failed
 tail -3 "$log"
 
@@ -93,6 +106,7 @@ run_test() {  # name, seconds, command...: passed, failed, timed-out or skipped-
 }
 if [ "$status_build" = passed ]; then
   run_test test_cuda_ops 60 ./build-gpu/tests/cuda/test_cuda_ops
+  run_test test_cuda_replicas 60 ./build-gpu/tests/cuda/test_cuda_replicas
   step make_reference
   echo passed >"$work/make_reference.status"
   for pid in "${reference_pids[@]}"; do
@@ -185,15 +199,17 @@ for r in bench:
     comparisons.append(row)
 memory_path = f"{work}/memory.json"
 memory = json.load(open(memory_path)) if os.path.exists(memory_path) and os.path.getsize(memory_path) else None
-summary = {"build": build, "cuda_ops": status("test_cuda_ops"), "reference": status("make_reference"),
+replicas = open(f"{out}/test_cuda_replicas.txt").read().splitlines()[-12:] if os.path.exists(f"{out}/test_cuda_replicas.txt") else []
+summary = {"build": build, "cuda_ops": status("test_cuda_ops"), "replicas": status("test_cuda_replicas"),
+           "replicas_tail": replicas, "reference": status("make_reference"),
            "parity": status("test_cuda_parity"), "parity_tail": parity, "op_checks": checks,
            "bench": bench, "comparisons": comparisons, "memory": memory, "seconds": seconds}
 json.dump(summary, open(f"{out}/gpu_check.json", "w"), indent=2)
-print(json.dumps({k: summary[k] for k in ("build", "cuda_ops", "reference", "parity", "seconds")}))
+print(json.dumps({k: summary[k] for k in ("build", "cuda_ops", "replicas", "reference", "parity", "seconds")}))
 for c in comparisons:
     print("%(mode)s batch %(batch_size)d %(precision)s: densenet.cpp %(ours_images_per_second).1f images/s, PyTorch %(peer_case)s "
           "%(peer_images_per_second).1f: %(speed_ratio).2fx" % c +
           (", device memory %.2fx" % c["memory_ratio"] if "memory_ratio" in c else ""))
 PY
 [ "$status_build" = passed ] && [ "$(cat "$work/test_cuda_ops.status")" = passed ] && \
-  [ "$(cat "$work/test_cuda_parity.status")" = passed ]
+  [ "$(cat "$work/test_cuda_replicas.status")" = passed ] && [ "$(cat "$work/test_cuda_parity.status")" = passed ]

@@ -1,5 +1,6 @@
 #include "app/device_choice.h"
 
+#include "dist/data_parallel.h"
 #include "model/densenet.h"
 #include "ops/dnnl_context.h"
 #include "train/cpu_step_engine.h"
@@ -45,6 +46,24 @@ DeviceChoice choose_device(const std::string& flag) {
     return gpu(*engine, index);
 }
 
+DeviceChoice choose_device_for_job(const std::string& flag, int node_rank, int node_size) {
+    if (flag != "auto" && flag != "cpu" && flag != "cuda")
+        throw std::invalid_argument("--device " + flag + ": with several processes each takes a GPU of its own, by its "
+                                    "place on its machine; give --device cuda (or auto, or cpu)");
+    const DeviceChoice first = choose_device(flag);
+    if (first.kind == DeviceKind::cpu) return first;
+    const GpuEngine& engine = *gpu_engine();  // choose_device returned a GPU: the engine loaded
+    std::string lacking;
+    if (!engine.has_nccl)
+        lacking = "the GPU engine was built without NCCL, which several processes on GPUs need";
+    else if (node_size > visible_gpus())
+        lacking = std::to_string(node_size) + " processes on this machine and " + std::to_string(visible_gpus()) +
+                  " GPUs: each process needs a GPU of its own";
+    if (lacking.empty()) return gpu(engine, node_rank);
+    if (flag == "auto") return {DeviceKind::cpu, 0, "the CPU (" + lacking + ")"};
+    throw std::invalid_argument("--device cuda: " + lacking + "; --device cpu runs on the CPU");
+}
+
 Precision precision_on(const DeviceChoice& device, Precision requested) {
     return device.kind == DeviceKind::cuda ? requested : usable_precision(requested);
 }
@@ -59,7 +78,9 @@ std::unique_ptr<Classifier> inference_network(const DeviceChoice& device, DnnlCo
 
 std::unique_ptr<StepEngine> training_engine(const DeviceChoice& device, Parameters& params, ParameterUpdate& update,
                                             DataParallel& replicas, const StepEngineSetup& setup, cuda::Tf32 tf32) {
-    if (device.kind == DeviceKind::cuda) return gpu_engine()->make_step_engine(params, update, setup, device.index, tf32);
+    if (device.kind == DeviceKind::cuda)
+        return gpu_engine()->make_step_engine(params, update, setup, device.index, tf32, replicas.communicator(),
+                                              replicas.global_batch(), replicas.batch_norm_stats());
     return std::make_unique<CpuStepEngine>(params, update, replicas, setup);
 }
 

@@ -7,6 +7,7 @@
 #include "cuda/memory_report.h"
 #include "model/classifier.h"
 #include "model/parameters.h"
+#include "model/replica_sync.h"  // BatchNormStats
 #include "ops/precision.h"
 #include "train/step_engine.h"
 
@@ -16,6 +17,7 @@
 namespace dn {
 
 class DnnlContext;   // the CPU engine's (ops/dnnl_context.h), which the GPU engine's library need not see
+class Communicator;  // dist/communicator.h
 class DataParallel;  // dist/data_parallel.h, the CPU engine's replicas
 
 // What the program calls in the GPU engine (src/cuda). Where the program is built with it, the
@@ -30,10 +32,14 @@ struct GpuEngine {
     // (cuda::HostClassifier): what eval and predict run there.
     std::unique_ptr<Classifier> (*make_classifier)(Parameters& params, const RunShape& shape, Precision precision,
                                                    int device);
-    // The training engine for params on GPU `device` (cuda::GpuStepEngine), stepping with update.
+    // The training engine for params on GPU `device` (cuda::GpuStepEngine), stepping with update,
+    // as one of comm's processes (each on a GPU of its own, joined by NCCL where there are
+    // several), on its shard of global_batch.
     std::unique_ptr<StepEngine> (*make_step_engine)(Parameters& params, ParameterUpdate& update,
-                                                    const StepEngineSetup& setup, int device, cuda::Tf32 tf32);
+                                                    const StepEngineSetup& setup, int device, cuda::Tf32 tf32,
+                                                    Communicator& comm, int64_t global_batch, BatchNormStats stats);
     cuda::MemoryReport (*measure_memory)(const cuda::MemorySetup& setup);
+    bool has_nccl;  // whether it was built with NCCL, which several processes on GPUs need
 };
 
 // The GPUs this process can use, asked of the NVIDIA driver (libcuda.so.1) without loading the
@@ -59,6 +65,13 @@ struct DeviceChoice {
 // std::invalid_argument, one line, for a GPU this program cannot use (none visible, none with
 // that number, or no GPU engine).
 DeviceChoice choose_device(const std::string& flag);
+
+// --device for one of a data-parallel job's processes (mpirun): on GPUs, each process takes a GPU
+// of its own, the one numbered by its place among the processes on its machine (node_rank of
+// node_size), and NCCL joins them. "cuda" asks for that, "auto" takes it where it can be had (else
+// the CPU, saying why), "cuda:N" is refused. Throws std::invalid_argument, one line, as
+// choose_device, and where the machine has fewer GPUs than processes or the engine lacks NCCL.
+DeviceChoice choose_device_for_job(const std::string& flag, int node_rank, int node_size);
 
 // The precision to run on `device`: as asked on a GPU (the engine is built for Hopper, whose
 // tensor cores multiply bf16), usable_precision's on the CPU (fp32, saying so, without AVX512-BF16).

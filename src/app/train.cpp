@@ -253,24 +253,20 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     if (r.batch_size < comm.size())
         throw std::invalid_argument("--batch-size " + std::to_string(r.batch_size) + " (the global batch) is smaller "
                                     "than the " + std::to_string(comm.size()) + " processes that share it");
-    // What the GPU engine does not do yet: with --device auto the run takes the CPU and says why,
-    // with a GPU named it is a one-line error.
-    const char* gpu_lacks = comm.size() > 1 ? "several processes (the GPU engine has no NCCL yet)" : nullptr;
-    const DeviceChoice device =
-        c.device == "auto" && gpu_lacks ? DeviceChoice{DeviceKind::cpu, 0, std::string("the CPU (a GPU would lack ") +
-                                                                                gpu_lacks + ")"}
-                                        : choose_device(c.device);
+    // Several processes on GPUs: one GPU each, by their places on their machines (NCCL).
+    const DeviceChoice device = comm.size() > 1 ? choose_device_for_job(c.device, comm.node_rank(), comm.node_size())
+                                                : choose_device(c.device);
     const bool on_gpu = device.kind == DeviceKind::cuda;
-    if (on_gpu && gpu_lacks)
-        throw std::invalid_argument("--device " + c.device + ": this run needs " + gpu_lacks + "; give --device cpu");
     if (c.no_tf32 && !on_gpu) throw std::invalid_argument("--no-tf32 is for GPUs: the CPU engine computes in full fp32");
     const Precision precision = precision_on(device, parse_precision(r.precision));
     if (c.no_tf32 && precision != Precision::fp32)
         throw std::invalid_argument("--no-tf32 concerns fp32 convolutions, not --precision " + r.precision);
     // On a GPU the host's cores are the loader's (a GPU trains thousands of images a second): one
     // thread drives the GPU, the others prepare batches, up to kGpuLoaderThreads (each holds a
-    // batch: 154 MB at 256 images of 224x224), unless the command line says otherwise.
-    const int64_t cores = std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()));
+    // batch: 154 MB at 256 images of 224x224), unless the command line says otherwise. Processes
+    // on one machine share its cores.
+    const int64_t cores =
+        std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()) / std::max(1, comm.node_size()));
     const int64_t loader_threads = on_gpu && !cmd.parser->count("--loader-threads")
                                        ? std::clamp<int64_t>(cores - 1, 1, kGpuLoaderThreads)
                                        : c.loader_threads;

@@ -95,8 +95,10 @@ __global__ void stats_partial(double* partial, const X* x, int64_t ld, int64_t P
     }
 }
 
-template <class X>
-__global__ void stats_final(float* mean, float* var, const double* partial, const X* x, int64_t chunks, int64_t P,
+// Stat: float (the statistics normalised with) or double (a replica's moments before rounding,
+// which the replicas combine: combine_moments).
+template <class Stat, class X>
+__global__ void stats_final(Stat* mean, Stat* var, const double* partial, const X* x, int64_t chunks, int64_t P,
                             int64_t C) {
     const int64_t c = int64_t(blockIdx.x) * kChannelTile + threadIdx.x;
     double s = 0.0, sq = 0.0;
@@ -106,8 +108,30 @@ __global__ void stats_final(float* mean, float* var, const double* partial, cons
     sum_rows<kFinalRows>(s, sq);
     if (threadIdx.y != 0 || c >= C) return;
     const double m = s / double(P);
-    mean[c] = float(double(to_f32(x[c])) + m);
-    var[c] = float(fmax(0.0, sq / double(P) - m * m));
+    mean[c] = Stat(double(to_f32(x[c])) + m);
+    var[c] = Stat(fmax(0.0, sq / double(P) - m * m));
+}
+
+// As DataParallel::combine_batch_moments, channel by channel: the replicas' moments weighted by
+// their counts, added in replica order in double.
+__global__ void combine_moments_kernel(float* mean, float* var, const double* gathered, const int64_t* shard_images,
+                                       int replicas, int64_t per_image, int64_t C) {
+    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    int64_t total = 0;
+    double m = 0.0;
+    for (int r = 0; r < replicas; ++r) {
+        total += shard_images[r] * per_image;
+        m += double(shard_images[r] * per_image) * gathered[r * 2 * C + c];
+    }
+    m /= double(total);
+    double v = 0.0;
+    for (int r = 0; r < replicas; ++r) {
+        const double d = gathered[r * 2 * C + c] - m;
+        v += double(shard_images[r] * per_image) * (gathered[r * 2 * C + C + c] + d * d);
+    }
+    mean[c] = float(m);
+    var[c] = float(v / double(total));
 }
 
 template <class Y, class X>
@@ -227,7 +251,9 @@ size_t reduction_scratch_bytes(int64_t pixels, int64_t channels) {
     return size_t(chunks_of(pixels) * 2 * channels) * sizeof(double);
 }
 
-void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cudaStream_t stream) {
+namespace {
+template <class Stat>
+void statistics(Stat* mean, Stat* var, const FeatureMap& x, void* scratch, cudaStream_t stream) {
     require_nhwc(x, "x");
     const int64_t P = x.pixels(), C = x.c, chunks = chunks_of(P);
     if (chunks > 65535) throw std::invalid_argument("cuda batch_stats: more than 16.7M pixels");
@@ -238,6 +264,22 @@ void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cu
                         stream>>>(partial, typed<const X>(x), x.ld, P, C);
         stats_final<<<final_grid(C), final_block(), 0, stream>>>(mean, var, partial, typed<const X>(x), chunks, P, C);
     });
+    CUDA_CHECK(cudaGetLastError());
+}
+}  // namespace
+
+void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cudaStream_t stream) {
+    statistics(mean, var, x, scratch, stream);
+}
+
+void batch_moments(double* moments, const FeatureMap& x, void* scratch, cudaStream_t stream) {
+    statistics(moments, moments + x.c, x, scratch, stream);
+}
+
+void combine_moments(float* mean, float* var, const double* gathered, const int64_t* shard_images, int replicas,
+                     int64_t per_image, int64_t channels, cudaStream_t stream) {
+    combine_moments_kernel<<<channel_threads_grid(channels), 256, 0, stream>>>(mean, var, gathered, shard_images,
+                                                                              replicas, per_image, channels);
     CUDA_CHECK(cudaGetLastError());
 }
 

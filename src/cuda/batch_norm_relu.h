@@ -1,4 +1,5 @@
-// defines: cuda::reduction_scratch_bytes, cuda::batch_stats, cuda::update_running_stats, cuda::bn_relu_forward,
+// defines: cuda::reduction_scratch_bytes, cuda::batch_stats, cuda::batch_moments,
+//          cuda::combine_moments, cuda::update_running_stats, cuda::bn_relu_forward,
 //          cuda::bn_relu_avg_pool_forward, cuda::bn_relu_backward_params, cuda::bn_relu_backward_input
 //
 // ops/batch_norm_relu.h on the GPU: the same functions over the same strided NHWC views
@@ -23,6 +24,14 @@ size_t reduction_scratch_bytes(int64_t pixels, int64_t channels);
 
 // Biased batch mean and variance of every channel (mean, var: device, (C)).
 void batch_stats(float* mean, float* var, const FeatureMap& x, void* scratch, cudaStream_t stream);
+
+// Synchronised batch norm, as the CPU's (model/replica_sync.h): each replica's batch_stats before
+// rounding, moments (2, C) in double, means then variances; and the global batch's mean and var
+// (C) from every replica's, gathered (replicas, 2, C), replica r's over shard_images[r] (device,
+// (replicas)) images of per_image pixels, added in replica order (DataParallel::combine_batch_moments).
+void batch_moments(double* moments, const FeatureMap& x, void* scratch, cudaStream_t stream);
+void combine_moments(float* mean, float* var, const double* gathered, const int64_t* shard_images, int replicas,
+                     int64_t per_image, int64_t channels, cudaStream_t stream);
 
 // running = (1 - momentum) * running + momentum * batch, with the unbiased variance (count values).
 void update_running_stats(float* running_mean, float* running_var, const float* mean, const float* var,

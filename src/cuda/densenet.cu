@@ -199,11 +199,43 @@ float DenseNet::loss() const {
 // ---------------------------------------------------------------------------------------------
 // Forward, as the CPU engine's (model/densenet.cpp), op for op.
 
+void DenseNet::set_replicas(const DeviceReplicas& replicas) {
+    replicas_ = replicas.several() ? &replicas : nullptr;
+    if (!synchronised()) return;
+    const int64_t ranks = replicas.collectives->size();
+    if (int64_t(replicas.shard_images.size()) != ranks ||
+        replicas.shard_images[size_t(replicas.collectives->rank())] != plan_.shape.batch)
+        throw std::invalid_argument("cuda::DenseNet::set_replicas: the shards do not match the replicas and this batch");
+    int64_t widest = std::max(cfg_.num_init_features, cfg_.bottleneck_channels());
+    for (const BlockPlan& block : plan_.blocks) widest = std::max(widest, block.channels);
+    moments_ = DeviceBuffer(size_t(2 * widest) * sizeof(double));
+    gathered_moments_ = DeviceBuffer(size_t(ranks * 2 * widest) * sizeof(double));
+    global_sums_ = DeviceBuffer(size_t(2 * widest) * sizeof(float));
+    shard_images_ = DeviceBuffer(size_t(ranks) * sizeof(int64_t));
+    CUDA_CHECK(cudaMemcpyAsync(shard_images_.bytes(), replicas.shard_images.data(), shard_images_.size(),
+                               cudaMemcpyHostToDevice, ctx_.stream()));
+    ctx_.synchronize();  // the host vector may go
+}
+
+int64_t DenseNet::stat_count(int64_t pixels) const {
+    return synchronised() ? pixels / plan_.shape.batch * replicas_->global_batch() : pixels;
+}
+
+void DenseNet::train_stats(float* mean, float* var, const FeatureMap& x) {
+    if (!synchronised()) return batch_stats(mean, var, x, reduction_scratch_.bytes(), ctx_.stream());
+    auto* moments = reinterpret_cast<double*>(moments_.bytes());
+    auto* gathered = reinterpret_cast<double*>(gathered_moments_.bytes());
+    batch_moments(moments, x, reduction_scratch_.bytes(), ctx_.stream());
+    replicas_->collectives->gather_all(moments, gathered, 2 * x.c, ctx_.stream());
+    combine_moments(mean, var, gathered, reinterpret_cast<const int64_t*>(shard_images_.bytes()),
+                    replicas_->collectives->size(), x.pixels() / plan_.shape.batch, x.c, ctx_.stream());
+}
+
 // A channel's batch statistics, computed once, and the running statistics of the batch norm that
 // normalises it first.
 void DenseNet::stats_and_running(float* mean, float* var, const FeatureMap& x, const DeviceBn& b) {
-    batch_stats(mean, var, x, reduction_scratch_.bytes(), ctx_.stream());
-    update_running_stats(b.running_mean, b.running_var, mean, var, b.channels, x.pixels(), ctx_.stream());
+    train_stats(mean, var, x);
+    update_running_stats(b.running_mean, b.running_var, mean, var, b.channels, stat_count(x.pixels()), ctx_.stream());
     *b.num_batches_tracked += 1;
 }
 
@@ -240,7 +272,7 @@ void DenseNet::stem_forward(StepMode mode) {
         pool0_->forward(relu0.data, stem_out.data);
     }
     copy_channels(block_features(0).channels(0, F0), stem_out, ctx_.stream());
-    if (mode == StepMode::train) batch_stats(at(first.mean), at(first.var), stem_out, reduction_scratch_.bytes(), ctx_.stream());
+    if (mode == StepMode::train) train_stats(at(first.mean), at(first.var), stem_out);
 }
 
 void DenseNet::activate_layer_input(size_t b, size_t i, const LayerIntermediates& where, StepMode mode) {
@@ -272,7 +304,8 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, StepMode mode) {
     const bool train = mode == StepMode::train;
     if (train) {  // norm1 reuses the block's statistics of these channels
         const DeviceBn n1 = bn(l.norm1);
-        update_running_stats(n1.running_mean, n1.running_var, at(block.mean), at(block.var), in, P, ctx_.stream());
+        update_running_stats(n1.running_mean, n1.running_var, at(block.mean), at(block.var), in, stat_count(P),
+                             ctx_.stream());
         *n1.num_batches_tracked += 1;
     }
     const LayerIntermediates& buffers = lp.forward;
@@ -285,7 +318,7 @@ void DenseNet::dense_layer_forward(size_t b, size_t i, StepMode mode) {
     const FeatureMap fresh = map(block.forward_scratch.fresh_features, block.h, block.w, k);
     ops.conv2->forward(raw(buffers.activated_bottleneck), ops.w2, fresh.data, workspace_.bytes());
     copy_channels(block_features(b).channels(in, k), fresh, ctx_.stream());
-    if (train) batch_stats(at(block.mean) + in, at(block.var) + in, fresh, reduction_scratch_.bytes(), ctx_.stream());
+    if (train) train_stats(at(block.mean) + in, at(block.var) + in, fresh);
 }
 
 // The transition's norm, ReLU and 2x2 average pool in one pass, as the CPU engine's: the pooled
@@ -309,15 +342,14 @@ void DenseNet::transition_forward(size_t b, StepMode mode) {
     if (mode == StepMode::train) {
         const DeviceBn n = bn(params_.transitions[b].norm);
         update_running_stats(n.running_mean, n.running_var, at(block.mean), at(block.var), n.channels,
-                             plan_.shape.batch * block.h * block.w, ctx_.stream());
+                             stat_count(plan_.shape.batch * block.h * block.w), ctx_.stream());
         *n.num_batches_tracked += 1;
     }
     pool_transition_input(b, tp.pooled_input, mode);
     ops.conv->forward(raw(tp.pooled_input), ops.w, raw(tp.conv_out), workspace_.bytes());
     const FeatureMap out = map(tp.conv_out, next.h, next.w, next.first_channels);
     copy_channels(block_features(b + 1).channels(0, next.first_channels), out, ctx_.stream());
-    if (mode == StepMode::train)
-        batch_stats(at(next.mean), at(next.var), out, reduction_scratch_.bytes(), ctx_.stream());
+    if (mode == StepMode::train) train_stats(at(next.mean), at(next.var), out);
 }
 
 void DenseNet::head_forward(StepMode mode) {
@@ -327,8 +359,8 @@ void DenseNet::head_forward(StepMode mode) {
     const FeatureMap x = block_features(last);
     const bool train = mode == StepMode::train;
     if (train) {
-        update_running_stats(n5.running_mean, n5.running_var, at(block.mean), at(block.var), x.c, x.pixels(),
-                             ctx_.stream());
+        update_running_stats(n5.running_mean, n5.running_var, at(block.mean), at(block.var), x.c,
+                             stat_count(x.pixels()), ctx_.stream());
         *n5.num_batches_tracked += 1;
     }
     const FeatureMap activated = f32_map(plan_.head_activated, x.h, x.w, x.c);  // the pooling reads f32
@@ -352,12 +384,21 @@ void DenseNet::conv_backward_weights(const Conv2d& conv, const ConvParams& p, co
     ohwi_to_oihw(device_.at(p.dweight), dweight_ohwi_.bytes(), conv.type(), conv.shape(), ctx_.stream());
 }
 
+DenseNet::BnSums DenseNet::pass_two_sums(const DeviceBn& b) {
+    if (!synchronised()) return {b.dweight, b.dbias};
+    float* sums = global_sums_.floats();
+    replicas_->collectives->sum(b.dweight, sums, b.channels, ctx_.stream());
+    replicas_->collectives->sum(b.dbias, sums + b.channels, b.channels, ctx_.stream());
+    return {sums, sums + b.channels};
+}
+
 void DenseNet::bn_relu_backward_assign(const FeatureMap& dx, const DeviceBn& b, const FeatureMap& dy,
                                        const FeatureMap& x, const float* mean, const float* var, DyPixels dy_pixels) {
     bn_relu_backward_params(b.dweight, b.dbias, dy, x, mean, var, b.weight, b.bias, reduction_scratch_.bytes(),
                             ctx_.stream(), dy_pixels);
-    bn_relu_backward_input(dx, Accumulate::assign, dy, x, mean, var, b.weight, b.bias, b.dweight, b.dbias, x.pixels(),
-                           ctx_.stream(), dy_pixels);
+    const BnSums sums = pass_two_sums(b);
+    bn_relu_backward_input(dx, Accumulate::assign, dy, x, mean, var, b.weight, b.bias, sums.dgamma, sums.dbeta,
+                           stat_count(x.pixels()), ctx_.stream(), dy_pixels);
 }
 
 void DenseNet::backward() {
@@ -376,8 +417,9 @@ void DenseNet::head_backward() {
     const BlockPlan& block = plan_.blocks[last];
     const LinearParams& fc = params_.classifier;
     const int64_t N = plan_.shape.batch;
-    log_softmax_nll_backward(at(plan_.d_logits), at(plan_.log_probs), labels_, N, fc.out_features, N, label_smoothing_,
-                             ctx_.stream());
+    const int64_t loss_batch = replicas_ ? replicas_->global_batch() : N;  // the loss is the global batch's mean
+    log_softmax_nll_backward(at(plan_.d_logits), at(plan_.log_probs), labels_, N, fc.out_features, loss_batch,
+                             label_smoothing_, ctx_.stream());
     classifier_->backward(at(plan_.d_pooled), device_.at(fc.dweight), device_.at(fc.dbias), at(plan_.d_logits),
                           at(plan_.pooled), device_.at(fc.weight), ctx_.stream());
     const FeatureMap x = block_features(last);
@@ -410,10 +452,11 @@ void DenseNet::dense_layer_backward(size_t b, size_t i) {
     ops.conv1->backward_data(d_bottleneck.data, ops.w1, d_input.data, workspace_.bytes());
     bn_relu_backward_params(n1.dweight, n1.dbias, d_input, x, at(block.mean), at(block.var), n1.weight, n1.bias,
                             reduction_scratch_.bytes(), ctx_.stream());
+    const BnSums sums = pass_two_sums(n1);  // (its collectives, where there are any, before conv1's weights)
     if (recompute) activate_layer_input(b, i, buffers, StepMode::train);
     conv_backward_weights(*ops.conv1, l.conv1, raw(buffers.activated_input), d_bottleneck.data);
     bn_relu_backward_input(block_grad(b).channels(0, in), Accumulate::add, d_input, x, at(block.mean), at(block.var),
-                           n1.weight, n1.bias, n1.dweight, n1.dbias, x.pixels(), ctx_.stream());
+                           n1.weight, n1.bias, sums.dgamma, sums.dbeta, stat_count(x.pixels()), ctx_.stream());
 }
 
 void DenseNet::transition_backward(size_t b) {

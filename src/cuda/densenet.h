@@ -3,6 +3,7 @@
 //          activation plan over one device arena, the same forward and backward, in fp32 or
 //          bf16 as the CPU engine's precisions)
 #pragma once
+#include "cuda/collectives.h"
 #include "cuda/context.h"
 #include "cuda/conv.h"
 #include "cuda/linear.h"
@@ -62,6 +63,12 @@ public:
     // images (N,C,H,W) and labels (N) on the device. Queues the step; loss() waits for it.
     void forward(const float* images_nchw, const int32_t* labels, StepMode mode);
     void backward();  // assigns every gradient in the device parameters
+    // Train as one of several replicas (replicas.several(), which must outlive the network): the
+    // loss is the mean over the global batch, and with BatchNormStats::global batch norm
+    // normalises with the global batch's statistics and its backward reads the global batch's
+    // sums, as PyTorch's SyncBatchNorm. Each replica's parameter gradients are then its share of
+    // the global batch's, for the replicas to sum (GpuStepEngine).
+    void set_replicas(const DeviceReplicas& replicas);
     // Train on nn.CrossEntropyLoss(label_smoothing=e) (0: the NLL); eval mode's loss stays the NLL.
     void set_label_smoothing(double e) { label_smoothing_ = e; }
     float loss() const;  // the last forward's mean NLL (synchronises)
@@ -111,7 +118,19 @@ private:
     };
     void* add_conv_weights(const ConvParams& p, const ConvShape& shape, size_t& offset);
 
+    // A training batch's statistics of x's channels: its own, or the global batch's.
+    void train_stats(float* mean, float* var, const FeatureMap& x);
     void stats_and_running(float* mean, float* var, const FeatureMap& x, const DeviceBn& b);
+    // The values behind a statistic over `pixels` of this replica's batch: the global batch's
+    // where batch norm is synchronised (the running variance's correction, pass 2's mean).
+    int64_t stat_count(int64_t pixels) const;
+    bool synchronised() const { return replicas_ && replicas_->synchronise_batch_norm(); }
+    // Pass 1's sums (dgamma, dbeta) as pass 2 reads them: this replica's, or the global batch's
+    // where batch norm is synchronised (the parameter gradients keep this replica's share).
+    struct BnSums {
+        const float *dgamma, *dbeta;
+    };
+    BnSums pass_two_sums(const DeviceBn& b);
     void conv_backward_weights(const Conv2d& conv, const ConvParams& p, const void* x, const void* dy);
     void bn_relu_backward_assign(const FeatureMap& dx, const DeviceBn& b, const FeatureMap& dy, const FeatureMap& x,
                                  const float* mean, const float* var, DyPixels dy_pixels = DyPixels::same_pixels);
@@ -143,6 +162,10 @@ private:
     std::vector<std::vector<LayerOps>> layers_;
     std::vector<TransitionOps> transitions_;
     std::unique_ptr<Linear> classifier_;
+    const DeviceReplicas* replicas_ = nullptr;
+    // Synchronised batch norm's: this replica's moments (2C), every replica's (replicas, 2C), the
+    // global pass-1 sums (2C), and the shards' images (replicas), for the widest C.
+    DeviceBuffer moments_, gathered_moments_, global_sums_, shard_images_;
     const int32_t* labels_ = nullptr;
     double label_smoothing_ = 0.0;
     bool has_forward_for_backward_ = false;

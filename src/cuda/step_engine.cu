@@ -4,6 +4,7 @@
 #include "cuda/loss.h"
 
 #include <stdexcept>
+#include <utility>
 
 namespace dn::cuda {
 
@@ -22,8 +23,8 @@ ParameterUpdate& supported(ParameterUpdate& update) {
 }  // namespace
 
 GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const StepEngineSetup& setup, int device,
-                             Tf32 tf32)
-    : params_(params), update_(supported(update)), classes_(params.config().num_classes),
+                             Tf32 tf32, DeviceReplicas replicas)
+    : replicas_(std::move(replicas)), params_(params), update_(supported(update)), classes_(params.config().num_classes),
       ctx_(device, tf32), device_(params),
       net_(ctx_, params, device_.upload(ctx_.stream()), setup.shape, Pass::training, setup.intermediates,
            setup.precision),
@@ -32,6 +33,7 @@ GpuStepEngine::GpuStepEngine(Parameters& params, ParameterUpdate& update, const 
       logits_(size_t(setup.shape.batch * classes_)),
       norm_(params) {
     net_.set_label_smoothing(setup.label_smoothing);
+    net_.set_replicas(replicas_);
     for (std::span<float> array : update.optimizer().state_arrays()) state_.emplace_back(array.size_bytes());
     if (WeightAverage* average = update.rules().average) {
         average_ = std::make_unique<DeviceParameters>(average->averaged(), DeviceGradients::none);
@@ -56,12 +58,18 @@ float GpuStepEngine::forward(const float* images_nchw, const int32_t* labels) {
 AppliedUpdate GpuStepEngine::backward_and_update() {
     net_.backward();
     batches_.release_after_queued_work();  // the loss's backward read the labels last
+    const cudaStream_t stream = ctx_.stream();
+    // Each replica's gradients are its share of the global batch's mean loss: their sum is the
+    // gradient one process computes, the same bits in every replica.
+    if (replicas_.several()) replicas_.collectives->sum(device_.grads(), device_.grads(), device_.count(), stream);
     AppliedUpdate applied;
     applied.learning_rate = update_.schedule_next_step();
-    if (update_.rules().max_grad_norm > 0.0) norm_.clip(device_.grads(), update_.rules().max_grad_norm, ctx_.stream());
+    if (update_.rules().max_grad_norm > 0.0) norm_.clip(device_.grads(), update_.rules().max_grad_norm, stream);
     applied.step = update_.optimizer().steps() + 1;
     step_optimizer(applied.step);
     update_.optimizer().set_steps(applied.step);
+    if (replicas_.several() && replicas_.stats == BatchNormStats::per_process)
+        replicas_.collectives->broadcast(device_.running_stats(), device_.running_count(), 0, stream);
     fold_into_average();
     net_.load_weights();
     return applied;

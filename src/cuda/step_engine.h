@@ -2,6 +2,7 @@
 //          their gradients and the optimizer's state in device memory, stepped there)
 #pragma once
 #include "cuda/batch_upload.h"
+#include "cuda/collectives.h"
 #include "cuda/context.h"
 #include "cuda/densenet.h"
 #include "cuda/host_classifier.h"
@@ -14,7 +15,10 @@
 
 namespace dn::cuda {
 
-// One process on one GPU. A step copies the batch in (through pinned memory, on a stream of its
+// One process on one GPU, alone or as one of a data-parallel job's replicas (one process per GPU,
+// DeviceReplicas: each trains on its shard of every batch; after backward the replicas sum their
+// gradients, and with per-process batch norm replica 0's running statistics go to the others
+// after the step, as the CPU engine's DataParallel does). A step copies the batch in (through pinned memory, on a stream of its
 // own: while the previous step's backward runs, see BatchUpload), runs forward and waits for its
 // loss (the step's one host sync: the run checks the loss before the update, as on the CPU),
 // copies the logits back, then queues backward, clipping and the optimizer's step (Adam, AdamW or
@@ -26,7 +30,8 @@ namespace dn::cuda {
 // Refuses (std::invalid_argument) amsgrad, which it does not do.
 class GpuStepEngine final : public StepEngine {
 public:
-    GpuStepEngine(Parameters& params, ParameterUpdate& update, const StepEngineSetup& setup, int device, Tf32 tf32);
+    GpuStepEngine(Parameters& params, ParameterUpdate& update, const StepEngineSetup& setup, int device, Tf32 tf32,
+                  DeviceReplicas replicas = {});
     ~GpuStepEngine() override;  // waits for the work in flight
     GpuStepEngine(const GpuStepEngine&) = delete;
     GpuStepEngine& operator=(const GpuStepEngine&) = delete;
@@ -46,6 +51,7 @@ private:
     void fold_into_average();
     void copy_optimizer_state(cudaMemcpyKind kind);
 
+    DeviceReplicas replicas_;  // before the network, which keeps its address
     Parameters& params_;  // the host's: its batch counts are counted there
     ParameterUpdate& update_;
     int64_t classes_;

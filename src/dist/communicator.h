@@ -9,7 +9,8 @@ namespace dn {
 
 // The processes of one job and the collective operations between them. MPI implements it across
 // processes and machines (dist/mpi_communicator.cpp), and a single process implements it at no
-// cost; NCCL can take the GPU's side behind the same calls.
+// cost. On GPUs, NCCL sums device memory (cuda/nccl_collectives.h) and meets its peers through
+// this interface.
 //
 // Every collective must be called by every process, in the same order. Sums give every process
 // the same bits.
@@ -19,6 +20,7 @@ public:
     virtual int rank() const = 0;       // 0 .. size() - 1
     virtual int size() const = 0;
     virtual int node_size() const = 0;  // processes on this machine, this one included
+    virtual int node_rank() const = 0;  // this one's number among them, 0 .. node_size() - 1
 
     virtual void sum(float* values, int64_t n) = 0;  // in place
     virtual void sum(double* values, int64_t n) = 0;

@@ -1,4 +1,4 @@
-// defines: BatchNormStats, DataParallel (this process's replica among the job's: its share of each
+// defines: DataParallel (this process's replica among the job's: its share of each
 //          batch, synchronised batch norm, gradient sums in buckets while backward runs, and what
 //          rank 0 hands to the others)
 #pragma once
@@ -12,12 +12,6 @@
 
 namespace dn {
 
-// global: batch norm normalises with the statistics of the whole global batch (SyncBatchNorm), so
-// N processes compute what one does. per_process: with their own shard's, as plain DDP; the
-// statistics are then those of batches N times smaller, and rank 0's running statistics are
-// copied to the others after every step, as DDP's broadcast_buffers does.
-enum class BatchNormStats { global, per_process };
-
 class DataParallel final : public ReplicaSync {
 public:
     // params: this process's replica (the model it trains). global_batch: the images of one step
@@ -26,6 +20,7 @@ public:
 
     Communicator& communicator() { return comm_; }
     bool is_root() const { return comm_.rank() == 0; }
+    BatchNormStats batch_norm_stats() const { return stats_; }
     int64_t local_batch() const;  // this process's shard of a full batch
 
     // ReplicaSync

@@ -38,6 +38,7 @@ public:
         MPI_Comm node;
         check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
         MPI_Comm_size(node, &node_size_);
+        MPI_Comm_rank(node, &node_rank_);
         MPI_Comm_free(&node);
     }
     ~MpiProcesses() override {
@@ -48,6 +49,7 @@ public:
     int rank() const override { return rank_; }
     int size() const override { return size_; }
     int node_size() const override { return node_size_; }
+    int node_rank() const override { return node_rank_; }
 
     void sum(float* values, int64_t n) override {
         check(MPI_Allreduce(MPI_IN_PLACE, values, count_of(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
@@ -97,7 +99,7 @@ private:
         pending_.clear();
     }
 
-    int rank_ = 0, size_ = 1, node_size_ = 1;
+    int rank_ = 0, size_ = 1, node_size_ = 1, node_rank_ = 0;
     std::vector<MPI_Request> pending_;
 };
 }  // namespace

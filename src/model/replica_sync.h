@@ -1,10 +1,17 @@
-// defines: ReplicaSync (what a DenseNet needs of the replicas that train it data-parallel: batch
-//          statistics and batch-norm gradient sums combined over the global batch, and a word
-//          whenever backward has finished a range of parameter gradients)
+// defines: BatchNormStats (whose statistics replicas normalise with), ReplicaSync (what a DenseNet
+//          needs of the replicas that train it data-parallel: batch statistics and batch-norm
+//          gradient sums combined over the global batch, and a word whenever backward has
+//          finished a range of parameter gradients)
 #pragma once
 #include <cstdint>
 
 namespace dn {
+
+// global: batch norm normalises with the statistics of the whole global batch (SyncBatchNorm), so
+// N processes compute what one does. per_process: with their own shard's, as plain DDP; the
+// statistics are then those of batches N times smaller, and rank 0's running statistics are
+// copied to the others after every step, as DDP's broadcast_buffers does.
+enum class BatchNormStats { global, per_process };
 
 // Under data parallelism each process holds a replica of the model and trains it on its shard of
 // every global batch. A DenseNet given a ReplicaSync (dist/ implements it over a communicator)

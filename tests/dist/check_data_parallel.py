@@ -197,6 +197,20 @@ r = train(2, run("per_process"), "--batch-norm-stats", "per-process", "--max-ste
 if "per process" not in r.stdout:
     sys.exit("FAIL: per-process batch norm is not announced")
 
+# GPUs: each process takes a GPU of its own (NCCL), by its place on its machine, so a GPU named by
+# number is refused; where no GPU is visible, --device cuda is a one-line error and auto the CPU.
+r = train(2, run("gpu_named"), "--device", "cuda:1", "--max-steps", "1", "--overwrite", check=False)
+if r.returncode == 0 or "give --device cuda" not in r.stderr:
+    sys.exit(f"FAIL: --device cuda:1 on 2 processes was not refused:\n{r.stdout}\n{r.stderr}")
+if subprocess.run(["sh", "-c", "nvidia-smi -L"], capture_output=True).returncode != 0:
+    r = train(2, run("gpu_none"), "--device", "cuda", "--max-steps", "1", "--overwrite", check=False)
+    if r.returncode == 0 or "no GPU is visible" not in r.stderr:
+        sys.exit(f"FAIL: --device cuda on 2 processes without a GPU did not fail so:\n{r.stdout}\n{r.stderr}")
+    r = train(2, run("gpu_auto"), "--device", "auto", "--max-steps", "1", "--overwrite")
+    if "the CPU (no GPU is visible)" not in r.stdout:
+        sys.exit(f"FAIL: --device auto on 2 processes without a GPU does not say it takes the CPU:\n{r.stdout}")
+    print("2 processes: --device cuda:1 refused, --device cuda without a GPU a one-line error, auto the CPU")
+
 # A process killed mid-epoch ends the job with a non-zero exit naming it; the run resumes.
 long_run = COMMON[:COMMON.index("--limit-train") + 1] + ["100000"] + COMMON[COMMON.index("--limit-train") + 2:]
 out = run("killed")
