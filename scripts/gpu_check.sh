@@ -19,7 +19,8 @@
 #  3. the benchmark: the GPU engine (densenet-gpu-bench, bf16 and fp32 with TF32 convolutions)
 #     against PyTorch on the same GPU (scripts/gpu_bench_pytorch.py: eager AMP-bf16 channels_last
 #     and torch.compile of it, eager fp32), training at batch 64 and 256 and inference at 256, each
-#     against PyTorch's in the same precision, inside a time budget; then, if time is left, what
+#     against PyTorch's in the same precision, and bf16 training at batch 64 as one CUDA graph a
+#     step against eager (whether graphs help), inside a time budget; then, if time is left, what
 #     the engines allocate and the largest batches that allocate on the card (complexity --device
 #     cuda's figures); gpu_check.json holds every figure and each ratio.
 # It ends inside 8 minutes: compiling takes the first few.
@@ -131,12 +132,13 @@ in_budget() {  # name, seconds the case may take
   if [ $(( $(date +%s) - start + $2 )) -le "$bench_until" ]; then return 0; fi
   echo "{\"case\": \"$1\", \"skipped\": \"past the check's time budget\"}" >>"$bench"; return 1
 }
-ours() {  # mode, batch, precision
-  in_budget "densenet.cpp $1 $2 $3" 30 || return 0
-  step "densenet.cpp $1, batch $2, $3"
-  capped 60 ./build-gpu/densenet-gpu-bench --mode "$1" --batch-size "$2" --precision "$3" --steps 20 --warmup 5 \
-    --json 2>>"$log" | tee -a "$log" | grep '^{' >>"$bench" ||
-    echo "{\"peer\": \"densenet.cpp\", \"mode\": \"$1\", \"batch_size\": $2, \"precision\": \"$3\", \"error\": \"failed\"}" >>"$bench"
+ours() {  # mode, batch, precision[, launch: eager (the default) or cuda-graph]
+  local launch=${4:-eager}
+  in_budget "densenet.cpp $1 $2 $3 $launch" 30 || return 0
+  step "densenet.cpp $1, batch $2, $3, $launch"
+  capped 60 ./build-gpu/densenet-gpu-bench --mode "$1" --batch-size "$2" --precision "$3" --launch "$launch" \
+    --steps 20 --warmup 5 --json 2>>"$log" | tee -a "$log" | grep '^{' >>"$bench" ||
+    echo "{\"peer\": \"densenet.cpp\", \"mode\": \"$1\", \"batch_size\": $2, \"precision\": \"$3\", \"launch\": \"$launch\", \"error\": \"failed\"}" >>"$bench"
 }
 torch_cases() {  # mode, batch, seconds, cases
   in_budget "pytorch $1 $2 $4" "$3" || return 0
@@ -150,6 +152,7 @@ if [ "$status_build" = passed ]; then
   torch_cases train 64 40 eager-bf16-cl
   ours train 256 bf16
   torch_cases train 256 40 eager-bf16-cl
+  ours train 64 bf16 cuda-graph  # whether CUDA graphs would help (the issue's "if they help")
   ours infer 256 bf16
   torch_cases infer 256 40 eager-bf16-cl
   ours train 64 fp32
@@ -183,7 +186,14 @@ parity = open(f"{out}/test_cuda_parity.txt").read().splitlines()[-20:] if os.pat
 # memory ratio (ours / theirs; the issue asks at most half of eager's in training).
 bench = [json.loads(l) for l in open(f"{out}/bench.jsonl")] if os.path.exists(f"{out}/bench.jsonl") else []
 ours = {(r["mode"], r["batch_size"], r["precision"]): r for r in bench
-        if r.get("peer") == "densenet.cpp" and "images_per_second" in r}
+        if r.get("peer") == "densenet.cpp" and "images_per_second" in r and r.get("launch", "eager") == "eager"}
+# The same step launched as one CUDA graph, against eager.
+graphs = [{"mode": r["mode"], "batch_size": r["batch_size"], "precision": r["precision"],
+           "graph_images_per_second": r["images_per_second"],
+           "eager_images_per_second": ours[(r["mode"], r["batch_size"], r["precision"])]["images_per_second"],
+           "graph_over_eager": r["images_per_second"] / ours[(r["mode"], r["batch_size"], r["precision"])]["images_per_second"]}
+          for r in bench if r.get("launch") == "cuda-graph" and "images_per_second" in r
+          and (r["mode"], r["batch_size"], r["precision"]) in ours]
 comparisons = []
 for r in bench:
     if not r.get("peer", "").startswith("pytorch") or "images_per_second" not in r:
@@ -203,13 +213,16 @@ replicas = open(f"{out}/test_cuda_replicas.txt").read().splitlines()[-12:] if os
 summary = {"build": build, "cuda_ops": status("test_cuda_ops"), "replicas": status("test_cuda_replicas"),
            "replicas_tail": replicas, "reference": status("make_reference"),
            "parity": status("test_cuda_parity"), "parity_tail": parity, "op_checks": checks,
-           "bench": bench, "comparisons": comparisons, "memory": memory, "seconds": seconds}
+           "bench": bench, "comparisons": comparisons, "cuda_graphs": graphs, "memory": memory, "seconds": seconds}
 json.dump(summary, open(f"{out}/gpu_check.json", "w"), indent=2)
 print(json.dumps({k: summary[k] for k in ("build", "cuda_ops", "replicas", "reference", "parity", "seconds")}))
 for c in comparisons:
     print("%(mode)s batch %(batch_size)d %(precision)s: densenet.cpp %(ours_images_per_second).1f images/s, PyTorch %(peer_case)s "
           "%(peer_images_per_second).1f: %(speed_ratio).2fx" % c +
           (", device memory %.2fx" % c["memory_ratio"] if "memory_ratio" in c else ""))
+for g in graphs:
+    print("%(mode)s batch %(batch_size)d %(precision)s as one CUDA graph: %(graph_images_per_second).1f images/s, "
+          "%(graph_over_eager).2fx eager" % g)
 PY
 [ "$status_build" = passed ] && [ "$(cat "$work/test_cuda_ops.status")" = passed ] && \
   [ "$(cat "$work/test_cuda_replicas.status")" = passed ] && [ "$(cat "$work/test_cuda_parity.status")" = passed ]

@@ -9,6 +9,7 @@
 #include "model/synthetic_batch.h"
 
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 
 namespace dn::cuda {
@@ -30,6 +31,38 @@ DeviceBatch device_batch(int64_t N, int64_t C, int64_t S, int64_t num_classes, c
     ctx.synchronize();  // the host vectors go out of scope
     return batch;
 }
+
+// One step captured into a CUDA graph on the network's stream, ready to launch. A capture that
+// fails (an operation a graph cannot hold) ends it, so that the stream is usable again, and throws.
+class CapturedStep {
+public:
+    template <class Step>
+    CapturedStep(cudaStream_t stream, Step&& step) : stream_(stream) {
+        CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+        cudaGraph_t graph = nullptr;
+        try {
+            step();
+        } catch (...) {
+            cudaStreamEndCapture(stream, &graph);
+            if (graph) cudaGraphDestroy(graph);
+            throw;
+        }
+        CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+        const cudaError_t made = cudaGraphInstantiate(&exec_, graph, 0);
+        cudaGraphDestroy(graph);
+        CUDA_CHECK(made);
+    }
+    ~CapturedStep() {
+        if (exec_) cudaGraphExecDestroy(exec_);
+    }
+    CapturedStep(const CapturedStep&) = delete;
+    CapturedStep& operator=(const CapturedStep&) = delete;
+    void launch() const { CUDA_CHECK(cudaGraphLaunch(exec_, stream_)); }
+
+private:
+    cudaStream_t stream_;
+    cudaGraphExec_t exec_ = nullptr;
+};
 
 void validate(const BenchSetup& s) {
     if (s.batch_size <= 0 || s.steps <= 0 || s.input_size <= 0 || s.num_classes <= 0)
@@ -82,9 +115,15 @@ BenchResult run_bench(const BenchSetup& setup) {
     };
 
     for (int64_t i = 0; i < setup.warmup; ++i) step();
+    std::unique_ptr<CapturedStep> graph;
+    if (setup.launch == StepLaunch::cuda_graph) {
+        ctx.synchronize();
+        graph = std::make_unique<CapturedStep>(ctx.stream(), step);
+        graph->launch();  // its first launch uploads it: outside the clock, as a warm-up
+    }
     ctx.synchronize();
     const auto start = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < setup.steps; ++i) step();
+    for (int64_t i = 0; i < setup.steps; ++i) graph ? graph->launch() : step();
     ctx.synchronize();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

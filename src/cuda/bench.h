@@ -12,6 +12,13 @@
 
 namespace dn::cuda {
 
+// How the timed steps reach the GPU: eager, op by op from the host as training runs them, or
+// cuda_graph: the step captured once into a CUDA graph after the warm-up and the graph launched
+// each step, which measures what graphs would save in launch overhead (the training run does not
+// use them yet). The graph replays the captured step's own scalars (Adam's bias corrections),
+// which does not change its time.
+enum class StepLaunch { eager, cuda_graph };
+
 struct BenchSetup {
     std::string arch = "densenet121";
     int64_t num_classes = 10;
@@ -24,6 +31,7 @@ struct BenchSetup {
     Precision precision = Precision::fp32;  // bf16: the CPU engine's mixed precision, on tensor cores
     Tf32 tf32 = Tf32::allowed;              // fp32's convolutions
     int device = 0;
+    StepLaunch launch = StepLaunch::eager;
 };
 
 struct BenchResult {

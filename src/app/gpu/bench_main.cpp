@@ -12,7 +12,7 @@
 
 int main(int argc, char** argv) {
     dn::cuda::BenchSetup setup;
-    std::string mode = "train", memory = "recompute", precision = "fp32";
+    std::string mode = "train", memory = "recompute", precision = "fp32", launch = "eager";
     bool no_tf32 = false, json = false;
     CLI::App app("Time the GPU engine's training or inference steps on synthetic images (densenet bench --device cuda)");
     app.add_option("--arch", setup.arch, "densenet121, densenet161, densenet169 or densenet201")->capture_default_str();
@@ -33,6 +33,11 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"fp32", "bf16"}))
         ->capture_default_str();
     app.add_option("--device", setup.device, "the GPU's number")->capture_default_str();
+    app.add_option("--launch", launch,
+                   "eager: each step's ops launched from the host, as training runs them; cuda-graph: the step "
+                   "captured once into a CUDA graph and the graph launched (what graphs would save)")
+        ->check(CLI::IsMember({"eager", "cuda-graph"}))
+        ->capture_default_str();
     app.add_flag("--no-tf32", no_tf32, "full fp32 convolutions, not PyTorch's default TF32");
     app.add_flag("--json", json, "end with one line of JSON");
     CLI11_PARSE(app, argc, argv);
@@ -40,6 +45,7 @@ int main(int argc, char** argv) {
     setup.intermediates = memory == "keep" ? dn::Intermediates::keep : dn::Intermediates::recompute;
     setup.tf32 = no_tf32 ? dn::cuda::Tf32::off : dn::cuda::Tf32::allowed;
     setup.precision = precision == "bf16" ? dn::Precision::bf16 : dn::Precision::fp32;
+    setup.launch = launch == "cuda-graph" ? dn::cuda::StepLaunch::cuda_graph : dn::cuda::StepLaunch::eager;
     try {
         if (mode == "memory") {
             const dn::cuda::MemoryReport report = dn::cuda::measure_memory(

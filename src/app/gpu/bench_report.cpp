@@ -19,12 +19,14 @@ std::string gpu_bench_summary(const cuda::BenchSetup& s, const cuda::BenchResult
     const bool train = s.pass == Pass::training;
     char text[1024];
     std::snprintf(text, sizeof text,
-                  "%s %s %s, %ldx%ld, batch %ld, on cuda:%d, %s%s%s: %ld timed steps after %ld warm-up\n"
+                  "%s %s %s, %ldx%ld, batch %ld, on cuda:%d, %s%s%s%s: %ld timed steps after %ld warm-up\n"
                   "  %.1f images/s, %.5f s per step, peak device memory %.1f MB allocated (activation arena %.1f MB, "
                   "network %.1f MB)\n",
                   s.arch.c_str(), mode_name(s), arithmetic(s),
                   long(s.input_size), long(s.input_size), long(s.batch_size), s.device, r.device.c_str(),
-                  train ? ", memory " : "", train ? memory_name(s) : "", long(s.steps), long(s.warmup),
+                  train ? ", memory " : "", train ? memory_name(s) : "",
+                  s.launch == cuda::StepLaunch::cuda_graph ? ", one CUDA graph a step" : "", long(s.steps),
+                  long(s.warmup),
                   r.images_per_second, r.seconds_per_step, double(r.peak_allocated_bytes) / 1e6,
                   double(r.arena_bytes) / 1e6, double(r.engine_bytes) / 1e6);
     return text;
@@ -48,6 +50,7 @@ nlohmann::ordered_json gpu_bench_json(const cuda::BenchSetup& s, const cuda::Ben
                              {"peak_device_bytes", r.peak_allocated_bytes},
                              {"arena_bytes", r.arena_bytes}};
     if (s.pass == Pass::training) j["memory"] = memory_name(s);
+    j["launch"] = s.launch == cuda::StepLaunch::cuda_graph ? "cuda-graph" : "eager";
     return j;
 }
 
