@@ -72,7 +72,7 @@ if [ -z "$nccl_root" ] && ! ls /usr/local/cuda/include/nccl.h >/dev/null 2>&1; t
   nccl_root=$(python3 -c 'import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null || true)
 fi
 if [ -n "$nccl_root" ]; then
-  export LD_LIBRARY_PATH="$nccl_root/lib:$LD_LIBRARY_PATH"
+  export LD_LIBRARY_PATH="$nccl_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   [ -e "$nccl_root/lib/libnccl.so" ] || ln -sf libnccl.so.2 "$nccl_root/lib/libnccl.so" 2>/dev/null || true
 fi
 step "NCCL from ${nccl_root:-the CUDA toolkit}"

@@ -25,12 +25,15 @@ void set_compute_threads(int64_t threads) {
     if (threads > 0) omp_set_num_threads(int(threads));
 }
 
-int64_t threads_per_process(int64_t processes_on_machine) {
-    if (processes_on_machine <= 1) return 0;
+int64_t cores_per_process(int64_t processes_on_machine) {
     cpu_set_t allowed;
     const int64_t usable = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
     const int64_t cores = std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()));
-    return std::max<int64_t>(1, std::min(usable, cores / processes_on_machine));
+    return std::max<int64_t>(1, std::min(usable, cores / std::max<int64_t>(1, processes_on_machine)));
+}
+
+int64_t threads_per_process(int64_t processes_on_machine) {
+    return processes_on_machine <= 1 ? 0 : cores_per_process(processes_on_machine);
 }
 
 void check_input_size(const DenseNetConfig& cfg, int64_t input_size) {

@@ -15,10 +15,13 @@ namespace dn {
 // OpenMP's thread count for the compute (0: one per core). Must run before oneDNN starts.
 void set_compute_threads(int64_t threads);
 
-// The default compute threads of one of `processes_on_machine` processes of a job: the cores
-// divided among them, and no more than the cores this process may run on (mpirun binds each
-// process to a core by default when there are 2 or fewer). 0 (OpenMP's default, one per core it
-// may use) for a process alone.
+// The cores of one of `processes_on_machine` processes of a job: the machine's divided among them,
+// and no more than this process may run on (mpirun binds each process to a core by default when
+// there are 2 or fewer; taskset and the like too). At least 1.
+int64_t cores_per_process(int64_t processes_on_machine);
+
+// The default compute threads of such a process: cores_per_process, or 0 (OpenMP's default, one
+// per core it may use) for a process alone.
 int64_t threads_per_process(int64_t processes_on_machine);
 
 // Throws std::invalid_argument saying which sizes work when the input is too small for the

@@ -194,6 +194,15 @@ std::unique_ptr<EventWriter> open_tensorboard(const std::string& dir, int64_t fi
 }
 
 // Rank 0 reads state.json and hands it to the others, which may not see the run folder.
+// The device every process of a job agrees on: the GPUs only where each process has one (with
+// --device auto, a machine without them takes the CPU; with cuda, its processes have failed).
+DeviceChoice agreed_device(Communicator& comm, const DeviceChoice& mine) {
+    double on_gpus = mine.kind == DeviceKind::cuda ? 1.0 : 0.0;
+    comm.sum(&on_gpus, 1);
+    if (on_gpus == 0.0 || on_gpus == double(comm.size())) return mine;
+    return {DeviceKind::cpu, 0, "the CPU (not every process of the job can have a GPU of its own)"};
+}
+
 RunState shared_run_state(Communicator& comm, const std::string& path) {
     std::string text;
     if (comm.rank() == 0) text = run_state_json(load_run_state(path)).dump();
@@ -254,8 +263,9 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
         throw std::invalid_argument("--batch-size " + std::to_string(r.batch_size) + " (the global batch) is smaller "
                                     "than the " + std::to_string(comm.size()) + " processes that share it");
     // Several processes on GPUs: one GPU each, by their places on their machines (NCCL).
-    const DeviceChoice device = comm.size() > 1 ? choose_device_for_job(c.device, comm.node_rank(), comm.node_size())
-                                                : choose_device(c.device);
+    const DeviceChoice device =
+        comm.size() > 1 ? agreed_device(comm, choose_device_for_job(c.device, comm.node_rank(), comm.node_size()))
+                        : choose_device(c.device);
     const bool on_gpu = device.kind == DeviceKind::cuda;
     if (c.no_tf32 && !on_gpu) throw std::invalid_argument("--no-tf32 is for GPUs: the CPU engine computes in full fp32");
     const Precision precision = precision_on(device, parse_precision(r.precision));
@@ -264,9 +274,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
     // On a GPU the host's cores are the loader's (a GPU trains thousands of images a second): one
     // thread drives the GPU, the others prepare batches, up to kGpuLoaderThreads (each holds a
     // batch: 154 MB at 256 images of 224x224), unless the command line says otherwise. Processes
-    // on one machine share its cores.
-    const int64_t cores =
-        std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()) / std::max(1, comm.node_size()));
+    // on one machine share its cores, and a process bound to some (mpirun's binding) has those.
+    const int64_t cores = cores_per_process(comm.node_size());
     const int64_t loader_threads = on_gpu && !cmd.parser->count("--loader-threads")
                                        ? std::clamp<int64_t>(cores - 1, 1, kGpuLoaderThreads)
                                        : c.loader_threads;
@@ -495,7 +504,8 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                                  .test_acc = test->accuracy, .seconds = t.seconds, .learning_rate = t.last_learning_rate};
         const CommunicationShare communication{replicas.batch_norm_seconds() - before.batch_norm_seconds,
                                                replicas.gradient_wait_seconds() - before.gradient_wait_seconds};
-        print_epoch(record, r.epochs, t, loader_threads, comm.size() > 1 ? &communication : nullptr);
+        // (On GPUs the collectives run on the device's stream, where the host does not time them.)
+        print_epoch(record, r.epochs, t, loader_threads, comm.size() > 1 && !on_gpu ? &communication : nullptr);
         const bool best = test->accuracy > state.best_accuracy;
         RunState next = state;  // where the run continues from: the next epoch, at its start
         next.history.push_back(record);

@@ -201,11 +201,12 @@ float DenseNet::loss() const {
 
 void DenseNet::set_replicas(const DeviceReplicas& replicas) {
     replicas_ = replicas.several() ? &replicas : nullptr;
-    if (!synchronised()) return;
+    if (!replicas_) return;
     const int64_t ranks = replicas.collectives->size();
     if (int64_t(replicas.shard_images.size()) != ranks ||
         replicas.shard_images[size_t(replicas.collectives->rank())] != plan_.shape.batch)
         throw std::invalid_argument("cuda::DenseNet::set_replicas: the shards do not match the replicas and this batch");
+    if (!synchronised()) return;
     int64_t widest = std::max(cfg_.num_init_features, cfg_.bottleneck_channels());
     for (const BlockPlan& block : plan_.blocks) widest = std::max(widest, block.channels);
     moments_ = DeviceBuffer(size_t(2 * widest) * sizeof(double));
@@ -387,9 +388,14 @@ void DenseNet::conv_backward_weights(const Conv2d& conv, const ConvParams& p, co
 DenseNet::BnSums DenseNet::pass_two_sums(const DeviceBn& b) {
     if (!synchronised()) return {b.dweight, b.dbias};
     float* sums = global_sums_.floats();
-    replicas_->collectives->sum(b.dweight, sums, b.channels, ctx_.stream());
-    replicas_->collectives->sum(b.dbias, sums + b.channels, b.channels, ctx_.stream());
-    return {sums, sums + b.channels};
+    const int64_t C = b.channels;
+    if (b.dbias == b.dweight + C) {  // the parameter table keeps a norm's gradients side by side: one call
+        replicas_->collectives->sum(b.dweight, sums, 2 * C, ctx_.stream());
+    } else {
+        replicas_->collectives->sum(b.dweight, sums, C, ctx_.stream());
+        replicas_->collectives->sum(b.dbias, sums + C, C, ctx_.stream());
+    }
+    return {sums, sums + C};
 }
 
 void DenseNet::bn_relu_backward_assign(const FeatureMap& dx, const DeviceBn& b, const FeatureMap& dy,

@@ -6,8 +6,8 @@
 //    as one engine's, the running statistics it leaves, and the weights after 3 SGD-momentum
 //    steps; the replicas' weights the same bits;
 //  - per-process batch norm: each replica's first loss is that of a lone engine on its shard (its
-//    own statistics), and after 2 steps the replicas hold the same weights and replica 0's running
-//    statistics.
+//    own statistics), the summed gradient the lone engines' weighted by their shares, the running
+//    statistics replica 0's in every replica, and the replicas' weights alike after 2 steps.
 // The replicas are threads of this process on one GPU, and they meet in a test double of the
 // collectives (HostStaged: each stream synchronised, the values copied to the host, added there in
 // rank order, copied back). NCCL (cuda/nccl_collectives.cu), which `mpirun ... train --device
@@ -40,6 +40,7 @@
 #include "train/optimizer.h"
 #include "train/parameter_update.h"
 
+#include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <cstdio>
@@ -80,12 +81,13 @@ private:
 
 class HostStaged final : public DeviceCollectives {
 public:
-    HostStaged(Meeting& meeting, int rank, int size) : meeting_(meeting), rank_(rank), size_(size) {}
+    HostStaged(std::shared_ptr<Meeting> meeting, int rank, int size)
+        : meeting_(std::move(meeting)), rank_(rank), size_(size) {}
     int rank() const override { return rank_; }
     int size() const override { return size_; }
 
     void sum(const float* mine, float* total, int64_t n, cudaStream_t stream) override {
-        const auto all = meeting_.exchange(rank_, download(mine, n * int64_t(sizeof(float)), stream));
+        const auto all = meeting_->exchange(rank_, download(mine, n * int64_t(sizeof(float)), stream));
         std::vector<float> sums(size_t(n), 0.0f);
         for (const std::vector<char>& theirs : all)
             for (int64_t i = 0; i < n; ++i) sums[size_t(i)] += reinterpret_cast<const float*>(theirs.data())[i];
@@ -93,13 +95,13 @@ public:
     }
     void gather_all(const double* mine, double* all, int64_t n, cudaStream_t stream) override {
         const int64_t bytes = n * int64_t(sizeof(double));
-        const auto parts = meeting_.exchange(rank_, download(mine, bytes, stream));
+        const auto parts = meeting_->exchange(rank_, download(mine, bytes, stream));
         std::vector<char> joined;
         for (const std::vector<char>& part : parts) joined.insert(joined.end(), part.begin(), part.end());
         upload(all, joined.data(), int64_t(joined.size()), stream);
     }
     void broadcast(float* values, int64_t n, int root, cudaStream_t stream) override {
-        const auto all = meeting_.exchange(rank_, download(values, n * int64_t(sizeof(float)), stream));
+        const auto all = meeting_->exchange(rank_, download(values, n * int64_t(sizeof(float)), stream));
         upload(values, all[size_t(root)].data(), n * int64_t(sizeof(float)), stream);
     }
 
@@ -115,7 +117,7 @@ private:
         CUDA_CHECK(cudaStreamSynchronize(stream));  // the host buffer goes when this returns
     }
 
-    Meeting& meeting_;
+    std::shared_ptr<Meeting> meeting_;  // shared by the replicas, which outlive train_replicas
     int rank_, size_;
 };
 
@@ -194,6 +196,31 @@ void expect_tensors(const std::string& what, const Parameters& params, TensorRol
     }
 }
 
+// The running statistics after a step: each running_var to `bar` relative, and each running_mean
+// element by element to bar / 10 of its channel's standard deviation (running_mean is a tenth of a
+// batch mean, which may be near zero beside the spread: conv0's outputs on zero-mean images).
+void expect_running_stats(const std::string& what, const Parameters& params, const float* got, const float* want,
+                          double bar) {
+    const std::vector<TensorEntry>& entries = params.entries();
+    for (size_t k = 0; k < entries.size(); ++k) {
+        const TensorEntry& e = entries[k];
+        if (e.role != TensorRole::running_stat) continue;
+        const std::string suffix = "running_mean";
+        if (e.name.size() < suffix.size() || e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+            const double err = relative_error(got + e.offset, want + e.offset, e.numel());
+            if (err > bar) fail_check(what + " " + e.name + ": relative error " + std::to_string(err));
+            continue;
+        }
+        const TensorEntry& var = entries[k + 1];  // state_dict order: running_mean, running_var
+        double worst = 0.0;
+        for (int64_t c = 0; c < e.numel(); ++c)
+            worst = std::max(worst, std::fabs(double(got[e.offset + c]) - want[e.offset + c]) /
+                                        std::sqrt(double(want[var.offset + c])));
+        if (worst > bar / 10.0)
+            fail_check(what + " " + e.name + ": off by " + std::to_string(worst) + " of its channels' deviation");
+    }
+}
+
 // The gradients: 1e-4 per tensor, and a tensor whose gradient is rounding noise as a whole (RMS
 // under 1e-3 of the whole gradient's) element by element to 1e-4 of the whole gradient's RMS, as
 // check_data_parallel.py holds them.
@@ -220,7 +247,7 @@ void expect_gradients(const Parameters& got, const std::vector<float>& want) {
 std::vector<std::unique_ptr<Trainer>> train_replicas(BatchNormStats stats, int steps,
                                                      std::vector<std::vector<float>>& losses) {
     const int n = int(kShards.size());
-    Meeting meeting(n);
+    const auto meeting = std::make_shared<Meeting>(n);
     std::vector<std::unique_ptr<Trainer>> replicas(static_cast<size_t>(n));
     losses.assign(size_t(n), {});
     std::vector<std::thread> threads;
@@ -289,37 +316,53 @@ void check_synchronised() {
                    std::to_string(alone_losses[0]));
     const Parameters& replica0 = first_step[0]->params;
     expect_gradients(replica0, first_grads);
-    expect_tensors("synchronised: running statistic", replica0, TensorRole::running_stat, replica0.running_stats(),
-                   first_running.data(), 1e-5);
+    expect_running_stats("synchronised: running statistic", replica0, replica0.running_stats(), first_running.data(),
+                         1e-5);
     expect_replicas_agree("synchronised, 1 step", first_step);
 
     const auto three_steps = train_replicas(BatchNormStats::global, 3, losses);
     const Parameters& trained = three_steps[0]->params;
     expect_tensors("synchronised, 3 steps: weight", trained, TensorRole::parameter, trained.values(),
                    alone.params.values(), 1e-4);
-    expect_tensors("synchronised, 3 steps: running statistic", trained, TensorRole::running_stat,
-                   trained.running_stats(), alone.params.running_stats(), 1e-4);
+    expect_running_stats("synchronised, 3 steps: running statistic", trained, trained.running_stats(),
+                         alone.params.running_stats(), 1e-4);
     expect_replicas_agree("synchronised, 3 steps", three_steps);
     std::printf("synchronised batch norm: %s\n", failures ? "FAILED" : "ok");
 }
 
+// Per-process batch norm is plain DDP: replica r's step is a lone engine's on its shard, with its
+// shard's own statistics, and the summed gradient is the lone engines' gradients weighted by their
+// shares of the batch (each is the mean over its shard). After the step every replica holds
+// replica 0's running statistics, a lone engine 0's.
 void check_per_process() {
     const int before = failures;
     std::vector<std::vector<float>> losses;
-    const auto replicas = train_replicas(BatchNormStats::per_process, 2, losses);
-    // Each replica's first forward normalises with its own shard's statistics: a lone engine's.
+    const auto replicas = train_replicas(BatchNormStats::per_process, 1, losses);
     const Batch batch = random_batch(0);
+    std::vector<double> weighted(size_t(replicas[0]->params.count()), 0.0);
+    std::vector<float> lone_running;
     int64_t first = 0;
     for (size_t r = 0; r < kShards.size(); ++r) {
         Trainer lone(kShards[r], {});
         const Batch shard = shard_of(batch, first, kShards[r]);
         const float loss = lone.engine->forward(shard.images.data(), shard.labels.data());
+        lone.engine->backward_and_update();
+        lone.engine->to_host();
         if (std::fabs(double(loss) - losses[r][0]) > 1e-6 * std::fabs(double(loss)))
             fail_check("per-process: replica " + std::to_string(r) + "'s first loss " + std::to_string(losses[r][0]) +
                        ", a lone engine's on its shard " + std::to_string(loss));
+        const Parameters& p = lone.params;
+        for (int64_t i = 0; i < p.count(); ++i)
+            weighted[size_t(i)] += double(kShards[r]) / double(kGlobalBatch) * double(p.grads()[i]);
+        if (r == 0) lone_running.assign(p.running_stats(), p.running_stats() + p.running_count());
         first += kShards[r];
     }
-    expect_replicas_agree("per-process, 2 steps", replicas);
+    expect_gradients(replicas[0]->params, std::vector<float>(weighted.begin(), weighted.end()));
+    for (size_t r = 0; r < replicas.size(); ++r)
+        expect_running_stats("per-process: replica " + std::to_string(r) + "'s running statistic (replica 0's)",
+                             replicas[r]->params, replicas[r]->params.running_stats(), lone_running.data(), 1e-6);
+    expect_replicas_agree("per-process, 1 step", replicas);
+    expect_replicas_agree("per-process, 2 steps", train_replicas(BatchNormStats::per_process, 2, losses));
     std::printf("per-process batch norm: %s\n", failures > before ? "FAILED" : "ok");
 }
 
