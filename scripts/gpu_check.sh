@@ -54,28 +54,24 @@ capped() {  # seconds, command...
 step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$log"
 
-# cuDNN: the toolkit's, else the one PyTorch's wheels installed (site-packages/nvidia/cudnn).
-cudnn_root=${CUDNN_ROOT:-}
-if [ -z "$cudnn_root" ] && ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
-  cudnn_root=$(python3 -c 'import nvidia.cudnn, os; print(list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
-fi
-if [ -n "$cudnn_root" ]; then
-  export LD_LIBRARY_PATH="$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  # The wheels ship libcudnn.so.9 only; the linker looks for libcudnn.so.
-  [ -e "$cudnn_root/lib/libcudnn.so" ] || ln -sf libcudnn.so.9 "$cudnn_root/lib/libcudnn.so" 2>/dev/null || true
-fi
-step "cuDNN from ${cudnn_root:-the CUDA toolkit}"
-# NCCL likewise (site-packages/nvidia/nccl), where the toolkit has none: without it the engine
-# builds without several processes, and test_cuda_replicas says NCCL was not checked.
-nccl_root=${NCCL_ROOT:-}
-if [ -z "$nccl_root" ] && ! ls /usr/local/cuda/include/nccl.h >/dev/null 2>&1; then
-  nccl_root=$(python3 -c 'import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null || true)
-fi
-if [ -n "$nccl_root" ]; then
-  export LD_LIBRARY_PATH="$nccl_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  [ -e "$nccl_root/lib/libnccl.so" ] || ln -sf libnccl.so.2 "$nccl_root/lib/libnccl.so" 2>/dev/null || true
-fi
-step "NCCL from ${nccl_root:-the CUDA toolkit}"
+# cuDNN and NCCL: the toolkit's, else the ones PyTorch's wheels installed (site-packages/nvidia/
+# cudnn and nccl), on the library path and with the unversioned name the linker looks for (the
+# wheels ship libcudnn.so.9 and libnccl.so.2 only). Without NCCL the engine builds without several
+# processes, and test_cuda_replicas says NCCL was not checked.
+wheel_root() {  # root given, header, python package, linker's name, shipped name: the root to use (none: the toolkit's)
+  local root=$1
+  if [ -z "$root" ] && ! ls "/usr/local/cuda/include/$2" >/dev/null 2>&1; then
+    root=$(python3 -c "import $3; print(list($3.__path__)[0])" 2>/dev/null || true)
+  fi
+  if [ -n "$root" ] && [ ! -e "$root/lib/$4" ]; then ln -sf "$5" "$root/lib/$4" 2>/dev/null || true; fi
+  echo "$root"
+}
+cudnn_root=$(wheel_root "${CUDNN_ROOT:-}" cudnn.h nvidia.cudnn libcudnn.so libcudnn.so.9)
+nccl_root=$(wheel_root "${NCCL_ROOT:-}" nccl.h nvidia.nccl libnccl.so libnccl.so.2)
+for root in "$cudnn_root" "$nccl_root"; do
+  [ -n "$root" ] && export LD_LIBRARY_PATH="$root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+step "cuDNN from ${cudnn_root:-the CUDA toolkit}, NCCL from ${nccl_root:-the CUDA toolkit}"
 
 # 2's fixtures, made while the build runs: a process per case (make_reference.py runs PyTorch on one
 # thread; the four together take five minutes on one core here).
