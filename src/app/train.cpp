@@ -193,7 +193,6 @@ std::unique_ptr<EventWriter> open_tensorboard(const std::string& dir, int64_t fi
     }
 }
 
-// Rank 0 reads state.json and hands it to the others, which may not see the run folder.
 // The device every process of a job agrees on: the GPUs only where each process has one (with
 // --device auto, a machine without them takes the CPU; with cuda, its processes have failed).
 DeviceChoice agreed_device(Communicator& comm, const DeviceChoice& mine) {
@@ -203,6 +202,7 @@ DeviceChoice agreed_device(Communicator& comm, const DeviceChoice& mine) {
     return {DeviceKind::cpu, 0, "the CPU (not every process of the job can have a GPU of its own)"};
 }
 
+// Rank 0 reads state.json and hands it to the others, which may not see the run folder.
 RunState shared_run_state(Communicator& comm, const std::string& path) {
     std::string text;
     if (comm.rank() == 0) text = run_state_json(load_run_state(path)).dump();

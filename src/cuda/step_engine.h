@@ -17,16 +17,17 @@ namespace dn::cuda {
 
 // One process on one GPU, alone or as one of a data-parallel job's replicas (one process per GPU,
 // DeviceReplicas: each trains on its shard of every batch; after backward the replicas sum their
-// gradients, and with per-process batch norm replica 0's running statistics go to the others
-// after the step, as the CPU engine's DataParallel does). A step copies the batch in (through pinned memory, on a stream of its
-// own: while the previous step's backward runs, see BatchUpload), runs forward and waits for its
-// loss (the step's one host sync: the run checks the loss before the update, as on the CPU),
-// copies the logits back, then queues backward, clipping and the optimizer's step (Adam, AdamW or
-// SGD, over each of the optimizer's decay ranges, with the scalars the CPU's optimizers derive
-// from the same options and schedule) and the weights' reload without waiting. The host's optimizer object keeps the step count and the
-// hyper-parameters; its state arrays are the device's only after to_host(), so that a checkpoint
-// saves and a resume loads the CPU's files. Where the run keeps an average of the weights
-// (WeightAverage), it is kept on the device too, blended after each step, and tested there.
+// gradients, and with per-process batch norm replica 0's running statistics go to the others after
+// the step, as the CPU engine's DataParallel does). A step copies the batch in (through pinned
+// memory, on a stream of its own: while the previous step's backward runs, see BatchUpload), runs
+// forward and waits for its loss (the step's one host sync: the run checks the loss before the
+// update, as on the CPU), copies the logits back, then queues backward, clipping and the
+// optimizer's step (Adam, AdamW or SGD, over each of the optimizer's decay ranges, with the scalars
+// the CPU's optimizers derive from the same options and schedule) and the weights' reload without
+// waiting. The host's optimizer object keeps the step count and the hyper-parameters; its state
+// arrays are the device's only after to_host(), so that a checkpoint saves and a resume loads the
+// CPU's files. Where the run keeps an average of the weights (WeightAverage), it is kept on the
+// device too, blended after each step, and tested there.
 // Refuses (std::invalid_argument) amsgrad, which it does not do.
 class GpuStepEngine final : public StepEngine {
 public:

@@ -23,7 +23,8 @@ std::unique_ptr<dn::StepEngine> make_step_engine(dn::Parameters& params, dn::Par
     dn::cuda::DeviceReplicas replicas;
     if (comm.size() > 1) {
         replicas.collectives = dn::cuda::nccl_collectives(comm, device);
-        for (int r = 0; r < comm.size(); ++r) replicas.shard_images.push_back(dn::shard_size(global_batch, r, comm.size()));
+        for (int r = 0; r < comm.size(); ++r)
+            replicas.shard_images.push_back(dn::shard_size(global_batch, r, comm.size()));
         replicas.stats = stats;
     }
     return std::make_unique<dn::cuda::GpuStepEngine>(params, update, setup, device, tf32, std::move(replicas));
