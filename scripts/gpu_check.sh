@@ -40,10 +40,10 @@ start=$(date +%s)
 log=$out/gpu_check.log
 : >"$log"
 step() { echo "== $* ($(( $(date +%s) - start )) s)" | tee -a "$log"; }
-# Every step runs under a cap of its own and none past CHECK_UNTIL seconds from the start (500 by
-# default, inside the device tool's 600-second limit), so that a hang or a slow compile costs its
+# Every step runs under a cap of its own and none past CHECK_UNTIL seconds from the start (450 by
+# default: inside 8 minutes, and the device tool's 600 seconds), so that a hang or a slow compile costs its
 # step, not the summary: a step killed so reports "timed-out" (timeout's status, 124).
-check_until=${CHECK_UNTIL:-500}
+check_until=${CHECK_UNTIL:-450}
 capped() {  # seconds, command...
   local cap=$1 left=$(( check_until - ($(date +%s) - start) )); shift
   [ "$left" -lt "$cap" ] && cap=$left
@@ -63,7 +63,9 @@ wheel_root() {  # root given, header, python package, linker's name, shipped nam
   if [ -z "$root" ] && ! ls "/usr/local/cuda/include/$2" >/dev/null 2>&1; then
     root=$(python3 -c "import $3; print(list($3.__path__)[0])" 2>/dev/null || true)
   fi
-  if [ -n "$root" ] && [ ! -e "$root/lib/$4" ]; then ln -sf "$5" "$root/lib/$4" 2>/dev/null || true; fi
+  if [ -n "$root" ] && [ ! -e "$root/lib/$4" ] && [ -e "$root/lib/$5" ]; then
+    ln -sf "$5" "$root/lib/$4" 2>/dev/null || true
+  fi
   echo "$root"
 }
 cudnn_root=$(wheel_root "${CUDNN_ROOT:-}" cudnn.h nvidia.cudnn libcudnn.so libcudnn.so.9)
@@ -79,7 +81,7 @@ reference_dir=build-gpu/tests/reference
 reference_pids=()
 for case in densenet121 densenet121_64 custom_small custom_28; do
   # (timeout itself in the background: a kill reaches python through it)
-  timeout -k 5 420 python3 tests/python/make_reference.py "$reference_dir" "$case" >"$work/make_reference.$case.txt" 2>&1 &
+  timeout -k 5 400 python3 tests/python/make_reference.py "$reference_dir" "$case" >"$work/make_reference.$case.txt" 2>&1 &
   reference_pids+=("$!")
 done
 
@@ -119,9 +121,9 @@ fi
 
 # 3. The benchmark, densenet121 at 224x224, ours and PyTorch's on this GPU in this run, one JSON
 #    line per case in bench.jsonl. Most important first: each case starts only while the run is
-#    inside its budget (BENCH_UNTIL seconds from the start, 420 by default), so that the whole check
+#    inside its budget (BENCH_UNTIL seconds from the start, 390 by default), so that the whole check
 #    ends inside 8 minutes; a case left out is recorded as skipped.
-bench_until=${BENCH_UNTIL:-420}
+bench_until=${BENCH_UNTIL:-390}
 bench=$out/bench.jsonl
 : >"$bench"
 in_budget() {  # name, seconds the case may take
@@ -206,12 +208,16 @@ for r in bench:
 memory_path = f"{work}/memory.json"
 memory = json.load(open(memory_path)) if os.path.exists(memory_path) and os.path.getsize(memory_path) else None
 replicas = open(f"{out}/test_cuda_replicas.txt").read().splitlines()[-12:] if os.path.exists(f"{out}/test_cuda_replicas.txt") else []
+# NCCL's own calls ran (a job of one process) only where the engine was built with it.
+nccl_lines = [l for l in replicas if "NCCL" in l]
+nccl = ("failed" if any(l.startswith("FAILED") for l in nccl_lines) else
+        next((l.split(": ", 1)[1] for l in nccl_lines if l.startswith("NCCL")), "not-run"))
 summary = {"build": build, "cuda_ops": status("test_cuda_ops"), "replicas": status("test_cuda_replicas"),
-           "replicas_tail": replicas, "reference": status("make_reference"),
+           "replicas_tail": replicas, "nccl": nccl, "reference": status("make_reference"),
            "parity": status("test_cuda_parity"), "parity_tail": parity, "op_checks": checks,
            "bench": bench, "comparisons": comparisons, "cuda_graphs": graphs, "memory": memory, "seconds": seconds}
 json.dump(summary, open(f"{out}/gpu_check.json", "w"), indent=2)
-print(json.dumps({k: summary[k] for k in ("build", "cuda_ops", "replicas", "reference", "parity", "seconds")}))
+print(json.dumps({k: summary[k] for k in ("build", "cuda_ops", "replicas", "nccl", "reference", "parity", "seconds")}))
 for c in comparisons:
     print("%(mode)s batch %(batch_size)d %(precision)s: densenet.cpp %(ours_images_per_second).1f images/s, PyTorch %(peer_case)s "
           "%(peer_images_per_second).1f: %(speed_ratio).2fx" % c +

@@ -48,7 +48,7 @@ DeviceChoice choose_device(const std::string& flag) {
 }
 
 DeviceChoice choose_device_for_job(const std::string& flag, int node_rank, int node_size) {
-    if (flag != "auto" && flag != "cpu" && flag != "cuda")
+    if (flag.rfind("cuda:", 0) == 0)
         throw std::invalid_argument("--device " + flag + ": with several processes each takes a GPU of its own, by its "
                                     "place on its machine; give --device cuda (or auto, or cpu)");
     const DeviceChoice first = choose_device(flag);

@@ -47,6 +47,10 @@ struct GpuEngine {
 // no GPU engine. Never throws.
 int visible_gpus();
 
+// Visible GPU `index`'s PCI bus id ("0000:3B:00.0"), asked of the driver the same way: what tells
+// two processes on a machine that they were shown the same GPU. Empty where the driver can't say.
+std::string gpu_bus_id(int index);
+
 // The engine, loaded on the first call, or nullptr where this program has none or it did not
 // load; then why_no_gpu_engine() says why, in words for an error message.
 const GpuEngine* gpu_engine();
@@ -69,9 +73,11 @@ DeviceChoice choose_device(const std::string& flag);
 // --device for one of a data-parallel job's processes (mpirun): on GPUs, each process takes a GPU
 // of its own, the one numbered by its place among the processes on its machine (node_rank of
 // node_size), or the one GPU a launcher shows it (CUDA_VISIBLE_DEVICES naming one), and NCCL
-// joins them. "cuda" asks for that, "auto" takes it where it can be had (else
-// the CPU, saying why), "cuda:N" is refused. Throws std::invalid_argument, one line, as
-// choose_device, and where the machine has fewer GPUs than processes or the engine lacks NCCL.
+// joins them. "cuda" asks for that, "auto" takes it where it can be had (else the CPU, saying
+// why), "cuda:N" is refused. Throws std::invalid_argument, one line, as choose_device, and where
+// the machine has fewer GPUs than processes or the engine lacks NCCL. What one process chose is
+// only its own: the job's processes must then agree (train's agreed_device), since a machine
+// without GPUs, or two processes shown the same GPU, is seen only across the job.
 DeviceChoice choose_device_for_job(const std::string& flag, int node_rank, int node_size);
 
 // The precision to run on `device`: as asked on a GPU (the engine is built for Hopper, whose

@@ -30,6 +30,7 @@
 #include "train/weight_average.h"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -37,11 +38,14 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace dn {
 
@@ -193,13 +197,30 @@ std::unique_ptr<EventWriter> open_tensorboard(const std::string& dir, int64_t fi
     }
 }
 
-// The device every process of a job agrees on: the GPUs only where each process has one (with
-// --device auto, a machine without them takes the CPU; with cuda, its processes have failed).
-DeviceChoice agreed_device(Communicator& comm, const DeviceChoice& mine) {
-    double on_gpus = mine.kind == DeviceKind::cuda ? 1.0 : 0.0;
-    comm.sum(&on_gpus, 1);
-    if (on_gpus == 0.0 || on_gpus == double(comm.size())) return mine;
-    return {DeviceKind::cpu, 0, "the CPU (not every process of the job can have a GPU of its own)"};
+// The device every process of a job agrees on: GPUs only where each process has one of its own.
+// Each says which GPU it took (its machine and the GPU's bus id, hashed into the 52 bits a double
+// holds exactly; -1: the CPU). A process on the CPU, or two shown the same GPU (which NCCL would
+// refuse), send the whole job to the CPU under --device auto and fail it under --device cuda.
+DeviceChoice agreed_device(Communicator& comm, const std::string& flag, const DeviceChoice& mine) {
+    double identity = -1.0;
+    if (mine.kind == DeviceKind::cuda) {
+        char host[256] = {};
+        gethostname(host, sizeof host - 1);
+        std::string gpu = gpu_bus_id(mine.index);
+        if (gpu.empty()) gpu = "cuda:" + std::to_string(mine.index);
+        identity = double(std::hash<std::string>{}(std::string(host) + "/" + gpu) & ((uint64_t(1) << 52) - 1));
+    }
+    std::vector<double> all(size_t(comm.size()));
+    comm.gather_all(&identity, all.data(), 1);
+    std::sort(all.begin(), all.end());
+    if (all.back() < 0.0) return mine;  // the CPU everywhere, each saying why
+    std::string lacking;
+    if (all.front() < 0.0) lacking = "not every process of the job can have a GPU of its own";
+    else if (std::adjacent_find(all.begin(), all.end()) != all.end())
+        lacking = "processes of the job were shown the same GPU";
+    if (lacking.empty()) return mine;
+    if (flag == "cuda") throw std::invalid_argument("--device cuda: " + lacking + "; --device cpu runs on the CPU");
+    return {DeviceKind::cpu, 0, "the CPU (" + lacking + ")"};
 }
 
 // Rank 0 reads state.json and hands it to the others, which may not see the run folder.
@@ -264,8 +285,9 @@ int run_train(const TrainCommand& cmd, Communicator& comm) {
                                     "than the " + std::to_string(comm.size()) + " processes that share it");
     // Several processes on GPUs: one GPU each, by their places on their machines (NCCL).
     const DeviceChoice device =
-        comm.size() > 1 ? agreed_device(comm, choose_device_for_job(c.device, comm.node_rank(), comm.node_size()))
-                        : choose_device(c.device);
+        comm.size() > 1
+            ? agreed_device(comm, c.device, choose_device_for_job(c.device, comm.node_rank(), comm.node_size()))
+            : choose_device(c.device);
     const bool on_gpu = device.kind == DeviceKind::cuda;
     if (c.no_tf32 && !on_gpu) throw std::invalid_argument("--no-tf32 is for GPUs: the CPU engine computes in full fp32");
     const Precision precision = precision_on(device, parse_precision(r.precision));

@@ -117,6 +117,9 @@ BenchResult run_bench(const BenchSetup& setup) {
     for (int64_t i = 0; i < setup.warmup; ++i) step();
     std::unique_ptr<CapturedStep> graph;
     if (setup.launch == StepLaunch::cuda_graph) {
+        // cuDNN's and cuBLAS's first calls load their kernels and workspaces, which a capture
+        // cannot hold: at least one step runs eagerly first.
+        if (setup.warmup == 0) step();
         ctx.synchronize();
         graph = std::make_unique<CapturedStep>(ctx.stream(), step);
         graph->launch();  // its first launch uploads it: outside the clock, as a warm-up

@@ -15,8 +15,9 @@ namespace dn::cuda {
 // How the timed steps reach the GPU: eager, op by op from the host as training runs them, or
 // cuda_graph: the step captured once into a CUDA graph after the warm-up and the graph launched
 // each step, which measures what graphs would save in launch overhead (the training run does not
-// use them yet). The graph replays the captured step's own scalars (Adam's bias corrections),
-// which does not change its time.
+// use them yet). The graph replays the captured step's own scalars (Adam's bias corrections) and
+// leaves the host's batch counts as they were, which does not change its time; its peak device
+// memory leaves out what the graph itself holds.
 enum class StepLaunch { eager, cuda_graph };
 
 struct BenchSetup {

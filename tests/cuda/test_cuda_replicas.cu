@@ -197,8 +197,9 @@ void expect_tensors(const std::string& what, const Parameters& params, TensorRol
 }
 
 // The running statistics after a step: each running_var to `bar` relative, and each running_mean
-// element by element to bar / 10 of its channel's standard deviation (running_mean is a tenth of a
-// batch mean, which may be near zero beside the spread: conv0's outputs on zero-mean images).
+// element by element to bar / 10 of the square root of its running variance, about 1 after a few
+// steps from 1 (running_mean is a tenth of a batch mean, which may be near zero: conv0's outputs
+// on zero-mean images, so a relative error would be noise over noise).
 void expect_running_stats(const std::string& what, const Parameters& params, const float* got, const float* want,
                           double bar) {
     const std::vector<TensorEntry>& entries = params.entries();

@@ -44,21 +44,51 @@ const Loaded& loaded() {
 }
 }  // namespace
 
-int visible_gpus() {
-    // The driver API's two calls, by name: the program does not link the driver, which machines
-    // without a GPU lack.
-    static const int count = [] {
-        void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-        if (!driver) return 0;
+namespace {
+// The driver API's calls this file makes, by name: the program does not link the driver, which
+// machines without a GPU lack. Null where the driver did not load or start.
+struct Driver {
+    using DeviceCount = int (*)(int*);
+    using DeviceGet = int (*)(int*, int);
+    using BusId = int (*)(char*, int, int);
+    DeviceCount device_count = nullptr;
+    DeviceGet device_get = nullptr;
+    BusId bus_id = nullptr;
+};
+
+const Driver& driver() {
+    static const Driver once = [] {
+        Driver d;
+        void* library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+        if (!library) return d;
         using Init = int (*)(unsigned);
-        using DeviceCount = int (*)(int*);
-        auto init = reinterpret_cast<Init>(dlsym(driver, "cuInit"));
-        auto device_count = reinterpret_cast<DeviceCount>(dlsym(driver, "cuDeviceGetCount"));
+        auto init = reinterpret_cast<Init>(dlsym(library, "cuInit"));
+        if (!init || init(0) != 0) return d;  // 0: CUDA_SUCCESS
+        d.device_count = reinterpret_cast<Driver::DeviceCount>(dlsym(library, "cuDeviceGetCount"));
+        d.device_get = reinterpret_cast<Driver::DeviceGet>(dlsym(library, "cuDeviceGet"));
+        d.bus_id = reinterpret_cast<Driver::BusId>(dlsym(library, "cuDeviceGetPCIBusId"));
+        return d;
+    }();
+    return once;
+}
+}  // namespace
+
+int visible_gpus() {
+    static const int count = [] {
         int devices = 0;
-        if (!init || !device_count || init(0) != 0 || device_count(&devices) != 0) return 0;  // 0: CUDA_SUCCESS
-        return devices;
+        const Driver& d = driver();
+        return d.device_count && d.device_count(&devices) == 0 ? devices : 0;
     }();
     return count;
+}
+
+std::string gpu_bus_id(int index) {
+    const Driver& d = driver();
+    int device = 0;
+    char id[32] = {};
+    if (!d.device_get || !d.bus_id || d.device_get(&device, index) != 0 || d.bus_id(id, sizeof id, device) != 0)
+        return "";
+    return id;
 }
 
 const GpuEngine* gpu_engine() { return loaded().engine; }
