@@ -42,9 +42,7 @@ const Loaded& loaded() {
     static const Loaded once = load();
     return once;
 }
-}  // namespace
 
-namespace {
 // The driver API's calls this file makes, by name: the program does not link the driver, which
 // machines without a GPU lack. Null where the driver did not load or start.
 struct Driver {
