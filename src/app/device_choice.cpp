@@ -6,7 +6,6 @@
 #include "train/cpu_step_engine.h"
 
 #include <charconv>
-#include <cstdlib>
 #include <stdexcept>
 
 namespace dn {
@@ -54,17 +53,17 @@ DeviceChoice choose_device_for_job(const std::string& flag, int node_rank, int n
     const DeviceChoice first = choose_device(flag);
     if (first.kind == DeviceKind::cpu) return first;
     const GpuEngine& engine = *gpu_engine();  // choose_device returned a GPU: the engine loaded
-    // A launcher that shows each process only its GPU (CUDA_VISIBLE_DEVICES per process, as Slurm's
-    // --gpus-per-task=1 sets it) leaves each one GPU, cuda:0.
-    const char* shown = std::getenv("CUDA_VISIBLE_DEVICES");
-    const bool own_gpu_shown = visible_gpus() == 1 && shown && std::string(shown).find(',') == std::string::npos;
+    // One visible GPU is each process's own where a launcher shows each only its GPU
+    // (CUDA_VISIBLE_DEVICES per process, as Slurm's --gpus-per-task=1 sets it); where it is one
+    // GPU shown to all, the job's processes find that out together (train's agreed_device).
+    const int index = visible_gpus() == 1 ? 0 : node_rank;
     std::string lacking;
     if (!engine.has_nccl)
         lacking = "the GPU engine was built without NCCL, which several processes on GPUs need";
-    else if (node_size > visible_gpus() && !own_gpu_shown)
+    else if (index >= visible_gpus())
         lacking = std::to_string(node_size) + " processes on this machine and " + std::to_string(visible_gpus()) +
                   " GPUs: each process needs a GPU of its own";
-    if (lacking.empty()) return gpu(engine, own_gpu_shown ? 0 : node_rank);
+    if (lacking.empty()) return gpu(engine, index);
     if (flag == "auto") return {DeviceKind::cpu, 0, "the CPU (" + lacking + ")"};
     throw std::invalid_argument("--device cuda: " + lacking + "; --device cpu runs on the CPU");
 }

@@ -72,7 +72,7 @@ DeviceChoice choose_device(const std::string& flag);
 
 // --device for one of a data-parallel job's processes (mpirun): on GPUs, each process takes a GPU
 // of its own, the one numbered by its place among the processes on its machine (node_rank of
-// node_size), or the one GPU a launcher shows it (CUDA_VISIBLE_DEVICES naming one), and NCCL
+// node_size), or the one GPU it is shown (a launcher's CUDA_VISIBLE_DEVICES naming one), and NCCL
 // joins them. "cuda" asks for that, "auto" takes it where it can be had (else the CPU, saying
 // why), "cuda:N" is refused. Throws std::invalid_argument, one line, as choose_device, and where
 // the machine has fewer GPUs than processes or the engine lacks NCCL. What one process chose is

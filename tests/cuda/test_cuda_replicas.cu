@@ -37,6 +37,7 @@
 #include "dist/communicator.h"
 #include "model/init.h"
 #include "model/parameters.h"
+#include "test_util.h"
 #include "train/optimizer.h"
 #include "train/parameter_update.h"
 
@@ -54,6 +55,8 @@
 
 namespace dn::cuda {
 namespace {
+
+using test::relative_error;
 
 int failures = 0;
 
@@ -170,15 +173,6 @@ struct Trainer {
                                                  Tf32::off, std::move(replicas));
     }
 };
-
-double relative_error(const float* a, const float* b, int64_t n) {
-    double num = 0.0, den = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-        num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-        den += double(b[i]) * b[i];
-    }
-    return den > 0.0 ? std::sqrt(num / den) : std::sqrt(num);
-}
 
 double rms(const float* a, int64_t n) {
     double s = 0.0;
